@@ -1,0 +1,1 @@
+"""GDGAN services: thin adapters over the core library."""

@@ -1,0 +1,1 @@
+"""The ``gdgan`` command line."""

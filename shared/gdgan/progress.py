@@ -1,0 +1,39 @@
+"""One progress record for every long task: the CLI draws it, the job system publishes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Progress:
+    phase: str  # e.g. "stage1", "stage2", "ingest", "classifier none r0"
+    step: int
+    total: int
+    losses: dict[str, float] = field(default_factory=dict)
+    images_per_s: float | None = None
+    eta_s: float | None = None
+    message: str = ""
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.step / self.total) if self.total else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fraction"] = self.fraction
+        return d
+
+
+ProgressCallback = Callable[[Progress], None]
+StopFlag = Callable[[], bool]
+
+
+def no_progress(_: Progress) -> None:
+    """Default callback: report nothing."""
+
+
+def never_stop() -> bool:
+    return False

@@ -1,0 +1,150 @@
+"""All configuration in one typed place.
+
+Every value comes from an environment variable with the ``GDGAN_`` prefix (or a ``.env`` file).
+Unknown ``GDGAN_*`` variables and malformed values fail at start-up with a message that names
+the variable, because a typo in a deployment manifest should stop a service, not silently fall
+back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_cache_dir, user_data_dir
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "GDGAN_"
+
+
+class SettingsError(ValueError):
+    """A configuration value is unknown or malformed; the message names the variable."""
+
+
+def _default_data_dir() -> Path:
+    return Path(user_data_dir("gdgan", appauthor=False))
+
+
+def _default_cache_dir() -> Path:
+    return Path(user_cache_dir("gdgan", appauthor=False))
+
+
+class Settings(BaseSettings):
+    """Service and library configuration (environment variables ``GDGAN_<FIELD>``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", env_file=None)
+
+    # --- storage -----------------------------------------------------------------------------
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Root for local state.")
+    cache_dir: Path = Field(default_factory=_default_cache_dir, description="Downloaded artifacts.")
+    store_url: str = Field(
+        default="",
+        description="file:///path (default: <data_dir>/store) or s3://bucket[/prefix].",
+    )
+    s3_endpoint: str = Field(default="", description="host:port or http(s)://host:port of the S3 API.")
+    s3_access_key: SecretStr = SecretStr("")
+    s3_secret_key: SecretStr = SecretStr("")
+    s3_region: str = ""
+    s3_secure: bool | None = Field(default=None, description="TLS; default from the endpoint scheme.")
+
+    # --- coordination ----------------------------------------------------------------------------
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    job_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    visibility_timeout_s: int = Field(default=12 * 3600, gt=0, description="Redis redelivery window.")
+
+    # --- compute ---------------------------------------------------------------------------------
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
+    ingest_workers: int = Field(default=0, ge=0, description="Image decode processes; 0 = CPU count.")
+
+    # --- services --------------------------------------------------------------------------------
+    api_token: SecretStr = SecretStr("")
+    gateway_url: str = "http://127.0.0.1:8000"
+    generator_url: str = "http://127.0.0.1:8001"
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    generator_port: int = Field(default=8001, ge=1, le=65535)
+    generate_max_n: int = Field(default=256, ge=1, le=4096, description="Cap on n per request.")
+    generate_max_batch: int = Field(default=64, ge=1)
+    generate_max_wait_ms: float = Field(default=10.0, ge=0)
+    generate_queue_size: int = Field(default=64, ge=1)
+    model_cache_size: int = Field(default=4, ge=1)
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- evaluation ------------------------------------------------------------------------------
+    inception_weights: str = Field(default="", description="Path or store key of Inception-v3 weights.")
+    inception_sha256: str = ""
+
+    @field_validator("store_url")
+    @classmethod
+    def _check_store_url(cls, v: str) -> str:
+        if v and not (v.startswith("file://") or v.startswith("s3://")):
+            raise ValueError("must start with file:// or s3://")
+        if v.startswith("s3://") and len(v) <= len("s3://"):
+            raise ValueError("s3:// URL needs a bucket name")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, v: str) -> str:
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @model_validator(mode="after")
+    def _check_s3(self) -> Settings:
+        if self.store_url.startswith("s3://") and not self.s3_endpoint:
+            raise ValueError("GDGAN_S3_ENDPOINT is required when GDGAN_STORE_URL is s3://")
+        return self
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or (self.data_dir / "store").resolve().as_uri()
+
+
+def _check_unknown_env(environ: dict[str, str]) -> None:
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``environ`` (default: the process environment), with named errors."""
+    env = dict(os.environ if environ is None else environ)
+    _check_unknown_env(env)
+    try:
+        if environ is None:
+            return Settings()
+        # Explicit mapping: pass values by field name so the process environment is not consulted.
+        values = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors():
+            loc = err.get("loc") or ()
+            name = ENV_PREFIX + str(loc[0]).upper() if loc else "GDGAN settings"
+            parts.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid configuration: " + "; ".join(parts)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings, read once. Tests clear it with ``get_settings.cache_clear()``."""
+    return load_settings()
+
+
+def resolve_device(setting: str | None = None) -> str:
+    """'auto' picks CUDA when available. Only call this inside the process that will compute,
+    never in a parent that forks afterwards (CUDA cannot survive a fork)."""
+    choice = setting or get_settings().device
+    if choice == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return choice
