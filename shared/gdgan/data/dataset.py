@@ -96,8 +96,8 @@ class ImageDataset:
         v = self.labels["view"][sel]
         f = self.labels["findings"][sel]
         out: dict[str, Any] = {
-            "images": int(len(g)),
-            "patients": int(len(np.unique(self.labels["patient_id"][sel]))),
+            "images": len(g),
+            "patients": len(np.unique(self.labels["patient_id"][sel])),
             "gender": {"M": int((g == 0).sum()), "F": int((g == 1).sum())},
             "view": {"PA": int((v == 0).sum()), "AP": int((v == 1).sum())},
             "group": {
@@ -146,7 +146,9 @@ def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> Im
     m = store.manifest(dataset_id)
     if m.kind != DATASET_KIND:
         raise DatasetError(f"artifact {dataset_id!r} is a {m.kind!r}, not a dataset")
-    images = np.load(store.fetch(dataset_id, IMAGES_FILE), mmap_mode="r" if mmap else None, allow_pickle=False)
+    images = np.load(
+        store.fetch(dataset_id, IMAGES_FILE), mmap_mode="r" if mmap else None, allow_pickle=False
+    )
     with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
         labels = {k: z[k] for k in z.files}
     return ImageDataset(images=images, labels=labels, id=dataset_id, config=m.config)
