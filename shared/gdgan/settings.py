@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     job_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
     visibility_timeout_s: int = Field(default=12 * 3600, gt=0, description="Redis redelivery window.")
+    job_lease_s: float = Field(
+        default=30.0, gt=0, description="A running job's owner lease; a redelivered task waits it out."
+    )
+    job_progress_interval_s: float = Field(
+        default=0.5, ge=0, description="Minimum seconds between stored progress events of one job."
+    )
 
     # --- compute ---------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -71,7 +77,14 @@ class Settings(BaseSettings):
     generate_max_wait_ms: float = Field(default=10.0, ge=0)
     generate_queue_size: int = Field(default=64, ge=1)
     model_cache_size: int = Field(default=4, ge=1)
+    generate_alias_ttl_s: float = Field(
+        default=2.0, ge=0, description="Seconds a 'latest' model alias stays resolved in the generator."
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    import_dir: Path | None = Field(
+        default=None,
+        description="The only folder POST /v1/datasets (source nih) may read; default <data_dir>/imports.",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- evaluation ------------------------------------------------------------------------------

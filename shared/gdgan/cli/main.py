@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import typer
 
-from gdgan.cli import data
+from gdgan.cli import data, serve, stack, client, demo
+from gdgan.cli import train as train_cli
 
 app = typer.Typer(
     name="gdgan",
@@ -13,6 +14,15 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(serve.app, name="serve")
+app.add_typer(serve.worker_app, name="worker")
+app.command("up")(stack.up)
+app.command("down")(stack.down_cmd)
+app.add_typer(client.app, name="jobs")
+app.command("generate")(client.generate)
+app.command("demo")(demo.demo)
+app.add_typer(train_cli.app, name="train")
+app.command("sample")(train_cli.sample)
 
 
 if __name__ == "__main__":

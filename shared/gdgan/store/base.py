@@ -113,7 +113,7 @@ class ArtifactWriter:
     def __init__(self, store: ArtifactStore, kind: str, artifact_id: str | None = None) -> None:
         self.store = store
         self.kind = kind
-        self.id = validate_id(artifact_id or new_id(kind))
+        self.id = validate_id(new_id(kind) if artifact_id is None else artifact_id)
         self.files: dict[str, FileEntry] = {}
         self.committed: Manifest | None = None
 

@@ -1,0 +1,102 @@
+"""Make docs/img/phantom_vs_nih.png: phantom radiographs beside real NIH ones, group by group.
+
+Rows are the (gender, view) groups M/PA, M/AP, F/PA, F/AP; in each row the left half shows
+phantoms (first without, then with Cardiomegaly) and the right half real NIH images of the same
+group from the shared 64-px sample (../shared/data/nih_sample64). Real images are read at run
+time and only ever land inside this one composite figure.
+
+Usage: python benchmarks/make_phantom_grid.py [--nih DIR] [--out docs/img/phantom_vs_nih.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import numpy as np
+from gdgan.data.phantom import PhantomConfig, make_phantom
+from gdgan.imaging import labelled_grid, read_png
+from gdgan.labels import finding_index
+from PIL import Image, ImageDraw, ImageFont
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_NIH = ROOT.parent / "shared" / "data" / "nih_sample64"
+GROUPS = (("M", "PA"), ("M", "AP"), ("F", "PA"), ("F", "AP"))
+PER_CELL = 3  # images per (group, cardiomegaly) cell
+
+
+def _nih_rows(nih: Path) -> list[dict[str, str]]:
+    csvs = sorted(nih.glob("Data_Entry_2017*.csv"))
+    if not csvs:
+        raise SystemExit(f"no Data_Entry_2017*.csv in {nih}")
+    with csvs[0].open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _pick_nih(
+    rows: list[dict[str, str]], nih: Path, g: str, v: str, cardio: bool, k: int
+) -> list[np.ndarray]:
+    sel = [
+        r
+        for r in rows
+        if r["Patient Gender"] == g
+        and r["View Position"] == v
+        and ("Cardiomegaly" in r["Finding Labels"]) == cardio
+    ]
+    out = []
+    for r in sel:
+        path = nih / "images" / r["Image Index"]
+        if path.exists():
+            out.append(read_png(path))
+        if len(out) == k:
+            break
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--nih", type=Path, default=DEFAULT_NIH)
+    ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "phantom_vs_nih.png")
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--scale", type=int, default=2)
+    args = ap.parse_args()
+
+    ds = make_phantom(PhantomConfig(n=3000, size=64, seed=args.seed, prevalence={"Cardiomegaly": 0.25}))
+    lab = ds.labels
+    card = lab["findings"][:, finding_index("Cardiomegaly")] == 1
+    nih_rows = _nih_rows(args.nih) if args.nih.exists() else []
+
+    tiles: list[np.ndarray] = []
+    caps: list[str] = []
+    blank = np.full((64, 64), 255, dtype=np.uint8)
+    for g, v in GROUPS:
+        gi, vi = ("M", "F").index(g), ("PA", "AP").index(v)
+        for cardio in (False, True):
+            idx = np.flatnonzero((lab["gender"] == gi) & (lab["view"] == vi) & (card == cardio))[:PER_CELL]
+            for i in idx:
+                tiles.append(ds.images[i])
+                caps.append(f"phantom {g}/{v}{' CM' if cardio else ''}\nCTR {lab['gt_ctr'][i]:.2f}")
+        for cardio in (False, True):
+            real = _pick_nih(nih_rows, args.nih, g, v, cardio, PER_CELL) if nih_rows else []
+            for img in real + [blank] * (PER_CELL - len(real)):
+                tiles.append(img)
+                caps.append(f"NIH {g}/{v}{' CM' if cardio else ''}\n" if real else "(no NIH sample)\n")
+    grid = labelled_grid(np.stack(tiles), caps, ncol=4 * PER_CELL, scale=args.scale, pad=3)
+    # Title band: which half is which.
+    title_h = 16
+    canvas = Image.new("L", (grid.width, grid.height + title_h), 255)
+    canvas.paste(grid, (0, title_h))
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default()
+    half = grid.width // 2
+    draw.text((4, 2), "PHANTOM (no CM | Cardiomegaly)", fill=0, font=font)
+    draw.text((half + 4, 2), "REAL NIH ChestX-ray14, 64 px sample (no CM | Cardiomegaly)", fill=0, font=font)
+    draw.line([(half - 1, 0), (half - 1, canvas.height)], fill=0, width=2)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(args.out, format="PNG", optimize=True)
+    print(args.out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Pieces both HTTP services share: auth, body-size limit, error mapping, metrics."""

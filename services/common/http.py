@@ -1,0 +1,202 @@
+"""HTTP plumbing shared by the gateway and the generator.
+
+- Bearer auth (GDGAN_API_TOKEN) with a constant-time comparison; ``/healthz``, ``/readyz`` and
+  ``/metrics`` stay open so orchestrators can probe without the secret.
+- A body-size limit enforced before the body reaches FastAPI (413), so a huge upload cannot
+  exhaust memory through JSON parsing.
+- One mapping from library errors to status codes, so every route answers the same way and no
+  stack trace leaves the process: unknown ids -> 404, backends down -> 503.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any
+
+import redis
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from gdgan.settings import get_settings
+from gdgan.store import ArtifactNotFound, IntegrityError, InvalidArtifactId, StoreError, StoreUnavailable
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("gdgan.http")
+
+bearer = HTTPBearer(auto_error=False, description="GDGAN_API_TOKEN, when the server sets one.")
+
+
+def check_token(expected: str, creds: HTTPAuthorizationCredentials | None) -> None:
+    """401 unless the bearer token equals ``expected`` (no-op when no token is configured)."""
+    if not expected:
+        return
+    given = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else ""
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(
+            status_code=401,
+            detail="missing or wrong bearer token (Authorization: Bearer <GDGAN_API_TOKEN>)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+class BodyLimitMiddleware:
+    """Reject bodies above ``max_bytes`` with 413 (by Content-Length, or while reading a chunked
+    body), before any JSON parsing happens."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        length = headers.get(b"content-length")
+        too_big = False
+        if length is not None:
+            try:
+                too_big = int(length) > self.max_bytes
+            except ValueError:
+                too_big = True
+        if too_big:
+            await self._reject(scope, receive, send)
+            return
+        # buffer the (bounded) body so a chunked upload is limited too
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            body = msg.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(body)
+            more = msg.get("more_body", False)
+        data = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": data, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resp = JSONResponse(
+            {"detail": f"request body larger than {self.max_bytes} bytes (GDGAN_MAX_BODY_BYTES)"},
+            status_code=413,
+        )
+        await resp(scope, receive, send)
+
+
+def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Library errors -> HTTP status codes with one-line messages (no stack traces)."""
+
+    @app.exception_handler(ArtifactNotFound)
+    async def _nf(_: Request, exc: ArtifactNotFound) -> JSONResponse:
+        return _json(404, str(exc))
+
+    @app.exception_handler(InvalidArtifactId)
+    async def _bad_id(_: Request, exc: InvalidArtifactId) -> JSONResponse:
+        return _json(404, str(exc))
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        return _json(503, f"artifact store unavailable: {exc}", {"Retry-After": "5"})
+
+    @app.exception_handler(IntegrityError)
+    async def _corrupt(_: Request, exc: IntegrityError) -> JSONResponse:
+        return _json(500, f"stored artifact failed verification: {exc}")
+
+    @app.exception_handler(StoreError)
+    async def _store_err(_: Request, exc: StoreError) -> JSONResponse:
+        return _json(503, f"artifact store error: {exc}", {"Retry-After": "5"})
+
+    @app.exception_handler(redis.RedisError)
+    async def _redis_down(_: Request, exc: redis.RedisError) -> JSONResponse:
+        return _json(503, f"job queue (Redis) unavailable: {exc}", {"Retry-After": "5"})
+
+    @app.exception_handler(Exception)
+    async def _other(_: Request, exc: Exception) -> JSONResponse:
+        # kombu's OperationalError (broker down while publishing) has no common base with redis'
+        if type(exc).__name__ in ("OperationalError", "ConnectionError") or isinstance(
+            exc, ConnectionError | OSError
+        ):
+            return _json(503, f"job queue unavailable: {exc}", {"Retry-After": "5"})
+        log.exception("unhandled error")
+        return _json(500, f"internal error ({type(exc).__name__}); see the service log")
+
+
+class Metrics:
+    """Per-app request metrics on a private registry (two apps in one test process must not clash)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "gdgan_http_requests_total",
+            "HTTP requests",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "gdgan_http_request_seconds", "HTTP request latency", ["service", "route"], registry=self.registry
+        )
+        self.service = service
+
+    def install(self, app: FastAPI) -> None:
+        owner = self
+
+        class _Measure:
+            """Pure ASGI (not BaseHTTPMiddleware): streaming responses (SSE) pass through untouched."""
+
+            def __init__(self, inner: ASGIApp) -> None:
+                self.inner = inner
+
+            async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+                if scope["type"] != "http":
+                    await self.inner(scope, receive, send)
+                    return
+                t0 = time.perf_counter()
+                status = {"code": 500}
+
+                async def send_wrapper(msg: Message) -> None:
+                    if msg["type"] == "http.response.start":
+                        status["code"] = msg["status"]
+                    await send(msg)
+
+                try:
+                    await self.inner(scope, receive, send_wrapper)
+                finally:
+                    path = getattr(scope.get("route"), "path", "unmatched")
+                    method = scope.get("method", "")
+                    owner.requests.labels(owner.service, method, path, str(status["code"])).inc()
+                    owner.latency.labels(owner.service, path).observe(time.perf_counter() - t0)
+
+        app.add_middleware(_Measure)
+
+        @app.get("/metrics", include_in_schema=False)
+        def metrics_endpoint() -> PlainTextResponse:
+            return PlainTextResponse(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def token_setting() -> str:
+    return get_settings().api_token.get_secret_value()
+
+
+def clear_error(detail: Any, status: int) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail)

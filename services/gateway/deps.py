@@ -1,0 +1,62 @@
+"""Every dependency the gateway's routes use, typed, in one place.
+
+Routes declare ``jobs: Jobs``, ``store: Store`` ... and never construct clients themselves, so a
+test (or another deployment) swaps a backend by overriding one function here.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends, HTTPException
+from fastapi.security import HTTPAuthorizationCredentials
+from gdgan.jobs.records import JobStore
+from gdgan.settings import Settings, get_settings
+from gdgan.store import ArtifactStore, open_store, validate_id
+from gdgan.store.base import ID_RE
+
+from services.common.http import bearer, check_token
+
+
+def settings_dep() -> Settings:
+    return get_settings()
+
+
+@lru_cache(maxsize=1)
+def _store() -> ArtifactStore:
+    return open_store()
+
+
+def store_dep() -> ArtifactStore:
+    return _store()
+
+
+@lru_cache(maxsize=1)
+def _jobs() -> JobStore:
+    s = get_settings()
+    return JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s, timeout_s=3.0)
+
+
+def jobs_dep() -> JobStore:
+    return _jobs()
+
+
+def auth_dep(
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    settings: Annotated[Settings, Depends(settings_dep)],
+) -> None:
+    check_token(settings.api_token.get_secret_value(), creds)
+
+
+def checked_id(value: str, what: str) -> str:
+    """404 for anything that is not a well-formed id: no path tricks reach the store."""
+    if not ID_RE.fullmatch(value or ""):
+        raise HTTPException(status_code=404, detail=f"no {what} {value[:100]!r}")
+    return validate_id(value)
+
+
+SettingsD = Annotated[Settings, Depends(settings_dep)]
+Store = Annotated[ArtifactStore, Depends(store_dep)]
+Jobs = Annotated[JobStore, Depends(jobs_dep)]
+Auth = Depends(auth_dep)

@@ -1,0 +1,208 @@
+"""Jobs: create (train, evaluate, generate), list, show, progress as SSE, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import redis.asyncio as aredis
+from fastapi import APIRouter, Header, HTTPException, Query, Request
+from gdgan.jobs.celery_app import send
+from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
+from gdgan.schemas import (
+    TERMINAL,
+    CancelResponse,
+    EvaluateRequest,
+    GenerateJobRequest,
+    JobCreated,
+    JobList,
+    JobRecord,
+    JobStatus,
+    JobType,
+    TrainRequest,
+)
+from gdgan.store import ArtifactStore
+from sse_starlette.sse import EventSourceResponse
+
+from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id
+from services.gateway.routers.datasets import dataset_manifest
+from services.gateway.routers.models import resolve_model
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Auth])
+
+NOT_FOUND = {404: {"description": "unknown id"}}
+BLOCK_MS = 5000  # one XREAD wait; between waits the stream checks for a disconnected client
+
+
+def _field_error(loc: list[Any], msg: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
+
+
+def _get_job(jobs: JobStore, job_id: str) -> JobRecord:
+    checked_id(job_id, "job")
+    try:
+        return jobs.get(job_id)
+    except JobNotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+
+
+@router.post("/train", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
+def create_train(req: TrainRequest, jobs: Jobs, store: Store) -> JobCreated:
+    from gdgan.training.presets import ConfigError, get_config
+
+    dataset_manifest(store, req.dataset_id)
+    try:
+        get_config(req.preset, req.overrides)
+    except ConfigError as exc:
+        raise _field_error(["body", "overrides"], str(exc)) from None
+    if req.stage1_model:
+        m = store.manifest(checked_id(req.stage1_model, "model"))
+        if m.kind not in ("gdgan-stage1", "gdgan"):
+            raise _field_error(["body", "stage1_model"], f"{m.id!r} is a {m.kind!r}, not a stage-1 model")
+    elif req.model == "stage2":
+        raise _field_error(["body", "stage1_model"], "model 'stage2' needs a stage1_model id")
+    rec = jobs.create("train", req.model_dump())
+    send("gdgan.train", rec.id)
+    return JobCreated(job_id=rec.id)
+
+
+def _check_model_kind(store: ArtifactStore, model_id: str | None, kind: str, field: str) -> None:
+    if model_id is None:
+        return
+    m = store.manifest(checked_id(model_id, "model"))
+    if m.kind != kind:
+        raise _field_error(["body", field], f"{model_id!r} is a {m.kind!r}, not a {kind!r} model")
+
+
+@router.post("/evaluate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
+def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreated:
+    from gdgan.evaluation.plan import EvaluationPlan
+
+    dataset_manifest(store, req.dataset_id)
+    _check_model_kind(store, req.gdgan, "gdgan", "gdgan")
+    _check_model_kind(store, req.acgan, "acgan", "acgan")
+    try:
+        plan = EvaluationPlan(
+            dataset_id=req.dataset_id,
+            finding=req.finding,
+            repeats=req.repeats,
+            preset=req.preset,
+            strategies=list(req.strategies),
+            gdgan_model=req.gdgan,
+            acgan_model=req.acgan,
+        )
+    except ValueError as exc:
+        raise _field_error(["body"], str(exc).splitlines()[0]) from None
+    rec = jobs.create("evaluate", {"request": req.model_dump(), "plan": plan.model_dump()})
+    send("gdgan.evaluate", rec.id)
+    return JobCreated(job_id=rec.id)
+
+
+@router.post("/generate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
+def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCreated:
+    model_id = resolve_model(store, req.model)
+    params = req.model_dump()
+    params["model"] = model_id
+    rec = jobs.create("generate", params)
+    send("gdgan.generate", rec.id)
+    return JobCreated(job_id=rec.id)
+
+
+@router.get("", response_model=JobList)
+def list_jobs(
+    jobs: Jobs,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    type: Annotated[JobType | None, Query()] = None,
+    status: Annotated[JobStatus | None, Query()] = None,
+) -> JobList:
+    return JobList(jobs=jobs.list(limit=limit, job_type=type, status=status))
+
+
+@router.get("/{job_id}", response_model=JobRecord, responses=NOT_FOUND)
+def show_job(job_id: str, jobs: Jobs) -> JobRecord:
+    return _get_job(jobs, job_id)
+
+
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model=CancelResponse,
+    responses={**NOT_FOUND, 409: {"description": "the job already ended"}},
+)
+def cancel_job(job_id: str, jobs: Jobs) -> CancelResponse:
+    _get_job(jobs, job_id)
+    try:
+        rec = jobs.request_cancel(job_id)
+    except JobConflict as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    except JobNotFound as exc:
+        raise HTTPException(404, detail=str(exc)) from None
+    return CancelResponse(job_id=rec.id, status=rec.status, cancel_requested=True)
+
+
+@router.get(
+    "/{job_id}/events",
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "job, status, progress, part and cancel events",
+        },
+    },
+)
+async def job_events(
+    job_id: str,
+    request: Request,
+    jobs: Jobs,
+    settings: SettingsD,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """Server-sent events until the job ends: first a ``job`` event with the whole record (unless
+    resuming with Last-Event-ID), then each event as it is published."""
+    await asyncio.to_thread(_get_job, jobs, job_id)
+    key = f"gdgan:job:{job_id}:events"
+    client = aredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=3,
+        socket_timeout=BLOCK_MS / 1000 + 10,
+    )
+
+    async def stream() -> AsyncIterator[dict[str, Any]]:
+        try:
+            last = last_event_id if last_event_id and _is_stream_id(last_event_id) else None
+            if last is None:
+                newest = await client.xrevrange(key, "+", "-", count=1)
+                last = newest[0][0] if newest else "0"
+                rec = await asyncio.to_thread(jobs.get, job_id)
+                yield {"event": "job", "id": last, "data": rec.model_dump_json()}
+                if rec.status in TERMINAL:
+                    return
+            while True:
+                if await request.is_disconnected():
+                    return
+                resp = await client.xread({key: last}, block=BLOCK_MS, count=100)
+                for _s, items in resp or []:
+                    for eid, fields in items:
+                        last = eid
+                        event = fields.get("event", "message")
+                        data = fields.get("data", "{}")
+                        yield {"event": event, "id": eid, "data": data}
+                        if event == "status" and json.loads(data).get("status") in TERMINAL:
+                            return
+                if not resp:
+                    rec = await asyncio.to_thread(jobs.get, job_id)
+                    if rec.status in TERMINAL:
+                        yield {"event": "job", "id": last, "data": rec.model_dump_json()}
+                        return
+        finally:
+            await client.aclose()
+
+    return EventSourceResponse(stream(), ping=15)
+
+
+def _is_stream_id(value: str) -> bool:
+    a, _, b = value.partition("-")
+    return a.isdigit() and (b == "" or b.isdigit())

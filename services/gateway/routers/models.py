@@ -1,0 +1,159 @@
+"""Models (manifest, metrics, lineage, a sample grid), reports and synthetic sets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from gdgan.schemas import MODEL_ALIASES, ModelDetail, ModelList, ModelSummary
+from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
+
+from services.gateway.deps import Auth, SettingsD, Store, checked_id
+from services.gateway.routers.generate import forward_generate
+
+MODEL_KINDS: tuple[str, ...] = ("gdgan", "gdgan-stage1", "gdgan-stage2", "acgan")
+NOT_FOUND = {404: {"description": "unknown id"}}
+
+router = APIRouter(tags=["models"], dependencies=[Auth])
+
+
+def model_summary(m: Manifest) -> ModelSummary:
+    return ModelSummary(
+        id=m.id,
+        kind=m.kind,
+        created=m.created,
+        dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
+        preset=m.config.get("preset") or m.meta.get("preset"),
+    )
+
+
+def resolve_model(store: ArtifactStore, ref: str) -> str:
+    """'gdgan' / 'acgan' -> the latest such model; an id -> itself if it is a model. Else 404."""
+    if ref in MODEL_ALIASES:
+        m = store.latest(ref)
+        if m is None:
+            raise ArtifactNotFound(f"no {ref!r} model in the store yet: train one first")
+        return m.id
+    return model_manifest(store, ref).id
+
+
+def model_manifest(store: ArtifactStore, model_id: str) -> Manifest:
+    checked_id(model_id, "model")
+    m = store.manifest(model_id)
+    if m.kind not in MODEL_KINDS:
+        raise ArtifactNotFound(f"no model {model_id!r} (it is a {m.kind!r})")
+    return m
+
+
+def _lineage(store: ArtifactStore, m: Manifest, depth: int = 8) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    seen: set[str] = {m.id}
+    frontier = list(m.parents)
+    while frontier and len(out) < 32 and depth > 0:
+        nxt: list[str] = []
+        for pid in frontier:
+            if pid in seen:
+                continue
+            seen.add(pid)
+            try:
+                pm = store.manifest(pid)
+            except ArtifactNotFound:
+                out.append({"id": pid, "kind": None, "created": None, "missing": True})
+                continue
+            out.append({"id": pm.id, "kind": pm.kind, "created": pm.created})
+            nxt.extend(pm.parents)
+        frontier = nxt
+        depth -= 1
+    return out
+
+
+@router.get("/v1/models", response_model=ModelList)
+def list_models(store: Store) -> ModelList:
+    ms = [m for m in store.list() if m.kind in MODEL_KINDS]
+    return ModelList(models=[model_summary(m) for m in reversed(ms)])
+
+
+@router.get("/v1/models/{model_id}", response_model=ModelDetail, responses=NOT_FOUND)
+def show_model(model_id: str, store: Store) -> ModelDetail:
+    m = model_manifest(store, model_id)
+    return ModelDetail(
+        **model_summary(m).model_dump(),
+        config=m.config,
+        meta=m.meta,
+        parents=m.parents,
+        lineage=_lineage(store, m),
+        files={k: v.size for k, v in m.files.items()},
+    )
+
+
+@router.get(
+    "/v1/models/{model_id}/samples.png",
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"content": {"image/png": {}}, "description": "a labelled grid of samples"}},
+)
+async def model_samples(model_id: str, request: Request, store: Store, settings: SettingsD) -> Response:
+    """The grid the training run stored; models without one are sampled by the generator (seed 0)."""
+    import asyncio
+
+    m = await asyncio.to_thread(model_manifest, store, model_id)
+    if "samples.png" in m.files:
+        data = await asyncio.to_thread(store.get_bytes, m.id, "samples.png")
+        return Response(data, media_type="image/png")
+    body = {"model": m.id, "n": 16, "seed": 0, "format": "png", "finding": None}
+    return await forward_generate(body, request, settings)
+
+
+@router.get("/v1/reports/{report_id}", responses=NOT_FOUND)
+def show_report(report_id: str, store: Store) -> dict[str, Any]:
+    m = _report_manifest(store, report_id)
+    data = store.get_json(m.id, "report.json")
+    return {"id": m.id, "created": m.created, **(data if isinstance(data, dict) else {"report": data})}
+
+
+@router.get("/v1/reports/{report_id}/html", response_class=HTMLResponse, responses=NOT_FOUND)
+def show_report_html(report_id: str, store: Store) -> HTMLResponse:
+    m = _report_manifest(store, report_id)
+    return HTMLResponse(store.get_bytes(m.id, "report.html").decode("utf-8", "replace"))
+
+
+@router.get("/v1/reports/{report_id}/files/{name}", response_class=Response, responses=NOT_FOUND)
+def report_file(report_id: str, name: str, store: Store) -> Response:
+    """Figures the HTML report links to (roc.png, ...)."""
+    m = _report_manifest(store, report_id)
+    if name not in m.files:
+        raise ArtifactNotFound(f"report {m.id!r} has no file {name[:100]!r}")
+    media = {"png": "image/png", "json": "application/json", "html": "text/html", "csv": "text/csv"}
+    return Response(
+        store.get_bytes(m.id, name), media_type=media.get(name.rsplit(".", 1)[-1], "application/octet-stream")
+    )
+
+
+@router.get("/v1/reports", response_model=list[ModelSummary])
+def list_reports(store: Store) -> list[ModelSummary]:
+    return [model_summary(m) for m in reversed(store.list("report"))]
+
+
+def _report_manifest(store: ArtifactStore, report_id: str) -> Manifest:
+    checked_id(report_id, "report")
+    m = store.manifest(report_id)
+    if m.kind != "report":
+        raise ArtifactNotFound(f"no report {report_id!r} (it is a {m.kind!r})")
+    return m
+
+
+@router.get(
+    "/v1/synthetic/{artifact_id}/images.zip",
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"content": {"application/zip": {}}, "description": "PNGs plus labels.csv"}},
+)
+def synthetic_zip(artifact_id: str, store: Store) -> Response:
+    checked_id(artifact_id, "synthetic set")
+    m = store.manifest(artifact_id)
+    if m.kind != "synthetic":
+        raise ArtifactNotFound(f"no synthetic set {artifact_id!r}")
+    return Response(
+        store.get_bytes(m.id, "images.zip"),
+        media_type="application/zip",
+        headers={"Content-Disposition": f'attachment; filename="{m.id}.zip"'},
+    )

@@ -1,0 +1,243 @@
+// Generate page: POST /v1/generate (format json for the grid, zip for "Download ZIP").
+// The server is the authority on limits (N cap, label names): its 422 answers are shown
+// inline naming the field, so the page never disagrees with the API about what is valid.
+
+import { getJson, request, saveBlob } from "./api.js";
+import { FINDINGS, NO_FINDING, labelText } from "./labels.js";
+import { announce, clear, el, hideNotice, progressBar, setProgress, showError } from "./ui.js";
+
+const DEFAULT_CAP = 256;
+let form, results, errorBox, progressRow;
+let modelKinds = {}; // model id -> kind, from GET /v1/models
+let lastRequest = null;
+let busy = false;
+
+/** Pull the image list out of a generate JSON answer, tolerating small naming differences. */
+export function normaliseImages(body) {
+  const list = Array.isArray(body) ? body : body.images || body.items || body.samples || [];
+  return list.map((item, i) => {
+    const b64 = item.png_base64 ?? item.png ?? item.image ?? item.data ?? item.b64 ?? "";
+    const src = b64.startsWith("data:") ? b64 : `data:image/png;base64,${b64}`;
+    const labels = item.labels && typeof item.labels === "object" ? item.labels : item;
+    const findings = labels.findings ?? labels.finding ?? labels.finding_labels ?? null;
+    return {
+      index: item.index ?? i,
+      src,
+      findings,
+      gender: labels.gender ?? null,
+      view: labels.view ?? labels.view_position ?? null,
+      filename: item.filename || item.name || null,
+    };
+  });
+}
+
+function readForm() {
+  const f = new FormData(form);
+  const nRaw = String(f.get("n") ?? "").trim();
+  const seedRaw = String(f.get("seed") ?? "").trim();
+  const finding = f.get("finding");
+  const body = {
+    model: f.get("model"),
+    n: nRaw === "" ? null : Number(nRaw),
+    finding: finding === "__none__" ? null : finding,
+    gender: f.get("gender") || null,
+    view: f.get("view") || null,
+    seed: seedRaw === "" ? null : Number(seedRaw),
+  };
+  if (isGdgan(body.model)) body.stage = Number(f.get("stage") || 2);
+  return { body, compare: isGdgan(body.model) && f.get("compare") === "on" };
+}
+
+function isGdgan(model) {
+  if (model === "gdgan") return true;
+  if (model === "acgan") return false;
+  const kind = modelKinds[model] || "";
+  return kind.startsWith("gdgan") || kind === "";
+}
+
+async function callGenerate(body, format) {
+  const resp = await request("/v1/generate", { method: "POST", body: { ...body, format }, accept: "*/*" });
+  return resp;
+}
+
+async function generateJson(body) {
+  const resp = await callGenerate(body, "json");
+  const data = await resp.json();
+  const seedHeader = resp.headers.get("X-GDGAN-Seed") ?? resp.headers.get("X-Seed");
+  const modelHeader = resp.headers.get("X-GDGAN-Model-Id") ?? resp.headers.get("X-Model-Id");
+  const seed = data.seed ?? (seedHeader != null ? Number(seedHeader) : null);
+  const modelId = data.model_id ?? data.model ?? modelHeader ?? body.model;
+  return { images: normaliseImages(data), seed, modelId, stage: data.stage ?? body.stage ?? null, raw: data };
+}
+
+function imageCard(img, i, seed, stageImgs = null) {
+  const caption = labelText(img.findings, img.gender, img.view);
+  const base = `gdgan_seed${seed ?? "x"}_${String(i).padStart(3, "0")}`;
+  const figure = el("figure", { class: "card", "data-index": String(i) });
+  const pics = el("div", { class: stageImgs ? "pair" : "single" });
+  if (stageImgs) {
+    pics.append(
+      el("div", { class: "stage" }, el("img", { src: stageImgs.src, alt: `Stage 1 image ${i + 1}: ${labelText(stageImgs.findings, stageImgs.gender, stageImgs.view)}`, width: "128", height: "128" }), el("span", { class: "stage-tag" }, "stage 1")),
+      el("div", { class: "stage" }, el("img", { src: img.src, alt: `Stage 2 image ${i + 1}: ${caption}`, width: "128", height: "128" }), el("span", { class: "stage-tag" }, "stage 2")),
+    );
+  } else {
+    pics.append(el("img", { src: img.src, alt: `Synthetic image ${i + 1}: ${caption}`, width: "128", height: "128" }));
+  }
+  figure.append(pics);
+  const links = el("span", { class: "dl" });
+  if (stageImgs) {
+    links.append(el("a", { href: stageImgs.src, download: `${base}_stage1.png` }, "stage 1"), " · ");
+    links.append(el("a", { href: img.src, download: `${base}_stage2.png` }, "stage 2"));
+  } else {
+    links.append(el("a", { href: img.src, download: `${base}.png`, "aria-label": `Download image ${i + 1}` }, "Download"));
+  }
+  figure.append(el("figcaption", {}, el("span", { class: "labels" }, caption), links));
+  return figure;
+}
+
+function renderResults(out, compareOut) {
+  clear(results);
+  const n = out.images.length;
+  const summary = el(
+    "div",
+    { class: "result-summary" },
+    el("p", {}, el("strong", {}, `${n} image${n === 1 ? "" : "s"}`), ` from model `, el("code", { class: "model-id" }, out.modelId), compareOut ? " · stage 1 vs stage 2" : out.stage ? ` · stage ${out.stage}` : ""),
+    el("p", {}, "Seed used: ", el("code", { id: "gen-seed-used" }, String(out.seed ?? "?")), " ",
+      el("button", { type: "button", class: "linkish", onclick: () => { form.elements.seed.value = out.seed ?? ""; form.elements.seed.focus(); } }, "reuse this seed")),
+    el("div", { class: "row" },
+      el("button", { id: "gen-zip", type: "button", onclick: downloadZip }, "Download ZIP"),
+    ),
+  );
+  results.append(summary);
+  const grid = el("div", { class: compareOut ? "image-grid compare" : "image-grid", id: "gen-grid" });
+  out.images.forEach((img, i) => grid.append(imageCard(img, i, out.seed, compareOut ? compareOut.images[i] : null)));
+  results.append(grid);
+}
+
+async function onSubmit(e) {
+  e.preventDefault();
+  if (busy) return;
+  const { body, compare } = readForm();
+  hideNotice(errorBox, form);
+  busy = true;
+  const button = document.getElementById("gen-submit");
+  button.disabled = true;
+  const p = progressBar("Generating images");
+  clear(progressRow).append(el("span", {}, "Generating… "), p.node);
+  progressRow.hidden = false;
+  setProgress(p, null, "waiting for the generator");
+  const started = performance.now();
+  const tick = setInterval(() => setProgress(p, null, `${((performance.now() - started) / 1000).toFixed(0)} s`), 500);
+  try {
+    const main = await generateJson(body);
+    let pair = null;
+    if (compare) {
+      setProgress(p, null, "stage 1 of the same seeds");
+      // Same seed + same labels -> the same latents: the stage-1 image that stage 2 refined.
+      pair = await generateJson({ ...body, seed: main.seed, stage: 1 });
+    }
+    lastRequest = { ...body, seed: main.seed };
+    renderResults(main, pair);
+    announce(`Generated ${main.images.length} images with seed ${main.seed}.`);
+  } catch (err) {
+    showError(errorBox, err, { retry: () => form.requestSubmit(), form });
+    announce(err.message);
+  } finally {
+    clearInterval(tick);
+    progressRow.hidden = true;
+    button.disabled = false;
+    busy = false;
+  }
+}
+
+async function downloadZip() {
+  if (!lastRequest) return;
+  const btn = document.getElementById("gen-zip");
+  btn.disabled = true;
+  btn.textContent = "Preparing ZIP…";
+  try {
+    const resp = await callGenerate(lastRequest, "zip");
+    const blob = await resp.blob();
+    const cd = resp.headers.get("Content-Disposition") || "";
+    const m = /filename\*?=(?:UTF-8'')?"?([^";]+)"?/i.exec(cd);
+    saveBlob(blob, m ? decodeURIComponent(m[1]) : `gdgan_seed${lastRequest.seed}_n${lastRequest.n}.zip`);
+  } catch (err) {
+    showError(errorBox, err, { retry: downloadZip });
+  } finally {
+    btn.disabled = false;
+    btn.textContent = "Download ZIP";
+  }
+}
+
+function syncStageControls() {
+  const gd = isGdgan(form.elements.model.value);
+  form.elements.stage.disabled = gd ? form.elements.compare.checked : true;
+  form.elements.compare.disabled = !gd;
+}
+
+async function loadCap() {
+  // The cap lives in the generator's OpenAPI schema (n: maximum); fall back to the default.
+  try {
+    const spec = await getJson("/openapi.json");
+    for (const [name, schema] of Object.entries(spec.components?.schemas || {})) {
+      const n = schema.properties?.n;
+      if (/generat/i.test(name) && n && typeof n.maximum === "number") return n.maximum;
+    }
+  } catch {
+    /* no spec: use default */
+  }
+  return DEFAULT_CAP;
+}
+
+async function loadModels() {
+  const select = form.elements.model;
+  try {
+    const body = await getJson("/v1/models");
+    const list = Array.isArray(body) ? body : body.models || body.items || [];
+    select.querySelectorAll("optgroup").forEach((g) => g.remove());
+    const group = el("optgroup", { label: "Registered models" });
+    modelKinds = {};
+    for (const m of list) {
+      const id = m.id || m.model_id;
+      if (!id) continue;
+      modelKinds[id] = m.kind || "";
+      if (!/^(gdgan|acgan)$/.test(m.kind || "")) continue; // stage-only artifacts are parts of a bundle
+      group.append(el("option", { value: id }, `${id} (${m.kind})`));
+    }
+    if (group.children.length) select.append(group);
+  } catch (err) {
+    // Generation still works with the "latest" aliases; say why the list is short.
+    if (err.status === 401) showError(errorBox, err);
+  }
+  syncStageControls();
+}
+
+export function init() {
+  form = document.getElementById("gen-form");
+  results = document.getElementById("gen-results");
+  errorBox = document.getElementById("gen-error");
+  progressRow = document.getElementById("gen-progress");
+  const finding = form.elements.finding;
+  for (const f of FINDINGS) finding.append(el("option", { value: f, selected: f === "Cardiomegaly" }, f.replaceAll("_", " ")));
+  finding.append(el("option", { value: "__none__" }, `${NO_FINDING} (no finding)`));
+  form.addEventListener("submit", onSubmit);
+  form.elements.model.addEventListener("change", syncStageControls);
+  form.elements.compare.addEventListener("change", syncStageControls);
+  loadCap().then((cap) => {
+    form.elements.n.max = String(cap);
+    document.getElementById("gen-cap").textContent = String(cap);
+  });
+}
+
+export async function show(params = []) {
+  await loadModels();
+  const wanted = params[0];
+  if (wanted) {
+    const select = form.elements.model;
+    if (![...select.options].some((o) => o.value === wanted)) select.append(el("option", { value: wanted }, wanted));
+    select.value = wanted;
+    syncStageControls();
+  }
+}
+
+export function hide() {}

@@ -1,0 +1,303 @@
+// Jobs page: list (GET /v1/jobs), live progress per unfinished job from its SSE stream
+// (GET /v1/jobs/{id}/events), start dataset/train/evaluate jobs, cancel.
+// The list is also re-polled every few seconds so jobs started elsewhere (CLI, curl) appear.
+
+import { getJson, postJson, request, streamEvents } from "./api.js";
+import { FINDINGS, PRESETS, TRAIN_MODELS } from "./labels.js";
+import { announce, clear, el, fmtEta, fmtNumber, fmtTime, hideNotice, progressBar, setProgress, showError, showInfo } from "./ui.js";
+
+const FINAL = new Set(["succeeded", "failed", "cancelled"]);
+const POLL_MS = 4000;
+const jobs = new Map(); // id -> record
+const rows = new Map(); // id -> {tr, parts}
+const streams = new Map(); // id -> AbortController
+let tbody, errorBox, pollTimer = null, visible = false;
+
+export function jobId(j) {
+  return j.id ?? j.job_id;
+}
+
+/** Progress fields may sit in job.progress or at the top level; fraction may be missing. */
+export function progressOf(j) {
+  const p = j.progress && typeof j.progress === "object" ? j.progress : j;
+  let fraction = p.fraction;
+  if (fraction == null && p.total) fraction = (p.step || 0) / p.total;
+  if (j.status === "succeeded") fraction = 1;
+  return { fraction, step: p.step, total: p.total, eta: p.eta_s ?? p.eta, phase: p.phase, message: p.message, losses: p.losses ?? p.metrics };
+}
+
+function artifactLink(id) {
+  if (typeof id !== "string") return String(id);
+  if (id.startsWith("report-")) return el("a", { href: `#/reports/${encodeURIComponent(id)}` }, id);
+  if (/^(gdgan|acgan)/.test(id)) return el("a", { href: `#/models/${encodeURIComponent(id)}` }, id);
+  return el("code", {}, id);
+}
+
+function resultNode(j) {
+  if (j.error) return el("span", { class: "error-text" }, String(j.error));
+  const r = j.result;
+  if (!r) {
+    const p = progressOf(j);
+    return el("span", { class: "muted" }, [p.phase, p.message].filter(Boolean).join(": ") || "");
+  }
+  if (typeof r !== "object") return artifactLink(r);
+  const items = [];
+  for (const [k, v] of Object.entries(r)) {
+    if (v == null) continue;
+    if (typeof v === "object") {
+      for (const [k2, v2] of Object.entries(v)) items.push(el("li", {}, `${k2}: `, artifactLink(v2)));
+    } else items.push(el("li", {}, `${k}: `, artifactLink(v)));
+  }
+  return el("ul", { class: "result-list" }, items);
+}
+
+function statusBadge(status) {
+  return el("span", { class: `status status-${status}` }, status || "?");
+}
+
+function renderRow(j) {
+  const id = jobId(j);
+  let row = rows.get(id);
+  if (!row) {
+    const pb = progressBar(`Progress of job ${id}`);
+    const cancel = el("button", { type: "button", class: "secondary small", "aria-label": `Cancel job ${id}`, onclick: () => cancelJob(id) }, "Cancel");
+    const cells = {
+      id: el("td", {}, el("code", {}, id), el("div", { class: "muted small" }, fmtTime(j.created_at ?? j.created))),
+      type: el("td"),
+      status: el("td"),
+      progress: el("td", { class: "progress-cell" }, pb.node),
+      eta: el("td"),
+      result: el("td", { class: "result-cell" }),
+      actions: el("td", {}, cancel),
+    };
+    const tr = el("tr", { "data-job-id": id }, Object.values(cells));
+    row = { tr, cells, pb, cancel };
+    rows.set(id, row);
+  }
+  const p = progressOf(j);
+  row.tr.dataset.status = j.status || "";
+  clear(row.cells.type).append(j.type || "?");
+  clear(row.cells.status).append(statusBadge(j.status));
+  // A GDGAN job runs its phases in turn (stage 1, then stage 2): the bar is per phase, so name it.
+  const stepNote = [FINAL.has(j.status) ? "" : p.phase, p.total ? `${p.step ?? 0}/${p.total}` : ""].filter(Boolean).join(" ");
+  if (j.status === "queued" && p.fraction == null) setProgress(row.pb, 0, "queued");
+  else setProgress(row.pb, p.fraction, stepNote);
+  if (p.losses && typeof p.losses === "object" && !FINAL.has(j.status)) {
+    const txt = Object.entries(p.losses).slice(0, 3).map(([k, v]) => `${k} ${fmtNumber(v)}`).join(" · ");
+    row.pb.node.title = txt;
+  }
+  row.cells.eta.textContent = FINAL.has(j.status) ? "—" : fmtEta(p.eta);
+  clear(row.cells.result).append(resultNode(j));
+  row.cancel.hidden = FINAL.has(j.status);
+  return row.tr;
+}
+
+function sortKey(j) {
+  const t = j.created_at ?? j.created ?? 0;
+  return typeof t === "number" ? t : Date.parse(t) || 0;
+}
+
+function renderAll() {
+  const list = [...jobs.values()].sort((a, b) => sortKey(b) - sortKey(a));
+  list.forEach((j, i) => {
+    const tr = renderRow(j);
+    if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
+  });
+  document.getElementById("jobs-empty").hidden = list.length > 0;
+}
+
+function merge(id, patch) {
+  const prev = jobs.get(id) || { id };
+  const next = { ...prev, ...patch };
+  if (patch.progress && prev.progress && typeof prev.progress === "object") next.progress = { ...prev.progress, ...patch.progress };
+  jobs.set(id, next);
+  renderAll();
+  return next;
+}
+
+function onEvent(id, { event, data }) {
+  if (data == null || typeof data !== "object") return;
+  if (data.job && typeof data.job === "object") data = data.job;
+  if (event === "part") {
+    // one fan-out part (evaluation) changed: {part, status}; not the job's own status
+    const prev = jobs.get(id) || {};
+    merge(id, { parts: { ...(prev.parts || {}), [data.part]: data.status } });
+    return;
+  }
+  if (event === "cancel") {
+    merge(id, { cancel_requested: true });
+    return;
+  }
+  if ("status" in data || "result" in data || "error" in data) {
+    merge(id, data);
+  } else if ("step" in data || "fraction" in data || "total" in data || "eta_s" in data) {
+    const prev = jobs.get(id) || {};
+    merge(id, { progress: data, status: prev.status === "queued" || !prev.status ? "running" : prev.status });
+  } else if (data.progress) merge(id, { progress: data.progress });
+  else return;
+  if (event === "end" || event === "done" || FINAL.has(jobs.get(id)?.status)) announce(`Job ${id}: ${jobs.get(id)?.status}`);
+}
+
+function follow(id) {
+  if (streams.has(id) || !visible) return;
+  const ctrl = new AbortController();
+  streams.set(id, ctrl);
+  streamEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, (ev) => onEvent(id, ev), { signal: ctrl.signal })
+    .catch(() => {
+      /* dropped stream: the poll below keeps the row current and re-follows */
+    })
+    .finally(async () => {
+      streams.delete(id);
+      if (ctrl.signal.aborted) return;
+      try {
+        merge(id, await getJson(`/v1/jobs/${encodeURIComponent(id)}`));
+      } catch {
+        /* keep what we have */
+      }
+    });
+}
+
+async function refresh() {
+  try {
+    const body = await getJson("/v1/jobs");
+    const list = Array.isArray(body) ? body : body.jobs || body.items || [];
+    for (const j of list) {
+      const id = jobId(j);
+      if (!id) continue;
+      // Keep the live (SSE) progress if the listing is older than what the stream told us.
+      const prev = jobs.get(id);
+      const keepProgress = prev && streams.has(id) && !FINAL.has(j.status);
+      jobs.set(id, keepProgress ? { ...j, progress: prev.progress, status: prev.status === "running" && j.status === "queued" ? "running" : j.status } : j);
+    }
+    renderAll();
+    for (const j of jobs.values()) if (!FINAL.has(j.status)) follow(jobId(j));
+    if (errorBox.dataset.source === "list") hideNotice(errorBox);
+  } catch (err) {
+    showError(errorBox, err, { retry: refresh });
+    errorBox.dataset.source = "list";
+  }
+}
+
+async function cancelJob(id) {
+  try {
+    await request(`/v1/jobs/${encodeURIComponent(id)}/cancel`, { method: "POST" });
+    showInfo(errorBox, `Cancel requested for ${id}; the job stops at its next step and keeps a checkpoint.`);
+    errorBox.dataset.source = "";
+    refresh();
+  } catch (err) {
+    showError(errorBox, err);
+    errorBox.dataset.source = "";
+  }
+}
+
+function intOrNull(v) {
+  const s = String(v ?? "").trim();
+  return s === "" ? null : Number(s);
+}
+
+async function submitJob(form, path, body, what, jobType) {
+  hideNotice(errorBox, form);
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    const out = await postJson(path, body);
+    const id = out.job_id ?? out.id;
+    showInfo(errorBox, `${what} started: job ${id}${out.dataset_id ? ` (dataset ${out.dataset_id})` : ""}.`);
+    errorBox.dataset.source = "";
+    if (id) merge(id, { id, type: out.type || jobType, status: out.status || "queued", created: new Date().toISOString() });
+    await refresh();
+    if (id) follow(id);
+    announce(`${what} job ${id} queued.`);
+  } catch (err) {
+    showError(errorBox, err, { retry: () => form.requestSubmit(), form });
+    errorBox.dataset.source = "";
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function loadChoices() {
+  const fill = (select, items, { blank = null } = {}) => {
+    const cur = select.value;
+    clear(select);
+    if (blank) select.append(el("option", { value: "" }, blank));
+    for (const [value, text] of items) select.append(el("option", { value }, text));
+    if ([...select.options].some((o) => o.value === cur)) select.value = cur;
+  };
+  try {
+    const body = await getJson("/v1/datasets");
+    const list = Array.isArray(body) ? body : body.datasets || body.items || [];
+    const items = list.map((d) => {
+      const id = d.id || d.dataset_id;
+      const n = d.n ?? d.size_n ?? d.meta?.n ?? d.counts?.total;
+      return [id, n ? `${id} (${n} images)` : id];
+    }); // newest first, as the API lists them
+    document.querySelectorAll(".dataset-select").forEach((s) => fill(s, items, { blank: items.length ? null : "— no datasets yet —" }));
+  } catch {
+    /* the list error shows via refresh() */
+  }
+  try {
+    const body = await getJson("/v1/models");
+    const list = Array.isArray(body) ? body : body.models || body.items || [];
+    document.querySelectorAll(".model-select").forEach((s) => {
+      const items = list.filter((m) => m.kind === s.dataset.kind).map((m) => [m.id || m.model_id, m.id || m.model_id]);
+      fill(s, items, { blank: "train one per split" });
+    });
+  } catch {
+    /* idem */
+  }
+}
+
+export function init() {
+  tbody = document.querySelector("#jobs-table tbody");
+  errorBox = document.getElementById("jobs-error");
+  document.querySelectorAll(".preset-select").forEach((s) => {
+    for (const p of PRESETS) s.append(el("option", { value: p, selected: p === "demo" }, p));
+  });
+  const trModel = document.getElementById("tr-model");
+  for (const [k, v] of Object.entries(TRAIN_MODELS)) trModel.append(el("option", { value: k }, v));
+  const evFinding = document.getElementById("ev-finding");
+  for (const f of FINDINGS) evFinding.append(el("option", { value: f, selected: f === "Cardiomegaly" }, f.replaceAll("_", " ")));
+
+  const dsForm = document.getElementById("job-dataset-form");
+  dsForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = dsForm.elements;
+    submitJob(dsForm, "/v1/datasets", { source: "phantom", n: intOrNull(f.n.value), size: intOrNull(f.size.value), seed: intOrNull(f.seed.value) }, "Dataset", "ingest");
+  });
+  const trForm = document.getElementById("job-train-form");
+  trForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = trForm.elements;
+    submitJob(trForm, "/v1/jobs/train", { dataset_id: f.dataset_id.value || null, model: f.model.value, preset: f.preset.value, split_seed: intOrNull(f.split_seed.value) }, "Training", "train");
+  });
+  const evForm = document.getElementById("job-eval-form");
+  evForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const f = evForm.elements;
+    const body = { dataset_id: f.dataset_id.value || null, finding: f.finding.value, repeats: intOrNull(f.repeats.value), preset: f.preset.value };
+    if (f.gdgan.value) body.gdgan = f.gdgan.value;
+    if (f.acgan.value) body.acgan = f.acgan.value;
+    submitJob(evForm, "/v1/jobs/evaluate", body, "Evaluation", "evaluate");
+  });
+  document.getElementById("jobs-refresh").addEventListener("click", () => {
+    refresh();
+    loadChoices();
+  });
+}
+
+export function show() {
+  visible = true;
+  refresh();
+  loadChoices();
+  clearInterval(pollTimer);
+  pollTimer = setInterval(refresh, POLL_MS);
+}
+
+export function hide() {
+  visible = false;
+  clearInterval(pollTimer);
+  pollTimer = null;
+  for (const c of streams.values()) c.abort();
+  streams.clear();
+}

@@ -1,0 +1,126 @@
+// Models page: GET /v1/models (list) and GET /v1/models/{id} (manifest, metrics, lineage),
+// with the sample grid from GET /v1/models/{id}/samples.png (fetched as a blob so a Bearer
+// token works).
+
+import { getJson, objectUrl } from "./api.js";
+import { clear, el, fmtTime, hideNotice, kvTable, renderJson, showError } from "./ui.js";
+
+let list, detail, errorBox, selected = null, sampleUrl = null;
+
+function modelId(m) {
+  return m.id || m.model_id;
+}
+
+function linkFor(id) {
+  if (typeof id !== "string") return String(id);
+  if (/^(gdgan|acgan)/.test(id)) return el("a", { href: `#/models/${encodeURIComponent(id)}` }, id);
+  return el("code", {}, id);
+}
+
+async function loadList() {
+  try {
+    const body = await getJson("/v1/models");
+    const items = Array.isArray(body) ? body : body.models || body.items || [];
+    clear(list);
+    const sorted = [...items]; // the API lists newest first
+    for (const m of sorted) {
+      const id = modelId(m);
+      const a = el("a", { href: `#/models/${encodeURIComponent(id)}` }, el("span", { class: "kind" }, m.kind || "model"), el("code", {}, id), el("span", { class: "muted small" }, fmtTime(m.created_at ?? m.created)));
+      if (id === selected) a.setAttribute("aria-current", "true");
+      list.append(el("li", {}, a));
+    }
+    document.getElementById("models-empty").hidden = items.length > 0;
+    hideNotice(errorBox);
+    return sorted;
+  } catch (err) {
+    showError(errorBox, err, { retry: loadList });
+    return [];
+  }
+}
+
+function section(title, ...content) {
+  return el("section", { class: "detail-section" }, el("h3", {}, title), ...content);
+}
+
+function lineage(m) {
+  const man = m.manifest || m;
+  const meta = man.meta || {};
+  const cfg = man.config || {};
+  const rows = [];
+  const dataset = m.dataset_id ?? meta.dataset_id ?? cfg.dataset_id;
+  const split = meta.split_seed ?? cfg.split_seed ?? m.split_seed;
+  if (dataset) rows.push(el("li", {}, "Dataset: ", el("code", {}, String(dataset))));
+  if (split != null) rows.push(el("li", {}, `Split seed: ${split}`));
+  if (m.preset ?? meta.preset) rows.push(el("li", {}, `Preset: ${m.preset ?? meta.preset}`));
+  const parents = new Set((man.parents || []).map((p) => (typeof p === "string" ? p : p.id)));
+  // lineage: ancestors nearest first, [{id, kind, created}]
+  const lin = Array.isArray(m.lineage) ? m.lineage : [];
+  const seen = new Set();
+  for (const a of lin) {
+    const aid = typeof a === "string" ? a : a.id;
+    seen.add(aid);
+    const rel = parents.has(aid) ? "Parent" : "Ancestor";
+    rows.push(el("li", {}, `${rel}: `, linkFor(aid), a.kind ? ` (${a.kind})` : ""));
+  }
+  for (const p of parents) if (!seen.has(p)) rows.push(el("li", {}, "Parent: ", linkFor(p)));
+  return rows.length ? el("ul", { class: "lineage" }, rows) : el("p", { class: "muted" }, "No lineage recorded.");
+}
+
+async function showModel(id) {
+  selected = id;
+  clear(detail).append(el("p", { class: "muted" }, `Loading ${id}…`));
+  list.querySelectorAll("a").forEach((a) => a.toggleAttribute("aria-current", a.getAttribute("href") === `#/models/${encodeURIComponent(id)}`));
+  let m;
+  try {
+    m = await getJson(`/v1/models/${encodeURIComponent(id)}`);
+  } catch (err) {
+    clear(detail);
+    showError(errorBox, err, { retry: () => showModel(id) });
+    return;
+  }
+  if (selected !== id) return;
+  const man = m.manifest || m;
+  const kind = m.kind || man.kind || "model";
+  clear(detail);
+  detail.append(
+    el("header", { class: "detail-head" },
+      el("h2", {}, el("span", { class: "kind" }, kind), " ", el("code", {}, id)),
+      el("p", { class: "muted" }, `created ${fmtTime(man.created_at ?? man.created ?? m.created)}`),
+      /^(gdgan|acgan)$/.test(kind) ? el("a", { class: "button", href: `#/generate/${encodeURIComponent(id)}` }, "Generate with this model") : null,
+    ),
+  );
+  const fig = el("figure", { class: "samples" }, el("p", { class: "muted" }, "Loading samples…"));
+  detail.append(section("Samples", fig));
+  objectUrl(`/v1/models/${encodeURIComponent(id)}/samples.png`)
+    .then((url) => {
+      if (sampleUrl) URL.revokeObjectURL(sampleUrl);
+      sampleUrl = url;
+      clear(fig).append(el("img", { src: url, alt: `Sample grid of ${id}`, id: "model-samples" }), el("figcaption", {}, "Fixed-seed samples with their labels"));
+    })
+    .catch((err) => clear(fig).append(el("p", { class: "muted" }, `No sample grid: ${err.message}`)));
+  detail.append(section("Lineage", lineage(m)));
+  const metrics = m.metrics ?? man.metrics ?? (man.meta || {}).metrics;
+  detail.append(section("Fidelity metrics", metrics && Object.keys(metrics).length ? renderJson(metrics) : el("p", { class: "muted" }, "No fidelity metrics recorded for this model yet.")));
+  const losses = (man.meta || {}).final_losses ?? (man.meta || {}).losses ?? m.final_losses;
+  if (losses) detail.append(section("Final losses", renderJson(losses)));
+  const cfg = man.config || m.config;
+  if (cfg) detail.append(section("Configuration", typeof cfg === "object" ? kvTable(cfg) : el("pre", {}, String(cfg))));
+  const mix = (man.meta || {}).label_mix;
+  if (mix) detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Label mix of the training positives"), renderJson(mix)));
+  detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Full manifest (JSON)"), el("pre", { class: "json" }, JSON.stringify(m, null, 2))));
+}
+
+export function init() {
+  list = document.getElementById("models-list");
+  detail = document.getElementById("model-detail");
+  errorBox = document.getElementById("models-error");
+}
+
+export async function show(params) {
+  const items = await loadList();
+  const id = params[0] || (items[0] && modelId(items[0]));
+  if (id) showModel(id);
+  else clear(detail);
+}
+
+export function hide() {}

@@ -1,0 +1,186 @@
+"""``gdgan train stage1|stage2|gdgan|acgan`` and ``gdgan sample``.
+
+Thin wrappers over :func:`gdgan.training.api.train` and
+:func:`gdgan.training.sampling.load_generator`: a rich progress bar on stderr, ``--json`` for
+one JSON object on stdout, and a one-line error with exit code 2 for bad input. Ctrl-C stops
+training at the next step with a checkpoint; ``--resume RUN_ID`` continues it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from gdgan.progress import Progress as Prog
+
+app = typer.Typer(help="Train GDGAN (stage 1, stage 2, both) and the ACGAN baseline.", no_args_is_help=True)
+err = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """One line on stderr, exit code 2 (bad input / unknown id)."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from gdgan.data.dataset import DatasetError
+    from gdgan.labels import LabelError
+    from gdgan.settings import SettingsError
+    from gdgan.store import StoreError
+    from gdgan.training.presets import ConfigError
+
+    return (ConfigError, LabelError, StoreError, DatasetError, SettingsError, ValueError)
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[Prog], None]]:
+    if not enabled:
+        yield lambda _p: None
+        return
+    cols = (
+        TextColumn("{task.description:<7}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[ips]}"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+    )
+    with Progress(*cols, console=err, transient=False) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(p: Prog) -> None:
+            if p.phase not in tasks:
+                tasks[p.phase] = bar.add_task(p.phase, total=p.total, ips="", losses="")
+            ips = f"{p.images_per_s:.0f} img/s" if p.images_per_s else ""
+            losses = " ".join(f"{k}={v:.3g}" for k, v in list(p.losses.items())[:4])
+            bar.update(tasks[p.phase], completed=p.step, total=p.total, ips=ips, losses=losses)
+
+        yield update
+
+
+def _run(kind: str, dataset: str, preset: str, split_seed: int, sets: list[str], resume: str | None,
+         as_json: bool, stage1: str | None, device: str | None) -> None:
+    from gdgan.store import open_store
+    from gdgan.training.api import train
+    from gdgan.training.presets import parse_overrides
+
+    stop = {"flag": False}
+
+    def on_sigint(_sig: int, _frame: Any) -> None:
+        if stop["flag"]:
+            raise KeyboardInterrupt
+        stop["flag"] = True
+        err.print("stopping at the next step (checkpointing); Ctrl-C again to abort")
+
+    try:
+        overrides = parse_overrides(sets)
+        store = open_store()
+        old = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            with _progress_bar(not as_json or sys.stderr.isatty()) as bar:
+                result = train(
+                    kind, dataset, store=store, preset=preset, overrides=overrides, split_seed=split_seed,
+                    stage1_model=stage1, run_id=resume, progress=bar, should_stop=lambda: stop["flag"],
+                    device=device,
+                )
+        finally:
+            signal.signal(signal.SIGINT, old)
+    except _user_errors() as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        print(json.dumps(result.to_dict()))
+    elif result.status == "cancelled":
+        err.print(f"cancelled; resume with: gdgan train {kind} --dataset {dataset} --resume {result.run_id}")
+    else:
+        for name, mid in result.model_ids.items():
+            print(f"{name}: {mid}")
+    if result.status == "cancelled":
+        raise typer.Exit(1)
+
+
+DATASET = typer.Option(..., "--dataset", help="Dataset artifact id.")
+PRESET = typer.Option("demo", "--preset", help="tiny | demo | paper")
+SPLIT = typer.Option(0, "--split-seed", help="Patient-wise split seed; training uses its train part.")
+SET = typer.Option([], "--set", help="Override a config field: key=value (repeatable).")
+RESUME = typer.Option(None, "--resume", help="Run id to resume (or to key a new run's checkpoints).")
+JSON = typer.Option(False, "--json", help="Print one JSON object on stdout.")
+DEVICE = typer.Option(None, "--device", help="cpu | cuda (default: GDGAN_DEVICE / auto).")
+
+
+@app.command("stage1")
+def stage1_cmd(dataset: str = DATASET, preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
+               resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+    """Train GDGAN stage 1: G1(z, gender/view) against D1."""
+    _run("stage1", dataset, preset, split_seed, set_, resume, json_, None, device)
+
+
+@app.command("stage2")
+def stage2_cmd(dataset: str = DATASET,
+               stage1: str = typer.Option(..., "--stage1", help="Stage-1 (or gdgan) model id to refine."),
+               preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
+               resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+    """Train GDGAN stage 2 (G2/D2) on top of a frozen stage-1 model."""
+    _run("stage2", dataset, preset, split_seed, set_, resume, json_, stage1, device)
+
+
+@app.command("gdgan")
+def gdgan_cmd(dataset: str = DATASET, preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
+              resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+    """Train both GDGAN stages and write the bundle artifact."""
+    _run("gdgan", dataset, preset, split_seed, set_, resume, json_, None, device)
+
+
+@app.command("acgan")
+def acgan_cmd(dataset: str = DATASET, preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
+              resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+    """Train the one-stage ACGAN baseline (all labels)."""
+    _run("acgan", dataset, preset, split_seed, set_, resume, json_, None, device)
+
+
+def sample(
+    model: str = typer.Argument(..., help="Model id or alias (gdgan, acgan, stage1, stage2)."),
+    n: int = typer.Option(16, "--n", min=1, max=4096),
+    finding: str = typer.Option("No Finding", "--finding", help="Finding name, or 'No Finding'."),
+    gender: str | None = typer.Option(None, "--gender", help="M or F (default: the finding's mix)."),
+    view: str | None = typer.Option(None, "--view", help="PA or AP (default: the finding's mix)."),
+    seed: int = typer.Option(0, "--seed"),
+    stage: int | None = typer.Option(None, "--stage", help="1 or 2 (GDGAN; default: the last stage)."),
+    out: Path = typer.Option(..., "--out", help="Output folder."),
+    device: str | None = DEVICE,
+    json_: bool = JSON,
+) -> None:
+    """Sample N images of a label from a trained model: PNGs, labels.csv and grid.png."""
+    from gdgan.imaging import grid_png_bytes, save_png
+    from gdgan.labels import GENDERS, VIEWS, decode_findings
+    from gdgan.store import open_store
+    from gdgan.training.sampling import load_generator
+
+    try:
+        gen = load_generator(open_store(), model, device=device or "cpu")
+        batch = gen.sample(n, finding=finding, gender=gender, view=view, seed=seed, stage=stage)
+    except _user_errors() as exc:
+        fail(str(exc))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, img in enumerate(batch.images):
+        name = f"{i:04d}.png"
+        save_png(out / name, img)
+        rows.append({"file": name, "gender": GENDERS[batch.gender[i]], "view": VIEWS[batch.view[i]],
+                     "findings": decode_findings(batch.findings[i]), "seed": batch.seed,
+                     "model": gen.model_id, "stage": stage or max(gen.stages)})
+    with open(out / "labels.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (out / "grid.png").write_bytes(grid_png_bytes(batch.images, batch.captions(), scale=2))
+    summary = {"id": gen.model_id, "kind": gen.kind, "n": n, "seed": batch.seed, "out": str(out)}
+    print(json.dumps(summary) if json_ else f"wrote {n} images, labels.csv and grid.png to {out}")

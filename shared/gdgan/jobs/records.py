@@ -1,0 +1,292 @@
+"""Job records and progress events in Redis.
+
+Layout (all keys expire after GDGAN_JOB_TTL_S):
+
+- ``gdgan:job:<id>``         the record, one JSON document (``schemas.JobRecord``)
+- ``gdgan:jobs``             sorted set of job ids by creation time (listing)
+- ``gdgan:job:<id>:events``  a Redis *stream* of events. A stream (not pub/sub) lets an SSE
+                             client that connects late replay what it missed and resume with
+                             ``Last-Event-ID``, with no window in which an event can be lost.
+- ``gdgan:job:<id>:cancel``  the cooperative cancel flag, read by the worker at every step
+- ``gdgan:job:<id>:lease``   which worker runs the job now; expires unless renewed. A task that is
+                             redelivered while the owner still runs sees the lease and does nothing;
+                             after a crash the lease lapses and the redelivered task resumes.
+- ``gdgan:job:<id>:parts``   fan-out results (evaluation), one hash field per part
+
+Updates are read-modify-write under WATCH, so a worker's progress write cannot undo a status
+change the gateway made at the same moment (e.g. queued -> cancelled).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from gdgan.schemas import TERMINAL, JobProgress, JobRecord, utcnow
+
+PREFIX = "gdgan:"
+INDEX = PREFIX + "jobs"
+STREAM_MAXLEN = 2000
+
+
+class JobNotFound(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "job not found"
+
+
+class JobConflict(RuntimeError):
+    """The requested transition is not allowed from the job's current status."""
+
+
+def new_job_id(job_type: str) -> str:
+    return f"job-{job_type}-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(5)}"
+
+
+def _k(job_id: str, suffix: str = "") -> str:
+    return f"{PREFIX}job:{job_id}{':' + suffix if suffix else ''}"
+
+
+class JobStore:
+    """All job state lives here; gateway, workers and CLI share this one implementation."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int, lease_s: float = 30.0) -> None:
+        self.r = client
+        self.ttl_s = int(ttl_s)
+        self.lease_s = float(lease_s)
+
+    @classmethod
+    def from_url(cls, url: str, ttl_s: int, lease_s: float = 30.0, timeout_s: float = 5.0) -> JobStore:
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True
+        )
+        return cls(client, ttl_s, lease_s)
+
+    # -- records ------------------------------------------------------------------------------
+    def create(self, job_type: str, params: dict[str, Any], job_id: str | None = None) -> JobRecord:
+        rec = JobRecord(id=job_id or new_job_id(job_type), type=job_type, params=params)
+        pipe = self.r.pipeline()
+        pipe.set(_k(rec.id), rec.model_dump_json(), ex=self.ttl_s)
+        pipe.zadd(INDEX, {rec.id: time.time()})
+        pipe.execute()
+        self.publish(rec.id, "status", {"status": rec.status})
+        return rec
+
+    def get(self, job_id: str) -> JobRecord:
+        raw = self.r.get(_k(job_id))
+        if raw is None:
+            raise JobNotFound(f"no job {job_id!r}")
+        return JobRecord.model_validate_json(raw)
+
+    def exists(self, job_id: str) -> bool:
+        return bool(self.r.exists(_k(job_id)))
+
+    def list(
+        self, limit: int = 100, job_type: str | None = None, status: str | None = None
+    ) -> list[JobRecord]:
+        """Newest first. Expired ids are dropped from the index as they are met."""
+        ids = self.r.zrevrange(INDEX, 0, max(0, limit * 4 - 1))
+        out: list[JobRecord] = []
+        if not ids:
+            return out
+        raws = self.r.mget([_k(i) for i in ids])
+        stale = []
+        for jid, raw in zip(ids, raws):
+            if raw is None:
+                stale.append(jid)
+                continue
+            rec = JobRecord.model_validate_json(raw)
+            if (job_type and rec.type != job_type) or (status and rec.status != status):
+                continue
+            out.append(rec)
+            if len(out) >= limit:
+                break
+        if stale:
+            self.r.zrem(INDEX, *stale)
+        return out
+
+    def update(self, job_id: str, fn: Callable[[JobRecord], JobRecord | None]) -> JobRecord:
+        """Apply ``fn`` atomically (optimistic WATCH loop). ``fn`` returns None to leave it alone."""
+        key = _k(job_id)
+        while True:
+            with self.r.pipeline() as pipe:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise JobNotFound(f"no job {job_id!r}")
+                    rec = JobRecord.model_validate_json(raw)
+                    new = fn(rec.model_copy(deep=True))
+                    if new is None:
+                        pipe.unwatch()
+                        return rec
+                    new.updated = utcnow()
+                    pipe.multi()
+                    pipe.set(key, new.model_dump_json(), ex=self.ttl_s)
+                    pipe.execute()
+                    return new
+                except redis.WatchError:
+                    continue
+
+    def set_status(
+        self,
+        job_id: str,
+        status: str,
+        *,
+        allowed_from: frozenset[str] | set[str] | None = None,
+        result: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> JobRecord | None:
+        """Move to ``status`` if the current status is in ``allowed_from`` (default: not terminal).
+
+        Returns the new record, or None when the transition was not allowed (e.g. the job was
+        cancelled meanwhile) — callers treat that as 'someone else decided'.
+        """
+        allowed = set(allowed_from) if allowed_from is not None else {"queued", "running"}
+        changed: list[JobRecord] = []
+
+        def fn(rec: JobRecord) -> JobRecord | None:
+            if rec.status not in allowed:
+                return None
+            rec.status = status  # type: ignore[assignment]
+            now = utcnow()
+            if status == "running":
+                rec.started = rec.started or now
+                rec.attempts += 1
+            if status in TERMINAL:
+                rec.finished = now
+                if status == "succeeded":
+                    rec.progress.fraction = 1.0
+                    rec.progress.step = max(rec.progress.step, rec.progress.total)
+            if result:
+                rec.result.update(result)
+            if error is not None:
+                rec.error = error
+            changed.append(rec)
+            return rec
+
+        rec = self.update(job_id, fn)
+        if not changed:
+            return None
+        payload: dict[str, Any] = {"status": rec.status}
+        if rec.status in TERMINAL:
+            payload.update(result=rec.result, error=rec.error)
+        self.publish(job_id, "status", payload)
+        return rec
+
+    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        def fn(rec: JobRecord) -> JobRecord | None:
+            if rec.status in TERMINAL:
+                return None
+            rec.progress = JobProgress.model_validate({**rec.progress.model_dump(), **progress})
+            return rec
+
+        self.update(job_id, fn)
+        self.publish(job_id, "progress", progress)
+
+    def set_part(self, job_id: str, part: str, status: str) -> None:
+        def fn(rec: JobRecord) -> JobRecord | None:
+            rec.parts[part] = status
+            return rec
+
+        self.update(job_id, fn)
+        self.publish(job_id, "part", {"part": part, "status": status})
+
+    # -- events -------------------------------------------------------------------------------
+    def publish(self, job_id: str, event: str, data: dict[str, Any]) -> str:
+        key = _k(job_id, "events")
+        pipe = self.r.pipeline()
+        pipe.xadd(key, {"event": event, "data": json.dumps(data, default=str)}, maxlen=STREAM_MAXLEN)
+        pipe.expire(key, self.ttl_s)
+        eid, _ = pipe.execute()
+        return str(eid)
+
+    def events(self, job_id: str, after: str = "0", block_ms: int = 1000) -> Iterator[tuple[str, str, dict]]:
+        """Blocking iterator (CLI, tests) over events until the job ends."""
+        key = _k(job_id, "events")
+        last = after
+        while True:
+            resp = self.r.xread({key: last}, block=block_ms, count=100)
+            for _stream, items in resp or []:
+                for eid, fields in items:
+                    last = eid
+                    data = json.loads(fields.get("data", "{}"))
+                    yield eid, fields.get("event", "message"), data
+                    if fields.get("event") == "status" and data.get("status") in TERMINAL:
+                        return
+            if not resp and self.get(job_id).terminal:
+                return
+
+    # -- cancel -------------------------------------------------------------------------------
+    def request_cancel(self, job_id: str) -> JobRecord:
+        """Set the flag; a queued job is cancelled at once, a running one by its worker.
+
+        Raises JobConflict for a job that already ended (the API answers 409)."""
+        rec = self.get(job_id)
+        if rec.terminal:
+            raise JobConflict(f"job {job_id!r} already {rec.status}")
+        self.r.set(_k(job_id, "cancel"), "1", ex=self.ttl_s)
+
+        def fn(r: JobRecord) -> JobRecord | None:
+            if r.terminal:
+                return None
+            r.cancel_requested = True
+            return r
+
+        self.update(job_id, fn)
+        self.publish(job_id, "cancel", {"cancel_requested": True})
+        done = self.set_status(job_id, "cancelled", allowed_from={"queued"})
+        return done or self.get(job_id)
+
+    def cancel_requested(self, job_id: str) -> bool:
+        return bool(self.r.exists(_k(job_id, "cancel")))
+
+    # -- ownership lease ----------------------------------------------------------------------
+    def acquire_lease(self, job_id: str, owner: str) -> bool:
+        key = _k(job_id, "lease")
+        if self.r.set(key, owner, nx=True, px=int(self.lease_s * 1000)):
+            return True
+        return self.r.get(key) == owner
+
+    def renew_lease(self, job_id: str, owner: str) -> bool:
+        key = _k(job_id, "lease")
+        # only the owner renews (check-and-set in one script so a lapsed lease is not stolen back)
+        script = (
+            "if redis.call('get', KEYS[1]) == ARGV[1] then "
+            "return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end"
+        )
+        return bool(self.r.eval(script, 1, key, owner, int(self.lease_s * 1000)))
+
+    def release_lease(self, job_id: str, owner: str) -> None:
+        script = (
+            "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) "
+            "else return 0 end"
+        )
+        self.r.eval(script, 1, _k(job_id, "lease"), owner)
+
+    def lease_owner(self, job_id: str) -> str | None:
+        return self.r.get(_k(job_id, "lease"))
+
+    # -- fan-out ------------------------------------------------------------------------------
+    def put_part_result(self, job_id: str, part: str, result: dict[str, Any]) -> int:
+        """Store a part's result; returns how many parts have results now."""
+        key = _k(job_id, "parts")
+        pipe = self.r.pipeline()
+        pipe.hset(key, part, json.dumps(result, default=str))
+        pipe.expire(key, self.ttl_s)
+        pipe.hlen(key)
+        return int(pipe.execute()[-1])
+
+    def part_results(self, job_id: str) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self.r.hgetall(_k(job_id, "parts")).items()}
+
+    def claim_once(self, job_id: str, what: str) -> bool:
+        """True for exactly one caller per (job, what): e.g. who enqueues the report task."""
+        return bool(self.r.set(_k(job_id, "once:" + what), "1", nx=True, ex=self.ttl_s))
+
+    def ping(self) -> None:
+        self.r.ping()

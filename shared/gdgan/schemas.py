@@ -1,0 +1,252 @@
+"""Request and response models of the REST API (gateway and generator).
+
+Every value a client sends is checked here, before any job or model is touched, so a bad request
+is a 422 that names the field (pydantic's ``loc``) and never reaches a worker. Label fields are
+``Literal`` types so the OpenAPI document lists the allowed names (and schemathesis can generate
+valid ones).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gdgan.labels import FINDINGS, GENDERS, NO_FINDING, VIEWS
+from gdgan.store.base import ID_RE
+
+FindingName = Literal[FINDINGS]  # type: ignore[valid-type]
+Gender = Literal[GENDERS]  # type: ignore[valid-type]
+View = Literal[VIEWS]  # type: ignore[valid-type]
+Preset = Literal["tiny", "demo", "paper"]
+ModelKind = Literal["gdgan", "stage1", "stage2", "acgan"]
+Strategy = Literal["none", "undersample", "oversample", "acgan", "gdgan"]
+STRATEGIES: tuple[str, ...] = ("none", "undersample", "oversample", "acgan", "gdgan")
+JobType = Literal["ingest", "train", "evaluate", "generate"]
+JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+ImageFormat = Literal["zip", "png", "json"]
+MODEL_ALIASES: tuple[str, ...] = ("gdgan", "acgan")
+SEED_MAX = 2**32 - 1
+
+ArtifactId = Annotated[
+    str, Field(pattern=ID_RE.pattern, max_length=96, examples=["dataset-20260101-0123456789"])
+]
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class _Strict(BaseModel):
+    """Unknown fields are an error: a typo ('seeed') must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------
+# datasets
+class PhantomDatasetRequest(_Strict):
+    source: Literal["phantom"]
+    n: int = Field(default=8000, ge=16, le=200_000, description="Number of images.")
+    size: Literal[32, 64, 128, 256] = 64
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
+
+
+class NihDatasetRequest(_Strict):
+    source: Literal["nih"]
+    csv: str = Field(min_length=1, max_length=1000, description="Data_Entry CSV, inside GDGAN_IMPORT_DIR.")
+    images: str = Field(min_length=1, max_length=1000, description="Image folder, inside GDGAN_IMPORT_DIR.")
+    size: Literal[32, 64, 128, 256] = 64
+
+
+DatasetRequest = Annotated[PhantomDatasetRequest | NihDatasetRequest, Field(discriminator="source")]
+
+
+class DatasetCreated(BaseModel):
+    job_id: str
+    dataset_id: str
+
+
+class DatasetSummary(BaseModel):
+    id: str
+    created: str
+    config: dict[str, Any]
+    n: int | None = None
+    size: int | None = None
+
+
+class DatasetDetail(DatasetSummary):
+    counts: dict[str, Any] = Field(description="Counts per label over the whole set.")
+    splits: dict[str, dict[str, Any]] = Field(description="Counts per label in train/val/test (seed 0).")
+
+
+# --------------------------------------------------------------------------------------------
+# jobs
+class TrainRequest(_Strict):
+    dataset_id: ArtifactId
+    model: ModelKind = "gdgan"
+    preset: Preset = "demo"
+    split_seed: int = Field(default=0, ge=0, le=SEED_MAX)
+    overrides: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields to override.")
+    stage1_model: ArtifactId | None = Field(default=None, description="Stage-1 model (model=stage2 only).")
+
+
+class EvaluateRequest(_Strict):
+    dataset_id: ArtifactId
+    gdgan: ArtifactId | None = Field(default=None, description="GDGAN bundle id; null = train one per split.")
+    acgan: ArtifactId | None = Field(default=None, description="ACGAN id; null = train one per split.")
+    repeats: int = Field(default=3, ge=1, le=10)
+    preset: Preset = "demo"
+    finding: FindingName = "Cardiomegaly"
+    strategies: list[Strategy] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
+
+    @field_validator("strategies")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError("strategies must not repeat")
+        return v
+
+
+def _check_model_ref(v: str) -> str:
+    if v in MODEL_ALIASES or ID_RE.fullmatch(v):
+        return v
+    raise ValueError(f"model must be 'gdgan', 'acgan' or a model id, got {v[:100]!r}")
+
+
+class _LabelRequest(_Strict):
+    model: str = Field(default="gdgan", max_length=96, description="'gdgan', 'acgan' (latest) or a model id.")
+    finding: FindingName | list[FindingName] | Literal["No Finding"] | None = Field(
+        default=None, description="A finding, a list of findings, or null / 'No Finding' for none."
+    )
+    gender: Gender | None = Field(default=None, description="null = drawn from the finding's real mix.")
+    view: View | None = Field(default=None, description="null = drawn from the finding's real mix.")
+    seed: int | None = Field(default=None, ge=0, le=SEED_MAX, description="null = a random seed (returned).")
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        return _check_model_ref(v)
+
+    @field_validator("finding")
+    @classmethod
+    def _finding(cls, v: Any) -> Any:
+        if v == NO_FINDING:
+            return None
+        if isinstance(v, list):
+            if len(set(v)) != len(v):
+                raise ValueError("findings must not repeat")
+            return v or None
+        return v
+
+
+class GenerateRequest(_LabelRequest):
+    """Synchronous generation (generator service). The cap on ``n`` is GDGAN_GENERATE_MAX_N."""
+
+    n: int = Field(default=16, ge=1, description="Images to generate (1..GDGAN_GENERATE_MAX_N).")
+    stage: Literal[1, 2] = Field(default=2, description="GDGAN only: 1 = stage-1 (general) images.")
+    format: ImageFormat = "zip"
+
+    @field_validator("n")
+    @classmethod
+    def _cap(cls, v: int) -> int:
+        from gdgan.settings import get_settings
+
+        cap = get_settings().generate_max_n
+        if v > cap:
+            raise ValueError(f"at most {cap} images per request (GDGAN_GENERATE_MAX_N)")
+        return v
+
+
+class GenerateJobRequest(_LabelRequest):
+    """Asynchronous generation: large sets become a stored 'synthetic' artifact."""
+
+    n: int = Field(default=1000, ge=1, le=100_000)
+    stage: Literal[1, 2] = 2
+
+
+class JobCreated(BaseModel):
+    job_id: str
+    status: JobStatus = "queued"
+
+
+class JobProgress(BaseModel):
+    phase: str = ""
+    step: int = 0
+    total: int = 0
+    fraction: float = 0.0
+    eta_s: float | None = None
+    losses: dict[str, float] = Field(default_factory=dict)
+    images_per_s: float | None = None
+    message: str = ""
+
+
+class JobRecord(BaseModel):
+    """The job record kept in Redis (and returned by GET /v1/jobs/{id})."""
+
+    id: str
+    type: JobType
+    status: JobStatus = "queued"
+    params: dict[str, Any] = Field(default_factory=dict)
+    progress: JobProgress = Field(default_factory=JobProgress)
+    created: str = Field(default_factory=utcnow)
+    started: str | None = None
+    finished: str | None = None
+    updated: str = Field(default_factory=utcnow)
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    cancel_requested: bool = False
+    attempts: int = 0
+    parts: dict[str, str] = Field(default_factory=dict, description="Fan-out parts and their status.")
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+class JobList(BaseModel):
+    jobs: list[JobRecord]
+
+
+class CancelResponse(BaseModel):
+    job_id: str
+    status: JobStatus
+    cancel_requested: bool
+
+
+# --------------------------------------------------------------------------------------------
+# models and reports
+class ModelSummary(BaseModel):
+    id: str
+    kind: str
+    created: str
+    dataset_id: str | None = None
+    preset: str | None = None
+
+
+class ModelDetail(ModelSummary):
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    parents: list[str]
+    lineage: list[dict[str, Any]] = Field(description="Ancestors, nearest first: id, kind, created.")
+    files: dict[str, int] = Field(description="Payload file sizes in bytes.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class GeneratorModels(BaseModel):
+    loaded: list[str]
+    available: list[ModelSummary]
+
+
+class ErrorBody(BaseModel):
+    detail: Any
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)

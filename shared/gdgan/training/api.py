@@ -1,0 +1,268 @@
+"""``train()``: the one entry point the CLI, the trainer worker and the evaluation call.
+
+``kind``: ``stage1`` | ``stage2`` (needs ``stage1_model``) | ``gdgan`` (stage 1, then stage 2
+with G1/D1 frozen, then a bundle artifact naming both) | ``acgan``. Every phase checkpoints to
+the store under ``run_id``; calling ``train`` again with the same ``run_id`` resumes (finished
+phases are skipped, the running one continues from its latest checkpoint with the config it
+started with). ``should_stop`` is polled every step; when it returns True a checkpoint is
+written and the result has status ``"cancelled"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+
+from gdgan.data.dataset import ImageDataset, load_dataset
+from gdgan.data.splits import patient_split
+from gdgan.models.acgan import build_acgan
+from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
+from gdgan.progress import ProgressCallback, StopFlag
+from gdgan.store import ArtifactStore, Manifest, new_id
+from gdgan.training import checkpoint as ck
+from gdgan.training.artifacts import SAMPLES_FILE, write_bundle, write_model
+from gdgan.training.data import TrainData, index_digest
+from gdgan.training.losses import LossWeights
+from gdgan.training.loop import PhaseRun, run_phase
+from gdgan.training.phases import ConditionalPhase, Stage2Phase
+from gdgan.training.presets import ConfigError, TrainConfig, get_config
+from gdgan.training.sampling import CRITIC_FILE, GENERATOR_FILE, LoadedGenerator, label_mix, resolve_model
+
+log = logging.getLogger(__name__)
+
+KINDS = ("stage1", "stage2", "gdgan", "acgan")
+ARTIFACT_KIND = {"stage1": "gdgan-stage1", "stage2": "gdgan-stage2", "acgan": "acgan"}
+SEED_OFFSET = {"stage1": 0, "stage2": 1000, "acgan": 2000}  # distinct streams per phase
+
+
+@dataclass
+class TrainResult:
+    status: str  # "succeeded" | "cancelled"
+    model_id: str | None  # the final artifact (bundle for "gdgan"); None when cancelled
+    model_ids: dict[str, str] = field(default_factory=dict)
+    run_id: str = ""
+    steps: dict[str, int] = field(default_factory=dict)
+    final_losses: dict[str, dict[str, float]] = field(default_factory=dict)
+    wall_s: float = 0.0
+    checkpoint_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.model_id, "status": self.status, "model_ids": self.model_ids, "run_id": self.run_id,
+            "steps": self.steps, "final_losses": self.final_losses, "wall_s": round(self.wall_s, 3),
+            "checkpoint_id": self.checkpoint_id,
+        }
+
+
+def _weights(cfg: TrainConfig) -> LossWeights:
+    return LossWeights(gp=cfg.gp_lambda, aux_real=cfg.aux_real, aux_fake=cfg.aux_fake,
+                       general=cfg.lambda_general, mse=cfg.lambda_mse)
+
+
+def _gan(cfg: TrainConfig) -> GanConfig:
+    return GanConfig(size=cfg.size, nz=cfg.nz, ngf=cfg.ngf, ndf=cfg.ndf, max_mult=cfg.max_mult)
+
+
+def _seeded_build(seed: int, builder: Any, gan: GanConfig) -> Any:
+    """Build networks with a seeded init without disturbing the caller's global RNG."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return builder(gan)
+
+
+def _phase_config(store: ArtifactStore, run_id: str, phase: str, cfg: TrainConfig) -> TrainConfig:
+    """A resumed phase continues with the config it started with."""
+    latest = ck.latest_checkpoint(store, run_id, phase)
+    if latest is None or not latest.config:
+        return cfg
+    resumed = TrainConfig.from_dict(latest.config)
+    if resumed != cfg:
+        log.info("run %s phase %s: resuming with its checkpointed config", run_id, phase)
+    return resumed
+
+
+class _Context:
+    """What every phase of one train() call shares."""
+
+    def __init__(self, ds: ImageDataset, idx: np.ndarray, split_seed: int | None, store: ArtifactStore,
+                 run_id: str, device: torch.device, progress: ProgressCallback | None,
+                 should_stop: StopFlag | None) -> None:
+        self.ds, self.idx, self.split_seed, self.store = ds, idx, split_seed, store
+        self.run_id, self.device, self.progress, self.should_stop = run_id, device, progress, should_stop
+        self.mix = label_mix(ds.general()[idx], ds.detail()[idx])
+        self.digest = index_digest(idx)
+        self._data: dict[tuple[int, bool], TrainData] = {}
+
+    def data(self, cfg: TrainConfig) -> TrainData:
+        cl = self.device.type == "cuda" and cfg.channels_last
+        key = (cfg.size, cl)
+        if key not in self._data:
+            self._data[key] = TrainData.from_dataset(self.ds, self.idx, cfg.size, self.device, cl)
+        return self._data[key]
+
+    def run(self, phase: Any, cfg: TrainConfig) -> PhaseRun:
+        data = self.data(cfg)
+        return run_phase(
+            phase, data, cfg, total=cfg.total_steps(len(data)), store=self.store, run_id=self.run_id,
+            device=self.device, seed_offset=SEED_OFFSET[phase.name], progress=self.progress,
+            should_stop=self.should_stop, state_extra={"data_digest": self.digest},
+        )
+
+    def write(self, kind: str, run: PhaseRun, cfg: TrainConfig, sampler: LoadedGenerator,
+              parents: list[str], meta: dict[str, Any]) -> Manifest:
+        parents = ([self.ds.id] if self.ds.id else []) + parents
+        m = write_model(
+            self.store, kind, run, cfg, _gan(cfg), sampler, dataset_id=self.ds.id, split_seed=self.split_seed,
+            mix=self.mix, parents=parents,
+            meta={"run_id": self.run_id, "n_train": int(len(self.idx)), "train_digest": self.digest,
+                  "device": self.device.type, **meta},
+        )
+        ck.mark_done(self.store, self.run_id, run_phase_name(kind), m.id)
+        return m
+
+
+def run_phase_name(kind: str) -> str:
+    return {"gdgan-stage1": "stage1", "gdgan-stage2": "stage2", "acgan": "acgan"}[kind]
+
+
+def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str | None, PhaseRun | None]:
+    """Stage 1 or ACGAN. Returns (model id or None if cancelled, run or None if already done)."""
+    done = ck.finished_model(ctx.store, ctx.run_id, name)
+    if done:
+        return done, None
+    cfg = _phase_config(ctx.store, ctx.run_id, name, cfg)
+    gan = _gan(cfg)
+    builder = build_acgan if name == "acgan" else build_stage1
+    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], builder, gan)
+    G.to(ctx.device)
+    D.to(ctx.device)
+    phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), use_detail=name == "acgan")
+    run = ctx.run(phase, cfg)
+    if run.status != "succeeded":
+        return None, run
+    kind = ARTIFACT_KIND[name]
+    sampler = (LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device)
+               if name == "acgan" else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device))
+    m = ctx.write(kind, run, cfg, sampler, [], {})
+    return m.id, run
+
+
+def _load_stage1(ctx: _Context, stage1_id: str) -> tuple[Manifest, torch.nn.Module, torch.nn.Module]:
+    m = resolve_model(ctx.store, stage1_id)
+    if m.kind == "gdgan":
+        m = ctx.store.manifest(m.meta["stage1"])
+    if m.kind != "gdgan-stage1":
+        raise ConfigError(f"stage1_model {stage1_id!r} is a {m.kind!r}, not a GDGAN stage-1 model")
+    gan = GanConfig(**m.config["model"])
+    G1, D1 = build_stage1(gan)
+    G1.load_state_dict(st_load(ctx.store.get_bytes(m.id, GENERATOR_FILE)))
+    D1.load_state_dict(st_load(ctx.store.get_bytes(m.id, CRITIC_FILE)))
+    return m, G1.to(ctx.device), D1.to(ctx.device)
+
+
+def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str | None, PhaseRun | None]:
+    done = ck.finished_model(ctx.store, ctx.run_id, "stage2")
+    if done:
+        return done, None
+    cfg = _phase_config(ctx.store, ctx.run_id, "stage2", cfg)
+    s1, G1, D1 = _load_stage1(ctx, stage1_id)
+    s1_gan = GanConfig(**s1.config["model"])
+    if s1_gan.size != cfg.size or s1_gan.nz != cfg.nz:
+        raise ConfigError(
+            f"size/nz ({cfg.size}, {cfg.nz}) differ from stage-1 model {s1.id} ({s1_gan.size}, {s1_gan.nz})"
+        )
+    gan = _gan(cfg)
+    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], build_stage2, gan)
+    phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg))
+    run = ctx.run(phase, cfg)
+    if run.status != "succeeded":
+        return None, run
+    sampler = LoadedGenerator("training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device)
+    m = ctx.write("gdgan-stage2", run, cfg, sampler, [s1.id], {"stage1": s1.id})
+    return m.id, run
+
+
+def _resolve_dataset(store: ArtifactStore, dataset: ImageDataset | str) -> ImageDataset:
+    if isinstance(dataset, ImageDataset):
+        return dataset
+    return load_dataset(store, str(dataset))
+
+
+def train(
+    kind: str,
+    dataset: ImageDataset | str,
+    *,
+    store: ArtifactStore,
+    preset: str = "demo",
+    overrides: dict[str, Any] | None = None,
+    split_seed: int = 0,
+    train_idx: np.ndarray | None = None,
+    stage1_model: str | None = None,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopFlag | None = None,
+    device: str | torch.device | None = None,
+) -> TrainResult:
+    """Train ``kind`` on ``dataset`` (object or dataset id); see the module docstring."""
+    if kind not in KINDS:
+        raise ConfigError(f"unknown training kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if kind == "stage2" and not stage1_model:
+        raise ConfigError("stage2 training needs stage1_model (a gdgan-stage1 or gdgan model id)")
+    cfg = get_config(preset, overrides)
+    ds = _resolve_dataset(store, dataset)
+    if train_idx is None:
+        split = patient_split(ds.labels["patient_id"], split_seed, official_split=ds.labels.get("official_split"))
+        idx = split.train
+    else:
+        idx = np.asarray(train_idx, dtype=np.int64)
+        if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= len(ds):
+            raise ConfigError(f"train_idx: need a non-empty 1-D array of indices into {len(ds)} images")
+    if device is None:
+        from gdgan.settings import resolve_device
+
+        device = resolve_device()
+    ctx = _Context(ds, idx, split_seed, store, run_id or new_id("run"), torch.device(device), progress, should_stop)
+    result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
+
+    def record(name: str, model_id: str | None, run: PhaseRun | None) -> bool:
+        if run is not None:
+            result.steps[name] = run.step
+            result.final_losses[name] = run.final_losses()
+            result.wall_s += run.wall_s
+            result.checkpoint_id = run.checkpoint_id
+        if model_id is None:
+            result.status = "cancelled"
+            return False
+        result.model_ids[name] = model_id
+        result.model_id = model_id
+        return True
+
+    if kind in ("stage1", "acgan"):
+        record(kind, *_train_conditional(ctx, kind, cfg))
+        return result
+    if kind == "stage2":
+        assert stage1_model is not None
+        record("stage2", *_train_stage2(ctx, cfg, stage1_model))
+        return result
+    # gdgan: stage 1 -> stage 2 -> bundle
+    s1_id, run1 = _train_conditional(ctx, "stage1", cfg)
+    if not record("stage1", s1_id, run1):
+        return result
+    assert s1_id is not None
+    s2_id, run2 = _train_stage2(ctx, cfg, s1_id)
+    if not record("stage2", s2_id, run2):
+        return result
+    assert s2_id is not None
+    bundle = ck.finished_model(store, ctx.run_id, "bundle")
+    if bundle is None:
+        s1m, s2m = store.manifest(s1_id), store.manifest(s2_id)
+        bm = write_bundle(store, s1m, s2m, store.get_bytes(s2_id, SAMPLES_FILE))
+        ck.mark_done(store, ctx.run_id, "bundle", bm.id)
+        bundle = bm.id
+    record("gdgan", bundle, None)
+    return result

@@ -1,0 +1,130 @@
+"""Every loss of GDGAN and ACGAN, one small function each (tests: tests/unit/test_losses.py).
+
+WGAN-GP (Gulrajani et al. 2017) plus the auxiliary-classifier terms of Koga et al.:
+
+- critic   ``E[D(fake)] - E[D(real)] + λ_gp·E[(‖∇D(x̂)‖₂ - 1)²]``, x̂ on random interpolates
+- generator ``-E[D(fake)]``
+- auxiliary ``λ·BCEWithLogits(logits, labels)`` on real and on fake images
+
+Stage 2 (G1 and D1 frozen) adds the general-label BCE through D1's classifier and
+``λ_mse·MSE(x2, x1)``; see :func:`stage2_generator_loss` and :func:`stage2_critic_loss`.
+Each composite returns ``(total, parts)`` where ``parts`` holds the detached terms for logs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Tensor = torch.Tensor
+
+
+def critic_wgan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """E[D(fake)] - E[D(real)] (the negated Wasserstein estimate the critic minimises)."""
+    return d_fake.float().mean() - d_real.float().mean()
+
+
+def generator_wgan_loss(d_fake: Tensor) -> Tensor:
+    """-E[D(fake)]."""
+    return -d_fake.float().mean()
+
+
+def gradient_penalty(
+    critic: Callable[[Tensor], Tensor],
+    real: Tensor,
+    fake: Tensor,
+    lam: float = 10.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """λ·E[(‖∇ₓD(x̂)‖₂ - 1)²] with x̂ = ε·real + (1-ε)·fake, ε ~ U[0,1) per sample.
+
+    ``critic`` maps images to scores (B,). Computed in float32 with autocast off: under bf16 the
+    squared gradient norms lose precision and WGAN-GP is known to diverge to NaN.
+    """
+    real, fake = real.detach().float(), fake.detach().float()
+    eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=generator, device=real.device)
+    x_hat = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        scores = critic(x_hat).float()
+        (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
+    norms = grad.flatten(1).norm(2, dim=1)
+    return lam * ((norms - 1.0) ** 2).mean()
+
+
+def aux_bce(logits: Tensor, labels: Tensor, weight: float = 1.0) -> Tensor:
+    """weight · mean BCE-with-logits of multi-hot ``labels`` (the auxiliary classifier term)."""
+    return weight * F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """λ's of the auxiliary terms (all 1 in the authors' definitions) and of the GP."""
+
+    gp: float = 10.0
+    aux_real: float = 1.0
+    aux_fake: float = 1.0
+    general: float = 1.0  # stage 2: BCE of general labels through frozen D1
+    mse: float = 1.0  # stage 2: MSE(x2, x1)
+
+
+def stage1_critic_loss(
+    d_real: Tensor, d_fake: Tensor, gp: Tensor, logits_real: Tensor, logits_fake: Tensor,
+    y_real: Tensor, y_fake: Tensor, w: LossWeights,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """D1 (and the ACGAN critic): WGAN-GP + BCE of the labels on real and on fake images."""
+    parts = {
+        "wgan": critic_wgan_loss(d_real, d_fake),
+        "gp": gp,
+        "cls_real": aux_bce(logits_real, y_real, w.aux_real),
+        "cls_fake": aux_bce(logits_fake, y_fake, w.aux_fake),
+    }
+    return sum(parts.values()), {k: v.detach() for k, v in parts.items()}  # type: ignore[return-value]
+
+
+def stage1_generator_loss(
+    d_fake: Tensor, logits_fake: Tensor, y_fake: Tensor, w: LossWeights
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """G1 (and the ACGAN generator): -E[D(fake)] + BCE of the requested labels on fakes."""
+    parts = {"wgan": generator_wgan_loss(d_fake), "cls": aux_bce(logits_fake, y_fake, w.aux_fake)}
+    return sum(parts.values()), {k: v.detach() for k, v in parts.items()}  # type: ignore[return-value]
+
+
+def stage2_generator_loss(
+    d2_fake: Tensor,  # (B,)    D2 score of x2
+    detail_logits_fake: Tensor,  # (B, 14) D2 logits of x2
+    general_logits_fake: Tensor,  # (B, 2)  frozen D1 logits of x2
+    y_detail: Tensor,  # (B, 14) detail labels x2 was asked for
+    y_general: Tensor,  # (B, 2)  general labels G1 made x1 with
+    x2: Tensor,
+    x1: Tensor,
+    w: LossWeights,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """G2: WGAN + BCE(detail via D2) + BCE(general via frozen D1) + λ_mse·MSE(x2, x1)."""
+    parts = {
+        "wgan": generator_wgan_loss(d2_fake),
+        "cls_detail": aux_bce(detail_logits_fake, y_detail, w.aux_fake),
+        "cls_general": aux_bce(general_logits_fake, y_general, w.general),
+        "mse": w.mse * F.mse_loss(x2.float(), x1.float()),
+    }
+    return sum(parts.values()), {k: v.detach() for k, v in parts.items()}  # type: ignore[return-value]
+
+
+def stage2_critic_loss(
+    d2_real: Tensor, d2_fake: Tensor, gp: Tensor,
+    detail_logits_real: Tensor, detail_logits_fake: Tensor,
+    general_logits_fake: Tensor,  # frozen D1 on fakes: constant for D2's gradient, logged as in the paper
+    y_detail_real: Tensor, y_detail_fake: Tensor, y_general_fake: Tensor,
+    w: LossWeights,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """D2: WGAN-GP + BCE(detail, real and fake) + BCE(general via D1 on fakes)."""
+    parts = {
+        "wgan": critic_wgan_loss(d2_real, d2_fake),
+        "gp": gp,
+        "cls_real": aux_bce(detail_logits_real, y_detail_real, w.aux_real),
+        "cls_fake": aux_bce(detail_logits_fake, y_detail_fake, w.aux_fake),
+        "cls_general": aux_bce(general_logits_fake, y_general_fake, w.general),
+    }
+    return sum(parts.values()), {k: v.detach() for k, v in parts.items()}  # type: ignore[return-value]

@@ -1,0 +1,317 @@
+"""Load a trained generator from the store in one call and sample it by label.
+
+``load_generator(store, "gdgan")`` (alias = latest artifact of that kind, or an artifact id)
+returns a :class:`LoadedGenerator`. Sampling is split in two so a server can batch requests:
+
+- ``prepare(n, finding, gender, view, seed)`` draws everything random for one request from
+  ``numpy.random.default_rng(seed)`` — latents ``z ~ U[0,1)^nz`` first, then any missing
+  general label from that finding's (gender, view) mix among the training positives — so a
+  request's images depend on its seed only, never on what it is batched with;
+- ``generate(z, general, detail, stage)`` is one deterministic forward pass (generators use
+  per-sample normalisation, so concatenating requests changes nothing).
+
+``sample(...)`` does both. Images are uint8 via ``round((x + 1) · 127.5)``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as st_load
+from torch import nn
+
+from gdgan.labels import (
+    FINDINGS,
+    GENDERS,
+    N_FINDINGS,
+    NO_FINDING,
+    VIEWS,
+    check_gender,
+    check_view,
+    finding_index,
+)
+from gdgan.models.acgan import acgan_labels, build_acgan
+from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2, to_uint8
+from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
+
+GENERATOR_FILE = "generator.safetensors"
+CRITIC_FILE = "critic.safetensors"
+MODEL_KINDS = ("gdgan-stage1", "gdgan-stage2", "gdgan", "acgan")
+ALIASES = {"gdgan": "gdgan", "acgan": "acgan", "stage1": "gdgan-stage1", "stage2": "gdgan-stage2",
+           "gdgan-stage1": "gdgan-stage1", "gdgan-stage2": "gdgan-stage2"}
+GROUPS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))  # (gender, view) codes
+MAX_FORWARD_BATCH = 256
+
+
+class ModelNotFound(ArtifactNotFound):
+    """No such model (unknown id/alias, or the artifact is not a generator)."""
+
+
+def group_key(gender: int, view: int) -> str:
+    return f"{GENDERS[gender]}/{VIEWS[view]}"
+
+
+def label_mix(general: np.ndarray, detail: np.ndarray) -> dict[str, dict[str, int]]:
+    """Per finding (and 'No Finding', and 'all'): counts of training images per (gender, view)."""
+    g = general[:, 0].astype(int)
+    v = general[:, 1].astype(int)
+    out: dict[str, dict[str, int]] = {}
+    masks = {name: detail[:, i] > 0.5 for i, name in enumerate(FINDINGS)}
+    masks[NO_FINDING] = detail.sum(axis=1) == 0
+    masks["all"] = np.ones(len(g), dtype=bool)
+    for name, m in masks.items():
+        out[name] = {group_key(gi, vi): int(((g == gi) & (v == vi) & m).sum()) for gi, vi in GROUPS}
+    return out
+
+
+@dataclass
+class GenRequest:
+    z: np.ndarray  # (n, nz) float32
+    general: np.ndarray  # (n, 2) float32
+    detail: np.ndarray  # (n, 14) float32
+    seed: int
+
+    @property
+    def n(self) -> int:
+        return int(self.z.shape[0])
+
+
+@dataclass
+class SampleBatch:
+    images: np.ndarray  # (n, H, W) uint8 (stage 2 for GDGAN unless stage=1 was asked)
+    gender: np.ndarray  # (n,) 0=M 1=F
+    view: np.ndarray  # (n,) 0=PA 1=AP
+    findings: np.ndarray  # (n, 14) uint8
+    seed: int
+    stage1_images: np.ndarray | None = None  # GDGAN: the stage-1 images x2 was refined from
+
+    def captions(self) -> list[str]:
+        from gdgan.labels import decode_findings
+
+        return [
+            f"{GENDERS[g]}/{VIEWS[v]} {decode_findings(f)}"
+            for g, v, f in zip(self.gender, self.view, self.findings)
+        ]
+
+
+def _finding_names(finding: None | str | Sequence[str]) -> list[str]:
+    if finding is None or finding == NO_FINDING:
+        return []
+    names = [finding] if isinstance(finding, str) else list(finding)
+    names = [n for n in names if n != NO_FINDING]
+    for n in names:
+        finding_index(n)  # LabelError naming it
+    return names
+
+
+class LoadedGenerator:
+    """A generator ready to sample: GDGAN (stage 1 [+ stage 2]) or ACGAN, in eval mode."""
+
+    def __init__(
+        self,
+        model_id: str,
+        kind: str,
+        gan: GanConfig,
+        mix: dict[str, dict[str, int]],
+        g1: nn.Module | None = None,
+        g2: nn.Module | None = None,
+        acgan: nn.Module | None = None,
+        device: torch.device | str = "cpu",
+        manifest: Manifest | None = None,
+    ) -> None:
+        self.model_id, self.kind, self.gan, self.mix = model_id, kind, gan, mix
+        self.device = torch.device(device)
+        self.g1, self.g2, self.acgan = g1, g2, acgan
+        for m in (g1, g2, acgan):
+            if m is not None:
+                m.to(self.device).eval().requires_grad_(False)
+        self.manifest = manifest
+
+    @property
+    def size(self) -> int:
+        return self.gan.size
+
+    @property
+    def nz(self) -> int:
+        return self.gan.nz
+
+    @property
+    def stages(self) -> tuple[int, ...]:
+        if self.acgan is not None:
+            return (2,)
+        return (1, 2) if self.g2 is not None else (1,)
+
+    def _mix_probs(self, names: list[str], gender: int | None, view: int | None) -> np.ndarray:
+        keys = names or [NO_FINDING]
+        counts = np.zeros(len(GROUPS))
+        for k in keys:
+            m = self.mix.get(k) or {}
+            counts += [m.get(group_key(gi, vi), 0) for gi, vi in GROUPS]
+        allowed = np.array(
+            [(gender is None or gi == gender) and (view is None or vi == view) for gi, vi in GROUPS], dtype=float
+        )
+        p = counts * allowed
+        if p.sum() <= 0:  # no training positives in that group: fall back to the overall mix
+            m = self.mix.get("all") or {}
+            p = np.array([m.get(group_key(gi, vi), 0) for gi, vi in GROUPS], dtype=float) * allowed
+        if p.sum() <= 0:
+            p = allowed
+        return p / p.sum()
+
+    def prepare(
+        self,
+        n: int,
+        finding: None | str | Sequence[str] = None,
+        gender: str | None = None,
+        view: str | None = None,
+        seed: int | None = None,
+    ) -> GenRequest:
+        """Seeded latents and labels for one request (deterministic given ``seed``)."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer, got {n!r}")
+        names = _finding_names(finding)
+        g_code = None if gender is None else GENDERS.index(check_gender(gender))
+        v_code = None if view is None else VIEWS.index(check_view(view))
+        if seed is None:
+            seed = secrets.randbelow(2**31)
+        rng = np.random.default_rng(int(seed))
+        z = rng.random((n, self.nz), dtype=np.float32)  # z ~ U[0,1)^nz, drawn first
+        groups = rng.choice(len(GROUPS), size=n, p=self._mix_probs(names, g_code, v_code))
+        general = np.array([GROUPS[k] for k in groups], dtype=np.float32).reshape(n, 2)
+        detail = np.zeros((n, N_FINDINGS), dtype=np.float32)
+        for name in names:
+            detail[:, finding_index(name)] = 1.0
+        return GenRequest(z=z, general=general, detail=detail, seed=int(seed))
+
+    @torch.no_grad()
+    def forward_both(
+        self, z: np.ndarray, general: np.ndarray, detail: np.ndarray, refine: bool = True
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """(stage-1 uint8 or None, final uint8) images; forward in chunks to bound memory."""
+        outs1, outs2 = [], []
+        for s in range(0, len(z), MAX_FORWARD_BATCH):
+            zt = torch.as_tensor(np.asarray(z[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32, device=self.device)
+            gt = torch.as_tensor(np.asarray(general[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32,
+                                 device=self.device)
+            dt = torch.as_tensor(np.asarray(detail[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32,
+                                 device=self.device)
+            if self.acgan is not None:
+                outs2.append(to_uint8(self.acgan(zt, acgan_labels(gt, dt)))[:, 0].cpu().numpy())
+                continue
+            assert self.g1 is not None
+            x1 = self.g1(zt, gt)
+            outs1.append(to_uint8(x1)[:, 0].cpu().numpy())
+            if self.g2 is not None and refine:
+                outs2.append(to_uint8(self.g2(x1, dt))[:, 0].cpu().numpy())
+        s1 = np.concatenate(outs1) if outs1 else None
+        final = np.concatenate(outs2) if outs2 else s1
+        assert final is not None
+        return s1, final
+
+    def generate(self, z: np.ndarray, general: np.ndarray, detail: np.ndarray, stage: int = 2) -> np.ndarray:
+        """uint8 (n, S, S) images of ``stage`` (1 = G1 only, 2 = refined / ACGAN)."""
+        if stage not in (1, 2):
+            raise ValueError(f"stage must be 1 or 2, got {stage!r}")
+        if self.acgan is not None and stage == 1:
+            raise ValueError(f"model {self.model_id} is an ACGAN: it has no stage 1")
+        if stage == 2 and self.acgan is None and self.g2 is None:
+            raise ValueError(f"model {self.model_id} is a stage-1 model: use stage=1")
+        return self.forward_both(z, general, detail, refine=stage == 2)[1]
+
+    def sample(
+        self,
+        n: int,
+        finding: None | str | Sequence[str] = None,
+        gender: str | None = None,
+        view: str | None = None,
+        seed: int | None = None,
+        stage: int | None = None,
+    ) -> SampleBatch:
+        """``n`` images with the given labels; missing general labels from the finding's mix."""
+        stage = stage or max(self.stages)
+        req = self.prepare(n, finding, gender, view, seed)
+        if stage == 1 or self.acgan is not None:
+            images = self.generate(req.z, req.general, req.detail, stage=stage)
+            s1 = images if stage == 1 else None
+        else:
+            if self.g2 is None:
+                raise ValueError(f"model {self.model_id} is a stage-1 model: use stage=1")
+            s1, images = self.forward_both(req.z, req.general, req.detail)
+        return SampleBatch(
+            images=images,
+            gender=req.general[:, 0].astype(np.uint8),
+            view=req.general[:, 1].astype(np.uint8),
+            findings=req.detail.astype(np.uint8),
+            seed=req.seed,
+            stage1_images=s1,
+        )
+
+
+# --- loading -------------------------------------------------------------------------------------
+def resolve_model(store: ArtifactStore, model_id_or_alias: str) -> Manifest:
+    """Alias ('gdgan', 'acgan', 'stage1', 'stage2') -> latest of that kind; else an artifact id."""
+    key = str(model_id_or_alias)
+    if key in ALIASES:
+        m = store.latest(ALIASES[key])
+        if m is None:
+            raise ModelNotFound(f"no {ALIASES[key]!r} model in the store yet (alias {key!r})")
+        return m
+    try:
+        m = store.manifest(key)
+    except ArtifactNotFound:
+        raise ModelNotFound(f"no model {key!r} in the store") from None
+    except ValueError:
+        raise ModelNotFound(f"no model {key[:100]!r}: not a valid model id or alias") from None
+    if m.kind not in MODEL_KINDS:
+        raise ModelNotFound(f"artifact {key!r} is a {m.kind!r}, not a model ({', '.join(MODEL_KINDS)})")
+    return m
+
+
+def _weights(store: ArtifactStore, model_id: str, name: str) -> dict[str, torch.Tensor]:
+    return st_load(store.get_bytes(model_id, name))
+
+
+def _gan_config(m: Manifest) -> GanConfig:
+    return GanConfig(**m.config["model"])
+
+
+def load_generator(
+    store: ArtifactStore, model_id_or_alias: str, device: str | torch.device | None = None
+) -> LoadedGenerator:
+    """One call from an id or alias to a ready sampler (EMA generator weights, eval mode)."""
+    m = resolve_model(store, model_id_or_alias)
+    if device is None:
+        from gdgan.settings import resolve_device
+
+        device = resolve_device()
+    if m.kind == "gdgan":
+        s1, s2 = store.manifest(m.meta["stage1"]), store.manifest(m.meta["stage2"])
+    elif m.kind == "gdgan-stage2":
+        s1, s2 = store.manifest(m.meta["stage1"]), m
+    elif m.kind == "gdgan-stage1":
+        s1, s2 = m, None
+    else:
+        gan = _gan_config(m)
+        g, _ = build_acgan(gan)
+        g.load_state_dict(_weights(store, m.id, GENERATOR_FILE))
+        return LoadedGenerator(m.id, m.kind, gan, m.meta.get("label_mix", {}), acgan=g, device=device, manifest=m)
+    gan = _gan_config(s1)
+    g1, _ = build_stage1(gan)
+    g1.load_state_dict(_weights(store, s1.id, GENERATOR_FILE))
+    g2 = None
+    if s2 is not None:
+        g2, _ = build_stage2(_gan_config(s2))
+        g2.load_state_dict(_weights(store, s2.id, GENERATOR_FILE))
+    mix = (s2 or s1).meta.get("label_mix", {}) if m.kind != "gdgan" else m.meta.get("label_mix", {})
+    return LoadedGenerator(m.id, m.kind, gan, mix, g1=g1, g2=g2, device=device, manifest=m)
+
+
+def describe(m: Manifest) -> dict[str, Any]:
+    """Short JSON summary of a model manifest (for CLIs and APIs)."""
+    return {"id": m.id, "kind": m.kind, "created": m.created, "parents": m.parents,
+            "size": m.config.get("model", {}).get("size"), "final_losses": m.meta.get("final_losses", {})}

@@ -1,0 +1,285 @@
+"""End-to-end fixtures: a real stack (Redis, gateway, generator, trainer worker) and headless Chromium.
+
+Why real processes: the web client only talks HTTP to the gateway, so the honest test is the
+browser against the same commands docker-compose runs (``gdgan serve gateway|generator``,
+``gdgan worker trainer``), on loopback ports, with a ``tiny`` GDGAN trained beforehand on a
+phantom dataset in a temporary file store. The API token is switched on, so every page is
+exercised the way a protected deployment serves it (and the 401 path is real).
+
+Chromium: Debian's package at /usr/bin/chromium (``make chromium`` installs it as root), driven
+by Playwright's Python package; Playwright's own browser download is not used. Without the
+binary the browser tests skip with the command that installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO_ROOT / "test-artifacts" / "web"
+DOCS_IMG = REPO_ROOT / "docs" / "img"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN_KEY = "gdgan.apiToken"  # sessionStorage key used by services/gateway/web/js/api.js
+START_TIMEOUT_S = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _uvicorn_cmd(factory: str, port: int) -> list[str]:
+    """What ``gdgan serve gateway|generator`` runs (uvicorn on the app factory), spelled out so the
+    browser tests do not depend on every CLI module importing cleanly."""
+    return [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "info"]
+
+
+def _worker_cmd(queue: str) -> list[str]:
+    """What ``gdgan worker trainer`` runs: one solo-pool Celery worker on the queue."""
+    return [sys.executable, "-m", "celery", "-A", "gdgan.jobs.celery_app:app", "worker", "-Q", queue,
+            "--pool=solo", "--concurrency=1", "-n", f"e2e-{queue}@%h", "--loglevel=INFO",
+            "--without-gossip", "--without-mingle"]
+
+
+@dataclass
+class Proc:
+    """A service subprocess with its log file (shown when it fails to start)."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=5)
+
+
+@dataclass
+class WebStack:
+    """What the tests need to know about the running stack."""
+
+    url: str
+    generator_url: str
+    token: str
+    store_dir: Path
+    dataset_id: str
+    model_id: str
+    model_ids: dict[str, str]
+    report_id: str | None = None
+    procs: list[Proc] = field(default_factory=list)
+
+    def api(self, path: str, method: str = "GET", **kw) -> httpx.Response:
+        """Call the gateway directly (to check what the page shows against the API)."""
+        headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
+        return httpx.request(method, self.url + path, headers=headers, timeout=120, **kw)
+
+
+def _wait_ready(proc: Proc, url: str, timeout: float = START_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = str(exc)
+        time.sleep(0.3)
+    raise RuntimeError(f"{proc.name} not ready at {url} after {timeout:.0f} s ({last}):\n{proc.tail()}")
+
+
+def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    log = log_dir / f"{name}.log"
+    fh = log.open("wb")
+    popen = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
+    fh.close()
+    return Proc(name, popen, log)
+
+
+def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
+    """Phantom dataset + tiny GDGAN, written straight into the store the services will read."""
+    import torch
+    from gdgan.data.phantom import PhantomConfig, make_phantom
+    from gdgan.store.local import LocalStore
+    from gdgan.training.api import train
+
+    torch.set_num_threads(1)
+    store = LocalStore(store_dir, cache_dir=store_dir.parent / "cache")
+    # Cardiomegaly boosted so the tiny model has positives to learn the label mix from.
+    ds = make_phantom(PhantomConfig(n=400, size=32, seed=0, prevalence={"Cardiomegaly": 0.2}))
+    manifest = ds.save(store)
+    result = train("gdgan", manifest.id, store=store, preset="tiny", device="cpu")
+    assert result.status == "succeeded", result
+    return manifest.id, result.model_id, dict(result.model_ids)
+
+
+@pytest.fixture(scope="session")
+def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    """Gateway + generator + trainer worker on loopback, token on, a trained tiny GDGAN in the store."""
+    base = tmp_path_factory.mktemp("e2e")
+    store_dir = base / "store"
+    log_dir = ARTIFACTS / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    dataset_id, model_id, model_ids = _train_fixture_model(store_dir)
+
+    token = "e2e-" + secrets.token_hex(8)
+    gw_port, gen_port = _free_port(), _free_port()
+    # A database of its own on the session's Redis, so other tests' data never shows up here.
+    redis_url = redis_server.rsplit("/", 1)[0] + "/7"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    env.update(
+        GDGAN_DATA_DIR=str(base / "data"),
+        GDGAN_CACHE_DIR=str(base / "cache"),
+        GDGAN_STORE_URL=store_dir.resolve().as_uri(),
+        GDGAN_REDIS_URL=redis_url,
+        GDGAN_API_TOKEN=token,
+        GDGAN_DEVICE="cpu",
+        GDGAN_NUM_THREADS="1",
+        # every training step is a progress event, so the browser sees the bar move on a tiny run
+        GDGAN_JOB_PROGRESS_INTERVAL_S="0",
+        GDGAN_GATEWAY_URL=f"http://127.0.0.1:{gw_port}",
+        GDGAN_GENERATOR_URL=f"http://127.0.0.1:{gen_port}",
+        GDGAN_GATEWAY_PORT=str(gw_port),
+        GDGAN_GENERATOR_PORT=str(gen_port),
+        PYTHONUNBUFFERED="1",
+    )
+    procs: list[Proc] = []
+    try:
+        gen = _start("generator", _uvicorn_cmd("services.generator.app:create_app", gen_port), env, log_dir)
+        procs.append(gen)
+        gw = _start("gateway", _uvicorn_cmd("services.gateway.app:create_app", gw_port), env, log_dir)
+        procs.append(gw)
+        procs.append(_start("trainer", _worker_cmd("train"), env, log_dir))
+        _wait_ready(gen, f"http://127.0.0.1:{gen_port}/healthz")
+        _wait_ready(gw, f"http://127.0.0.1:{gw_port}/readyz")
+        stack = WebStack(
+            url=f"http://127.0.0.1:{gw_port}",
+            generator_url=f"http://127.0.0.1:{gen_port}",
+            token=token,
+            store_dir=store_dir,
+            dataset_id=dataset_id,
+            model_id=model_id,
+            model_ids=model_ids,
+            procs=procs,
+        )
+        yield stack
+    finally:
+        for p in reversed(procs):
+            p.stop()
+
+
+# --- browser -----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            f"Chromium not found at {CHROMIUM}: install Debian's package (`make chromium` as root, or "
+            "`apt-get install chromium`), or point CHROMIUM_PATH at a Chromium binary"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _new_page(browser, stack: WebStack, token: str | None, viewport: dict[str, int]):
+    context = browser.new_context(viewport=viewport, accept_downloads=True, base_url=stack.url)
+    if token:
+        # What the token field stores; set before any page script runs.
+        context.add_init_script(f"sessionStorage.setItem({TOKEN_KEY!r}, {token!r});")
+    page = context.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+    page.set_default_timeout(30_000)
+    return context, page
+
+
+@pytest.fixture
+def open_page(browser, web_stack: WebStack) -> Iterator[object]:
+    """Factory: ``open_page(token=..., viewport=...)`` -> a fresh tab (own sessionStorage).
+    Each tab fails the test at teardown if its page threw an uncaught JavaScript error."""
+    opened: list[tuple[object, object]] = []
+
+    def make(token: str | None = web_stack.token, viewport: dict[str, int] | None = None):
+        context, pg = _new_page(browser, web_stack, token, viewport or {"width": 1280, "height": 900})
+        opened.append((context, pg))
+        return pg
+
+    yield make
+    errors = [e for _, pg in opened for e in pg.errors]  # type: ignore[attr-defined]
+    for context, _ in opened:
+        context.close()
+    assert not errors, f"uncaught JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(open_page) -> object:
+    """A fresh tab with the API token already entered."""
+    return open_page()
+
+
+@pytest.fixture
+def anon_page(open_page) -> object:
+    """A fresh tab without a token (for the 401 path)."""
+    return open_page(token=None)
+
+
+@pytest.fixture
+def shot():
+    """``shot(page, name, docs=False)``: see :func:`screenshot`."""
+    return screenshot
+
+
+def screenshot(page, name: str, *, docs: bool = False) -> Path:
+    """Save a full-page screenshot under test-artifacts/web/. With ``docs`` and the environment
+    variable E2E_UPDATE_DOCS=1 it is also copied to docs/img/web_<name>.png for the README (opt-in,
+    so a normal test run never rewrites tracked files)."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    out = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(out), full_page=True)
+    if docs and os.environ.get("E2E_UPDATE_DOCS") == "1":
+        DOCS_IMG.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out, DOCS_IMG / f"web_{name}.png")
+    return out

@@ -1,0 +1,317 @@
+"""The web client in headless Chromium against the real gateway, generator and trainer worker.
+
+Each test drives the page the way a person would (labelled controls, keyboard, buttons) and
+checks what appears against what the REST API itself answers, so a page that shows the wrong
+images, labels or progress fails here.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.e2e
+
+SEED = 1234
+
+
+def _png_pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("L"))
+
+
+def _card_pngs(page) -> list[bytes]:
+    """The PNG bytes behind each image card's download link (data: URLs)."""
+    hrefs = page.eval_on_selector_all("#gen-grid .card a[download]", "els => els.map(a => a.href)")
+    return [base64.b64decode(h.split(",", 1)[1]) for h in hrefs]
+
+
+def _generate(page, n: int, seed: int | None = SEED, **selects: str) -> None:
+    form = page.locator("#gen-form")
+    form.get_by_label("Number of images (N)").fill(str(n))
+    for label, value in selects.items():
+        form.get_by_label(label, exact=True).select_option(value)
+    form.get_by_label("Seed", exact=True).fill("" if seed is None else str(seed))
+    form.get_by_role("button", name="Generate", exact=True).click()
+
+
+def test_generate_8_cardiomegaly_images(page, web_stack, shot) -> None:
+    page.goto("/")
+    # Landing page is Generate, with the schema's findings and Cardiomegaly preselected.
+    assert page.locator("#gen-form").get_by_label("Finding", exact=True).input_value() == "Cardiomegaly"
+    assert page.get_by_label("Number of images (N)").input_value() == "16"
+    _generate(page, 8)
+    cards = page.locator("#gen-grid .card")
+    cards.first.wait_for()
+    assert cards.count() == 8
+    labels = page.locator("#gen-grid .card .labels").all_inner_texts()
+    assert all(t.startswith("Cardiomegaly · ") for t in labels), labels
+    assert page.locator("#gen-seed-used").inner_text() == str(SEED)
+    # The images really decode in the browser (no broken <img>).
+    widths = page.eval_on_selector_all("#gen-grid img", "els => els.map(e => e.complete && e.naturalWidth)")
+    assert len(widths) == 8 and all(w and w > 0 for w in widths), widths
+
+    # Same labels and pixels as the API gives for the same request.
+    api = web_stack.api("/v1/generate", "POST", json={"model": "gdgan", "n": 8, "finding": "Cardiomegaly",
+                                                        "seed": SEED, "stage": 2, "format": "json"})
+    assert api.status_code == 200, api.text
+    body = api.json()
+    expected = [f"{im['finding_labels']} · {im['gender']} · {im['view']}" for im in body["images"]]
+    assert labels == expected
+    shown = _card_pngs(page)
+    for got, im in zip(shown, body["images"]):
+        assert np.array_equal(_png_pixels(got), _png_pixels(base64.b64decode(im["png"])))
+    assert page.locator(".model-id").inner_text() == body["model_id"] == web_stack.model_id
+    shot(page, "generate", docs=True)
+
+
+def test_labels_follow_the_form(page) -> None:
+    """Gender/view choices reach the API: every image carries the chosen labels."""
+    page.goto("/")
+    _generate(page, 4, seed=7, Gender="F", **{"View position": "AP"})
+    page.locator("#gen-grid .card").first.wait_for()
+    labels = page.locator("#gen-grid .card .labels").all_inner_texts()
+    assert labels == ["Cardiomegaly · F · AP"] * 4
+    # "No finding" from the schema list.
+    _generate(page, 3, seed=7, Finding="__none__")
+    page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 3")
+    labels = page.locator("#gen-grid .card .labels").all_inner_texts()
+    assert all(t.startswith("No Finding · ") for t in labels), labels
+
+
+def test_zip_download_holds_8_pngs_and_labels(page, tmp_path) -> None:
+    page.goto("/")
+    _generate(page, 8)
+    page.locator("#gen-grid .card").first.wait_for()
+    shown = _card_pngs(page)
+    with page.expect_download() as dl_info:
+        page.get_by_role("button", name="Download ZIP").click()
+    path = tmp_path / "images.zip"
+    dl_info.value.save_as(path)
+    with zipfile.ZipFile(path) as zf:
+        names = zf.namelist()
+        pngs = sorted(n for n in names if n.endswith(".png"))
+        assert len(pngs) == 8, names
+        assert "labels.csv" in names
+        rows = list(csv.DictReader(io.StringIO(zf.read("labels.csv").decode())))
+        zipped = [zf.read(n) for n in pngs]
+    assert len(rows) == 8
+    assert all("Cardiomegaly" in r["finding_labels"] for r in rows), rows
+    # The ZIP holds the very images on screen (same seed, same request).
+    for a, b in zip(shown, zipped):
+        assert np.array_equal(_png_pixels(a), _png_pixels(b))
+
+
+def test_stage1_and_stage2_side_by_side(page, shot) -> None:
+    page.goto("/")
+    page.get_by_label("Show stage 1 and stage 2 side by side (GDGAN)").check()
+    assert page.get_by_label("Stage (GDGAN)").is_disabled()
+    _generate(page, 6)
+    page.locator("#gen-grid.compare .card").first.wait_for()
+    pairs = page.locator("#gen-grid .card .pair")
+    assert pairs.count() == 6
+    assert page.locator("#gen-grid .card .pair img").count() == 12
+    srcs = page.eval_on_selector_all(
+        "#gen-grid .card .pair", "els => els.map(p => [...p.querySelectorAll('img')].map(i => i.src))"
+    )
+    # stage 2 refines stage 1: same seed, different image
+    assert all(s1 != s2 for s1, s2 in srcs)
+    shot(page, "generate_compare", docs=True)
+
+
+def test_job_progress_bar_advances_to_done(page, web_stack, shot) -> None:
+    page.goto("/#/jobs")
+    page.get_by_text("Train a model").click()
+    form = page.locator("#job-train-form")
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('#tr-dataset option')].some(o => o.value === id)",
+        arg=web_stack.dataset_id,
+    )
+    form.get_by_label("Dataset", exact=True).select_option(web_stack.dataset_id)
+    # ACGAN: one training phase, so one bar from 0 to 1 (a GDGAN job runs stage 1, then stage 2)
+    form.get_by_label("Model", exact=True).select_option("acgan")
+    form.get_by_label("Preset", exact=True).select_option("tiny")
+    # Record every value the job rows' progress bars take, as the SSE events arrive.
+    page.evaluate(
+        """() => {
+        window.__progress = [];
+        new MutationObserver(ms => ms.forEach(m => {
+          if (m.target.tagName === 'PROGRESS') {
+            const tr = m.target.closest('tr');
+            window.__progress.push([tr && tr.dataset.jobId, m.target.getAttribute('value')]);
+          }
+        })).observe(document.querySelector('#jobs-table tbody'), {subtree: true, attributes: true, attributeFilter: ['value']});
+      }"""
+    )
+    form.get_by_role("button", name="Start training").click()
+    info = page.locator("#jobs-error")
+    info.wait_for()
+    match = re.search(r"job (job-train-\S+?)[ .]", info.inner_text())
+    assert match, info.inner_text()
+    job_id = match.group(1)
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    row.wait_for()
+    shot(page, "jobs_running")
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="succeeded"]', timeout=240_000)
+    values = [float(v) for jid, v in page.evaluate("window.__progress") if jid == job_id and v is not None]
+    assert any(0 < v < 1 for v in values), f"progress never advanced between 0 and 1: {values}"
+    assert values == sorted(values), f"progress went backwards: {values}"
+    assert row.locator("progress").get_attribute("value") == "1"
+    assert "100 %" in row.locator(".progress-text").inner_text()
+    # the API agrees, and the result links to the new model
+    rec = web_stack.api(f"/v1/jobs/{job_id}").json()
+    assert rec["status"] == "succeeded"
+    assert row.get_by_role("link").filter(has_text=re.compile(r"^acgan-\d")).count() >= 1
+    assert row.get_by_role("button", name=re.compile("Cancel")).is_hidden()
+    shot(page, "jobs", docs=True)
+
+
+def test_cancel_a_queued_job(page, web_stack) -> None:
+    """Cancel from the list: the row ends 'cancelled' (and a second cancel would be a 409)."""
+    page.goto("/#/jobs")
+    page.get_by_text("Train a model").click()
+    form = page.locator("#job-train-form")
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('#tr-dataset option')].some(o => o.value === id)",
+        arg=web_stack.dataset_id,
+    )
+    form.get_by_label("Dataset", exact=True).select_option(web_stack.dataset_id)
+    form.get_by_label("Preset", exact=True).select_option("tiny")
+    form.get_by_role("button", name="Start training").click()
+    info = page.locator("#jobs-error")
+    info.wait_for()
+    job_id = re.search(r"job (job-train-\S+?)[ .]", info.inner_text()).group(1)
+    page.get_by_role("button", name=f"Cancel job {job_id}").click()
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="cancelled"]', timeout=120_000)
+    assert web_stack.api(f"/v1/jobs/{job_id}").json()["status"] == "cancelled"
+
+
+def test_422_names_the_field(page, shot) -> None:
+    page.goto("/")
+    _generate(page, 0)
+    err = page.locator("#gen-error")
+    err.wait_for()
+    text = err.inner_text()
+    assert "“n”" in text and "greater than or equal to 1" in text, text
+    assert page.get_by_role("alert").count() >= 1
+    assert page.get_by_label("Number of images (N)").get_attribute("aria-invalid") == "true"
+    # over the cap: the server's own limit, in words
+    _generate(page, 100000)
+    page.wait_for_function("document.querySelector('#gen-error').innerText.includes('at most')")
+    assert "“n”" in err.inner_text()
+    assert page.locator("#gen-form").is_visible()  # never a blank page
+    shot(page, "error_422")
+    # the Jobs forms too: a phantom dataset needs at least 16 images
+    page.goto("/#/jobs")
+    page.locator("#job-dataset-form").get_by_label("Images", exact=True).fill("5")
+    page.get_by_role("button", name="Create dataset").click()
+    page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('“n”')")
+    assert "greater than or equal to 16" in page.locator("#jobs-error").inner_text()
+
+
+def test_401_asks_for_the_token_then_works(anon_page, web_stack, shot) -> None:
+    page = anon_page
+    page.goto("/")
+    _generate(page, 2)
+    err = page.locator("#gen-error")
+    err.wait_for()
+    assert "needs a token" in err.inner_text() and "401" in err.inner_text()
+    shot(page, "error_401")
+    # The Jobs page says the same instead of an empty table.
+    page.goto("/#/jobs")
+    page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('token')")
+    # Enter the token in the labelled field (it opened itself) and retry.
+    page.get_by_role("link", name="Generate", exact=True).click()
+    if page.locator("#token-panel").get_attribute("open") is None:
+        page.locator("#token-panel summary").click()
+    page.get_by_label("Bearer token (kept for this tab only)").fill(web_stack.token)
+    page.get_by_role("button", name="Save").click()
+    assert page.evaluate("sessionStorage.getItem('gdgan.apiToken')") == web_stack.token
+    _generate(page, 2)
+    page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 2")
+    assert page.locator("#gen-error").is_hidden()
+    # A wrong token is called out as such.
+    page.evaluate("sessionStorage.setItem('gdgan.apiToken', 'wrong')")
+    _generate(page, 2)
+    page.wait_for_function("document.querySelector('#gen-error').innerText.includes('did not accept')")
+
+
+def test_models_page(page, web_stack, shot) -> None:
+    page.goto(f"/#/models/{web_stack.model_id}")
+    detail = page.locator("#model-detail")
+    detail.get_by_role("heading", name=re.compile(web_stack.model_id)).wait_for()
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#model-samples'); return i && i.complete && i.naturalWidth > 0; }"
+    )
+    lineage = detail.locator(".lineage").inner_text()
+    assert web_stack.model_ids["stage1"] in lineage and web_stack.model_ids["stage2"] in lineage
+    assert web_stack.dataset_id in lineage
+    assert detail.get_by_role("heading", name="Configuration").is_visible()
+    assert page.locator("#models-list").get_by_text(web_stack.model_id).is_visible()
+    shot(page, "models", docs=True)
+    # lineage links lead to the parent model's page
+    detail.get_by_role("link", name=web_stack.model_ids["stage1"]).click()
+    detail.get_by_role("heading", name=re.compile(web_stack.model_ids["stage1"])).wait_for()
+    # "Generate with this model" preselects it
+    page.goto(f"/#/models/{web_stack.model_id}")
+    page.get_by_role("link", name="Generate with this model").click()
+    page.wait_for_function(f"document.querySelector('#gen-model').value === {web_stack.model_id!r}")
+
+
+def test_reports_page(page, web_stack, shot) -> None:
+    page.goto("/#/reports")
+    page.get_by_role("heading", name="Evaluation reports").wait_for()
+    if web_stack.report_id:
+        page.goto(f"/#/reports/{web_stack.report_id}")
+        page.locator("#report-auc-table").wait_for()
+        page.locator("#report-frame").wait_for()
+    else:
+        # Opening an unknown report gives a readable 404, not a blank page.
+        page.get_by_label("Report id").fill("report-20260101-0123456789")
+        page.get_by_role("button", name="Open").click()
+        page.wait_for_function("document.querySelector('#reports-error').innerText.includes('Not found')")
+    shot(page, "reports", docs=True)
+
+
+def test_keyboard_and_labels(page) -> None:
+    page.goto("/")
+    # Every form control on every page has a label (or an aria-label).
+    for route in ("#/generate", "#/jobs", "#/models", "#/reports"):
+        page.goto("/" + route)
+        unlabelled = page.evaluate(
+            """() => [...document.querySelectorAll('.page:not([hidden]) input, .page:not([hidden]) select, header input')]
+                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id || e.name)"""
+        )
+        assert unlabelled == [], (route, unlabelled)
+    # Generate with the keyboard only: type N, Enter submits.
+    page.goto("/")
+    page.get_by_label("Number of images (N)").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("3")
+    page.keyboard.press("Enter")
+    page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 3")
+    # Tab from the grid's first download link reaches the next one (links are focusable).
+    page.locator("#gen-grid a[download]").first.focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.matches('#gen-grid a[download]')")
+
+
+def test_narrow_window(open_page, shot) -> None:
+    page = open_page(viewport={"width": 390, "height": 844})
+    if True:
+        for route in ("#/generate", "#/jobs", "#/models", "#/reports"):
+            page.goto("/" + route)
+            page.wait_for_timeout(300)
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, f"{route} scrolls sideways by {overflow}px on a narrow window"
+        page.goto("/")
+        _generate(page, 4)
+        page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 4")
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
+        shot(page, "generate_narrow", docs=True)

@@ -1,0 +1,144 @@
+"""Each loss term against a hand computation (numpy / closed forms), not against itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from gdgan.training import losses as L
+
+
+def _np_bce(logits: np.ndarray, y: np.ndarray) -> float:
+    p = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+    return float(np.mean(-(y * np.log(p) + (1 - y) * np.log(1 - p))))
+
+
+def test_gradient_penalty_linear_critic_closed_form() -> None:
+    """D(x) = w·x has ∇D = w everywhere, so GP = λ(‖w‖ - 1)² whatever the interpolates."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 8, 8)
+    real, fake = torch.randn(5, 1, 8, 8), torch.randn(5, 1, 8, 8)
+    gp = L.gradient_penalty(lambda x: (x * w).flatten(1).sum(1), real, fake, lam=10.0)
+    expected = 10.0 * (w.norm().item() - 1.0) ** 2
+    assert gp.item() == pytest.approx(expected, rel=1e-5)
+    unit = w / w.norm()
+    gp0 = L.gradient_penalty(lambda x: (x * unit).flatten(1).sum(1), real, fake, lam=10.0)
+    assert gp0.item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_gradient_penalty_uses_interpolates() -> None:
+    """D(x) = ½‖x‖² has ∇D(x̂) = x̂; with real = fake = x0 every x̂ is x0 -> λ·mean((‖x0ᵢ‖-1)²)."""
+    x0 = torch.randn(4, 1, 6, 6)
+    gp = L.gradient_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), x0, x0.clone(), lam=3.0)
+    norms = x0.flatten(1).norm(dim=1).numpy()
+    assert gp.item() == pytest.approx(3.0 * np.mean((norms - 1.0) ** 2), rel=1e-5)
+    # and the interpolation weights are random per sample: with real = 0 and fake = x0, x̂ = (1-ε)x0
+    g = torch.Generator().manual_seed(1)
+    eps = torch.rand(4, 1, 1, 1, generator=torch.Generator().manual_seed(1))
+    gp2 = L.gradient_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), torch.zeros_like(x0), x0, lam=1.0,
+                             generator=g)
+    expected = np.mean(((1 - eps.flatten().numpy()) * norms - 1.0) ** 2)
+    assert gp2.item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_gradient_penalty_fp32_under_bf16_autocast() -> None:
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(64, 1)
+    real, fake = torch.randn(8, 64), torch.randn(8, 64)
+    ref = L.gradient_penalty(lambda x: lin(x).squeeze(1), real, fake, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = L.gradient_penalty(lambda x: lin(x).squeeze(1), real, fake, generator=torch.Generator().manual_seed(0))
+    assert amp.dtype == torch.float32
+    assert amp.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert amp.item() == pytest.approx(10 * (lin.weight.norm().item() - 1) ** 2, rel=1e-5)
+
+
+def test_wgan_terms() -> None:
+    d_real, d_fake = torch.tensor([1.0, 3.0]), torch.tensor([-2.0, 0.0, 5.0])
+    assert L.critic_wgan_loss(d_real, d_fake).item() == pytest.approx(1.0 - 2.0)
+    assert L.generator_wgan_loss(d_fake).item() == pytest.approx(-1.0)
+
+
+def test_aux_bce_matches_numpy_and_weight() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 14)).astype(np.float32)
+    y = (rng.random((6, 14)) < 0.3).astype(np.float32)
+    got = L.aux_bce(torch.from_numpy(logits), torch.from_numpy(y), weight=2.5).item()
+    assert got == pytest.approx(2.5 * _np_bce(logits, y), rel=1e-5)
+
+
+def _rand(*shape: int, seed: int) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+
+
+def test_stage1_losses_are_sums_of_terms() -> None:
+    w = L.LossWeights(aux_real=0.5, aux_fake=2.0)
+    d_real, d_fake = _rand(4, seed=1), _rand(4, seed=2)
+    lr, lf = _rand(4, 2, seed=3), _rand(4, 2, seed=4)
+    y = torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]], dtype=torch.float32)
+    gp = torch.tensor(0.7)
+    total, parts = L.stage1_critic_loss(d_real, d_fake, gp, lr, lf, y, y, w)
+    expected = (d_fake.mean() - d_real.mean()).item() + 0.7 + 0.5 * _np_bce(lr.numpy(), y.numpy()) + \
+        2.0 * _np_bce(lf.numpy(), y.numpy())
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    assert set(parts) == {"wgan", "gp", "cls_real", "cls_fake"}
+    gtotal, gparts = L.stage1_generator_loss(d_fake, lf, y, w)
+    assert gtotal.item() == pytest.approx(-d_fake.mean().item() + 2.0 * _np_bce(lf.numpy(), y.numpy()), rel=1e-5)
+    assert set(gparts) == {"wgan", "cls"}
+
+
+def test_stage2_generator_loss_terms() -> None:
+    w = L.LossWeights(aux_fake=1.0, general=0.5, mse=3.0)
+    d2 = _rand(4, seed=5)
+    det_logits, gen_logits = _rand(4, 14, seed=6), _rand(4, 2, seed=7)
+    y_det = (torch.rand(4, 14, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    y_gen = torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]], dtype=torch.float32)
+    x1 = torch.tanh(_rand(4, 1, 8, 8, seed=8))
+    x2 = torch.tanh(_rand(4, 1, 8, 8, seed=9))
+    total, parts = L.stage2_generator_loss(d2, det_logits, gen_logits, y_det, y_gen, x2, x1, w)
+    hand = {
+        "wgan": -d2.mean().item(),
+        "cls_detail": _np_bce(det_logits.numpy(), y_det.numpy()),
+        "cls_general": 0.5 * _np_bce(gen_logits.numpy(), y_gen.numpy()),
+        "mse": 3.0 * float(np.mean((x2.numpy() - x1.numpy()) ** 2)),
+    }
+    for k, v in hand.items():
+        assert parts[k].item() == pytest.approx(v, rel=1e-5), k
+    assert total.item() == pytest.approx(sum(hand.values()), rel=1e-5)
+
+
+def test_stage2_critic_loss_terms() -> None:
+    w = L.LossWeights(aux_real=1.0, aux_fake=1.0, general=2.0)
+    d_real, d_fake = _rand(4, seed=10), _rand(4, seed=11)
+    lr, lf, lg = _rand(4, 14, seed=12), _rand(4, 14, seed=13), _rand(4, 2, seed=14)
+    y_real = (torch.rand(4, 14, generator=torch.Generator().manual_seed(1)) < 0.3).float()
+    y_fake = (torch.rand(4, 14, generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    y_gen = torch.tensor([[1, 1], [1, 0], [0, 0], [0, 1]], dtype=torch.float32)
+    gp = torch.tensor(1.25)
+    total, parts = L.stage2_critic_loss(d_real, d_fake, gp, lr, lf, lg, y_real, y_fake, y_gen, w)
+    hand = {
+        "wgan": d_fake.mean().item() - d_real.mean().item(),
+        "gp": 1.25,
+        "cls_real": _np_bce(lr.numpy(), y_real.numpy()),
+        "cls_fake": _np_bce(lf.numpy(), y_fake.numpy()),
+        "cls_general": 2.0 * _np_bce(lg.numpy(), y_gen.numpy()),
+    }
+    for k, v in hand.items():
+        assert parts[k].item() == pytest.approx(v, rel=1e-5), k
+    assert total.item() == pytest.approx(sum(hand.values()), rel=1e-5)
+
+
+def test_stage2_generator_gradient_reaches_x2_only() -> None:
+    """The general-label term pushes x2 (through D1) but the MSE anchor has zero gradient at x2 = x1."""
+    x1 = torch.tanh(_rand(2, 1, 4, 4, seed=20))
+    x2 = x1.clone().requires_grad_(True)
+    lin = torch.nn.Linear(16, 2)
+    for p in lin.parameters():
+        p.requires_grad_(False)
+    total, _ = L.stage2_generator_loss(
+        torch.zeros(2), torch.zeros(2, 14), lin(x2.flatten(1)), torch.zeros(2, 14), torch.ones(2, 2), x2, x1,
+        L.LossWeights(),
+    )
+    total.backward()
+    assert x2.grad is not None and x2.grad.abs().sum() > 0
+    assert all(p.grad is None for p in lin.parameters())
