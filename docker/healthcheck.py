@@ -35,7 +35,7 @@ LEASE_PATTERN = "gdgan:job:*:lease"
 def check_http(url: str, timeout: float) -> tuple[bool, str]:
     """GET ``url``; healthy only on HTTP 200 (a 503 from /readyz means "not ready yet")."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (loopback only)
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status == 200, f"{url} -> HTTP {resp.status}"
     except urllib.error.HTTPError as exc:
         return False, f"{url} -> HTTP {exc.code}"
@@ -43,11 +43,18 @@ def check_http(url: str, timeout: float) -> tuple[bool, str]:
         return False, f"{url} -> {exc}"
 
 
+# `gdgan worker trainer|evaluator` names its node "<role>@<host>" (gdgan.cli.serve); "celery@" is
+# Celery's default. Pinging these names with limit=1 returns on the first pong instead of waiting
+# out the timeout the way an open broadcast must.
+NODE_PREFIXES = ("trainer", "evaluator", "celery")
+
+
 def _ping_worker(hostname: str, timeout: float) -> list[str]:
-    """Names of the Celery workers on ``hostname`` that answered a broadcast ping."""
+    """Names of the Celery workers on ``hostname`` that answered a ping."""
     from gdgan.jobs.celery_app import app
 
-    replies = app.control.ping(timeout=timeout) or []
+    nodes = [f"{prefix}@{hostname}" for prefix in NODE_PREFIXES]
+    replies = app.control.ping(destination=nodes, timeout=timeout, limit=1) or []
     names = [name for reply in replies for name in reply]
     return [n for n in names if n.split("@", 1)[-1] == hostname]
 
@@ -55,7 +62,6 @@ def _ping_worker(hostname: str, timeout: float) -> list[str]:
 def _held_leases(hostname: str) -> list[str]:
     """Job leases whose owner names this host: proof that a busy solo worker is making progress."""
     import redis
-
     from gdgan.settings import get_settings
 
     client = redis.Redis.from_url(
@@ -83,7 +89,10 @@ def check_celery(hostname: str, timeout: float) -> tuple[bool, str]:
         return False, f"celery check failed: {type(exc).__name__}: {exc}"
     if leases:
         return True, f"busy: {hostname} holds {', '.join(sorted(leases))}"
-    return False, f"no Celery worker on {hostname} answered a ping within {timeout:g}s and it holds no job lease"
+    return (
+        False,
+        f"no Celery worker on {hostname} answered a ping within {timeout:g}s and it holds no job lease",
+    )
 
 
 def _gdgan_commands(proc: Path = Path("/proc")) -> list[list[str]]:
@@ -114,7 +123,9 @@ def auto_check(timeout: float) -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--url", help="HTTP URL that must answer 200")
     mode.add_argument("--celery", action="store_true", help="ping the Celery worker on this host")

@@ -54,15 +54,40 @@ def _free_port() -> int:
 def _uvicorn_cmd(factory: str, port: int) -> list[str]:
     """What ``gdgan serve gateway|generator`` runs (uvicorn on the app factory), spelled out so the
     browser tests do not depend on every CLI module importing cleanly."""
-    return [sys.executable, "-m", "uvicorn", factory, "--factory", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "info"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        factory,
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "info",
+    ]
 
 
 def _worker_cmd(queue: str) -> list[str]:
     """What ``gdgan worker trainer`` runs: one solo-pool Celery worker on the queue."""
-    return [sys.executable, "-m", "celery", "-A", "gdgan.jobs.celery_app:app", "worker", "-Q", queue,
-            "--pool=solo", "--concurrency=1", "-n", f"e2e-{queue}@%h", "--loglevel=INFO",
-            "--without-gossip", "--without-mingle"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "gdgan.jobs.celery_app:app",
+        "worker",
+        "-Q",
+        queue,
+        "--pool=solo",
+        "--concurrency=1",
+        "-n",
+        f"e2e-{queue}@%h",
+        "--loglevel=INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
 
 
 @dataclass
@@ -100,7 +125,6 @@ class WebStack:
     dataset_id: str
     model_id: str
     model_ids: dict[str, str]
-    report_id: str | None = None
     procs: list[Proc] = field(default_factory=list)
 
     def api(self, path: str, method: str = "GET", **kw) -> httpx.Response:
@@ -135,7 +159,7 @@ def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Pr
 
 
 def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
-    """Phantom dataset + tiny GDGAN, written straight into the store the services will read."""
+    """Phantom dataset + tiny GDGAN and ACGAN, written straight into the store the services read."""
     import torch
     from gdgan.data.phantom import PhantomConfig, make_phantom
     from gdgan.store.local import LocalStore
@@ -148,12 +172,15 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
     manifest = ds.save(store)
     result = train("gdgan", manifest.id, store=store, preset="tiny", device="cpu")
     assert result.status == "succeeded", result
-    return manifest.id, result.model_id, dict(result.model_ids)
+    acgan = train("acgan", manifest.id, store=store, preset="tiny", device="cpu")
+    assert acgan.status == "succeeded", acgan
+    return manifest.id, result.model_id, {**result.model_ids, "acgan": acgan.model_id}
 
 
 @pytest.fixture(scope="session")
 def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
-    """Gateway + generator + trainer worker on loopback, token on, a trained tiny GDGAN in the store."""
+    """Gateway, generator, trainer and evaluator workers on loopback, token on, tiny GDGAN + ACGAN
+    already in the store."""
     base = tmp_path_factory.mktemp("e2e")
     store_dir = base / "store"
     log_dir = ARTIFACTS / "logs"
@@ -188,6 +215,7 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         gw = _start("gateway", _uvicorn_cmd("services.gateway.app:create_app", gw_port), env, log_dir)
         procs.append(gw)
         procs.append(_start("trainer", _worker_cmd("train"), env, log_dir))
+        procs.append(_start("evaluator", _worker_cmd("eval"), env, log_dir))
         _wait_ready(gen, f"http://127.0.0.1:{gen_port}/healthz")
         _wait_ready(gw, f"http://127.0.0.1:{gw_port}/readyz")
         stack = WebStack(

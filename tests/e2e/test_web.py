@@ -58,8 +58,18 @@ def test_generate_8_cardiomegaly_images(page, web_stack, shot) -> None:
     assert len(widths) == 8 and all(w and w > 0 for w in widths), widths
 
     # Same labels and pixels as the API gives for the same request.
-    api = web_stack.api("/v1/generate", "POST", json={"model": "gdgan", "n": 8, "finding": "Cardiomegaly",
-                                                        "seed": SEED, "stage": 2, "format": "json"})
+    api = web_stack.api(
+        "/v1/generate",
+        "POST",
+        json={
+            "model": "gdgan",
+            "n": 8,
+            "finding": "Cardiomegaly",
+            "seed": SEED,
+            "stage": 2,
+            "format": "json",
+        },
+    )
     assert api.status_code == 200, api.text
     body = api.json()
     expected = [f"{im['finding_labels']} · {im['gender']} · {im['view']}" for im in body["images"]]
@@ -146,7 +156,8 @@ def test_job_progress_bar_advances_to_done(page, web_stack, shot) -> None:
             const tr = m.target.closest('tr');
             window.__progress.push([tr && tr.dataset.jobId, m.target.getAttribute('value')]);
           }
-        })).observe(document.querySelector('#jobs-table tbody'), {subtree: true, attributes: true, attributeFilter: ['value']});
+        })).observe(document.querySelector('#jobs-table tbody'),
+                    {subtree: true, attributes: true, attributeFilter: ['value']});
       }"""
     )
     form.get_by_role("button", name="Start training").click()
@@ -247,7 +258,8 @@ def test_models_page(page, web_stack, shot) -> None:
     detail = page.locator("#model-detail")
     detail.get_by_role("heading", name=re.compile(web_stack.model_id)).wait_for()
     page.wait_for_function(
-        "() => { const i = document.querySelector('#model-samples'); return i && i.complete && i.naturalWidth > 0; }"
+        "() => { const i = document.querySelector('#model-samples');"
+        " return i && i.complete && i.naturalWidth > 0; }"
     )
     lineage = detail.locator(".lineage").inner_text()
     assert web_stack.model_ids["stage1"] in lineage and web_stack.model_ids["stage2"] in lineage
@@ -264,19 +276,61 @@ def test_models_page(page, web_stack, shot) -> None:
     page.wait_for_function(f"document.querySelector('#gen-model').value === {web_stack.model_id!r}")
 
 
-def test_reports_page(page, web_stack, shot) -> None:
+def test_evaluate_job_report_on_reports_page(page, web_stack, shot) -> None:
+    """Evaluation through the UI (real evaluator worker, fan-out parts), then its report page."""
+    page.goto("/#/jobs")
+    page.get_by_text("Evaluate (Tables 1–2)").click()
+    form = page.locator("#job-eval-form")
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('#ev-acgan option')].some(o => o.value === id)",
+        arg=web_stack.model_ids["acgan"],
+    )
+    form.get_by_label("Dataset", exact=True).select_option(web_stack.dataset_id)
+    form.get_by_label("GDGAN model", exact=True).select_option(web_stack.model_id)
+    form.get_by_label("ACGAN model", exact=True).select_option(web_stack.model_ids["acgan"])
+    form.get_by_label("Repeats (splits)", exact=True).fill("1")
+    form.get_by_label("Preset", exact=True).select_option("tiny")
+    form.get_by_role("button", name="Start evaluation").click()
+    info = page.locator("#jobs-error")
+    page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('job-evaluate-')")
+    job_id = re.search(r"job (job-evaluate-\S+?)[ .]", info.inner_text()).group(1)
+    row = page.locator(f'tr[data-job-id="{job_id}"]')
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="succeeded"]', timeout=480_000)
+    rec = web_stack.api(f"/v1/jobs/{job_id}").json()
+    report_id = next(v for v in rec["result"].values() if isinstance(v, str) and v.startswith("report-"))
+    # the job's result links to its report
+    row.get_by_role("link", name=report_id).first.click()
+    page.locator("#report-auc-table").wait_for()
+    report = web_stack.api(f"/v1/reports/{report_id}").json()
+    # Table 2 shows every strategy with the report's own AUC
+    rows = page.locator("#report-auc-table tbody tr")
+    assert rows.count() == len(report["table2"]["rows"]) == 5
+    none_auc = report["table2"]["rows"]["none"]["auc_mean"]
+    assert page.locator("#report-auc-table tbody tr").first.inner_text().startswith("None (as is)")
+    assert f"{none_auc:.4f}".rstrip("0").rstrip(".") in rows.first.inner_text()
+    # and the service's full HTML report (ROC figure included) is embedded, inert
+    page.wait_for_function(
+        "() => { const h = document.querySelector('#report-embed');"
+        " return h && h.shadowRoot && h.shadowRoot.querySelectorAll('img').length > 0; }"
+    )
+    assert (
+        page.evaluate("document.querySelector('#report-embed').shadowRoot.querySelectorAll('script').length")
+        == 0
+    )
+    assert page.locator("#reports-list").get_by_text(report_id).is_visible()
+    shot(page, "reports", docs=True)
+    # the model page now finds its fidelity metrics in this report
+    page.goto(f"/#/models/{web_stack.model_id}")
+    page.locator("#model-detail").get_by_role("link", name=report_id).wait_for()
+
+
+def test_unknown_report_is_a_readable_404(page) -> None:
     page.goto("/#/reports")
     page.get_by_role("heading", name="Evaluation reports").wait_for()
-    if web_stack.report_id:
-        page.goto(f"/#/reports/{web_stack.report_id}")
-        page.locator("#report-auc-table").wait_for()
-        page.locator("#report-frame").wait_for()
-    else:
-        # Opening an unknown report gives a readable 404, not a blank page.
-        page.get_by_label("Report id").fill("report-20260101-0123456789")
-        page.get_by_role("button", name="Open").click()
-        page.wait_for_function("document.querySelector('#reports-error').innerText.includes('Not found')")
-    shot(page, "reports", docs=True)
+    page.get_by_label("Report id").fill("report-20260101-0123456789")
+    page.get_by_role("button", name="Open").click()
+    page.wait_for_function("document.querySelector('#reports-error').innerText.includes('Not found')")
+    assert "report-20260101-0123456789" in page.locator("#reports-error").inner_text()
 
 
 def test_keyboard_and_labels(page) -> None:
@@ -285,8 +339,10 @@ def test_keyboard_and_labels(page) -> None:
     for route in ("#/generate", "#/jobs", "#/models", "#/reports"):
         page.goto("/" + route)
         unlabelled = page.evaluate(
-            """() => [...document.querySelectorAll('.page:not([hidden]) input, .page:not([hidden]) select, header input')]
-                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map(e => e.id || e.name)"""
+            """() => [...document.querySelectorAll(
+                   '.page:not([hidden]) input, .page:not([hidden]) select, header input')]
+                 .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                 .map(e => e.id || e.name)"""
         )
         assert unlabelled == [], (route, unlabelled)
     # Generate with the keyboard only: type N, Enter submits.

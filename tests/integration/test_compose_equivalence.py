@@ -34,7 +34,6 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
 from gdgan.localstack.servers import SeaweedS3Server, free_ports
 
 pytestmark = pytest.mark.integration
@@ -72,21 +71,30 @@ def rewrite(value: str, hosts: dict[str, str], paths: dict[str, str]) -> str:
         value = value.replace(old, new)
     for old, new in sorted(paths.items(), key=lambda kv: -len(kv[0])):
         if value == old or value.startswith(old + "/"):
-            return new + value[len(old):]
+            return new + value[len(old) :]
     return value
 
 
 class Service:
     """One compose service as a local process."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], healthcheck: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], healthcheck: list[str], log: Path
+    ) -> None:
         self.name, self.argv, self.env, self.healthcheck, self.log_path = name, argv, env, healthcheck, log
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.env["HOME"], start_new_session=True)
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.env["HOME"],
+            start_new_session=True,
+        )
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -114,8 +122,11 @@ def compose() -> dict[str, Any]:
 def minio(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3Server]:
     """Stands in for the minio service, with the root credentials compose gives it."""
     env = H.service_env(compose["services"]["minio"])
-    server = SeaweedS3Server(dir=tmp_path_factory.mktemp("minio"), access_key=env["MINIO_ROOT_USER"],
-                             secret_key=env["MINIO_ROOT_PASSWORD"])
+    server = SeaweedS3Server(
+        dir=tmp_path_factory.mktemp("minio"),
+        access_key=env["MINIO_ROOT_USER"],
+        secret_key=env["MINIO_ROOT_PASSWORD"],
+    )
     server.start(timeout=60)
     try:
         # what minio-init does: `mc mb --ignore-existing <alias>/<bucket>`
@@ -129,7 +140,10 @@ def minio(compose: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def stack(
-    compose: dict[str, Any], minio: SeaweedS3Server, redis_server: str, tmp_path_factory: pytest.TempPathFactory
+    compose: dict[str, Any],
+    minio: SeaweedS3Server,
+    redis_server: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Service]]:
     base = tmp_path_factory.mktemp("compose-services")
     gw_port, gen_port = free_ports(2)
@@ -144,14 +158,21 @@ def stack(
     services: dict[str, Service] = {}
     for name in H.GDGAN_SERVICES:
         root = base / name
-        paths = {p: str(root / p.strip("/").replace("/", "-")) for p in
-                 ("/var/lib/gdgan", "/var/cache/gdgan", "/tmp", "/home/gdgan")}
+        paths = {
+            p: str(root / p.strip("/").replace("/", "-"))
+            for p in ("/var/lib/gdgan", "/var/cache/gdgan", "/tmp", "/home/gdgan")
+        }
         for p in paths.values():
             Path(p).mkdir(parents=True)
         env = {k: rewrite(v, hosts, paths) for k, v in image_env().items()}
         env.update({k: rewrite(v, hosts, paths) for k, v in H.service_env(compose["services"][name]).items()})
-        env.update({"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin", "LANG": "C.UTF-8",
-                    "TMPDIR": paths["/tmp"]})
+        env.update(
+            {
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin:/bin",
+                "LANG": "C.UTF-8",
+                "TMPDIR": paths["/tmp"],
+            }
+        )
         env.update({k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")})  # machine quirk
         argv = list(compose["services"][name]["command"])
         argv[0] = str(Path(sys.executable).parent / argv[0])
@@ -185,7 +206,9 @@ def wait_healthy(svc: Service) -> str:
         if result.returncode == 0:
             return result.stdout
         time.sleep(1.0)
-    pytest.fail(f"{svc.name} not healthy after {READY_TIMEOUT_S:.0f}s; last check: {last}\nlog:\n{svc.log_tail()}")
+    pytest.fail(
+        f"{svc.name} not healthy after {READY_TIMEOUT_S:.0f}s; last check: {last}\nlog:\n{svc.log_tail()}"
+    )
 
 
 @pytest.mark.parametrize("name", ["gateway", "generator"])

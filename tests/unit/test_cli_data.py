@@ -45,8 +45,9 @@ def test_phantom_json_then_show_and_list(tmp_path: Path) -> None:
     parts = shown["counts"]
     assert sum(parts[p]["images"] for p in ("train", "val", "test")) == 120
     assert parts["all"]["findings"]["Cardiomegaly"] == card
-    assert parts["train"]["gender"]["M"] + parts["val"]["gender"]["M"] + parts["test"]["gender"]["M"] == (
-        parts["all"]["gender"]["M"]
+    assert (
+        parts["train"]["gender"]["M"] + parts["val"]["gender"]["M"] + parts["test"]["gender"]["M"]
+        == (parts["all"]["gender"]["M"])
     )
     latest = _json(runner.invoke(app, ["show", "latest", "--store", store, "--json"]))
     assert latest["id"] == out["id"]

@@ -23,9 +23,8 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from gdgan.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -176,7 +175,9 @@ def test_vendored_schema_is_the_recorded_file() -> None:
     assert hashlib.sha256(SCHEMA.read_bytes()).hexdigest() == SCHEMA_SHA256
 
 
-@pytest.mark.parametrize("files", [(COMPOSE,), (COMPOSE_GPU,), (COMPOSE, COMPOSE_GPU)], ids=["cpu", "gpu-file", "gpu-merged"])
+@pytest.mark.parametrize(
+    "files", [(COMPOSE,), (COMPOSE_GPU,), (COMPOSE, COMPOSE_GPU)], ids=["cpu", "gpu-file", "gpu-merged"]
+)
 def test_compose_files_validate_against_the_compose_specification(files: tuple[Path, ...]) -> None:
     validator = compose_validator()
     raw = [yaml.safe_load(f.read_text()) for f in files]
@@ -260,7 +261,10 @@ def test_ports_urls_and_probes_agree(compose: dict[str, Any]) -> None:
     assert [p.split(":")[-1] for p in services["gateway"]["ports"]] == [gw_port]
     assert [str(p) for p in services["generator"]["expose"]] == [gen_port]
     # URLs other services use name the compose service and its port
-    for var, svc, port in (("GDGAN_GATEWAY_URL", "gateway", gw_port), ("GDGAN_GENERATOR_URL", "generator", gen_port)):
+    for var, svc, port in (
+        ("GDGAN_GATEWAY_URL", "gateway", gw_port),
+        ("GDGAN_GENERATOR_URL", "generator", gen_port),
+    ):
         url = urlsplit(env[var])
         assert (url.hostname, str(url.port)) == (svc, port), var
     # health checks hit the same port, on the readiness path
@@ -272,10 +276,15 @@ def test_ports_urls_and_probes_agree(compose: dict[str, Any]) -> None:
         assert "--celery" in services[svc]["healthcheck"]["test"]
 
 
-@pytest.mark.parametrize(("module", "path"), [
-    ("services.gateway.app", "/readyz"), ("services.gateway.app", "/healthz"),
-    ("services.generator.app", "/readyz"), ("services.generator.app", "/healthz"),
-])
+@pytest.mark.parametrize(
+    ("module", "path"),
+    [
+        ("services.gateway.app", "/readyz"),
+        ("services.gateway.app", "/healthz"),
+        ("services.generator.app", "/readyz"),
+        ("services.generator.app", "/healthz"),
+    ],
+)
 def test_probe_paths_are_routes_of_the_services(module: str, path: str) -> None:
     import importlib
 
@@ -372,3 +381,11 @@ def test_gpu_override_reserves_nvidia_gpus(compose_gpu: dict[str, Any]) -> None:
         assert services[name]["command"] == EXPECTED_COMMANDS[name]
     assert "reservations" not in services["gateway"].get("deploy", {}).get("resources", {})
     assert service_env(services["gateway"])["GDGAN_DEVICE"] == "cpu"
+
+
+@pytest.mark.parametrize("name", ["generator", "trainer", "evaluator"])
+def test_torch_threads_match_the_cpu_limit(compose: dict[str, Any], name: str) -> None:
+    """torch would start one thread per host core; inside a CPU limit that only causes throttling."""
+    svc = compose["services"][name]
+    limit = float(svc["deploy"]["resources"]["limits"]["cpus"])
+    assert int(service_env(svc)["GDGAN_NUM_THREADS"]) == int(limit)

@@ -95,7 +95,9 @@ def resolve_base(text: str, from_args: str) -> str:
 
 @pytest.mark.parametrize("name", DOCKERFILES)
 def test_hadolint_passes(name: str) -> None:
-    proc = subprocess.run([venv_tool("hadolint"), str(DOCKER / name)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [venv_tool("hadolint"), str(DOCKER / name)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, f"hadolint {name}:\n{proc.stdout}{proc.stderr}"
 
 
@@ -113,7 +115,7 @@ def test_dockerfile_rules(name: str) -> None:
     assert len(parts) >= 2, "multi-stage build expected"
     for stage in parts:
         base = resolve_base(text, stage[0][1])
-        repo, _, tag = base.partition(":")
+        _, _, tag = base.partition(":")
         assert tag and tag != "latest" and re.search(r"\d", tag), f"base image {base} is not pinned"
     final = parts[-1]
     kinds = [k for k, _ in final]
@@ -205,13 +207,26 @@ def test_dockerignore_matcher_follows_docker_semantics() -> None:
     assert fnmatch.fnmatch("x", "*")  # sanity of the environment
 
 
-@pytest.mark.parametrize(("path", "sent"), [
-    ("pyproject.toml", True), ("README.md", True), ("shared/gdgan/settings.py", True),
-    ("services/gateway/web/index.html", True), ("docker/entrypoint.sh", True), ("docker/healthcheck.py", True),
-    (".venv/bin/python", False), (".git/HEAD", False), ("tests/unit/test_deploy_docker.py", False),
-    ("shared/gdgan/__pycache__/settings.cpython-311.pyc", False), (".env", False), ("k8s/base/redis.yaml", False),
-    ("gdgan.egg-info/PKG-INFO", False), ("docker-compose.yml", False), ("benchmarks/out/x.json", False),
-])
+@pytest.mark.parametrize(
+    ("path", "sent"),
+    [
+        ("pyproject.toml", True),
+        ("README.md", True),
+        ("shared/gdgan/settings.py", True),
+        ("services/gateway/web/index.html", True),
+        ("docker/entrypoint.sh", True),
+        ("docker/healthcheck.py", True),
+        (".venv/bin/python", False),
+        (".git/HEAD", False),
+        ("tests/unit/test_deploy_docker.py", False),
+        ("shared/gdgan/__pycache__/settings.cpython-311.pyc", False),
+        (".env", False),
+        ("k8s/base/redis.yaml", False),
+        ("gdgan.egg-info/PKG-INFO", False),
+        ("docker-compose.yml", False),
+        ("benchmarks/out/x.json", False),
+    ],
+)
 def test_dockerignore(path: str, sent: bool) -> None:
     assert dockerignored(path) is not sent
 
@@ -225,16 +240,36 @@ def test_build_context_builds_a_complete_wheel(tmp_path: Path) -> None:
         shutil.copy2(ROOT / rel, dst)
     assert (ctx / "README.md").exists(), "pyproject.toml's readme must be in the build context"
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(ctx)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(ctx),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("gdgan-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for module in ("gdgan/settings.py", "gdgan/cli/main.py", "gdgan/jobs/celery_app.py",
-                   "services/gateway/app.py", "services/generator/app.py"):
+    for module in (
+        "gdgan/settings.py",
+        "gdgan/cli/main.py",
+        "gdgan/jobs/celery_app.py",
+        "services/gateway/app.py",
+        "services/generator/app.py",
+    ):
         assert module in names, f"{module} missing from the image's package"
-    web = sorted(p for p in (ROOT / "services/gateway/web").rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    web = sorted(
+        p for p in (ROOT / "services/gateway/web").rglob("*") if p.is_file() and "__pycache__" not in p.parts
+    )
     missing = [str(p.relative_to(ROOT)) for p in web if str(p.relative_to(ROOT)) not in names]
     assert not missing, f"web client files missing from the wheel (package-data): {missing}"
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
@@ -244,8 +279,9 @@ def test_build_context_builds_a_complete_wheel(tmp_path: Path) -> None:
 # --- entry point --------------------------------------------------------------------------------
 def _entrypoint(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(["sh", str(DOCKER / "entrypoint.sh"), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        ["sh", str(DOCKER / "entrypoint.sh"), *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def test_entrypoint_roles_are_the_compose_commands() -> None:
@@ -269,7 +305,7 @@ def test_entrypoint_runs_the_cli_and_passes_other_commands_through() -> None:
 
 # --- health check -------------------------------------------------------------------------------
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server API)
+    def do_GET(self) -> None:
         self.send_response(200 if self.path == "/healthz" else 503)
         self.end_headers()
 
@@ -306,8 +342,16 @@ def test_healthcheck_auto_mode_finds_the_service_port(tmp_path: Path, http_serve
     (fake / "1").mkdir(parents=True)
     (fake / "1" / "cmdline").write_bytes(b"/sbin/docker-init\0--\0gdgan\0")
     (fake / "7").mkdir()
-    argv = ["/opt/venv/bin/python", "/opt/venv/bin/gdgan", "serve", "generator", "--host", "0.0.0.0",
-            "--port", str(http_server)]
+    argv = [
+        "/opt/venv/bin/python",
+        "/opt/venv/bin/gdgan",
+        "serve",
+        "generator",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(http_server),
+    ]
     (fake / "7" / "cmdline").write_bytes("\0".join(argv).encode() + b"\0")
     assert hc._gdgan_commands(fake) == [argv]
     original = hc._gdgan_commands
@@ -317,11 +361,12 @@ def test_healthcheck_auto_mode_finds_the_service_port(tmp_path: Path, http_serve
     assert hc.auto_check(timeout=2)[0] is False
 
 
-def test_healthcheck_celery_counts_a_live_lease_as_busy(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_healthcheck_celery_counts_a_live_lease_as_busy(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A solo-pool worker running a long task cannot answer a ping; its renewed job lease proves it
     is alive. No worker and no lease -> unhealthy; another host's lease does not count."""
     import redis
-
     from gdgan.jobs.records import JobStore
     from gdgan.settings import get_settings
 
@@ -339,3 +384,18 @@ def test_healthcheck_celery_counts_a_live_lease_as_busy(redis_url: str, monkeypa
     assert jobs.acquire_lease("job-2:part", "pod-a:12:task")
     ok, why = hc.check_celery("pod-a", timeout=0.5)
     assert ok and "job-2" in why
+
+
+@pytest.mark.parametrize("name", DOCKERFILES)
+def test_image_env_sets_only_known_settings(name: str) -> None:
+    """The image's own ENV is part of every container's environment: same rule as compose/k8s."""
+    from gdgan.settings import load_settings
+
+    final = (DOCKER / name).read_text().split("\nFROM ")[-1]
+    env: dict[str, str] = {}
+    for block in re.findall(r"^ENV ((?:.*\\\n)*.*)$", final, flags=re.M):
+        env.update(re.findall(r"([A-Z_][A-Z0-9_]*)=(\S+)", block))
+    gdgan_env = {k: v for k, v in env.items() if k.startswith("GDGAN_")}
+    assert {"GDGAN_DATA_DIR", "GDGAN_CACHE_DIR", "GDGAN_DEVICE"} <= set(gdgan_env)
+    settings = load_settings(gdgan_env)  # raises, naming the variable, on an unknown or bad one
+    assert settings.device == ("cuda" if name.endswith(".cuda") else "cpu")

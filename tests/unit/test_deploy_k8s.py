@@ -11,6 +11,7 @@ restricted Pod Security Standard.
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import subprocess
@@ -22,9 +23,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from typer.testing import CliRunner
-
 from gdgan.settings import ENV_PREFIX, Settings, SettingsError, load_settings
+from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
@@ -82,6 +82,12 @@ def container(objs: list[dict[str, Any]], app: str) -> dict[str, Any]:
     return c
 
 
+def cpu_cores(quantity: str | int | float) -> float:
+    """A Kubernetes CPU quantity ("500m", "2", 4) in cores."""
+    text = str(quantity)
+    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+
+
 def dockerfile_env(name: str = "Dockerfile") -> dict[str, str]:
     """ENV values of the image's final stage (where the processes may write)."""
     final = (ROOT / "docker" / name).read_text().split("\nFROM ")[-1]
@@ -108,7 +114,9 @@ def test_every_object_validates_against_the_kubernetes_schema(
         try:
             kubernetes_validate.validate(obj, version, strict=True)
         except kubernetes_validate.ValidationError as exc:
-            pytest.fail(f"{overlay}: {obj['kind']}/{obj['metadata']['name']} invalid for {version}: {exc.message}")
+            pytest.fail(
+                f"{overlay}: {obj['kind']}/{obj['metadata']['name']} invalid for {version}: {exc.message}"
+            )
 
 
 def test_schema_validation_rejects_a_misspelt_field(built: dict[str, list[dict[str, Any]]]) -> None:
@@ -173,13 +181,23 @@ def test_services_pdbs_and_policies_select_pods_and_named_ports_exist(
     for svc in (o for o in objs if o["kind"] == "Service"):
         matched = [p for p in pods if _labels_match(svc["spec"]["selector"], p["metadata"]["labels"])]
         assert len(matched) == 1, f"Service {svc['metadata']['name']} selects {len(matched)} pod templates"
-        ports = {p["name"]: p["containerPort"] for c in matched[0]["spec"]["containers"] for p in c.get("ports", [])}
+        ports = {
+            p["name"]: p["containerPort"]
+            for c in matched[0]["spec"]["containers"]
+            for p in c.get("ports", [])
+        }
         for sp in svc["spec"]["ports"]:
-            assert sp["targetPort"] in ports, f"Service {svc['metadata']['name']}: no container port {sp['targetPort']}"
+            assert sp["targetPort"] in ports, (
+                f"Service {svc['metadata']['name']}: no container port {sp['targetPort']}"
+            )
             assert ports[sp["targetPort"]] == sp["port"]
     for o in objs:
         if o["kind"] in ("PodDisruptionBudget", "NetworkPolicy"):
-            sel = o["spec"]["selector"]["matchLabels"] if o["kind"] == "PodDisruptionBudget" else o["spec"]["podSelector"]["matchLabels"]
+            sel = (
+                o["spec"]["selector"]["matchLabels"]
+                if o["kind"] == "PodDisruptionBudget"
+                else o["spec"]["podSelector"]["matchLabels"]
+            )
             assert any(_labels_match(sel, p["metadata"]["labels"]) for p in pods), o["metadata"]["name"]
     # workloads' own selectors match their templates
     for wl, tpl in pod_specs(objs):
@@ -227,8 +245,15 @@ def test_gdgan_container_command_settings_and_probes(
     env = dict(cm["data"])
     secret = yaml.safe_load((K8S / "secret.example.yaml").read_text())["stringData"]
     for e in c.get("env", []):
-        ref = e.get("valueFrom", {}).get("secretKeyRef")
-        env[e["name"]] = secret[ref["key"]] if ref else e["value"]
+        source = e.get("valueFrom", {})
+        if "secretKeyRef" in source:
+            env[e["name"]] = secret[source["secretKeyRef"]["key"]]
+        elif "resourceFieldRef" in source:  # what the kubelet puts there: the limit, rounded up
+            field = source["resourceFieldRef"]
+            assert field["containerName"] == c["name"] and field["divisor"] == "1"
+            env[e["name"]] = str(math.ceil(cpu_cores(c["resources"]["limits"]["cpu"])))
+        else:
+            env[e["name"]] = e["value"]
     unknown = set(env) - KNOWN_SETTINGS
     assert not unknown, f"{app}: unknown settings {sorted(unknown)}"
     try:
@@ -296,7 +321,9 @@ def test_pods_meet_the_restricted_pod_security_standard(
 
 
 @pytest.mark.parametrize("app", GDGAN_APPS)
-def test_read_only_root_leaves_every_write_path_writable(built: dict[str, list[dict[str, Any]]], app: str) -> None:
+def test_read_only_root_leaves_every_write_path_writable(
+    built: dict[str, list[dict[str, Any]]], app: str
+) -> None:
     """Where the image says a process writes (ENV in docker/Dockerfile), an emptyDir is mounted."""
     env = dockerfile_env()
     writable = {env["GDGAN_DATA_DIR"], env["GDGAN_CACHE_DIR"], "/tmp"}
@@ -319,7 +346,9 @@ def test_gpu_overlay_puts_gpu_services_on_gpu_nodes(built: dict[str, list[dict[s
         if app in GPU_APPS:
             assert c["resources"]["limits"]["nvidia.com/gpu"] == 1, app
             assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}, app
-            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec["tolerations"]
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in spec[
+                "tolerations"
+            ]
             assert {"name": "GDGAN_DEVICE", "value": "cuda"} in c["env"], app
         else:
             assert "nvidia.com/gpu" not in c["resources"]["limits"] and "nodeSelector" not in spec
@@ -336,3 +365,14 @@ def test_cpu_overlay_asks_for_no_gpu(built: dict[str, list[dict[str, Any]]]) -> 
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+", c["image"]), c["image"]
     cm = next(o for o in built["cpu"] if o["kind"] == "ConfigMap")
     assert cm["data"]["GDGAN_DEVICE"] == "cpu"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+@pytest.mark.parametrize("app", ("generator", "trainer", "evaluator"))
+def test_torch_threads_follow_the_cpu_limit(
+    built: dict[str, list[dict[str, Any]]], overlay: str, app: str
+) -> None:
+    c = container(built[overlay], app)
+    (e,) = [e for e in c["env"] if e["name"] == "GDGAN_NUM_THREADS"]
+    assert e["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
+    assert cpu_cores(c["resources"]["limits"]["cpu"]) >= 1

@@ -6,8 +6,6 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from gdgan.imaging import (
     GRID_BACKGROUND,
     ImagingError,
@@ -17,6 +15,7 @@ from gdgan.imaging import (
     save_png,
     to_png_bytes,
 )
+from PIL import Image
 
 
 def _ramp(h: int = 12, w: int = 20) -> np.ndarray:

@@ -57,3 +57,15 @@ def test_s3_fixture_round_trip(s3_server: SeaweedS3Server, s3_bucket: str) -> No
 def test_free_port_is_bindable() -> None:
     port = free_port()
     assert not port_in_use(port)
+
+
+def test_redis_persist_survives_restart(tmp_path: Path) -> None:
+    port = free_port()
+    with RedisServer(port=port, dir=tmp_path, persist=True):
+        c = redis.Redis(port=port)
+        c.set("job:1", "queued")
+        c.close()
+    with RedisServer(port=port, dir=tmp_path, persist=True):
+        c = redis.Redis(port=port)
+        assert c.get("job:1") == b"queued"
+        c.close()

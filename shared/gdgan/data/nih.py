@@ -451,9 +451,7 @@ def _pool_context() -> mp.context.BaseContext:
     return mp.get_context("spawn")
 
 
-def _run_chunks(
-    tasks: list[tuple[int, list[str], list[str], int, str]], workers: int
-) -> Iterator[int]:
+def _run_chunks(tasks: list[tuple[int, list[str], list[str], int, str]], workers: int) -> Iterator[int]:
     if workers <= 1 or len(tasks) <= 1:
         for t in tasks:
             yield _decode_chunk(t)

@@ -30,9 +30,11 @@ def nearest(queries: np.ndarray, reference: np.ndarray, chunk: int = 512) -> tup
         raise ValueError("nearest-neighbour search needs a non-empty reference set")
     dists, idx = [], []
     for i in range(0, len(q), chunk):
-        d = torch.cdist(q[i : i + chunk].double(), r.double())
-        m, j = d.min(dim=1)
-        dists.append(m)
+        qc = q[i : i + chunk].double()
+        j = torch.cdist(qc, r.double()).argmin(dim=1)
+        # cdist's matrix-product shortcut is not exact; recompute the winning pair directly so an
+        # exact copy has distance 0.
+        dists.append((qc - r[j].double()).norm(dim=1))
         idx.append(j)
     if not dists:
         return np.zeros(0), np.zeros(0, dtype=np.int64)

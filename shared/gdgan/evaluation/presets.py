@@ -72,9 +72,14 @@ PRESETS: dict[str, EvalPreset] = {
     "tiny": EvalPreset(
         name="tiny",
         repeats=2,
-        classifier=ClassifierConfig(kind="small", epochs=2, patience=1, batch_size=32, augment=False),
-        domain_classifier=ClassifierConfig(kind="small", epochs=2, patience=1, batch_size=32, augment=False),
+        classifier=ClassifierConfig(
+            kind="small", epochs=2, patience=1, batch_size=32, augment=False, max_steps_per_epoch=6
+        ),
+        domain_classifier=ClassifierConfig(
+            kind="small", epochs=1, patience=1, batch_size=32, augment=False, max_steps_per_epoch=6
+        ),
         gan_preset="tiny",
+        gan_overrides={"steps": 6, "checkpoint_every": 6},
         is_images=64,
         is_splits=2,
         fid_images=16,
@@ -83,12 +88,12 @@ PRESETS: dict[str, EvalPreset] = {
         imagenet_fid=False,
         fidelity_images=32,
         memorisation_images=32,
-        memorisation_train_max=500,
+        memorisation_train_max=300,
         closest_pairs=3,
-        bootstrap=100,
+        bootstrap=50,
         grid_images=8,
         imagenet_is_images=16,
-        phantom_n=600,
+        phantom_n=500,
         phantom_size=32,
         phantom_prevalence={"Cardiomegaly": 0.12},
     ),

@@ -178,11 +178,18 @@ class JobStore:
         self.publish(job_id, "status", payload)
         return rec
 
-    def set_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+    def set_progress(self, job_id: str, progress: dict[str, Any], monotonic: bool = False) -> None:
+        """Merge ``progress`` into the record and publish it. ``monotonic``: the fraction never goes
+        back (fan-out jobs, whose parts report concurrently)."""
+
         def fn(rec: JobRecord) -> JobRecord | None:
             if rec.status in TERMINAL:
                 return None
-            rec.progress = JobProgress.model_validate({**rec.progress.model_dump(), **progress})
+            merged = {**rec.progress.model_dump(), **progress}
+            if monotonic:
+                merged["fraction"] = max(rec.progress.fraction, float(merged.get("fraction") or 0.0))
+                progress["fraction"] = merged["fraction"]
+            rec.progress = JobProgress.model_validate(merged)
             return rec
 
         self.update(job_id, fn)

@@ -96,10 +96,14 @@ def _make_progress(jobs: JobStore, job_id: str, part: str | None) -> Callable[[P
         last[0] = now
         d = p.to_dict()
         d["losses"] = {k: float(v) for k, v in (d.get("losses") or {}).items()}
-        if part:
-            d["phase"] = f"{part} {d.get('phase') or ''}".strip()
         try:
-            jobs.set_progress(job_id, d)
+            if part:
+                # the job's fraction is over all parts: finished ones plus this one's share
+                d["phase"] = f"{part} {d.get('phase') or ''}".strip()
+                parts = jobs.get(job_id).parts
+                done = sum(1 for v in parts.values() if v == "succeeded")
+                d["fraction"] = min(1.0, (done + p.fraction) / max(1, len(parts)))
+            jobs.set_progress(job_id, d, monotonic=bool(part))
         except Exception as exc:  # progress is best effort; the job goes on
             log.warning("progress write failed for %s: %s", job_id, exc)
 
@@ -399,8 +403,9 @@ def _part_done(ctx: JobContext, result: dict[str, Any]) -> None:
     total = len(rec.parts)
     done = sum(1 for v in rec.parts.values() if v == "succeeded")
     jobs.set_progress(
-        ctx.job_id,
-        {
+        monotonic=True,
+        job_id=ctx.job_id,
+        progress={
             "phase": "evaluate",
             "step": done,
             "total": total,

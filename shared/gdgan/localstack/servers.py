@@ -417,4 +417,3 @@ __all__ = [
     "free_ports",
     "port_in_use",
 ]
-

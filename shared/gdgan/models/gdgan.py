@@ -138,7 +138,8 @@ class Refiner(nn.Module):
         super().__init__()
         self.cfg, self.n_labels = cfg, n_labels
         depth = min(depth, cfg.levels)
-        w = [_width(cfg.ngf, i, cfg.max_mult) for i in range(depth + 1)]
+        base = max(8, cfg.ngf // 2)  # half width: a refiner works at full resolution, G1 does not
+        w = [_width(base, i, cfg.max_mult) for i in range(depth + 1)]
         self.inp = nn.Sequential(nn.Conv2d(1 + n_labels, w[0], 3, 1, 1), nn.LeakyReLU(0.2, inplace=True))
         self.down = nn.ModuleList(
             nn.Sequential(

@@ -37,10 +37,12 @@ export class ApiError extends Error {
 }
 
 function fieldName(loc) {
-  // FastAPI locations look like ["body", "n"] or ["query", "limit"]; people want "n".
+  // FastAPI locations look like ["body", "n"], ["body", "phantom", "n"] (a tagged union) or
+  // ["body", "strategies", 0]; people want the field's own name: the last non-index part.
   if (!Array.isArray(loc)) return loc ? String(loc) : "";
   const parts = loc.filter((p, i) => !(i === 0 && ["body", "query", "path", "header"].includes(p)));
-  return parts.join(".");
+  const named = parts.filter((p) => typeof p === "string" && !/^\d+$/.test(p));
+  return named.length ? named[named.length - 1] : parts.join(".");
 }
 
 function detailText(body) {

@@ -176,13 +176,12 @@ function syncStageControls() {
 }
 
 async function loadCap() {
-  // The cap lives in the generator's OpenAPI schema (n: maximum); fall back to the default.
+  // Use the cap if the OpenAPI schema states it (n: maximum); else the default cap. Either way the
+  // server enforces it and its 422 says so in words.
   try {
     const spec = await getJson("/openapi.json");
-    for (const [name, schema] of Object.entries(spec.components?.schemas || {})) {
-      const n = schema.properties?.n;
-      if (/generat/i.test(name) && n && typeof n.maximum === "number") return n.maximum;
-    }
+    const n = spec.components?.schemas?.GenerateRequest?.properties?.n;
+    if (n && typeof n.maximum === "number") return n.maximum;
   } catch {
     /* no spec: use default */
   }

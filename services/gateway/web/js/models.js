@@ -3,7 +3,7 @@
 // token works).
 
 import { getJson, objectUrl } from "./api.js";
-import { clear, el, fmtTime, hideNotice, kvTable, renderJson, showError } from "./ui.js";
+import { clear, el, fmtTime, hideNotice, renderJson, showError } from "./ui.js";
 
 let list, detail, errorBox, selected = null, sampleUrl = null;
 
@@ -58,6 +58,7 @@ function lineage(m) {
   const seen = new Set();
   for (const a of lin) {
     const aid = typeof a === "string" ? a : a.id;
+    if (aid === dataset) continue; // already listed as the dataset
     seen.add(aid);
     const rel = parents.has(aid) ? "Parent" : "Ancestor";
     rows.push(el("li", {}, `${rel}: `, linkFor(aid), a.kind ? ` (${a.kind})` : ""));
@@ -100,14 +101,58 @@ async function showModel(id) {
     .catch((err) => clear(fig).append(el("p", { class: "muted" }, `No sample grid: ${err.message}`)));
   detail.append(section("Lineage", lineage(m)));
   const metrics = m.metrics ?? man.metrics ?? (man.meta || {}).metrics;
-  detail.append(section("Fidelity metrics", metrics && Object.keys(metrics).length ? renderJson(metrics) : el("p", { class: "muted" }, "No fidelity metrics recorded for this model yet.")));
+  const fidBox = el("div", {}, el("p", { class: "muted" }, "Looking for evaluation reports that used this model…"));
+  detail.append(section("Fidelity metrics", metrics && Object.keys(metrics).length ? renderJson(metrics) : null, fidBox));
+  fidelityFromReports(id).then((nodes) => {
+    if (selected === id) clear(fidBox).append(...nodes);
+  });
   const losses = (man.meta || {}).final_losses ?? (man.meta || {}).losses ?? m.final_losses;
   if (losses) detail.append(section("Final losses", renderJson(losses)));
   const cfg = man.config || m.config;
-  if (cfg) detail.append(section("Configuration", typeof cfg === "object" ? kvTable(cfg) : el("pre", {}, String(cfg))));
+  if (cfg) detail.append(section("Configuration", typeof cfg === "object" ? renderJson(cfg) : el("pre", {}, String(cfg))));
   const mix = (man.meta || {}).label_mix;
   if (mix) detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Label mix of the training positives"), renderJson(mix)));
   detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Full manifest (JSON)"), el("pre", { class: "json" }, JSON.stringify(m, null, 2))));
+}
+
+/**
+ * A model's fidelity metrics live in the evaluation reports that sampled it (label fidelity,
+ * FID/KID, memorisation per image set): find the newest few reports whose image sets came from
+ * this model and show that model's rows, with a link to the whole report.
+ */
+async function fidelityFromReports(id, maxReports = 6) {
+  let reports;
+  try {
+    const body = await getJson("/v1/reports");
+    reports = (Array.isArray(body) ? body : body.reports || []).slice(0, maxReports);
+  } catch (err) {
+    return [el("p", { class: "muted" }, `Reports unavailable: ${err.message}`)];
+  }
+  for (const r of reports) {
+    let rep;
+    try {
+      rep = await getJson(`/v1/reports/${encodeURIComponent(r.id)}`);
+    } catch {
+      continue;
+    }
+    const q = rep.quality || {};
+    const key = Object.entries(q.sets || {}).find(([, v]) => v && v.source === id)?.[0];
+    if (!key) continue;
+    const row = {};
+    const lf = q.label_fidelity?.[key];
+    if (lf) Object.assign(row, { "finding AUC (label fidelity)": lf.finding_auc, "gender accuracy": lf.gender_accuracy, "view accuracy": lf.view_accuracy });
+    const fk = q.fid_kid?.domain?.vs_real?.[key];
+    if (fk) Object.assign(row, { "FID (domain features)": fk.fid, "KID (domain features)": fk.kid?.mean });
+    const mem = q.memorisation?.[key]?.feature;
+    if (mem) Object.assign(row, { "exact copies of training images": mem.n_exact_copies, "flagged as near-copies": mem.n_flagged });
+    const inc = q.inception_score?.domain?.scores?.[key] ?? q.inception_score?.imagenet?.scores?.[key];
+    if (inc) row["inception score"] = inc.mean;
+    return [
+      el("p", {}, "From report ", el("a", { href: `#/reports/${encodeURIComponent(r.id)}` }, r.id), ` (${row ? key.toUpperCase() : ""} image set, ${q.sets[key].n} images):`),
+      renderJson(row),
+    ];
+  }
+  return [el("p", { class: "muted" }, "No evaluation report has sampled this model yet: evaluate it on the Jobs page.")];
 }
 
 export function init() {

@@ -47,6 +47,7 @@ async function loadList() {
 }
 
 const STRATEGY_ALIASES = { none: ["none", "baseline", "no_augmentation"], undersample: ["undersample", "under", "undersampling"], oversample: ["oversample", "over", "oversampling"], acgan: ["acgan", "+acgan"], gdgan: ["gdgan", "+gdgan"] };
+const STRATEGY_LABELS = { none: "None (as is)", undersample: "Undersampling", oversample: "Oversampling", acgan: "+ ACGAN images", gdgan: "+ GDGAN images" };
 
 function canonicalStrategy(name) {
   const n = String(name).toLowerCase();
@@ -54,25 +55,27 @@ function canonicalStrategy(name) {
   return null;
 }
 
-/** Find per-strategy AUC summaries in a report, whatever nesting the evaluator chose. */
+/** Per-strategy AUC rows (report.table2.rows: auc_mean, auc_sd, counts_per_repeat). */
 function aucRows(report) {
-  const cands = [report.auc, report.table1, report.strategies, report.summary?.auc, report.results];
-  for (const c of cands) {
-    if (!c) continue;
-    const entries = Array.isArray(c) ? c.map((r) => [r.strategy ?? r.name, r]) : Object.entries(c);
-    const rows = [];
-    for (const [name, v] of entries) {
-      const key = canonicalStrategy(name);
-      if (!key) continue;
-      const mean = typeof v === "number" ? v : v.auc_mean ?? v.mean ?? v.auc?.mean ?? (typeof v.auc === "number" ? v.auc : null);
-      const sd = typeof v === "object" ? v.auc_sd ?? v.sd ?? v.std ?? v.auc?.sd ?? null : null;
-      const total = typeof v === "object" ? v.n_total ?? v.total ?? v.counts?.total ?? null : null;
-      const pos = typeof v === "object" ? v.n_positive ?? v.positive ?? v.counts?.positive ?? null : null;
-      rows.push({ name, key, mean, sd, total, pos });
-    }
-    if (rows.length) return rows;
+  const src = report.table2?.rows ?? report.auc ?? null;
+  if (!src) return [];
+  const rows = [];
+  for (const [name, v] of Object.entries(src)) {
+    const key = canonicalStrategy(name);
+    if (!key) continue;
+    const c = (v.counts_per_repeat && v.counts_per_repeat[0]) || v.counts_mean || {};
+    rows.push({
+      key,
+      name: STRATEGY_LABELS[key],
+      mean: v.auc_mean ?? v.mean ?? null,
+      sd: v.auc_sd ?? v.sd ?? null,
+      total: c.total ?? null,
+      pos: c.positives ?? null,
+      ci: v.pooled_ci ?? null,
+    });
   }
-  return [];
+  const order = Object.keys(STRATEGY_LABELS); // the paper's row order
+  return rows.sort((a, b) => order.indexOf(a.key) - order.indexOf(b.key));
 }
 
 function pm(mean, sd) {
@@ -80,34 +83,119 @@ function pm(mean, sd) {
   return sd != null ? `${fmtNumber(mean)} ± ${fmtNumber(sd)}` : fmtNumber(mean);
 }
 
-function paperTable(report) {
-  const rows = aucRows(report);
-  const table = el("table", { class: "data", id: "report-auc-table" });
-  table.append(el("caption", {}, "Table 1 — ROC AUC on the test split (mean ± SD over splits), this run vs the paper"));
-  table.append(el("thead", {}, el("tr", {}, ["Training set", "Images (total / positive)", "AUC — this run", "AUC — paper"].map((h) => el("th", { scope: "col" }, h)))));
-  const tbody = el("tbody");
-  const keys = rows.length ? rows : Object.keys(PAPER.auc).map((k) => ({ name: k, key: k }));
-  for (const r of keys) {
-    const p = PAPER.auc[r.key];
-    tbody.append(el("tr", {},
-      el("th", { scope: "row" }, r.name),
-      el("td", {}, r.total != null ? `${fmtNumber(r.total)} / ${fmtNumber(r.pos)}` : "—"),
-      el("td", {}, pm(r.mean, r.sd)),
-      el("td", {}, p ? pm(p.mean, p.sd) : "—")));
+function table(caption, header, rows, id = null) {
+  const t = el("table", { class: "data", id });
+  t.append(el("caption", {}, caption));
+  t.append(el("thead", {}, el("tr", {}, header.map((h) => el("th", { scope: "col" }, h)))));
+  t.append(el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c, i) => (i === 0 ? el("th", { scope: "row" }, c) : el("td", {}, c)))))));
+  return el("div", { class: "table-wrap" }, t);
+}
+
+function paperTable2(report) {
+  const paper = report.paper?.table2 || {};
+  const rows = aucRows(report).map((r) => {
+    const p = paper[r.key] || (PAPER.auc[r.key] ? { auc: PAPER.auc[r.key].mean, sd: PAPER.auc[r.key].sd } : null);
+    return [
+      r.name,
+      r.total != null ? `${fmtNumber(r.total)} / ${fmtNumber(r.pos)}` : "—",
+      pm(r.mean, r.sd),
+      r.ci ? `[${fmtNumber(r.ci.lo)}, ${fmtNumber(r.ci.hi)}]` : "—",
+      p ? pm(p.auc, p.sd) : "—",
+      p && p.total ? `${fmtNumber(p.total)} / ${fmtNumber(p.positives)}` : "—",
+    ];
+  });
+  return table(
+    `Table 2 — ${report.finding || "finding"} classifier, ROC AUC on the test split (mean ± SD over ${report.plan?.repeats ?? "the"} split(s)), next to the paper`,
+    ["Training set", "Images (total / positive)", "AUC — this run", "95 % CI (pooled)", "AUC — paper", "Paper images"],
+    rows,
+    "report-auc-table",
+  );
+}
+
+function paperTable1(report) {
+  const inc = report.quality?.inception_score;
+  if (!inc) return null;
+  const sec = inc.imagenet?.available ? inc.imagenet : inc.domain;
+  if (!sec || !sec.scores) return null;
+  const paper = report.paper?.table1 || {};
+  const rows = Object.entries(sec.scores).map(([name, sc]) => [
+    name === "real" ? "Real" : name.toUpperCase(),
+    pm(sc.mean, sc.sd),
+    `${fmtNumber(sc.n_images)} / ${fmtNumber(sc.n_splits)}`,
+    fmtNumber(paper[name]?.mean ?? PAPER.inception[name] ?? null),
+  ]);
+  const net = sec.network || "ImageNet Inception-v3";
+  return el("div", {},
+    table("Table 1 — diversity: inception score (mean ± SD over splits)", ["Images", "IS — this run", "images / splits", "IS — paper"], rows, "report-is-table"),
+    el("p", { class: "muted small" }, `Network: ${net}.`),
+  );
+}
+
+function fidelityTables(report) {
+  const q = report.quality || {};
+  const out = [];
+  const lf = q.label_fidelity;
+  if (lf) {
+    const sets = Object.entries(lf).filter(([, v]) => v && typeof v === "object");
+    out.push(table(
+      "Label fidelity — does a real-trained classifier read the requested labels back?",
+      ["Images", "Finding AUC", "Gender accuracy", "View accuracy", "positive / negative"],
+      sets.map(([k, v]) => [k, fmtNumber(v.finding_auc), fmtNumber(v.gender_accuracy), fmtNumber(v.view_accuracy), `${v.n_positive ?? "—"} / ${v.n_negative ?? "—"}`]),
+    ));
   }
-  table.append(tbody);
-  const is = report.inception ?? report.inception_score ?? report.diversity ?? null;
-  const isTable = el("table", { class: "data" });
-  isTable.append(el("caption", {}, "Diversity — inception score, this run vs the paper"));
-  isTable.append(el("thead", {}, el("tr", {}, ["Images", "IS — this run", "IS — paper"].map((h) => el("th", { scope: "col" }, h)))));
-  const isBody = el("tbody");
-  for (const [k, paper] of Object.entries(PAPER.inception)) {
-    const v = is && is[k] != null ? is[k] : null;
-    const ours = v == null ? "—" : typeof v === "number" ? fmtNumber(v) : pm(v.mean, v.sd ?? v.std);
-    isBody.append(el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, ours), el("td", {}, fmtNumber(paper))));
+  const fk = q.fid_kid?.domain?.vs_real;
+  if (fk) {
+    out.push(table(
+      "FID / KID against real test images (domain network features)",
+      ["Images", "FID", "KID (mean ± SD)", "real / synthetic"],
+      Object.entries(fk).map(([k, v]) => [k, fmtNumber(v.fid), pm(v.kid?.mean, v.kid?.sd), `${v.n_real} / ${v.n_synthetic}`]),
+    ));
   }
-  isTable.append(isBody);
-  return el("section", { class: "detail-section" }, el("h3", {}, "Compared with Koga et al. (2018)"), el("div", { class: "table-wrap" }, table), el("div", { class: "table-wrap" }, isTable));
+  const mem = q.memorisation;
+  if (mem) {
+    const rows = [];
+    for (const [k, v] of Object.entries(mem)) {
+      const f = v && (v.feature || v.pixel || v);
+      if (!f || typeof f !== "object" || f.n_synthetic == null) continue;
+      rows.push([k, fmtNumber(f.n_synthetic), fmtNumber(f.n_exact_copies ?? 0), fmtNumber(f.n_flagged ?? 0), fmtNumber(f.synthetic_to_train?.min), fmtNumber(f.test_to_train?.median)]);
+    }
+    if (rows.length) {
+      out.push(table(
+        "Memorisation — nearest training image of each synthetic image",
+        ["Images", "checked", "exact copies", "flagged", "min distance", "real test → train (median)"],
+        rows,
+      ));
+    }
+  }
+  return out;
+}
+
+/**
+ * Show the service's self-contained HTML report inside this page. It is parsed into an inert
+ * document, stripped of anything active (scripts, frames, event handlers, javascript: URLs) and
+ * placed in a shadow root so its CSS cannot restyle the app: the report is data, never code.
+ */
+export function embedReport(host, html) {
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  doc.querySelectorAll("script, iframe, object, embed, link, meta, base, form").forEach((n) => n.remove());
+  for (const node of doc.querySelectorAll("*")) {
+    for (const attr of [...node.attributes]) {
+      const v = attr.value.trim().toLowerCase();
+      if (attr.name.startsWith("on") || ((attr.name === "href" || attr.name === "src") && v.startsWith("javascript:"))) {
+        node.removeAttribute(attr.name);
+      }
+    }
+  }
+  const root = host.shadowRoot || host.attachShadow({ mode: "open" });
+  while (root.firstChild) root.firstChild.remove();
+  const base = document.createElement("style");
+  base.textContent = ":host { display: block; } .report-body { font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; overflow-x: auto; } img { max-width: 100%; }";
+  root.append(base);
+  doc.querySelectorAll("style").forEach((st) => root.append(document.importNode(st, true)));
+  const body = document.createElement("div");
+  body.className = "report-body";
+  for (const child of [...doc.body.childNodes]) body.append(document.importNode(child, true));
+  root.append(body);
 }
 
 async function showReport(id) {
@@ -126,16 +214,19 @@ async function showReport(id) {
   clear(detail);
   const body = report.report && typeof report.report === "object" ? report.report : report;
   detail.append(el("header", { class: "detail-head" }, el("h2", {}, "Report ", el("code", {}, id)), el("p", { class: "muted" }, body.finding ? `Finding: ${body.finding}` : "")));
-  detail.append(paperTable(body));
+  detail.append(
+    el("section", { class: "detail-section" }, el("h3", {}, "Compared with Koga et al. (2018)"), paperTable2(body), paperTable1(body)),
+  );
+  const fid = fidelityTables(body);
+  if (fid.length) detail.append(el("section", { class: "detail-section" }, el("h3", {}, "Fidelity and memorisation"), ...fid));
   const frameBox = el("section", { class: "detail-section" }, el("h3", {}, "Full report"), el("p", { class: "muted" }, "Loading the HTML report…"));
   detail.append(frameBox);
   request(`/v1/reports/${encodeURIComponent(id)}/html`, { accept: "text/html" })
     .then((r) => r.text())
     .then((html) => {
-      // sandbox without scripts: the report is data, never code running in this page.
-      const frame = el("iframe", { title: `Evaluation report ${id}`, sandbox: "", class: "report-frame", id: "report-frame" });
-      frame.srcdoc = html;
-      clear(frameBox).append(el("h3", {}, "Full report (tables, ROC curves, samples)"), frame);
+      const host = el("div", { class: "report-embed", id: "report-embed", role: "region", "aria-label": `Evaluation report ${id}` });
+      embedReport(host, html);
+      clear(frameBox).append(el("h3", {}, "Full report (tables, ROC curves, samples)"), host);
     })
     .catch((err) => clear(frameBox).append(el("h3", {}, "Full report"), el("p", { class: "muted" }, `The HTML report is not available: ${err.message}`)));
   detail.append(el("details", { class: "detail-section" }, el("summary", {}, "All report data"), renderJson(body)));

@@ -44,6 +44,7 @@ export function showError(box, err, { retry = null, form = null } = {}) {
     if (tok) {
       document.getElementById("token-panel")?.setAttribute("open", "");
       tok.classList.add("invalid");
+      tok.focus({ preventScroll: true });
     }
   }
   if (form && err && err.field) {
@@ -85,6 +86,7 @@ export function fmtTime(value) {
 }
 
 export function fmtNumber(v) {
+  if (v == null) return "—";
   if (typeof v !== "number") return String(v);
   if (Number.isInteger(v)) return v.toLocaleString();
   const a = Math.abs(v);

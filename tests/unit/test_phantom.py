@@ -1,0 +1,476 @@
+"""The phantom dataset: label mix, ground truth, rendered signal, patients, NIH export."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from gdgan.data.dataset import ImageDataset
+from gdgan.data.phantom import (
+    CTR_THRESHOLD,
+    NIH_CSV_COLUMNS,
+    NIH_CSV_NAME,
+    NIH_IMAGES_PER_PATIENT,
+    NIH_PREVALENCE,
+    PhantomConfig,
+    PhantomError,
+    make_phantom,
+    phantom_labels,
+    render_images,
+    write_nih_format,
+)
+from gdgan.labels import (
+    FINDINGS,
+    NIH_CARDIOMEGALY_BY_GROUP,
+    NIH_FINDING_COUNTS,
+    NIH_TOTAL_IMAGES,
+    LabelError,
+    decode_findings,
+    finding_index,
+)
+from PIL import Image
+from pydantic import ValidationError
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+
+CM = finding_index("Cardiomegaly")
+ONLY_CM = {name: 0.0 for name in FINDINGS if name != "Cardiomegaly"}
+
+
+def _binomial_ok(count: int, n: int, p: float, z: float = 5.0) -> bool:
+    """count is within z standard deviations of n·p (a two-sided binomial check)."""
+    sd = np.sqrt(n * p * (1 - p))
+    return abs(count - n * p) <= z * sd + 1
+
+
+@pytest.fixture(scope="module")
+def big_labels() -> dict[str, np.ndarray]:
+    # Labels only (no rendering): 200k rows in well under a second.
+    lab, _ = phantom_labels(PhantomConfig(n=200_000, size=64, seed=11))
+    return lab
+
+
+@pytest.fixture(scope="module")
+def small() -> ImageDataset:
+    return make_phantom(PhantomConfig(n=600, size=32, seed=3))
+
+
+# --- determinism and shapes -------------------------------------------------------------------
+def test_same_seed_same_dataset_different_seed_differs() -> None:
+    a = make_phantom(PhantomConfig(n=40, size=32, seed=5))
+    b = make_phantom(PhantomConfig(n=40, size=32, seed=5))
+    c = make_phantom(PhantomConfig(n=40, size=32, seed=6))
+    np.testing.assert_array_equal(a.images, b.images)
+    for k in a.labels:
+        np.testing.assert_array_equal(a.labels[k], b.labels[k])
+    assert not np.array_equal(a.images, c.images)
+
+
+@pytest.mark.parametrize("size", [32, 64, 128, 256])
+def test_sizes(size: int) -> None:
+    ds = make_phantom(PhantomConfig(n=3, size=size, seed=0))
+    assert ds.images.shape == (3, size, size) and ds.images.dtype == np.uint8
+    assert ds.size == size
+    # Ground-truth widths are in pixels of this size; the CTR does not depend on it.
+    np.testing.assert_allclose(
+        ds.labels["gt_heart_width"] / ds.labels["gt_thorax_width"], ds.labels["gt_ctr"], rtol=1e-5
+    )
+    assert 0.55 * size < ds.labels["gt_thorax_width"].mean() < 0.95 * size
+    # Images use the grey range (not blank, not saturated).
+    assert ds.images.std() > 25
+
+
+def test_size_and_fields_are_validated_with_their_names() -> None:
+    with pytest.raises(ValidationError, match="size"):
+        PhantomConfig(size=16)
+    with pytest.raises(ValidationError, match="n"):
+        PhantomConfig(n=0)
+    with pytest.raises(ValidationError, match="bogus"):
+        PhantomConfig(bogus=1)  # type: ignore[call-arg]
+
+
+def test_dataset_passes_validation_and_has_ground_truth(small: ImageDataset) -> None:
+    ds = ImageDataset(images=small.images, labels=small.labels)  # re-validates
+    assert len(ds) == 600
+    for col in ("gt_ctr", "gt_heart_width", "gt_thorax_width", "gt_effusion_level", "gt_nodule_r"):
+        assert ds.labels[col].dtype == np.float32 and ds.labels[col].shape == (600,)
+    assert ds.general().shape == (600, 2) and ds.detail().shape == (600, 14)
+    sub = ds.subset(np.arange(10))
+    assert len(sub) == 10
+    # Finding parameters are present exactly when the finding is.
+    for col, name in (("gt_effusion_level", "Effusion"), ("gt_nodule_r", "Nodule"), ("gt_mass_r", "Mass")):
+        has = ds.labels["findings"][:, finding_index(name)] == 1
+        np.testing.assert_array_equal(~np.isnan(ds.labels[col]), has)
+
+
+def test_progress_is_reported() -> None:
+    calls: list[tuple[int, int]] = []
+    make_phantom(PhantomConfig(n=70, size=32, seed=0), progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1] == (70, 70)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+# --- label mix ----------------------------------------------------------------------------------
+def test_gender_and_view_follow_nih(big_labels: dict[str, np.ndarray]) -> None:
+    g, v = big_labels["gender"], big_labels["view"]
+    n = len(g)
+    # Gender is per patient, so the image-level spread is wider than binomial: use a looser z.
+    assert abs((g == 0).mean() - 0.565) < 0.01
+    assert _binomial_ok(int((v == 0).sum()), n, 0.600, z=6)
+    for (gs, vs), (_, count) in NIH_CARDIOMEGALY_BY_GROUP.items():
+        share = count / NIH_TOTAL_IMAGES
+        got = ((g == ("M", "F").index(gs)) & (v == ("PA", "AP").index(vs))).mean()
+        assert abs(got - share) < 0.012, (gs, vs, got, share)
+
+
+def test_cardiomegaly_rate_per_gender_view_group(big_labels: dict[str, np.ndarray]) -> None:
+    g, v, cm = big_labels["gender"], big_labels["view"], big_labels["findings"][:, CM]
+    for (gs, vs), (pos, count) in NIH_CARDIOMEGALY_BY_GROUP.items():
+        sel = (g == ("M", "F").index(gs)) & (v == ("PA", "AP").index(vs))
+        assert _binomial_ok(int(cm[sel].sum()), int(sel.sum()), pos / count), (gs, vs)
+    assert _binomial_ok(int(cm.sum()), len(cm), 2776 / 112_120)
+    # Higher in AP and in women, as in NIH.
+    rate = {
+        (gs, vs): cm[(g == gi) & (v == vi)].mean()
+        for gi, gs in enumerate("MF")
+        for vi, vs in enumerate(("PA", "AP"))
+    }
+    assert rate[("F", "AP")] > rate[("M", "PA")]
+
+
+@pytest.mark.parametrize("name", [f for f in FINDINGS if f != "Cardiomegaly"])
+def test_other_findings_at_nih_counts(big_labels: dict[str, np.ndarray], name: str) -> None:
+    col = big_labels["findings"][:, finding_index(name)]
+    assert _binomial_ok(int(col.sum()), len(col), NIH_FINDING_COUNTS[name] / NIH_TOTAL_IMAGES), name
+
+
+def test_prevalence_override_keeps_group_ratios() -> None:
+    lab, _ = phantom_labels(PhantomConfig(n=60_000, seed=2, prevalence={"Cardiomegaly": 0.2, "Hernia": 0.1}))
+    cm = lab["findings"][:, CM]
+    assert abs(cm.mean() - 0.2) < 0.015
+    assert _binomial_ok(int(lab["findings"][:, finding_index("Hernia")].sum()), 60_000, 0.1)
+    # Unchanged findings keep NIH's rate.
+    assert _binomial_ok(
+        int(lab["findings"][:, finding_index("Effusion")].sum()), 60_000, NIH_PREVALENCE["Effusion"]
+    )
+    g, v = lab["gender"], lab["view"]
+    fap = cm[(g == 1) & (v == 1)].mean()
+    mpa = cm[(g == 0) & (v == 0)].mean()
+    nih_ratio = (569 / 18_613) / (663 / 37_143)
+    assert abs(fap / mpa - nih_ratio) < 0.35 * nih_ratio
+
+
+def test_prevalence_override_errors_name_the_label() -> None:
+    with pytest.raises((ValidationError, LabelError), match="Cardiomegally"):
+        PhantomConfig(prevalence={"Cardiomegally": 0.2})
+    with pytest.raises(ValidationError, match="Effusion"):
+        PhantomConfig(prevalence={"Effusion": 1.5})
+
+
+def test_defaults_stay_nih() -> None:
+    cfg = PhantomConfig()
+    assert cfg.prevalence == {}
+    assert cfg.finding_rate("Hernia") == pytest.approx(227 / 112_120)
+    assert cfg.cardiomegaly_rate("F", "AP") == pytest.approx(569 / 18_613)
+
+
+# --- cardiothoracic ratio ------------------------------------------------------------------------
+def test_ctr_above_threshold_iff_cardiomegaly(big_labels: dict[str, np.ndarray]) -> None:
+    ctr, cm = big_labels["gt_ctr"], big_labels["findings"][:, CM] == 1
+    np.testing.assert_array_equal(ctr > CTR_THRESHOLD, cm)
+    v = big_labels["view"]
+    pa_normal, ap_normal = ctr[~cm & (v == 0)], ctr[~cm & (v == 1)]
+    # PA normals ≈ 0.42–0.45; AP magnifies the heart so AP normals crowd towards 0.5.
+    assert 0.42 <= np.median(pa_normal) <= 0.45
+    assert np.median(ap_normal) > np.median(pa_normal) + 0.02
+    # Overlap near the threshold: many AP normals and PA cardiomegalies within 0.03 of 0.5.
+    pa_cm = ctr[cm & (v == 0)]
+    assert (ap_normal > 0.47).mean() > 0.2
+    assert (pa_cm < 0.53).mean() > 0.15
+    # ...while cardiomegaly is a clearly wider heart on average (learnable at 64 px).
+    assert np.median(ctr[cm]) - np.median(pa_normal) > 0.09
+
+
+def _measure_heart(img: np.ndarray, p: dict[str, np.ndarray], i: int, size: int) -> float:
+    """Heart width in pixels, measured the clinical way on the rendered image.
+
+    CTR = (max right extent + max left extent from the midline) / thoracic width; each extent
+    is taken over the rows above its own hemidiaphragm, as the bright run around the midline
+    bounded by darker lung (threshold half-way between heart and lung grey).
+    """
+    img = img.astype(np.float64)
+
+    def row(y: float) -> int:
+        return int((y + 1.0) / 2.0 * size)
+
+    def col(x: float) -> int:
+        return int((x + 1.0) / 2.0 * size)
+
+    y_cp = p["y_apex"][i] + p["lung_len"][i]
+    dome_r = y_cp - p["dome_h"][i] - p["dome_right_up"][i]  # image left (patient right)
+    dome_l = y_cp - p["dome_h"][i]
+    mid = size // 2
+    r_mid = row(dome_l - 0.15)
+    heart_grey = img[r_mid, mid - 2 : mid + 2].mean()
+    lung_grey = np.median(
+        np.concatenate(
+            [
+                img[r_mid, col(-0.62 * p["tw"][i]) : col(-0.5 * p["tw"][i])],
+                img[r_mid, col(0.7 * p["tw"][i]) : col(0.8 * p["tw"][i])],
+            ]
+        )
+    )
+    thr = (heart_grey + lung_grey) / 2.0
+    centre = (size - 1) / 2.0
+    mrd = mld = 0.0
+    for r in range(row(p["y_apex"][i] + 0.2), row(dome_l) - 1):
+        bright = img[r] > thr
+        if not bright[mid]:
+            continue
+        left = mid
+        while left > 0 and bright[left - 1]:
+            left -= 1
+        right = mid
+        while right < size - 1 and bright[right + 1]:
+            right += 1
+        if r < row(dome_r) - 1:
+            mrd = max(mrd, centre - left + 0.5)
+        mld = max(mld, right - centre + 0.5)
+    return mrd + mld
+
+
+def test_rendered_heart_width_matches_ground_truth() -> None:
+    """Measured on the image (independent of the renderer's formulas), not read back from labels."""
+    size = 256
+    cfg = PhantomConfig(n=16, size=size, seed=4, prevalence={**ONLY_CM, "Cardiomegaly": 0.5})
+    lab, p = phantom_labels(cfg)
+    # Upright, centred, noiseless films so the midline is the image centre.
+    for key in ("rot", "shift_x", "shift_y", "grain"):
+        p[key][:] = 0.0
+    p["zoom"][:] = 1.0
+    imgs = render_images(p, size, cfg.seed)
+    measured = []
+    for i in range(cfg.n):
+        width = _measure_heart(imgs[i], p, i, size)
+        expected = float(p["ctr"][i] * p["tw"][i] * size)  # CTR × thoracic width (2·tw frame units)
+        assert abs(width - expected) <= 4.0, (i, width, expected)
+        measured.append(width / (p["tw"][i] * size))
+    measured_ctr = np.array(measured)
+    clear = np.abs(lab["gt_ctr"] - 0.5) > 0.02
+    cm = lab["findings"][:, CM] == 1
+    np.testing.assert_array_equal((measured_ctr > 0.5)[clear], cm[clear])
+    assert cm.any() and (~cm).any()
+
+
+# --- general labels change the image ---------------------------------------------------------------
+def _features(images: np.ndarray, k: int = 8) -> np.ndarray:
+    n, h, w = images.shape
+    x = images.astype(np.float32).reshape(n, k, h // k, k, w // k).mean(axis=(2, 4)).reshape(n, -1)
+    return (x - x.mean(0)) / (x.std(0) + 1e-6)
+
+
+def test_gender_and_view_are_learnable_from_pixels() -> None:
+    ds = make_phantom(PhantomConfig(n=1600, size=32, seed=21))
+    x = _features(ds.images)
+    tr, te = slice(0, 1100), slice(1100, None)
+    for col in ("gender", "view"):
+        y = ds.labels[col]
+        clf = LogisticRegression(max_iter=400, C=0.5).fit(x[tr], y[tr])
+        auc = roc_auc_score(y[te], clf.decision_function(x[te]))
+        assert auc > 0.85, (col, auc)
+
+
+def test_gender_and_view_change_measurable_statistics() -> None:
+    ds = make_phantom(PhantomConfig(n=800, size=64, seed=22, prevalence=ONLY_CM | {"Cardiomegaly": 0.0}))
+    img = ds.images.astype(np.float32)
+    g, v = ds.labels["gender"], ds.labels["view"]
+    # Thorax: women narrower.
+    tw = ds.labels["gt_thorax_width"]
+    assert stats.ttest_ind(tw[g == 0], tw[g == 1], equal_var=False).statistic > 10
+    # Breast shadows: lower lateral lung fields brighter in women (same view: PA).
+    low_lat = np.concatenate([img[:, 36:44, 8:20], img[:, 36:44, 44:56]], axis=2).mean(axis=(1, 2))
+    sel_m, sel_f = (g == 0) & (v == 0), (g == 1) & (v == 0)
+    t = stats.ttest_ind(low_lat[sel_f], low_lat[sel_m], equal_var=False)
+    assert t.statistic > 3 and t.pvalue < 1e-3
+    # AP: lower contrast (spread of grey values inside the chest).
+    chest = img[:, 8:48, 8:56].reshape(len(img), -1)
+    spread = chest.std(axis=1)
+    t = stats.ttest_ind(spread[v == 0], spread[v == 1], equal_var=False)
+    assert t.statistic > 5
+    # AP: the heart is magnified on the film (normals only here).
+    ctr = ds.labels["gt_ctr"]
+    assert ctr[v == 1].mean() > ctr[v == 0].mean() * 1.05
+
+
+def test_cardiomegaly_is_learnable_from_pixels_at_32px() -> None:
+    ds = make_phantom(PhantomConfig(n=1600, size=32, seed=23, prevalence={**ONLY_CM, "Cardiomegaly": 0.5}))
+    x = _features(ds.images, k=16)
+    y = ds.labels["findings"][:, CM]
+    clf = LogisticRegression(max_iter=600, C=0.2).fit(x[:1100], y[:1100])
+    auc = roc_auc_score(y[1100:], clf.decision_function(x[1100:]))
+    assert auc > 0.75, auc
+
+
+# --- findings render ---------------------------------------------------------------------------------
+def _with_and_without(name: str, n: int = 24, size: int = 64) -> tuple[ImageDataset, ImageDataset]:
+    cfg = PhantomConfig(n=n, size=size, seed=31, prevalence={**ONLY_CM, "Cardiomegaly": 0.0, name: 1.0})
+    with_ = make_phantom(cfg)
+    none = np.zeros_like(with_.labels["findings"])
+    without = make_phantom(cfg, findings=none)
+    return with_, without
+
+
+def test_counterfactual_changes_only_the_finding() -> None:
+    w, wo = _with_and_without("Nodule", n=8)
+    for k in ("gender", "view", "patient_id", "gt_thorax_width", "gt_ctr"):
+        np.testing.assert_array_equal(w.labels[k], wo.labels[k])
+    assert wo.labels["findings"].sum() == 0 and (w.labels["findings"][:, finding_index("Nodule")] == 1).all()
+
+
+@pytest.mark.parametrize("name", [f for f in FINDINGS if f != "Cardiomegaly"])
+def test_every_finding_changes_the_image(name: str) -> None:
+    w, wo = _with_and_without(name, n=12)
+    diff = np.abs(w.images.astype(np.int16) - wo.images.astype(np.int16))
+    changed = (diff > 6).reshape(len(diff), -1).sum(axis=1)
+    assert (changed >= 3).all(), (name, changed)
+
+
+def test_effusion_blunts_the_costophrenic_angle() -> None:
+    """Same chest with and without effusion: the added density sits low and lateral, on its side."""
+    size, n = 64, 24
+    w, wo = _with_and_without("Effusion", n=n, size=size)
+    side = w.labels["gt_effusion_side"]  # -1 image left, +1 image right, 0 both
+    _, p = phantom_labels(PhantomConfig(n=n, size=size, seed=31, prevalence={**ONLY_CM, "Effusion": 1.0}))
+    centre = (size - 1) / 2
+    for i in range(n):
+        diff = w.images[i].astype(float) - wo.images[i].astype(float)
+        rows, cols = np.nonzero(diff > 8)
+        assert rows.size >= 6, (i, rows.size)
+        # Low: below the middle of the lung field (frame y -> pixel row).
+        mid_lung = (p["y_apex"][i] + 0.6 * p["lung_len"][i] + 1) / 2 * size
+        assert rows.mean() > mid_lung, (i, rows.mean(), mid_lung)
+        half_thorax = p["tw"][i] * size / 2
+        off = cols - centre
+        if side[i] == 0:  # bilateral: both sides get fluid
+            assert (off < -0.3 * half_thorax).sum() >= 3 and (off > 0.3 * half_thorax).sum() >= 3
+        else:  # lateral, on the effusion's side
+            assert np.sign(off.mean()) == side[i], (i, off.mean(), side[i])
+            assert np.abs(off).mean() > 0.35 * half_thorax
+
+
+def test_nodule_and_mass_are_bright_round_opacities() -> None:
+    size = 128
+    for name, key in (("Nodule", "nodule"), ("Mass", "mass")):
+        w, wo = _with_and_without(name, n=10, size=size)
+        for i in range(10):
+            lab = w.labels
+            # gt position is in patient frame; the film adds rotation/shift/zoom. The brightest
+            # change must be within the lesion radius (+ placement) of the nominal position.
+            diff = w.images[i].astype(float) - wo.images[i].astype(float)
+            assert diff.max() > 25, (name, i)
+            r_px = lab[f"gt_{key}_r"][i] * size / 2
+            assert (diff > 12).sum() >= min(3.0, np.pi * r_px**2 * 0.5)
+
+
+def test_pneumothorax_removes_lung_markings_and_darkens_the_rim() -> None:
+    w, wo = _with_and_without("Pneumothorax", n=16, size=64)
+    diff = w.images.astype(float) - wo.images.astype(float)
+    # More pixels darker than brighter (lucent rim without markings) - the pleural line is thin.
+    assert ((diff < -4).sum(axis=(1, 2)) > (diff > 4).sum(axis=(1, 2))).mean() > 0.8
+
+
+# --- patients ------------------------------------------------------------------------------------------
+def test_follow_ups_share_sex_and_anatomy(big_labels: dict[str, np.ndarray]) -> None:
+    lab, p = phantom_labels(PhantomConfig(n=5000, seed=8))
+    pid = lab["patient_id"]
+    order = np.argsort(pid, kind="stable")
+    for col in (lab["gender"], p["tw"], p["y_apex"], p["breast"], p["body_extra"]):
+        sorted_col = col[order]
+        same_patient = pid[order][1:] == pid[order][:-1]
+        np.testing.assert_array_equal(sorted_col[1:][same_patient], sorted_col[:-1][same_patient])
+    # Follow-up numbers count 0, 1, 2, ... per patient; image names follow NIH's pattern.
+    assert (
+        lab["follow_up"][lab["follow_up"] > 0] - 1
+        == lab["follow_up"][np.flatnonzero(lab["follow_up"] > 0) - 1]
+    ).all()
+    assert lab["image_index"][0] == f"{pid[0]:08d}_{lab['follow_up'][0]:03d}.png"
+    assert len(np.unique(lab["image_index"])) == len(pid)
+    # Several images per patient on average, like NIH (3.64).
+    big_pid = big_labels["patient_id"]
+    per = len(big_pid) / len(np.unique(big_pid))
+    assert abs(per - NIH_IMAGES_PER_PATIENT) < 0.15
+    assert (np.bincount(big_pid) > 1).sum() > 0.3 * len(np.unique(big_pid))
+
+
+def test_follow_ups_look_like_the_same_person() -> None:
+    ds = make_phantom(PhantomConfig(n=400, size=32, seed=9, images_per_patient=4.0))
+    img = ds.images.astype(np.float32).reshape(len(ds), -1)
+    pid = ds.labels["patient_id"]
+    view = ds.labels["view"]
+    same, other = [], []
+    rng = np.random.default_rng(0)
+    for i in range(len(ds) - 1):
+        if pid[i + 1] == pid[i] and view[i + 1] == view[i]:
+            same.append(np.abs(img[i] - img[i + 1]).mean())
+            j = int(rng.integers(len(ds)))
+            if pid[j] != pid[i] and view[j] == view[i]:
+                other.append(np.abs(img[i] - img[j]).mean())
+    assert np.mean(same) < np.mean(other)
+
+
+# --- NIH on-disk format --------------------------------------------------------------------------------
+@pytest.mark.parametrize("layout", ["flat", "nih"])
+def test_write_nih_format_round_trip(tmp_path, small: ImageDataset, layout: str) -> None:
+    ds = small.subset(np.arange(25))
+    csv_path = write_nih_format(ds, tmp_path, layout=layout, per_folder=10)
+    assert csv_path.name == NIH_CSV_NAME
+    with csv_path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = list(reader)
+    assert tuple(header) == NIH_CSV_COLUMNS
+    assert header[:7] == [
+        "Image Index",
+        "Finding Labels",
+        "Follow-up #",
+        "Patient ID",
+        "Patient Age",
+        "Patient Gender",
+        "View Position",
+    ]
+    assert len(rows) == 25
+    files = sorted(tmp_path.rglob("*.png"))
+    assert len(files) == 25
+    if layout == "nih":
+        assert (tmp_path / "images_001" / "images").is_dir() and (tmp_path / "images_003" / "images").is_dir()
+    else:
+        assert all(f.parent == tmp_path / "images" for f in files)
+    by_name = {f.name: f for f in files}
+    for i, row in enumerate(rows):
+        rec = dict(zip(header, row))
+        assert rec["Image Index"] == ds.labels["image_index"][i]
+        assert rec["Finding Labels"] == decode_findings(ds.labels["findings"][i])
+        assert int(rec["Follow-up #"]) == ds.labels["follow_up"][i]
+        assert int(rec["Patient ID"]) == ds.labels["patient_id"][i]
+        assert int(rec["Patient Age"]) == ds.labels["age"][i]
+        assert rec["Patient Gender"] == "MF"[ds.labels["gender"][i]]
+        assert rec["View Position"] == ("PA", "AP")[ds.labels["view"][i]]
+        assert int(rec["OriginalImage[Width"]) == 32 and int(rec["Height]"]) == 32
+        assert float(rec["OriginalImagePixelSpacing[x"]) > 0
+        with Image.open(by_name[rec["Image Index"]]) as im:
+            np.testing.assert_array_equal(np.asarray(im), ds.images[i])
+
+
+def test_write_nih_format_upscales_and_rejects_bad_layout(tmp_path, small: ImageDataset) -> None:
+    ds = small.subset(np.arange(3))
+    csv_path = write_nih_format(ds, tmp_path / "big", write_size=128)
+    with Image.open(next((tmp_path / "big" / "images").glob("*.png"))) as im:
+        assert im.size == (128, 128)
+    with csv_path.open() as fh:
+        assert ",128,128," in fh.read()
+    with pytest.raises(PhantomError, match="layout"):
+        write_nih_format(ds, tmp_path / "x", layout="zip")
+    with pytest.raises(PhantomError, match="write_size"):
+        write_nih_format(ds, tmp_path / "y", write_size=5)
