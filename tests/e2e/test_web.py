@@ -41,14 +41,26 @@ def _generate(page, n: int, seed: int | None = SEED, **selects: str) -> None:
     form.get_by_role("button", name="Generate", exact=True).click()
 
 
+def _wait_cards(page, n: int, timeout: float = 60_000) -> None:
+    """Wait until the grid holds ``n`` cards; if the page shows an error instead, fail with its text."""
+    page.wait_for_function(
+        "n => document.querySelectorAll('#gen-grid .card').length === n"
+        " || !document.querySelector('#gen-error').hidden",
+        arg=n,
+        timeout=timeout,
+    )
+    err = page.locator("#gen-error")
+    assert err.is_hidden(), f"the page shows an error instead of {n} images: {err.inner_text()}"
+
+
 def test_generate_8_cardiomegaly_images(page, web_stack, shot) -> None:
     page.goto("/")
     # Landing page is Generate, with the schema's findings and Cardiomegaly preselected.
     assert page.locator("#gen-form").get_by_label("Finding", exact=True).input_value() == "Cardiomegaly"
     assert page.get_by_label("Number of images (N)").input_value() == "16"
     _generate(page, 8)
+    _wait_cards(page, 8)
     cards = page.locator("#gen-grid .card")
-    cards.first.wait_for()
     assert cards.count() == 8
     labels = page.locator("#gen-grid .card .labels").all_inner_texts()
     assert all(t.startswith("Cardiomegaly · ") for t in labels), labels
@@ -85,12 +97,12 @@ def test_labels_follow_the_form(page) -> None:
     """Gender/view choices reach the API: every image carries the chosen labels."""
     page.goto("/")
     _generate(page, 4, seed=7, Gender="F", **{"View position": "AP"})
-    page.locator("#gen-grid .card").first.wait_for()
+    _wait_cards(page, 4)
     labels = page.locator("#gen-grid .card .labels").all_inner_texts()
     assert labels == ["Cardiomegaly · F · AP"] * 4
     # "No finding" from the schema list.
     _generate(page, 3, seed=7, Finding="__none__")
-    page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 3")
+    _wait_cards(page, 3)
     labels = page.locator("#gen-grid .card .labels").all_inner_texts()
     assert all(t.startswith("No Finding · ") for t in labels), labels
 
@@ -98,7 +110,7 @@ def test_labels_follow_the_form(page) -> None:
 def test_zip_download_holds_8_pngs_and_labels(page, tmp_path) -> None:
     page.goto("/")
     _generate(page, 8)
-    page.locator("#gen-grid .card").first.wait_for()
+    _wait_cards(page, 8)
     shown = _card_pngs(page)
     with page.expect_download() as dl_info:
         page.get_by_role("button", name="Download ZIP").click()
@@ -123,7 +135,8 @@ def test_stage1_and_stage2_side_by_side(page, shot) -> None:
     page.get_by_label("Show stage 1 and stage 2 side by side (GDGAN)").check()
     assert page.get_by_label("Stage (GDGAN)").is_disabled()
     _generate(page, 6)
-    page.locator("#gen-grid.compare .card").first.wait_for()
+    _wait_cards(page, 6)
+    assert page.locator("#gen-grid.compare").count() == 1
     pairs = page.locator("#gen-grid .card .pair")
     assert pairs.count() == 6
     assert page.locator("#gen-grid .card .pair img").count() == 12
@@ -245,8 +258,7 @@ def test_401_asks_for_the_token_then_works(anon_page, web_stack, shot) -> None:
     page.get_by_role("button", name="Save").click()
     assert page.evaluate("sessionStorage.getItem('gdgan.apiToken')") == web_stack.token
     _generate(page, 2)
-    page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 2")
-    assert page.locator("#gen-error").is_hidden()
+    _wait_cards(page, 2)
     # A wrong token is called out as such.
     page.evaluate("sessionStorage.setItem('gdgan.apiToken', 'wrong')")
     _generate(page, 2)
@@ -351,7 +363,7 @@ def test_keyboard_and_labels(page) -> None:
     page.keyboard.press("Control+A")
     page.keyboard.type("3")
     page.keyboard.press("Enter")
-    page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 3")
+    _wait_cards(page, 3)
     # Tab from the grid's first download link reaches the next one (links are focusable).
     page.locator("#gen-grid a[download]").first.focus()
     page.keyboard.press("Tab")
@@ -368,6 +380,6 @@ def test_narrow_window(open_page, shot) -> None:
             assert overflow <= 1, f"{route} scrolls sideways by {overflow}px on a narrow window"
         page.goto("/")
         _generate(page, 4)
-        page.wait_for_function("document.querySelectorAll('#gen-grid .card').length === 4")
+        _wait_cards(page, 4)
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
         shot(page, "generate_narrow", docs=True)

@@ -294,3 +294,29 @@ def test_real_nih_sample(nih_sample: Path, tmp_path: Path) -> None:
         )
         px = np.asarray(Image.open(root / "images" / out.labels["image_index"][i]).convert("L"))
         assert np.array_equal(out.images[i], px)  # already 64 px: decoded exactly
+
+
+def test_ingest_to_store_and_cancel(nih_folder: tuple[Path, object], tmp_path: Path, local_store) -> None:  # type: ignore[no-untyped-def]
+    from gdgan.data.dataset import load_dataset
+    from gdgan.data.nih import ingest_nih_to_store
+
+    root, _ = nih_folder
+    csv_path = root / "Data_Entry_2017.csv"
+    cancelled = ingest_nih_to_store(
+        csv_path, root, 32, local_store, artifact_id="dataset-nih-1", workers=1, chunk_size=16,
+        resume_dir=tmp_path, should_stop=lambda: True,
+    )  # fmt: skip
+    assert cancelled is None and not local_store.exists("dataset-nih-1")
+    m = ingest_nih_to_store(
+        csv_path,
+        root,
+        32,
+        local_store,
+        artifact_id="dataset-nih-1",
+        workers=1,
+        chunk_size=16,
+        resume_dir=tmp_path,
+    )
+    assert m is not None and m.id == "dataset-nih-1"
+    assert m.meta["ingest"]["ingested"] == 60 and m.meta["ingest"]["chunks_reused"] == 1
+    assert load_dataset(local_store, m.id).images.shape == (60, 32, 32)

@@ -32,6 +32,7 @@ import numpy as np
 from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, ImageDataset
 from gdgan.labels import GENDERS, N_FINDINGS, VIEWS, LabelError, encode_findings
 from gdgan.progress import Progress, ProgressCallback, StopFlag
+from gdgan.store import ArtifactStore, Manifest
 
 REQUIRED_CSV_COLUMNS: tuple[str, ...] = (
     "Image Index",
@@ -612,3 +613,29 @@ def ingest_nih(
     if not keep_work:
         shutil.rmtree(work, ignore_errors=True)
     return ds, report
+
+
+def ingest_nih_to_store(
+    csv: str | Path,
+    images: str | Path,
+    size: int,
+    store: ArtifactStore,
+    *,
+    artifact_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopFlag | None = None,
+    **kwargs: Any,
+) -> Manifest | None:
+    """:func:`ingest_nih`, then save the dataset artifact (report in ``meta.ingest``).
+
+    For jobs and the CLI: returns the manifest, or None when ``should_stop`` cancelled the
+    ingest (finished chunks stay in the work folder, so a rerun resumes). ``kwargs`` go to
+    :func:`ingest_nih` (workers, official_lists_dir, resume_dir, limit, ...).
+    """
+    try:
+        ds, report = ingest_nih(csv, images, size, progress=progress, should_stop=should_stop, **kwargs)
+    except IngestCancelled:
+        return None
+    return ds.save(
+        store, config=ds.config, meta={"source": "nih", "ingest": report.to_dict()}, artifact_id=artifact_id
+    )

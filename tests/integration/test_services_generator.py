@@ -1,0 +1,158 @@
+"""The generation service as a real uvicorn process over a real store: determinism, batching of
+concurrent requests into shared forward passes (seen in /metrics), the bounded queue (503 +
+Retry-After), LRU loading and a newly registered 'latest' model served without a restart."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gdgan.localstack.servers import free_port
+from gdgan.localstack.stack import stop_process
+from gdgan.store.local import LocalStore
+from services.testing import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A store with a tiny GDGAN and ACGAN, trained in this process (seconds on one thread)."""
+    import torch
+
+    from gdgan.data.phantom import PhantomConfig, make_phantom
+    from gdgan.training.api import train
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("gen-store")
+    store = LocalStore(root / "store", cache_dir=root / "cache")
+    ds = make_phantom(PhantomConfig(n=300, size=32, seed=2))
+    ds.save(store)
+    ids = {}
+    for kind in ("gdgan", "acgan"):
+        res = train(kind, ds, store=store, preset="tiny", overrides={"steps": 4, "checkpoint_every": 4}, device="cpu")
+        ids[kind] = res.model_id
+    return root, ids
+
+
+def _serve(root: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    env.update({
+        "GDGAN_DATA_DIR": str(root / "data"), "GDGAN_CACHE_DIR": str(root / "cache"),
+        "GDGAN_STORE_URL": (root / "store").resolve().as_uri(), "GDGAN_NUM_THREADS": "1", "GDGAN_DEVICE": "cpu",
+        **env_extra,
+    })  # fmt: skip
+    log = open(root / f"generator-{port}.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gdgan.cli.main", "serve", "generator", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(url + "/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return proc.poll() is not None and pytest.fail((root / f"generator-{port}.log").read_text()[-2000:])
+
+    wait_for(ready, 60, "generator ready")
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def generator(trained: tuple[Path, dict[str, str]]) -> Iterator[str]:
+    root, _ = trained
+    proc, url = _serve(root, {"GDGAN_GENERATE_MAX_WAIT_MS": "250", "GDGAN_GENERATE_MAX_BATCH": "64",
+                              "GDGAN_GENERATE_ALIAS_TTL_S": "0.5"})  # fmt: skip
+    yield url
+    stop_process(proc)
+
+
+def _metric(url: str, name: str) -> float:
+    for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def _concurrent(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+        return await asyncio.gather(*[c.post("/v1/generate", json=b) for b in bodies])
+
+
+def test_same_seed_same_bytes_alone_or_batched(generator: str, trained: tuple[Path, dict[str, str]]) -> None:
+    body = {"model": "gdgan", "n": 3, "finding": "Cardiomegaly", "seed": 42, "format": "zip"}
+    alone = httpx.post(generator + "/v1/generate", json=body, timeout=60)
+    assert alone.status_code == 200, alone.text
+    assert alone.headers["x-gdgan-seed"] == "42" and alone.headers["x-gdgan-model-id"] == trained[1]["gdgan"]
+    others = [{**body, "seed": 100 + i} for i in range(5)]
+    batched = asyncio.run(_concurrent(generator, [body, *others]))
+    assert all(r.status_code == 200 for r in batched)
+    assert batched[0].content == alone.content  # its batch mates do not change a single byte
+    assert len({r.content for r in batched}) == 6
+    with zipfile.ZipFile(io.BytesIO(alone.content)) as zf:
+        assert zf.read("labels.csv").decode().count("Cardiomegaly") == 3
+    unseeded = httpx.post(generator + "/v1/generate", json={**body, "seed": None}, timeout=60)
+    again = httpx.post(generator + "/v1/generate", json={**body, "seed": int(unseeded.headers["x-gdgan-seed"])},
+                       timeout=60)  # fmt: skip
+    assert unseeded.content == again.content  # the returned seed reproduces the images
+
+
+def test_concurrent_requests_share_forward_passes(generator: str) -> None:
+    passes0 = _metric(generator, "gdgan_generator_batch_requests_count")
+    reqs0 = _metric(generator, "gdgan_generator_batch_requests_sum")
+    bodies = [{"model": "gdgan", "n": 2, "seed": i, "format": "json"} for i in range(12)]
+    rs = asyncio.run(_concurrent(generator, bodies))
+    assert all(r.status_code == 200 for r in rs)
+    passes = _metric(generator, "gdgan_generator_batch_requests_count") - passes0
+    reqs = _metric(generator, "gdgan_generator_batch_requests_sum") - reqs0
+    assert reqs == 12
+    assert passes < 12, f"12 concurrent requests took {passes} forward passes: no batching"
+    assert _metric(generator, "gdgan_generator_images_total") >= 24
+
+
+def test_models_listing_and_new_latest_without_restart(generator: str, trained: tuple[Path, dict[str, str]]) -> None:
+    from gdgan.training.artifacts import write_bundle
+
+    root, ids = trained
+    listing = httpx.get(generator + "/v1/models", timeout=10).json()
+    assert ids["gdgan"] in listing["loaded"]
+    assert {ids["gdgan"], ids["acgan"]} <= {m["id"] for m in listing["available"]}
+    store = LocalStore(root / "store", cache_dir=root / "cache")
+    b = store.manifest(ids["gdgan"])
+    s1, s2 = store.manifest(b.meta["stage1"]), store.manifest(b.meta["stage2"])
+    new = write_bundle(store, s1, s2, store.get_bytes(s2.id, "samples.png"))
+    assert new.id != ids["gdgan"]
+
+    def served() -> bool:
+        r = httpx.post(generator + "/v1/generate", json={"model": "gdgan", "n": 1, "seed": 0}, timeout=30)
+        return r.headers.get("x-gdgan-model-id") == new.id
+
+    wait_for(served, 15, "the new latest GDGAN to be served")
+    r = httpx.post(generator + "/v1/generate", json={"model": "acgan", "n": 2, "stage": 1, "seed": 0}, timeout=30)
+    assert r.status_code == 422 and "stage" in r.text
+
+
+def test_full_queue_answers_503_with_retry_after(trained: tuple[Path, dict[str, str]]) -> None:
+    root, _ = trained
+    proc, url = _serve(root, {"GDGAN_GENERATE_QUEUE_SIZE": "2", "GDGAN_GENERATE_MAX_WAIT_MS": "300"})
+    try:
+        rs = asyncio.run(_concurrent(url, [{"model": "acgan", "n": 8, "seed": i} for i in range(12)]))
+        codes = [r.status_code for r in rs]
+        assert 200 in codes and 503 in codes, codes
+        busy = next(r for r in rs if r.status_code == 503)
+        assert busy.headers["retry-after"] == "1" and "queue full" in busy.json()["detail"]
+        assert _metric(url, "gdgan_generator_rejected_total") == codes.count(503)
+        assert httpx.post(url + "/v1/generate", json={"model": "acgan", "n": 1}, timeout=30).status_code == 200
+    finally:
+        stop_process(proc)

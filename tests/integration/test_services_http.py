@@ -1,0 +1,215 @@
+"""The HTTP surface under abuse: bearer auth, the bad-input matrix (422 naming the field, 404 for
+unknown or malformed ids, 413, path tricks), Redis or the S3 store going down and coming back
+(/readyz 503 + a clear error on job creation, then recovery), and schemathesis against both
+OpenAPI documents with no 5xx. Real Redis, real SeaweedFS S3, real uvicorn processes; no workers
+(jobs created here only need to be queued)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from gdgan.localstack.servers import RedisServer, SeaweedS3Server
+from gdgan.localstack.stack import Stack
+from services.testing import start_stack, wait_for
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "t0ken-for-tests"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+MISSING_DS = "dataset-20260101-0000000000"
+
+
+class Env:
+    def __init__(self, stack: Stack, redis: RedisServer, s3: SeaweedS3Server, home: Path) -> None:
+        self.stack, self.redis, self.s3, self.home = stack, redis, s3, home
+        self.gw = httpx.Client(base_url=stack.cfg.gateway_url, headers=AUTH, timeout=30)
+        self.gen = httpx.Client(base_url=stack.cfg.generator_url, headers=AUTH, timeout=30)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    home = tmp_path_factory.mktemp("svc-http")
+    redis = RedisServer(dir=home / "redis")
+    s3 = SeaweedS3Server(dir=home / "s3", access_key="k-test", secret_key="s-test-secret")
+    redis.start()
+    s3.start(timeout=90)
+    try:
+        s3.make_bucket("gdgan")
+        extra = {**s3.env("gdgan"), "GDGAN_API_TOKEN": TOKEN, "GDGAN_MAX_BODY_BYTES": "65536",
+                 "GDGAN_GENERATE_MAX_N": "64", "GDGAN_IMPORT_DIR": str(home / "imports")}  # fmt: skip
+        (home / "imports").mkdir()
+        stack = start_stack(home, redis_url=redis.url, env=extra, trainers=0, evaluators=0,
+                            store_url="s3://gdgan")  # fmt: skip
+        try:
+            yield Env(stack, redis, s3, home)
+        finally:
+            stack.stop()
+    finally:
+        s3.stop()
+        redis.stop()
+
+
+# ------------------------------------------------------------------------------------ auth ---
+@pytest.mark.parametrize(
+    ("service", "method", "path"),
+    [("gw", "GET", "/v1/jobs"), ("gw", "GET", "/v1/models"), ("gw", "POST", "/v1/jobs/train"),
+     ("gw", "POST", "/v1/generate"), ("gen", "POST", "/v1/generate"), ("gen", "GET", "/v1/models")],
+)  # fmt: skip
+def test_v1_needs_the_bearer_token(env: Env, service: str, method: str, path: str) -> None:
+    base = env.stack.cfg.gateway_url if service == "gw" else env.stack.cfg.generator_url
+    none = httpx.request(method, base + path, json={}, timeout=10)
+    assert none.status_code == 401 and none.headers["www-authenticate"] == "Bearer"
+    wrong = httpx.request(method, base + path, json={}, headers={"Authorization": "Bearer nope"}, timeout=10)
+    assert wrong.status_code == 401
+    right = httpx.request(method, base + path, json={}, headers=AUTH, timeout=10)
+    assert right.status_code != 401
+
+
+def test_probes_stay_open(env: Env) -> None:
+    for base in (env.stack.cfg.gateway_url, env.stack.cfg.generator_url):
+        for p in ("/healthz", "/readyz", "/metrics"):
+            assert httpx.get(base + p, timeout=10).status_code == 200, (base, p)
+
+
+# ----------------------------------------------------------------------------- bad input ---
+def _fields(resp: httpx.Response) -> set[str]:
+    detail = resp.json()["detail"]
+    assert isinstance(detail, list), detail
+    return {str(part) for e in detail for part in e["loc"]}
+
+
+BAD_BODIES: list[tuple[str, str, dict[str, Any], str]] = [
+    ("gen", "/v1/generate", {"n": 0}, "n"),
+    ("gen", "/v1/generate", {"n": 65}, "n"),  # above GDGAN_GENERATE_MAX_N
+    ("gen", "/v1/generate", {"n": "many"}, "n"),
+    ("gen", "/v1/generate", {"finding": "Broken Heart"}, "finding"),
+    ("gen", "/v1/generate", {"gender": "X"}, "gender"),
+    ("gen", "/v1/generate", {"view": "LL"}, "view"),
+    ("gen", "/v1/generate", {"stage": 3}, "stage"),
+    ("gen", "/v1/generate", {"format": "gif"}, "format"),
+    ("gen", "/v1/generate", {"model": "../../etc/passwd"}, "model"),
+    ("gen", "/v1/generate", {"seeed": 1}, "seeed"),
+    ("gw", "/v1/generate", {"n": -3}, "n"),
+    ("gw", "/v1/generate", {"finding": ["Cardiomegaly", "Nope"]}, "finding"),
+    ("gw", "/v1/jobs/train", {"dataset_id": MISSING_DS, "preset": "huge"}, "preset"),
+    ("gw", "/v1/jobs/train", {"dataset_id": MISSING_DS, "model": "vae"}, "model"),
+    ("gw", "/v1/jobs/train", {"dataset_id": "../../etc"}, "dataset_id"),
+    ("gw", "/v1/jobs/train", {"dataset_id": MISSING_DS, "split_seed": "x"}, "split_seed"),
+    ("gw", "/v1/jobs/evaluate", {"dataset_id": MISSING_DS, "finding": "Heartache"}, "finding"),
+    ("gw", "/v1/jobs/evaluate", {"dataset_id": MISSING_DS, "repeats": 0}, "repeats"),
+    ("gw", "/v1/jobs/evaluate", {"dataset_id": MISSING_DS, "strategies": ["smote"]}, "strategies"),
+    ("gw", "/v1/jobs/generate", {"n": 0}, "n"),
+    ("gw", "/v1/datasets", {"source": "phantom", "n": -1}, "n"),
+    ("gw", "/v1/datasets", {"source": "phantom", "size": 48}, "size"),
+    ("gw", "/v1/datasets", {"source": "kaggle"}, "source"),
+    ("gw", "/v1/datasets", {"source": "nih", "csv": "/etc/passwd", "images": "."}, "csv"),
+    ("gw", "/v1/datasets", {"source": "nih", "csv": "../../../etc/passwd", "images": "."}, "csv"),
+]
+
+
+@pytest.mark.parametrize(("service", "path", "body", "field"), BAD_BODIES)
+def test_bad_input_is_422_naming_the_field(env: Env, service: str, path: str, body: dict, field: str) -> None:
+    client = env.gw if service == "gw" else env.gen
+    r = client.post(path, json=body)
+    assert r.status_code == 422, (r.status_code, r.text)
+    assert field in _fields(r), r.text
+
+
+def test_malformed_json_is_422(env: Env) -> None:
+    for client in (env.gw, env.gen):
+        r = client.post("/v1/generate", content=b'{"n": 3,', headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "json" in r.text.lower()
+
+
+def test_oversized_bodies_are_413(env: Env) -> None:
+    big = json.dumps({"n": 1, "pad": "x" * 100_000}).encode()
+    for client in (env.gw, env.gen):
+        assert client.post("/v1/generate", content=big, headers={"content-type": "application/json"}).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
+        for _ in range(10):
+            yield b" " * 10_000
+
+    r = env.gw.post("/v1/jobs/train", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1/jobs/job-train-20260101-0000000000", "/v1/jobs/..%2F..%2Fetc%2Fpasswd", "/v1/jobs/UPPER",
+     f"/v1/datasets/{MISSING_DS}", "/v1/datasets/..%2Fmanifest.json", "/v1/models/gdgan-20260101-0000000000",
+     "/v1/models/%2E%2E/samples.png", "/v1/reports/report-20260101-0000000000",
+     "/v1/reports/report-20260101-0000000000/html", "/v1/jobs/job-x-20260101-0000000000/events",
+     "/v1/synthetic/synthetic-20260101-0000000000/images.zip"],
+)  # fmt: skip
+def test_unknown_or_malformed_ids_are_404(env: Env, path: str) -> None:
+    r = env.gw.get(path)
+    assert r.status_code == 404, (path, r.status_code, r.text)
+
+
+def test_wrong_kind_ids_and_models_are_404(env: Env) -> None:
+    assert env.gw.post("/v1/jobs/train", json={"dataset_id": MISSING_DS}).status_code == 404
+    assert env.gw.post("/v1/jobs/generate", json={"model": "gdgan"}).status_code == 404  # nothing trained yet
+    assert env.gen.post("/v1/generate", json={"model": "acgan"}).status_code == 404
+    assert env.gw.post("/v1/jobs/job-nope-20260101-0000000000/cancel").status_code == 404
+
+
+def test_cancel_of_finished_job_is_409(env: Env) -> None:
+    r = env.gw.post("/v1/datasets", json={"source": "phantom", "n": 100, "size": 32})
+    assert r.status_code == 202
+    job_id = r.json()["job_id"]
+    assert env.gw.post(f"/v1/jobs/{job_id}/cancel").json()["status"] == "cancelled"  # queued: immediate
+    again = env.gw.post(f"/v1/jobs/{job_id}/cancel")
+    assert again.status_code == 409
+
+
+# ------------------------------------------------------------------------------ schemathesis ---
+@pytest.mark.parametrize("service", ["gateway", "generator"])
+def test_schemathesis_finds_no_server_errors(env: Env, service: str, tmp_path: Path) -> None:
+    base = env.stack.cfg.gateway_url if service == "gateway" else env.stack.cfg.generator_url
+    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--checks",
+           "not_a_server_error", "--max-examples", "4", "--seed", "1", "-H", f"Authorization: Bearer {TOKEN}",
+           "--request-timeout", "30", "--phases", "examples,fuzzing", "--generation-database", "none"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+
+
+# --------------------------------------------------------------------- backends down and back ---
+def test_redis_down_then_back(env: Env) -> None:
+    env.redis.stop()
+    try:
+        r = env.gw.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["redis"].startswith("unavailable")
+        c = env.gw.post("/v1/datasets", json={"source": "phantom", "n": 100, "size": 32})
+        assert c.status_code == 503 and "Redis" in c.json()["detail"]
+        assert env.gw.get("/v1/jobs").status_code == 503
+    finally:
+        env.redis.start()
+    wait_for(lambda: env.gw.get("/readyz").status_code == 200, 30, "gateway ready again")
+    c = env.gw.post("/v1/datasets", json={"source": "phantom", "n": 100, "size": 32})
+    assert c.status_code == 202, c.text
+
+
+def test_store_down_then_back(env: Env) -> None:
+    env.s3.stop()
+    try:
+        r = env.gw.get("/readyz")
+        assert r.status_code == 503 and r.json()["checks"]["store"].startswith("unavailable")
+        assert env.gen.get("/readyz").status_code == 503
+        c = env.gw.post("/v1/jobs/train", json={"dataset_id": MISSING_DS})
+        assert c.status_code == 503 and "store" in c.json()["detail"]
+        assert c.headers.get("retry-after")
+    finally:
+        env.s3.start(timeout=90)
+    wait_for(lambda: env.gw.get("/readyz").status_code == 200, 60, "gateway ready again")
+    assert env.gen.get("/readyz").status_code == 200
+    assert env.gw.post("/v1/jobs/train", json={"dataset_id": MISSING_DS}).status_code == 404
