@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from gdgan.data.nih import index_images, ingest_nih
+from gdgan.data.dataset import ImageDataset
+from gdgan.data.nih import IngestReport, index_images, ingest_nih
 from gdgan.data.phantom import PhantomConfig, make_phantom, write_nih_format
 from PIL import Image
 
@@ -60,7 +61,7 @@ def main() -> None:
         # Interleaved rounds, best of each: the development machines are shared, so single runs
         # are at the mercy of other processes; the minimum is the least disturbed measurement.
         t_naive = c_naive = float("inf")
-        results: dict[int, tuple[float, object, object]] = {}
+        results: dict[int, tuple[float, ImageDataset, IngestReport]] = {}
         cpu: dict[int, float] = {}
         for r in range(args.repeats):
             t, c = time.perf_counter(), time.process_time()
@@ -92,6 +93,8 @@ def main() -> None:
         f"CPU time per image: naive {1000 * c_naive / n:.1f} ms, pipeline (1 worker) "
         f"{1000 * cpu[1] / n:.1f} ms; load average at start {load_before:.1f} on {os.cpu_count()} CPUs"
     )
+    for w, (_el, _ds, rep) in results.items():
+        print(f"decoder CPU per image with {w} worker(s): {1000 * rep.decode_cpu_s / n:.1f} ms")
     summary = {
         "n": n, "write_size": args.write_size, "size": args.size, "cpus": os.cpu_count(),
         "naive_s": round(t_naive, 3), "naive_img_s": round(n / t_naive, 1),
@@ -99,6 +102,7 @@ def main() -> None:
         **{f"pipeline_w{w}_img_s": round(n / r[0], 1) for w, r in results.items()},
         **{f"speedup_w{w}": round(t_naive / r[0], 2) for w, r in results.items()},
         "mean_abs_diff": round(float(diff.mean()), 3),
+        "decoder_cpu_ms": {w: round(1000 * r[2].decode_cpu_s / n, 2) for w, r in results.items()},
         "cpu_ms_per_image_naive": round(1000 * c_naive / n, 2),
         "cpu_ms_per_image_pipeline_w1": round(1000 * cpu[1] / n, 2),
         "loadavg": round(load_before, 1), "repeats": args.repeats,

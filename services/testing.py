@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-
 from gdgan.localstack.servers import free_ports
 from gdgan.localstack.stack import Stack, StackConfig
 
@@ -52,7 +51,9 @@ def start_stack(
     return Stack(cfg).start(timeout=120)
 
 
-def sse(base_url: str, job_id: str, token: str = "", timeout: float = 300.0) -> Iterator[tuple[str, dict[str, Any]]]:
+def sse(
+    base_url: str, job_id: str, token: str = "", timeout: float = 300.0
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """(event, data) of GET /v1/jobs/{id}/events until the server closes the stream."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     with (

@@ -63,7 +63,7 @@ def local_store(tmp_path: Path) -> LocalStore:
 @pytest.fixture(scope="session")
 def redis_server_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """The session's Redis-protocol server process (valkey from the wheel or redis-server)."""
-    server = RedisServer(dir=tmp_path_factory.mktemp("redis"))
+    server = RedisServer(dir=tmp_path_factory.mktemp("redis"), die_with_parent=True)
     server.start()
     try:
         yield server
@@ -99,6 +99,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3Ser
         dir=tmp_path_factory.mktemp("seaweedfs"),
         access_key="gdgan-test",
         secret_key="gdgan-test-secret-" + secrets.token_hex(4),
+        die_with_parent=True,
     )
     server.start(timeout=60)
     try:

@@ -17,6 +17,8 @@ from typing import Any
 
 import redis
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gdgan.settings import get_settings
@@ -106,6 +108,18 @@ def _json(status: int, detail: str, headers: dict[str, str] | None = None) -> JS
 
 def install_error_handlers(app: FastAPI) -> None:
     """Library errors -> HTTP status codes with one-line messages (no stack traces)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's 422, except that a bad discriminator ('source') is named in ``loc`` too."""
+        errors = []
+        for e in exc.errors():
+            e = dict(e)
+            disc = (e.get("ctx") or {}).get("discriminator")
+            if e.get("type") in ("union_tag_invalid", "union_tag_not_found") and disc:
+                e["loc"] = (*tuple(e.get("loc") or ()), str(disc).strip("'\""))
+            errors.append(e)
+        return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(ArtifactNotFound)
     async def _nf(_: Request, exc: ArtifactNotFound) -> JSONResponse:

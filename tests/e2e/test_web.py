@@ -333,7 +333,14 @@ def test_evaluate_job_report_on_reports_page(page, web_stack, shot) -> None:
     shot(page, "reports", docs=True)
     # the model page now finds its fidelity metrics in this report
     page.goto(f"/#/models/{web_stack.model_id}")
-    page.locator("#model-detail").get_by_role("link", name=report_id).wait_for()
+    try:
+        page.locator("#model-detail").get_by_role("link", name=report_id).wait_for()
+    except Exception:
+        import json
+        print("DEBUG sets", json.dumps(report.get("quality", {}).get("sets")), json.dumps(report.get("plan")))
+        print("DEBUG lineage", json.dumps(report.get("lineage"))[:2000])
+        print("DEBUG detail", page.locator("#model-detail").inner_text()[:3000])
+        raise
 
 
 def test_unknown_report_is_a_readable_404(page) -> None:
@@ -383,3 +390,62 @@ def test_narrow_window(open_page, shot) -> None:
         _wait_cards(page, 4)
         assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
         shot(page, "generate_narrow", docs=True)
+
+
+def test_error_messages_in_plain_words(page) -> None:
+    """The page's own error wording for each status the API uses (run in the browser)."""
+    page.goto("/")
+    msgs = page.evaluate(
+        """async () => {
+          const m = await import('/js/api.js');
+          return [
+            m.describeError(503, {detail: 'generation queue full; retry shortly'}, '3').message,
+            m.describeError(422, {detail: [{loc: ['body', 'phantom', 'n'],
+                                            msg: 'Input should be greater than or equal to 16'}]}).message,
+            m.describeError(404, {detail: "no model 'gdgan-20260101-0123456789'"}).message,
+            m.describeError(409, {detail: "job 'job-x' already succeeded"}).message,
+            m.describeError(413, {detail: 'request body larger than 1000000 bytes'}).message,
+            m.describeError(500, {detail: 'internal error (KeyError); see the service log'}).message,
+          ];
+        }"""
+    )
+    assert msgs[0] == (
+        "The service is busy or not ready (503). generation queue full; retry shortly. Try again in 3 s."
+    )
+    assert msgs[1] == "Please check the field — “n”: Input should be greater than or equal to 16."
+    assert msgs[2] == "Not found: no model 'gdgan-20260101-0123456789'"
+    assert msgs[3] == "job 'job-x' already succeeded"
+    assert msgs[4] == "request body larger than 1000000 bytes"
+    assert msgs[5].startswith("The server hit an error (500).")
+
+
+def test_busy_generator_is_retried(page) -> None:
+    """503 + Retry-After: the page waits and retries by itself; if it stays busy, a Retry button.
+    (The 503 is injected in the browser; every other answer comes from the real services.)"""
+    calls = {"n": 0, "busy_until": 1}
+
+    def handle(route) -> None:
+        calls["n"] += 1
+        if calls["n"] <= calls["busy_until"]:
+            route.fulfill(
+                status=503,
+                headers={"Retry-After": "1", "Content-Type": "application/json"},
+                body='{"detail": "generation queue full; retry shortly"}',
+            )
+        else:
+            route.continue_()
+
+    page.route("**/v1/generate", handle)
+    page.goto("/")
+    _generate(page, 2)
+    _wait_cards(page, 2)
+    assert calls["n"] == 2  # one busy answer, one automatic retry
+    # Busy for longer than the automatic retries: the message and a Retry button.
+    calls.update(n=0, busy_until=99)
+    _generate(page, 2)
+    page.wait_for_function("!document.querySelector('#gen-error').hidden", timeout=30_000)
+    assert "busy" in page.locator("#gen-error").inner_text()
+    assert calls["n"] == 3
+    calls["busy_until"] = 0
+    page.locator("#gen-error").get_by_role("button", name="Retry").click()
+    _wait_cards(page, 2)

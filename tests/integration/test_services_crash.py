@@ -39,7 +39,9 @@ def test_sigkill_trainer_resumes_from_checkpoint(stack: Stack) -> None:
     api = httpx.Client(base_url=url, timeout=60)
     r = api.post("/v1/datasets", json={"source": "phantom", "n": 400, "size": 32, "seed": 1})
     ds = r.json()["dataset_id"]
-    wait_for(lambda: api.get(f"/v1/jobs/{r.json()['job_id']}").json()["status"] == "succeeded", 120, "dataset")
+    wait_for(
+        lambda: api.get(f"/v1/jobs/{r.json()['job_id']}").json()["status"] == "succeeded", 120, "dataset"
+    )
     job_id = api.post(
         "/v1/jobs/train",
         json={"dataset_id": ds, "model": "acgan", "preset": "tiny",
@@ -51,7 +53,9 @@ def test_sigkill_trainer_resumes_from_checkpoint(stack: Stack) -> None:
     reader.start()
 
     # kill the worker (the whole process, no warning) once a checkpoint has surely been written
-    wait_for(lambda: api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"] >= EVERY + 2, 300, "first checkpoint")
+    wait_for(
+        lambda: api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"] >= EVERY + 2, 300, "first checkpoint"
+    )
     trainer = next(s for s in stack.services if s.name == "trainer-0")
     assert trainer.proc is not None
     step_at_kill = api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"]
@@ -72,7 +76,7 @@ def test_sigkill_trainer_resumes_from_checkpoint(stack: Stack) -> None:
     # progress after the restart starts from the checkpoint, not from step 0
     running_idx = [i for i, (e, d) in enumerate(events) if e == "status" and d.get("status") == "running"]
     assert len(running_idx) == 2, [e for e in events if e[0] == "status"]
-    resumed = [d["step"] for e, d in events[running_idx[1]:] if e == "progress"]
+    resumed = [d["step"] for e, d in events[running_idx[1] :] if e == "progress"]
     assert resumed, "no progress after the restart"
     assert resumed[0] >= step_at_kill - EVERY - 2, (resumed[:3], step_at_kill)
     assert resumed[0] > 0

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from gdgan.localstack.servers import free_port
 from gdgan.localstack.stack import stop_process
 from gdgan.store.local import LocalStore
+
 from services.testing import wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,7 +28,6 @@ pytestmark = pytest.mark.integration
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
     """A store with a tiny GDGAN and ACGAN, trained in this process (seconds on one thread)."""
     import torch
-
     from gdgan.data.phantom import PhantomConfig, make_phantom
     from gdgan.training.api import train
 
@@ -39,7 +38,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
     ds.save(store)
     ids = {}
     for kind in ("gdgan", "acgan"):
-        res = train(kind, ds, store=store, preset="tiny", overrides={"steps": 4, "checkpoint_every": 4}, device="cpu")
+        res = train(
+            kind, ds, store=store, preset="tiny", overrides={"steps": 4, "checkpoint_every": 4}, device="cpu"
+        )
         ids[kind] = res.model_id
     return root, ids
 
@@ -47,23 +48,32 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 def _serve(root: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update({
-        "GDGAN_DATA_DIR": str(root / "data"), "GDGAN_CACHE_DIR": str(root / "cache"),
-        "GDGAN_STORE_URL": (root / "store").resolve().as_uri(), "GDGAN_NUM_THREADS": "1", "GDGAN_DEVICE": "cpu",
-        **env_extra,
-    })  # fmt: skip
+    env.update(
+        {
+            "GDGAN_DATA_DIR": str(root / "data"),
+            "GDGAN_CACHE_DIR": str(root / "cache"),
+            "GDGAN_STORE_URL": (root / "store").resolve().as_uri(),
+            "GDGAN_NUM_THREADS": "1",
+            "GDGAN_DEVICE": "cpu",
+            **env_extra,
+        }
+    )
     log = open(root / f"generator-{port}.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "gdgan.cli.main", "serve", "generator", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
 
     def ready() -> bool:
         try:
             return httpx.get(url + "/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            return proc.poll() is not None and pytest.fail((root / f"generator-{port}.log").read_text()[-2000:])
+            return proc.poll() is not None and pytest.fail(
+                (root / f"generator-{port}.log").read_text()[-2000:]
+            )
 
     wait_for(ready, 60, "generator ready")
     return proc, url
@@ -72,8 +82,14 @@ def _serve(root: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[byte
 @pytest.fixture(scope="module")
 def generator(trained: tuple[Path, dict[str, str]]) -> Iterator[str]:
     root, _ = trained
-    proc, url = _serve(root, {"GDGAN_GENERATE_MAX_WAIT_MS": "250", "GDGAN_GENERATE_MAX_BATCH": "64",
-                              "GDGAN_GENERATE_ALIAS_TTL_S": "0.5"})  # fmt: skip
+    proc, url = _serve(
+        root,
+        {
+            "GDGAN_GENERATE_MAX_WAIT_MS": "250",
+            "GDGAN_GENERATE_MAX_BATCH": "64",
+            "GDGAN_GENERATE_ALIAS_TTL_S": "0.5",
+        },
+    )
     yield url
     stop_process(proc)
 
@@ -103,8 +119,9 @@ def test_same_seed_same_bytes_alone_or_batched(generator: str, trained: tuple[Pa
     with zipfile.ZipFile(io.BytesIO(alone.content)) as zf:
         assert zf.read("labels.csv").decode().count("Cardiomegaly") == 3
     unseeded = httpx.post(generator + "/v1/generate", json={**body, "seed": None}, timeout=60)
-    again = httpx.post(generator + "/v1/generate", json={**body, "seed": int(unseeded.headers["x-gdgan-seed"])},
-                       timeout=60)  # fmt: skip
+    again = httpx.post(
+        generator + "/v1/generate", json={**body, "seed": int(unseeded.headers["x-gdgan-seed"])}, timeout=60
+    )
     assert unseeded.content == again.content  # the returned seed reproduces the images
 
 
@@ -121,7 +138,9 @@ def test_concurrent_requests_share_forward_passes(generator: str) -> None:
     assert _metric(generator, "gdgan_generator_images_total") >= 24
 
 
-def test_models_listing_and_new_latest_without_restart(generator: str, trained: tuple[Path, dict[str, str]]) -> None:
+def test_models_listing_and_new_latest_without_restart(
+    generator: str, trained: tuple[Path, dict[str, str]]
+) -> None:
     from gdgan.training.artifacts import write_bundle
 
     root, ids = trained
@@ -139,7 +158,9 @@ def test_models_listing_and_new_latest_without_restart(generator: str, trained: 
         return r.headers.get("x-gdgan-model-id") == new.id
 
     wait_for(served, 15, "the new latest GDGAN to be served")
-    r = httpx.post(generator + "/v1/generate", json={"model": "acgan", "n": 2, "stage": 1, "seed": 0}, timeout=30)
+    r = httpx.post(
+        generator + "/v1/generate", json={"model": "acgan", "n": 2, "stage": 1, "seed": 0}, timeout=30
+    )
     assert r.status_code == 422 and "stage" in r.text
 
 
@@ -153,6 +174,8 @@ def test_full_queue_answers_503_with_retry_after(trained: tuple[Path, dict[str, 
         busy = next(r for r in rs if r.status_code == 503)
         assert busy.headers["retry-after"] == "1" and "queue full" in busy.json()["detail"]
         assert _metric(url, "gdgan_generator_rejected_total") == codes.count(503)
-        assert httpx.post(url + "/v1/generate", json={"model": "acgan", "n": 1}, timeout=30).status_code == 200
+        assert (
+            httpx.post(url + "/v1/generate", json={"model": "acgan", "n": 1}, timeout=30).status_code == 200
+        )
     finally:
         stop_process(proc)

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-
 from gdgan.localstack.servers import RedisServer, SeaweedS3Server
 from gdgan.localstack.stack import Stack
+
 from services.testing import start_stack, wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,11 +43,17 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     s3.start(timeout=90)
     try:
         s3.make_bucket("gdgan")
-        extra = {**s3.env("gdgan"), "GDGAN_API_TOKEN": TOKEN, "GDGAN_MAX_BODY_BYTES": "65536",
-                 "GDGAN_GENERATE_MAX_N": "64", "GDGAN_IMPORT_DIR": str(home / "imports")}  # fmt: skip
+        extra = {
+            **s3.env("gdgan"),
+            "GDGAN_API_TOKEN": TOKEN,
+            "GDGAN_MAX_BODY_BYTES": "65536",
+            "GDGAN_GENERATE_MAX_N": "64",
+            "GDGAN_IMPORT_DIR": str(home / "imports"),
+        }
         (home / "imports").mkdir()
-        stack = start_stack(home, redis_url=redis.url, env=extra, trainers=0, evaluators=0,
-                            store_url="s3://gdgan")  # fmt: skip
+        stack = start_stack(
+            home, redis_url=redis.url, env=extra, trainers=0, evaluators=0, store_url="s3://gdgan"
+        )
         try:
             yield Env(stack, redis, s3, home)
         finally:
@@ -60,9 +66,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 # ------------------------------------------------------------------------------------ auth ---
 @pytest.mark.parametrize(
     ("service", "method", "path"),
-    [("gw", "GET", "/v1/jobs"), ("gw", "GET", "/v1/models"), ("gw", "POST", "/v1/jobs/train"),
-     ("gw", "POST", "/v1/generate"), ("gen", "POST", "/v1/generate"), ("gen", "GET", "/v1/models")],
-)  # fmt: skip
+    [
+        ("gw", "GET", "/v1/jobs"),
+        ("gw", "GET", "/v1/models"),
+        ("gw", "POST", "/v1/jobs/train"),
+        ("gw", "POST", "/v1/generate"),
+        ("gen", "POST", "/v1/generate"),
+        ("gen", "GET", "/v1/models"),
+    ],
+)
 def test_v1_needs_the_bearer_token(env: Env, service: str, method: str, path: str) -> None:
     base = env.stack.cfg.gateway_url if service == "gw" else env.stack.cfg.generator_url
     none = httpx.request(method, base + path, json={}, timeout=10)
@@ -132,7 +144,10 @@ def test_malformed_json_is_422(env: Env) -> None:
 def test_oversized_bodies_are_413(env: Env) -> None:
     big = json.dumps({"n": 1, "pad": "x" * 100_000}).encode()
     for client in (env.gw, env.gen):
-        assert client.post("/v1/generate", content=big, headers={"content-type": "application/json"}).status_code == 413
+        assert (
+            client.post("/v1/generate", content=big, headers={"content-type": "application/json"}).status_code
+            == 413
+        )
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
         for _ in range(10):
@@ -144,12 +159,20 @@ def test_oversized_bodies_are_413(env: Env) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/v1/jobs/job-train-20260101-0000000000", "/v1/jobs/..%2F..%2Fetc%2Fpasswd", "/v1/jobs/UPPER",
-     f"/v1/datasets/{MISSING_DS}", "/v1/datasets/..%2Fmanifest.json", "/v1/models/gdgan-20260101-0000000000",
-     "/v1/models/%2E%2E/samples.png", "/v1/reports/report-20260101-0000000000",
-     "/v1/reports/report-20260101-0000000000/html", "/v1/jobs/job-x-20260101-0000000000/events",
-     "/v1/synthetic/synthetic-20260101-0000000000/images.zip"],
-)  # fmt: skip
+    [
+        "/v1/jobs/job-train-20260101-0000000000",
+        "/v1/jobs/..%2F..%2Fetc%2Fpasswd",
+        "/v1/jobs/UPPER",
+        f"/v1/datasets/{MISSING_DS}",
+        "/v1/datasets/..%2Fmanifest.json",
+        "/v1/models/gdgan-20260101-0000000000",
+        "/v1/models/%2E%2E/samples.png",
+        "/v1/reports/report-20260101-0000000000",
+        "/v1/reports/report-20260101-0000000000/html",
+        "/v1/jobs/job-x-20260101-0000000000/events",
+        "/v1/synthetic/synthetic-20260101-0000000000/images.zip",
+    ],
+)
 def test_unknown_or_malformed_ids_are_404(env: Env, path: str) -> None:
     r = env.gw.get(path)
     assert r.status_code == 404, (path, r.status_code, r.text)
@@ -175,9 +198,27 @@ def test_cancel_of_finished_job_is_409(env: Env) -> None:
 @pytest.mark.parametrize("service", ["gateway", "generator"])
 def test_schemathesis_finds_no_server_errors(env: Env, service: str, tmp_path: Path) -> None:
     base = env.stack.cfg.gateway_url if service == "gateway" else env.stack.cfg.generator_url
-    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json", "--checks",
-           "not_a_server_error", "--max-examples", "4", "--seed", "1", "-H", f"Authorization: Bearer {TOKEN}",
-           "--request-timeout", "30", "--phases", "examples,fuzzing", "--generation-database", "none"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "run",
+        f"{base}/openapi.json",
+        "--checks",
+        "not_a_server_error",
+        "--max-examples",
+        "4",
+        "--seed",
+        "1",
+        "-H",
+        f"Authorization: Bearer {TOKEN}",
+        "--request-timeout",
+        "30",
+        "--phases",
+        "examples,fuzzing",
+        "--generation-database",
+        "none",
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     assert httpx.get(base + "/healthz", timeout=10).status_code == 200

@@ -69,3 +69,31 @@ def test_redis_persist_survives_restart(tmp_path: Path) -> None:
         c = redis.Redis(port=port)
         assert c.get("job:1") == b"queued"
         c.close()
+
+
+def test_server_dies_with_a_killed_parent(tmp_path: Path) -> None:
+    """die_with_parent: a SIGKILLed test session leaves no orphan server holding a port."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    port = free_port()
+    code = (
+        "from gdgan.localstack.servers import RedisServer\n"
+        f"RedisServer(port={port}, dir={str(tmp_path)!r}, die_with_parent=True).start()\n"
+        "print('up', flush=True)\n"
+        "import time; time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "up"
+        assert port_in_use(port)
+    finally:
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(10)
+    deadline = time.monotonic() + 10
+    while port_in_use(port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not port_in_use(port)

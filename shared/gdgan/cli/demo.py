@@ -39,9 +39,21 @@ def _ensure_stack(home: Path, gateway_port: int, generator_port: int, redis_port
             return str(st["gateway"])
         except ClientError:
             pass
-    cmd = [sys.executable, "-m", "gdgan.cli.main", "up", "--detach", "--home", str(home),
-           "--gateway-port", str(gateway_port), "--generator-port", str(generator_port),
-           "--redis-port", str(redis_port)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "gdgan.cli.main",
+        "up",
+        "--detach",
+        "--home",
+        str(home),
+        "--gateway-port",
+        str(gateway_port),
+        "--generator-port",
+        str(generator_port),
+        "--redis-port",
+        str(redis_port),
+    ]
     _say(f"starting the local stack in {home} ...")
     if subprocess.run(cmd).returncode != 0:
         _die(f"the stack did not start; see {home / 'up.log'} and {home / 'logs'}")
@@ -102,7 +114,9 @@ def demo(
     c = GatewayClient(url)
     reps = repeats or get_eval_preset(preset).repeats
     try:
-        ds = _run(c, "phantom dataset", "/v1/datasets", {"source": "phantom", "n": n, "size": size, "seed": seed})
+        ds = _run(
+            c, "phantom dataset", "/v1/datasets", {"source": "phantom", "n": n, "size": size, "seed": seed}
+        )
         dataset_id = ds["result"]["dataset_id"]
         _say(f"dataset {dataset_id}")
         train_body = {"dataset_id": dataset_id, "preset": preset, "split_seed": 0}
@@ -110,9 +124,19 @@ def demo(
         ac = _run(c, "ACGAN training", "/v1/jobs/train", {**train_body, "model": "acgan"})
         gdgan_id, acgan_id = gd["result"]["model_id"], ac["result"]["model_id"]
         _say(f"models: GDGAN {gdgan_id}, ACGAN {acgan_id}")
-        ev = _run(c, "evaluation (5 strategies)", "/v1/jobs/evaluate",
-                  {"dataset_id": dataset_id, "gdgan": gdgan_id, "acgan": acgan_id, "repeats": reps,
-                   "preset": preset, "finding": "Cardiomegaly"})  # fmt: skip
+        ev = _run(
+            c,
+            "evaluation (5 strategies)",
+            "/v1/jobs/evaluate",
+            {
+                "dataset_id": dataset_id,
+                "gdgan": gdgan_id,
+                "acgan": acgan_id,
+                "repeats": reps,
+                "preset": preset,
+                "finding": "Cardiomegaly",
+            },
+        )
         report_id = ev["result"]["report_id"]
         report = c.get(f"/v1/reports/{report_id}")
         body = {"model": gdgan_id, "n": 16, "finding": "Cardiomegaly", "seed": 0, "format": "zip"}
@@ -125,7 +149,11 @@ def demo(
     print_tables(report)
     st = read_state(home) or {}
     store = str(st.get("store", ""))
-    local = store.removeprefix("file://") + f"/artifacts/{report_id}/report.html" if store.startswith("file://") else ""
+    local = (
+        store.removeprefix("file://") + f"/artifacts/{report_id}/report.html"
+        if store.startswith("file://")
+        else ""
+    )
     summary = {
         "dataset_id": dataset_id,
         "gdgan_model": gdgan_id,

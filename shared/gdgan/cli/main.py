@@ -6,6 +6,7 @@ import typer
 
 from gdgan.cli import data, serve, stack, client, demo
 from gdgan.cli import train as train_cli
+from gdgan.cli import evaluate as evaluate_cli
 
 app = typer.Typer(
     name="gdgan",
@@ -23,6 +24,8 @@ app.command("generate")(client.generate)
 app.command("demo")(demo.demo)
 app.add_typer(train_cli.app, name="train")
 app.command("sample")(train_cli.sample)
+app.command("evaluate")(evaluate_cli.evaluate)
+app.command("reproduce")(evaluate_cli.reproduce)
 
 
 if __name__ == "__main__":

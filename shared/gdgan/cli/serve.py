@@ -3,6 +3,7 @@ service, the same commands docker-compose and k8s run."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -59,7 +60,7 @@ def _worker(queue: str, name: str, loglevel: str) -> None:
             "--pool=solo",
             "--concurrency=1",
             "-n",
-            f"{name}@%h",
+            f"{name}-{os.getpid()}@%h",  # unique: several workers may share a host
             f"--loglevel={loglevel}",
             "--without-gossip",
             "--without-mingle",

@@ -25,14 +25,16 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, ImageDataset
 from gdgan.labels import GENDERS, N_FINDINGS, VIEWS, LabelError, encode_findings
 from gdgan.progress import Progress, ProgressCallback, StopFlag
-from gdgan.store import ArtifactStore, Manifest
+
+if TYPE_CHECKING:  # the decode workers import this module: keep it light (no store/pydantic)
+    from gdgan.data.dataset import ImageDataset
+    from gdgan.store import ArtifactStore, Manifest
 
 REQUIRED_CSV_COLUMNS: tuple[str, ...] = (
     "Image Index",
@@ -103,6 +105,7 @@ class IngestReport:
     chunks_reused: int = 0
     workers: int = 1
     elapsed_s: float = 0.0
+    decode_cpu_s: float = 0.0  # CPU seconds the decoders spent (all workers; resumed chunks included)
 
     @property
     def skipped(self) -> int:
@@ -117,6 +120,7 @@ class IngestReport:
         d["skipped"] = self.skipped
         d["images_per_s"] = round(self.images_per_s, 1)
         d["elapsed_s"] = round(self.elapsed_s, 3)
+        d["decode_cpu_s"] = round(self.decode_cpu_s, 3)
         return d
 
     def problems(self) -> dict[str, Problem]:
@@ -383,6 +387,7 @@ def _chunk_file(work: Path, k: int) -> Path:
 def _decode_chunk(task: tuple[int, list[str], list[str], int, str]) -> int:
     """Worker: decode one chunk and write it atomically to the work folder; returns the chunk no."""
     k, names, paths, size, work = task
+    cpu0 = time.process_time()
     imgs = np.zeros((len(paths), size, size), np.uint8)
     ok = np.zeros(len(paths), bool)
     modes: list[str] = []
@@ -409,6 +414,7 @@ def _decode_chunk(task: tuple[int, list[str], list[str], int, str]) -> int:
         wh=wh,
         err_idx=np.array(err_idx, dtype=np.int64),
         err_msg=np.array(err_msg, dtype=str),
+        cpu_s=np.float64(time.process_time() - cpu0),
     )
     os.replace(tmp, dest)
     return k
@@ -447,7 +453,7 @@ def _pool_context() -> mp.context.BaseContext:
     methods = mp.get_all_start_methods()
     if "forkserver" in methods:
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["gdgan.data.nih"])
+        ctx.set_forkserver_preload(["gdgan.data.nih", "PIL.Image", "PIL.PngImagePlugin"])
         return ctx
     return mp.get_context("spawn")
 
@@ -490,7 +496,7 @@ def ingest_nih(
     and the size; finished chunks there are reused by a rerun, and the folder is removed after
     a successful ingest unless ``keep_work``. ``limit`` keeps only the first N usable rows.
     """
-    from gdgan.data.dataset import SUPPORTED_SIZES
+    from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, SUPPORTED_SIZES, ImageDataset
 
     if size not in SUPPORTED_SIZES:
         raise NIHFormatError(f"size must be one of {SUPPORTED_SIZES}, got {size}")
@@ -572,6 +578,7 @@ def ingest_nih(
         images[s : s + n] = data["images"]
         keep[s : s + n] = data["ok"]
         modes.update(m for m in data["modes"].tolist() if m)
+        report.decode_cpu_s += float(data.get("cpu_s", 0.0))
         report.non_square += int(np.sum(data["ok"] & (data["wh"][:, 0] != data["wh"][:, 1])))
         for i, msg in zip(data["err_idx"].tolist(), data["err_msg"].tolist()):
             r = usable[s + i]

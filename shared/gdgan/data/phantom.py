@@ -115,14 +115,18 @@ class Anatomy:
     hilum_x: float = 0.28
     hilum_y: float = 0.52
     hilum_falloff: float = 9.0
-    marking_base: float = 0.035
+    marking_base: float = 0.03
+    vessel: float = 0.09
+    vessel_spokes: float = 14.0  # radians of spoke phase per unit of sin(angle)
     marking_hilar: float = 0.12
     # heart and mediastinum
     heart_left_shift: float = 0.13
     heart_clear: float = 0.03  # lowest horizontal extreme of the heart above the left dome
     heart_density: float = 0.05
     med_half_width: float = 0.085
-    med_into_heart: float = 0.5
+    med_into_heart: float = 0.8
+    med_grow_start: float = 1.5  # in heart half-heights above the heart centre
+    med_grow_span: float = 1.2
     knob_x: float = 0.13
     knob_y: float = 0.33
     knob_r: float = 0.07
@@ -144,8 +148,8 @@ class Anatomy:
     clavicle_slope_ap: float = 0.10
     clavicle_half_thick: float = 0.035
     clavicle_len: float = 0.92
-    clavicle: float = 0.12
-    scapula_x_pa: float = 1.12
+    clavicle: float = 0.09
+    scapula_x_pa: float = 1.2
     scapula_x_ap: float = 0.80
     scapula_y: float = 0.36
     scapula_w: float = 0.20
@@ -156,21 +160,25 @@ class Anatomy:
     breast: float = 0.07
     gastric: float = 0.14
     # findings
-    ptx_lucency: float = 0.07
-    ptx_line: float = 0.14
+    ptx_lucency: float = 0.10
+    ptx_line: float = 0.18
     effusion_extra: float = 0.06
     nodule: float = 0.26
     mass: float = 0.30
     infiltration: float = 0.17
-    pneumonia: float = 0.22
-    consolidation: float = 0.28
-    atelectasis: float = 0.18
-    edema: float = 0.17
+    pneumonia: float = 0.27
+    consolidation: float = 0.32
+    atelectasis: float = 0.26
+    edema: float = 0.24
     fibrosis: float = 0.16
-    pleural_thickening: float = 0.22
+    pleural_thickening: float = 0.30
     hernia: float = 0.10
     hernia_gas: float = 0.26
     # film
+    lead_rate: float = 0.45  # AP films with ECG electrodes
+    lead_sites: tuple[tuple[float, float], ...] = ((-0.55, -0.55), (0.55, -0.55), (0.62, 0.25))
+    lead_r: float = 0.03
+    lead: float = 0.32
     film_gain: float = 1.0
     film_offset: float = 0.0
 
@@ -352,7 +360,7 @@ def _draw_params(
         "tw": np.clip(tw_p, 0.62, 0.92)[pat],
         "lung_len": np.clip(len_p, 1.05, 1.5)[pat],
         "y_apex": rng.normal(-0.78, 0.03, n_pat)[pat],
-        "body_extra": rng.uniform(0.10, 0.32, n_pat)[pat],
+        "body_extra": rng.uniform(0.12, 0.40, n_pat)[pat],
         "breast": np.where(fem_p, rng.uniform(0.7, 1.3, n_pat), 0.0)[pat],
         "breast_r": rng.uniform(0.34, 0.46, n_pat)[pat],
         "heart_tilt": rng.normal(0.42, 0.08, n_pat)[pat],
@@ -365,9 +373,9 @@ def _draw_params(
     # -- per image ----------------------------------------------------------------------------------
     p["ctr"] = _draw_ctr(has(CARDIOMEGALY).astype(np.uint8), ap.astype(np.uint8), ctr_u_p[pat], rng)
     p["rot"] = np.clip(rng.normal(0.0, 0.035, n), -0.1, 0.1)  # radians (~2°, max ~6°)
-    p["shift_x"] = rng.normal(0.0, 0.03, n)
-    p["shift_y"] = rng.normal(0.0, 0.03, n) + np.where(ap, -0.04, 0.0)
-    p["zoom"] = rng.normal(1.0, 0.03, n) * np.where(ap, 0.96, 1.0)
+    p["shift_x"] = np.clip(rng.normal(0.0, 0.03, n), -0.06, 0.06)
+    p["shift_y"] = np.clip(rng.normal(0.0, 0.03, n), -0.06, 0.06) + np.where(ap, 0.04, 0.0)
+    p["zoom"] = np.clip(rng.normal(1.0, 0.03, n), 0.94, 1.06) * np.where(ap, 0.97, 1.0)
     # AP (bedside, often supine): poorer inspiration -> shorter lungs, higher domes.
     p["lung_len"] = p["lung_len"] * np.where(ap, rng.uniform(0.86, 0.94, n), rng.uniform(0.97, 1.03, n))
     p["contrast"] = rng.normal(1.0, 0.07, n) * np.where(ap, 0.74, 1.0)
@@ -378,6 +386,12 @@ def _draw_params(
     p["air"] = np.full(n, ANATOMY.air)
     p["mark_amp"] = np.full(n, 1.0)
     p["bubble"] = rng.uniform(0.0, 1.0, n) * (rng.random(n) < 0.7)
+    p["vessel_phase"] = rng.uniform(0.0, 2.0 * np.pi, n_pat)[pat]
+    # Bedside (AP) films often show ECG electrodes: bright dots over the chest wall.
+    leads = ap & (rng.random(n) < ANATOMY.lead_rate)
+    for k, (lx, ly) in enumerate(ANATOMY.lead_sites):
+        p[f"lead{k}_x"] = np.where(leads, lx + rng.normal(0.0, 0.08, n), np.nan)
+        p[f"lead{k}_y"] = np.where(leads, ly + rng.normal(0.0, 0.08, n), np.nan)
 
     # -- findings that change geometry or global parameters ------------------------------------------
     emph = has("Emphysema")
@@ -465,7 +479,7 @@ class Noise:
     texture: np.ndarray  # (B, g, g) lung-marking field
     patch: np.ndarray  # (B, g, g) patchy-opacity field
     fine: np.ndarray  # (B, G, G) reticular field (fibrosis)
-    grain: np.ndarray  # (B, H, W) quantum noise, unit variance
+    grain: np.ndarray  # (B, H, W) quantum noise, zero mean, unit variance
 
     @staticmethod
     def draw(rng: np.random.Generator, b: int, h: int, w: int) -> Noise:
@@ -473,17 +487,16 @@ class Noise:
             texture=rng.standard_normal((b, TEXTURE_GRID, TEXTURE_GRID), dtype=np.float32),
             patch=rng.standard_normal((b, COARSE_GRID, COARSE_GRID), dtype=np.float32),
             fine=rng.standard_normal((b, FINE_GRID, FINE_GRID), dtype=np.float32),
-            grain=rng.standard_normal((b, h, w), dtype=np.float32),
+            # uniform with unit variance: 3× cheaper to draw than normal, same look as film grain
+            grain=(rng.random((b, h, w), dtype=np.float32) - np.float32(0.5)) * np.float32(math.sqrt(12.0)),
         )
 
 
-def _box_slices(
-    coords: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float
-) -> slice:
+def _box_slices(coords: np.ndarray, lo: np.ndarray, hi: np.ndarray, margin: float) -> slice:
     """Index range of sorted pixel-centre ``coords`` within [min(lo) - margin, max(hi) + margin]."""
-    a = np.searchsorted(coords, float(np.min(lo)) - margin, side="left")
-    b = np.searchsorted(coords, float(np.max(hi)) + margin, side="right")
-    return slice(int(a), int(max(a, b)))
+    a = int(np.searchsorted(coords, lo.min() - margin, side="left"))
+    b = int(np.searchsorted(coords, hi.max() + margin, side="right"))
+    return slice(a, max(a, b))
 
 
 def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Noise, size: int) -> np.ndarray:
@@ -516,23 +529,33 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     Y = cr * ysft - sr * xsft
     AX = np.abs(X)
 
-    def box(xl: np.ndarray | float, xh: np.ndarray | float, yl: np.ndarray | float, yh: np.ndarray | float
-            ) -> tuple[slice, slice, slice]:
-        """(all images, rows, cols) of the film covering patient-frame box [xl, xh] × [yl, yh]."""
-        corners_x, corners_y = [], []
-        for bx in (xl, xh):
-            for by in (yl, yh):
-                bx_ = np.asarray(bx, dtype=np.float64).reshape(-1)
-                by_ = np.asarray(by, dtype=np.float64).reshape(-1)
-                corners_x.append(p["shift_x"] + zoom * (cos_r * bx_ - sin_r * by_))
-                corners_y.append(p["shift_y"] + zoom * (sin_r * bx_ + cos_r * by_))
-        cx, cy = np.stack(corners_x), np.stack(corners_y)
-        return slice(None), _box_slices(ys, cy, cy, margin), _box_slices(xs, cx, cx, margin)
+    zc, zs = zoom * cos_r, zoom * sin_r
+    sx64, sy64 = p["shift_x"].astype(np.float64), p["shift_y"].astype(np.float64)
+
+    def flat(v: np.ndarray | float) -> np.ndarray | float:
+        return v if isinstance(v, float) else np.asarray(v, dtype=np.float64).reshape(-1)
+
+    def box(
+        xl: np.ndarray | float, xh: np.ndarray | float, yl: np.ndarray | float, yh: np.ndarray | float
+    ) -> tuple[slice, slice, slice]:
+        """(all images, rows, cols) of the film covering the patient-frame box [xl, xh] × [yl, yh].
+
+        The film is a rotation + zoom + shift of the patient frame, so a box's extremes lie at
+        its corners: a few (B,) operations instead of a search over pixels."""
+        xl, xh, yl, yh = flat(xl), flat(xh), flat(yl), flat(yh)
+        sxl, sxh, syl, syh = zs * xl, zs * xh, zs * yl, zs * yh
+        rows = _box_slices(
+            ys, sy64 + np.minimum(sxl, sxh) + zc * yl, sy64 + np.maximum(sxl, sxh) + zc * yh, margin
+        )
+        cols = _box_slices(
+            xs, sx64 + zc * xl - np.maximum(syl, syh), sx64 + zc * xh - np.minimum(syl, syh), margin
+        )
+        return slice(None), rows, cols
 
     tw, lung_len, y_apex = c("tw"), c("lung_len"), c("y_apex")
     y_cp = y_apex + lung_len  # costophrenic angles
     ap = c("ap")
-    big = 4.0  # beyond the frame in patient units
+    big = 4.0  # beyond the frame, in patient-frame units (for boxes open on a side)
 
     # ---- body outline: neck, sloping shoulders, trunk ---------------------------------------------
     bw_trunk = tw + c("body_extra")
@@ -595,11 +618,16 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
 
     # ---- mediastinum, trachea, aortic knob ----------------------------------------------------------------
     # the upper mediastinum widens smoothly into the cardiac silhouette (no "ball on a stick")
-    med_max = np.maximum(A.med_into_heart * 0.5 * heart_w, A.med_half_width)
-    mb = box(0.015 - med_max, 0.015 + med_max, -big, big)
-    grow = np.clip((Y[mb] - (hy - 1.25 * vert)) * (1.0 / (0.6 * vert)), 0.0, 1.0)
-    med_w = A.med_half_width + (A.med_into_heart * 0.5 * heart_w - A.med_half_width) * grow
-    med = _s((med_w - np.abs(X[mb] - 0.015)) * inv_ew)
+    # (its centre drifts towards the heart's, so the left border runs knob -> ventricle smoothly;
+    # it stays inside the heart's horizontal extent, so the CTR is still the ellipse's)
+    med_top = A.med_half_width
+    med_low = np.maximum(A.med_into_heart * 0.5 * heart_w, med_top)
+    mb = box(0.015 - med_low, hx + med_low, -big, big)
+    grow = np.clip((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)), 0.0, 1.0)
+    grow = grow * (2.0 - grow)
+    med_w = med_top + (med_low - med_top) * grow
+    med_c = 0.015 + (hx - 0.015) * grow
+    med = _s((med_w - np.abs(X[mb] - med_c)) * inv_ew)
     np.maximum(solid[mb], med, out=solid[mb])
     kx, ky = A.knob_x * tw, y_apex + A.knob_y * lung_len
     kb = box(kx - A.knob_r, kx + A.knob_r, ky - A.knob_r, ky + A.knob_r)
@@ -614,9 +642,16 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
     tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
     hil_y = y_apex + A.hilum_y * lung_len
-    hd2 = (AX - A.hilum_x * tw) ** 2 + (Y - hil_y) ** 2
+    hdy = Y - hil_y
+    hd2 = (AX - A.hilum_x * tw) ** 2 + hdy * hdy
     hilar = 1.0 / (1.0 + hd2 * A.hilum_falloff)
-    marks = c("mark_amp") * (A.marking_base * np.maximum(tex, 0.0) + A.marking_hilar * hilar)
+    # lung markings: vessels radiating from each hilum (spokes in the direction sin(angle) =
+    # dy / r, broken up by the texture field), fading towards the periphery, plus hilar shadows
+    spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
+    vessels = np.clip(spokes * 3.0 - 2.0 + 0.6 * tex, 0.0, 1.0)
+    marks = c("mark_amp") * (
+        (A.marking_base * np.maximum(tex, 0.0) + A.vessel * np.sqrt(hilar) * vessels) + A.marking_hilar * hilar
+    )
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth))
     air_removed = lung * (air - marks)
     D -= air_removed
@@ -779,7 +814,7 @@ def _add_findings(
     idx = rows("atel_r")
     if idx.size:
         xi, yi = X[idx] - c("atel_x", idx), Y[idx] - c("atel_y", idx)
-        band = _s((0.03 - np.abs(yi - 0.25 * xi)) * inv_ew)
+        band = _s((0.04 - np.abs(yi - 0.25 * xi)) * inv_ew)
         band = band * np.clip(1.0 - np.abs(xi) / c("atel_r", idx), 0.0, 1.0)
         D[idx] += A.atelectasis * band * lung[idx]
 
@@ -787,7 +822,7 @@ def _add_findings(
     idx = rows("edema")
     if idx.size:
         hy = c("y_apex", idx) + A.hilum_y * c("lung_len", idx)
-        hd2 = ((AX[idx] - A.hilum_x * tw[idx]) * (1.0 / 0.42)) ** 2 + ((Y[idx] - hy) * (1.0 / 0.55)) ** 2
+        hd2 = ((AX[idx] - A.hilum_x * tw[idx]) * (1.0 / 0.5)) ** 2 + ((Y[idx] - hy) * (1.0 / 0.6)) ** 2
         D[idx] += A.edema * c("edema", idx) * np.clip(1.0 - hd2, 0.0, 1.0) * lung[idx]
 
     # Fibrosis: reticular network (zero crossings of a fine noise field), lower and peripheral.
@@ -804,6 +839,13 @@ def _add_findings(
         th = c("pt_thick", idx) / tw[idx]
         rim = _s((rc[idx] - (1.0 - th) ** 2) * tw[idx] * 0.5 * inv_ew) * on_side(idx, c("pt_side", idx))
         D[idx] += A.pleural_thickening * rim * cage_above[idx]
+
+    # ECG electrodes (AP): small, very bright discs.
+    idx = rows("lead0_x")
+    if idx.size:
+        for k in range(len(A.lead_sites)):
+            d = np.sqrt((X[idx] - c(f"lead{k}_x", idx)) ** 2 + (Y[idx] - c(f"lead{k}_y", idx)) ** 2)
+            D[idx] += A.lead * _s((A.lead_r - d) * inv_ew)
 
     # Hiatus hernia: round retrocardiac opacity with an air-fluid level.
     idx = rows("hernia_r")

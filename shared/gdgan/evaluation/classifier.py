@@ -47,24 +47,37 @@ class Classifier(nn.Module):
 
 
 def _vgg19_trunk(hidden: int = 256) -> tuple[nn.Module, int]:
-    """torchvision's VGG-19 (batch-norm variant) convolution stack with a 1-channel first conv.
+    """torchvision's VGG-19 (batch-norm variant, config "E") convolution stack, 1-channel input.
 
-    The ImageNet head (7×7 pooling, 25088→4096→4096) is sized for 224 px; at 64–128 px the last
-    feature map is 2×2–4×4, so the head is a global average pool and a 512→``hidden`` layer.
+    Built with torchvision's own ``make_layers(cfgs["E"])`` and VGG's initialisation; the
+    ImageNet head (7×7 pooling, 25088→4096→4096, 120M parameters) is sized for 224 px, while at
+    64–128 px the last feature map is 2×2–4×4, so the head is a global average pool and a
+    512→``hidden`` layer.
     """
-    from torchvision.models import vgg19_bn
+    from torchvision.models.vgg import cfgs, make_layers
 
-    vgg = vgg19_bn(weights=None)
-    first = vgg.features[0]
-    vgg.features[0] = nn.Conv2d(1, first.out_channels, kernel_size=3, padding=1)
+    features = make_layers(cfgs["E"], batch_norm=True)
+    first = features[0]
+    assert isinstance(first, nn.Conv2d)
+    features[0] = nn.Conv2d(1, first.out_channels, kernel_size=3, padding=1)
     trunk = nn.Sequential(
-        vgg.features,
+        features,
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(512, hidden),
         nn.ReLU(inplace=True),
         nn.Dropout(0.5),
     )
+    for m in trunk.modules():  # torchvision VGG's initialisation
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            nn.init.zeros_(m.bias)
     return trunk, hidden
 
 

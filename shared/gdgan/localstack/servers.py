@@ -74,6 +74,16 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
     return False
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGKILL this child when the process that started it dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(Exception):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 def _tail(path: Path, chars: int = _LOG_TAIL_CHARS) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -89,6 +99,9 @@ class _ManagedServer:
 
     def __init__(self, port: int | None, dir: str | Path | None, host: str = LOOPBACK) -> None:
         self.host = host
+        # Tests set this: a server must not outlive a killed test session (ports, CPU of a shared
+        # machine). `gdgan up` leaves it off and stops its servers itself.
+        self.die_with_parent = False
         self.port = int(port) if port else free_port(host)
         self._own_dir = dir is None
         self.dir = Path(dir) if dir is not None else Path(tempfile.mkdtemp(prefix=f"gdgan-{self.name}-"))
@@ -139,6 +152,7 @@ class _ManagedServer:
             stdout=self._log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl+C in a terminal should not kill it before we stop it
+            preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         _live.add(self)
         deadline = time.monotonic() + timeout
@@ -230,8 +244,10 @@ class RedisServer(_ManagedServer):
         host: str = LOOPBACK,
         persist: bool = False,
         binary: str | Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         super().__init__(port, dir, host)
+        self.die_with_parent = die_with_parent
         self.persist = persist
         self.binary = Path(binary) if binary else find_redis_binary()
 
@@ -296,8 +312,10 @@ class SeaweedS3Server(_ManagedServer):
         *,
         host: str = LOOPBACK,
         binary: str | Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         super().__init__(port, dir, host)
+        self.die_with_parent = die_with_parent
         if not access_key or not secret_key:
             raise ServerError("SeaweedS3Server needs a non-empty access_key and secret_key")
         self.access_key = access_key

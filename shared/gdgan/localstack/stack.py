@@ -74,8 +74,11 @@ class Service:
     log: Path
     proc: subprocess.Popen[bytes] | None = None
 
+    offset: int = 0  # log size at start: readiness is judged on this run's lines only
+
     def start(self, env: dict[str, str], cwd: Path) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
                 self.cmd,
@@ -90,6 +93,14 @@ class Service:
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def read_from(self, offset: int) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def tail(self, chars: int = 1500) -> str:
         try:
@@ -247,7 +258,7 @@ class Stack:
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         pending = {s.name for s in self.services}
-        offsets = {s.name: 0 for s in self.services}
+        offsets = {s.name: s.offset for s in self.services}
         while pending and time.monotonic() < deadline:
             for s in self.services:
                 if s.name not in pending:
@@ -259,8 +270,7 @@ class Stack:
                 elif s.name == "generator":
                     ok = _http_ok(self.cfg.generator_url + "/readyz")
                 else:
-                    text = s.tail(100_000)
-                    ok = " ready." in text[offsets[s.name] :]
+                    ok = " ready." in s.read_from(offsets[s.name])
                 if ok:
                     pending.discard(s.name)
             time.sleep(0.2)

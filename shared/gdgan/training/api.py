@@ -222,10 +222,12 @@ def train(
         idx = np.asarray(train_idx, dtype=np.int64)
         if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= len(ds):
             raise ConfigError(f"train_idx: need a non-empty 1-D array of indices into {len(ds)} images")
-    if device is None:
-        from gdgan.settings import resolve_device
+    from gdgan.settings import get_settings, resolve_device
 
+    if device is None:
         device = resolve_device()
+    if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
+        torch.set_num_threads(get_settings().num_threads)
     ctx = _Context(ds, idx, split_seed, store, run_id or new_id("run"), torch.device(device), progress, should_stop)
     result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
 

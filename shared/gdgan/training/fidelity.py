@@ -180,3 +180,101 @@ def measure(
             predict(net, a_yes)[:, 2], predict(net, a_no)[:, 2]
         )
     return report
+
+
+# --- command line: the figures in docs/notes/training.md ------------------------------------------
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Train GDGAN and ACGAN on a phantom with a preset, measure fidelity, write grids + JSON.
+
+    ``python -m gdgan.training.fidelity --preset demo --n 4000 --out docs/img``
+    """
+    import argparse
+    import json
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from gdgan.data.phantom import PhantomConfig, make_phantom
+    from gdgan.data.splits import patient_split
+    from gdgan.imaging import grid_png_bytes
+    from gdgan.store.local import LocalStore
+    from gdgan.training.api import train
+    from gdgan.training.sampling import load_generator
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--preset", default="demo")
+    ap.add_argument("--n", type=int, default=4000, help="phantom images")
+    ap.add_argument("--prevalence", type=float, default=0.2, help="phantom Cardiomegaly prevalence")
+    ap.add_argument("--set", action="append", default=[], help="config override key=value")
+    ap.add_argument("--samples", type=int, default=400)
+    ap.add_argument("--out", type=Path, default=None, help="folder for grids + fidelity.json")
+    ap.add_argument("--store", type=Path, default=None)
+    args = ap.parse_args(argv)
+    from gdgan.training.presets import get_config, parse_overrides
+
+    overrides = parse_overrides(args.set)
+    size = get_config(args.preset, overrides).size
+    ds = make_phantom(PhantomConfig(n=args.n, size=size, seed=0, prevalence={"Cardiomegaly": args.prevalence}))
+    split = patient_split(ds.labels["patient_id"], 0)
+    store = LocalStore(args.store or Path(tempfile.mkdtemp(prefix="gdgan-fid-")))
+    times: dict[str, float] = {}
+    ids: dict[str, str] = {}
+    speed: dict[str, float] = {}
+    for kind in ("gdgan", "acgan"):
+        t0 = time.perf_counter()
+        r = train(kind, ds, store=store, preset=args.preset, overrides=overrides, device="cpu",
+                  progress=lambda p: print(p.phase, p.step, p.total, f"{p.images_per_s or 0:.0f} img/s",
+                                           flush=True) if p.step % 25 == 0 else None)
+        times[kind] = round(time.perf_counter() - t0, 1)
+        ids.update(r.model_ids)
+    for k in ("stage1", "stage2", "acgan"):
+        speed[k] = store.manifest(ids[k]).meta["images_per_s"]
+    gd, ac = load_generator(store, ids["gdgan"], device="cpu"), load_generator(store, ids["acgan"], device="cpu")
+    rep = measure(ds, split.train, split.test, gd, ac, n_samples=args.samples)
+    result = {"preset": args.preset, "overrides": overrides, "n_images": args.n, "n_train": int(len(split.train)),
+              "wall_s": times, "images_per_s": speed, "fidelity": rep.to_dict(), "model_ids": ids}
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        _write_grids(ds, split.test, gd, ac, out, grid_png_bytes)
+        (out / "fidelity.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result, indent=1))
+    return result
+
+
+def _write_grids(ds: ImageDataset, test_idx: np.ndarray, gd: LoadedGenerator, ac: LoadedGenerator,
+                 out: Any, grid_png_bytes: Any) -> None:
+    """real / stage-1 / stage-2 / ACGAN grids: rows = (gender, view) groups, ± Cardiomegaly."""
+    from gdgan.labels import GENDERS, VIEWS
+
+    k = 4
+    real, caps = [], []
+    gen, view = ds.labels["gender"][test_idx], ds.labels["view"][test_idx]
+    card = ds.labels["findings"][test_idx, CARDIO]
+    for g, v in GROUPS:
+        for c in (0, 1):
+            rows = test_idx[(gen == g) & (view == v) & (card == c)][: k // 2]
+            for r in rows:
+                real.append(resize_uint8(np.asarray(ds.images[r : r + 1]), gd.size)[0])
+                caps.append(f"{GENDERS[g]}/{VIEWS[v]}" + (" Cardiomegaly" if c else ""))
+    (out / "grid_real.png").write_bytes(grid_png_bytes(np.stack(real), caps, ncol=k, scale=2))
+    rng = np.random.default_rng(123)
+    z = rng.random((len(GROUPS) * k, gd.nz), dtype=np.float32)
+    general = np.array([GROUPS[i // k] for i in range(len(z))], dtype=np.float32)
+    no = np.zeros((len(z), len(FINDINGS)), np.float32)
+    yes = no.copy()
+    yes[:, CARDIO] = 1
+    cap = [f"{GENDERS[int(a)]}/{VIEWS[int(b)]}" for a, b in general]
+    (out / "grid_stage1.png").write_bytes(grid_png_bytes(gd.generate(z, general, no, 1), cap, ncol=k, scale=2))
+    s2 = np.concatenate([gd.generate(z, general, no, 2), gd.generate(z, general, yes, 2)])
+    cap2 = [c + " none" for c in cap] + [c + " Cardiomegaly" for c in cap]
+    order = np.argsort(np.r_[np.arange(len(z)) * 2, np.arange(len(z)) * 2 + 1], kind="stable")
+    (out / "grid_stage2.png").write_bytes(grid_png_bytes(s2[order], [cap2[i] for i in order], ncol=2 * k // 2 * 2,
+                                                         scale=2))
+    a = np.concatenate([ac.generate(z, general, no), ac.generate(z, general, yes)])
+    (out / "grid_acgan.png").write_bytes(grid_png_bytes(a[order], [cap2[i] for i in order], ncol=2 * k // 2 * 2,
+                                                        scale=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,13 +55,25 @@ function isGdgan(model) {
   return kind.startsWith("gdgan") || kind === "";
 }
 
-async function callGenerate(body, format) {
-  const resp = await request("/v1/generate", { method: "POST", body: { ...body, format }, accept: "*/*" });
-  return resp;
+const BUSY_RETRIES = 2; // automatic retries of a 503 "busy" answer before asking the user
+const BUSY_MAX_WAIT_S = 10;
+
+/** POST /v1/generate; a 503 (queue full) is retried after its Retry-After, a couple of times. */
+async function callGenerate(body, format, onBusy = () => {}) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await request("/v1/generate", { method: "POST", body: { ...body, format }, accept: "*/*" });
+    } catch (err) {
+      const wait = Math.min(BUSY_MAX_WAIT_S, Math.max(1, Number(err.retryAfter) || 1));
+      if (err.status !== 503 || attempt >= BUSY_RETRIES) throw err;
+      onBusy(wait, attempt + 1);
+      await new Promise((r) => setTimeout(r, wait * 1000));
+    }
+  }
 }
 
-async function generateJson(body) {
-  const resp = await callGenerate(body, "json");
+async function generateJson(body, onBusy) {
+  const resp = await callGenerate(body, "json", onBusy);
   const data = await resp.json();
   const seedHeader = resp.headers.get("X-GDGAN-Seed") ?? resp.headers.get("X-Seed");
   const modelHeader = resp.headers.get("X-GDGAN-Model-Id") ?? resp.headers.get("X-Model-Id");
@@ -119,6 +131,8 @@ async function onSubmit(e) {
   if (busy) return;
   const { body, compare } = readForm();
   hideNotice(errorBox, form);
+  clear(results); // the grid always shows the current request, never a stale one next to an error
+  lastRequest = null;
   busy = true;
   const button = document.getElementById("gen-submit");
   button.disabled = true;
@@ -127,14 +141,19 @@ async function onSubmit(e) {
   progressRow.hidden = false;
   setProgress(p, null, "waiting for the generator");
   const started = performance.now();
-  const tick = setInterval(() => setProgress(p, null, `${((performance.now() - started) / 1000).toFixed(0)} s`), 500);
+  let note = "waiting for the generator";
+  const tick = setInterval(() => setProgress(p, null, `${note} · ${((performance.now() - started) / 1000).toFixed(0)} s`), 500);
+  const onBusy = (wait, n) => {
+    note = `generator busy, retry ${n} in ${wait} s`;
+    announce(`The generator is busy; retrying in ${wait} seconds.`);
+  };
   try {
-    const main = await generateJson(body);
+    const main = await generateJson(body, onBusy);
     let pair = null;
     if (compare) {
-      setProgress(p, null, "stage 1 of the same seeds");
+      note = "stage 1 of the same seeds";
       // Same seed + same labels -> the same latents: the stage-1 image that stage 2 refined.
-      pair = await generateJson({ ...body, seed: main.seed, stage: 1 });
+      pair = await generateJson({ ...body, seed: main.seed, stage: 1 }, onBusy);
     }
     lastRequest = { ...body, seed: main.seed };
     renderResults(main, pair);

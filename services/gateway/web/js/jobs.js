@@ -8,6 +8,9 @@ import { announce, clear, el, fmtEta, fmtNumber, fmtTime, hideNotice, progressBa
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
 const POLL_MS = 4000;
+// Browsers allow ~6 HTTP/1.1 connections per host; each event stream holds one open. Follow at
+// most this many jobs live (newest first) and let the poll keep the others current.
+const MAX_STREAMS = 3;
 const jobs = new Map(); // id -> record
 const rows = new Map(); // id -> {tr, parts}
 const streams = new Map(); // id -> AbortController
@@ -139,7 +142,7 @@ function onEvent(id, { event, data }) {
 }
 
 function follow(id) {
-  if (streams.has(id) || !visible) return;
+  if (streams.has(id) || !visible || streams.size >= MAX_STREAMS) return;
   const ctrl = new AbortController();
   streams.set(id, ctrl);
   streamEvents(`/v1/jobs/${encodeURIComponent(id)}/events`, (ev) => onEvent(id, ev), { signal: ctrl.signal })
@@ -147,7 +150,7 @@ function follow(id) {
       /* dropped stream: the poll below keeps the row current and re-follows */
     })
     .finally(async () => {
-      streams.delete(id);
+      if (streams.get(id) === ctrl) streams.delete(id);
       if (ctrl.signal.aborted) return;
       try {
         merge(id, await getJson(`/v1/jobs/${encodeURIComponent(id)}`));
@@ -170,7 +173,8 @@ async function refresh() {
       jobs.set(id, keepProgress ? { ...j, progress: prev.progress, status: prev.status === "running" && j.status === "queued" ? "running" : j.status } : j);
     }
     renderAll();
-    for (const j of jobs.values()) if (!FINAL.has(j.status)) follow(jobId(j));
+    const open = [...jobs.values()].filter((j) => !FINAL.has(j.status)).sort((a, b) => sortKey(b) - sortKey(a));
+    for (const j of open) follow(jobId(j));
     if (errorBox.dataset.source === "list") hideNotice(errorBox);
   } catch (err) {
     showError(errorBox, err, { retry: refresh });
@@ -205,8 +209,14 @@ async function submitJob(form, path, body, what, jobType) {
     showInfo(errorBox, `${what} started: job ${id}${out.dataset_id ? ` (dataset ${out.dataset_id})` : ""}.`);
     errorBox.dataset.source = "";
     if (id) merge(id, { id, type: out.type || jobType, status: out.status || "queued", created: new Date().toISOString() });
-    await refresh();
+    if (id && !streams.has(id) && streams.size >= MAX_STREAMS) {
+      // the job just started here matters most: drop the oldest live stream to make room
+      const oldest = [...streams.keys()].sort((a, b) => sortKey(jobs.get(a) || {}) - sortKey(jobs.get(b) || {}))[0];
+      streams.get(oldest)?.abort();
+      streams.delete(oldest);
+    }
     if (id) follow(id);
+    await refresh();
     announce(`${what} job ${id} queued.`);
   } catch (err) {
     showError(errorBox, err, { retry: () => form.requestSubmit(), form });

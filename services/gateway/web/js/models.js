@@ -120,6 +120,21 @@ async function showModel(id) {
  * FID/KID, memorisation per image set): find the newest few reports whose image sets came from
  * this model and show that model's rows, with a link to the whole report.
  */
+/** Which image set of a report ("gdgan", "acgan") came from this model, if any. */
+function setKeyOf(rep, id) {
+  const q = rep.quality || {};
+  const bySource = Object.entries(q.sets || {}).find(([, v]) => v && v.source === id)?.[0];
+  if (bySource) return bySource;
+  for (const r of rep.lineage?.repeats || []) {
+    const hit = Object.entries(r.models || {}).find(([, v]) => v === id)?.[0];
+    if (hit) return hit;
+  }
+  const plan = rep.plan || {};
+  if (plan.gdgan_model === id) return "gdgan";
+  if (plan.acgan_model === id) return "acgan";
+  return null;
+}
+
 async function fidelityFromReports(id, maxReports = 6) {
   let reports;
   try {
@@ -136,8 +151,8 @@ async function fidelityFromReports(id, maxReports = 6) {
       continue;
     }
     const q = rep.quality || {};
-    const key = Object.entries(q.sets || {}).find(([, v]) => v && v.source === id)?.[0];
-    if (!key) continue;
+    const key = setKeyOf(rep, id);
+    if (!key || !q.sets?.[key]) continue;
     const row = {};
     const lf = q.label_fidelity?.[key];
     if (lf) Object.assign(row, { "finding AUC (label fidelity)": lf.finding_auc, "gender accuracy": lf.gender_accuracy, "view accuracy": lf.view_accuracy });
@@ -148,7 +163,7 @@ async function fidelityFromReports(id, maxReports = 6) {
     const inc = q.inception_score?.domain?.scores?.[key] ?? q.inception_score?.imagenet?.scores?.[key];
     if (inc) row["inception score"] = inc.mean;
     return [
-      el("p", {}, "From report ", el("a", { href: `#/reports/${encodeURIComponent(r.id)}` }, r.id), ` (${row ? key.toUpperCase() : ""} image set, ${q.sets[key].n} images):`),
+      el("p", {}, "From report ", el("a", { href: `#/reports/${encodeURIComponent(r.id)}` }, r.id), ` (${key.toUpperCase()} image set, ${q.sets[key].n} images):`),
       renderJson(row),
     ];
   }
