@@ -89,7 +89,7 @@ def bench(n: int, size: int, naive_images: int, repeats: int) -> list[tuple[str,
         ("vectorised chunks (make_phantom)", rate_vec, "1.0×"),
         ("per-image (same renderer, B = 1)", 1.0 / t_img, f"{rate_vec * t_img:,.1f}× slower"),
         (
-            f"per-pixel Python loop (max |Δ| = {max_diff} grey)",
+            f"per-pixel Python loop (max abs diff {max_diff} grey)",
             1.0 / t_pix,
             f"{rate_vec * t_pix:,.0f}× slower",
         ),

@@ -33,8 +33,13 @@ from gdgan.training.presets import get_config
 from PIL import Image
 
 
-def _step(phase: ConditionalPhase, opt_d: torch.optim.Optimizer, opt_g: torch.optim.Optimizer,
-          batches: list[Batch], noise: torch.Generator) -> None:
+def _step(
+    phase: ConditionalPhase,
+    opt_d: torch.optim.Optimizer,
+    opt_g: torch.optim.Optimizer,
+    batches: list[Batch],
+    noise: torch.Generator,
+) -> None:
     """One training step: n_critic critic updates + one generator update (as in the loop)."""
     for b in batches[:-1]:
         loss, _ = phase.critic_loss(b, noise)
@@ -58,10 +63,14 @@ def _naive_batch(files: list[Path], general: np.ndarray, rows: np.ndarray, size:
     return Batch(x, g, torch.zeros(len(rows), 14))
 
 
-def run(n: int, write_size: int, size: int, steps: int, batch: int, n_critic: int, ngf: int) -> dict[str, float]:
+def run(
+    n: int, write_size: int, size: int, steps: int, batch: int, n_critic: int, ngf: int
+) -> dict[str, float]:
     torch.manual_seed(0)
     ds = make_phantom(PhantomConfig(n=n, size=min(size * 2, 256), seed=0))
-    cfg = get_config("demo", {"size": size, "batch_size": batch, "n_critic": n_critic, "ngf": ngf, "ndf": ngf})
+    cfg = get_config(
+        "demo", {"size": size, "batch_size": batch, "n_critic": n_critic, "ngf": ngf, "ndf": ngf}
+    )
     with tempfile.TemporaryDirectory(prefix="gdgan-bench-") as tmp:
         t0 = time.perf_counter()
         csv_path = write_nih_format(ds, tmp, write_size=write_size)
@@ -81,7 +90,11 @@ def run(n: int, write_size: int, size: int, steps: int, batch: int, n_critic: in
             opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=cfg.betas)
             noise = torch.Generator().manual_seed(0)
             rowgen = torch.Generator().manual_seed(0)
-            data = TrainData.from_dataset(ds, np.arange(n), size, torch.device("cpu")) if mode == "ours" else None
+            data = (
+                TrainData.from_dataset(ds, np.arange(n), size, torch.device("cpu"))
+                if mode == "ours"
+                else None
+            )
             rng = np.random.default_rng(0)
             data_s = 0.0
             t0 = time.perf_counter()
@@ -90,8 +103,10 @@ def run(n: int, write_size: int, size: int, steps: int, batch: int, n_critic: in
                 if data is not None:
                     batches = [Batch(*data.batch(batch, rowgen)) for _ in range(n_critic + 1)]
                 else:
-                    batches = [_naive_batch(files, general, rng.integers(0, n, batch), size)
-                               for _ in range(n_critic + 1)]
+                    batches = [
+                        _naive_batch(files, general, rng.integers(0, n, batch), size)
+                        for _ in range(n_critic + 1)
+                    ]
                 data_s += time.perf_counter() - td
                 _step(phase, opt_d, opt_g, batches, noise)
             wall = time.perf_counter() - t0
@@ -99,8 +114,18 @@ def run(n: int, write_size: int, size: int, steps: int, batch: int, n_critic: in
             results[f"{mode}_images_per_s"] = round(imgs / wall, 1)
             results[f"{mode}_data_fraction"] = round(data_s / wall, 3)
         results["ratio"] = round(results["ours_images_per_s"] / results["naive_images_per_s"], 2)
-    results.update({"n": n, "write_size": write_size, "size": size, "steps": steps, "batch": batch,
-                    "n_critic": n_critic, "ngf": ngf, "threads": torch.get_num_threads()})
+    results.update(
+        {
+            "n": n,
+            "write_size": write_size,
+            "size": size,
+            "steps": steps,
+            "batch": batch,
+            "n_critic": n_critic,
+            "ngf": ngf,
+            "threads": torch.get_num_threads(),
+        }
+    )
     return results
 
 

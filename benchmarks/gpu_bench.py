@@ -23,8 +23,8 @@ import torch
 from gdgan.models.acgan import build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.training.data import TrainData
-from gdgan.training.losses import LossWeights
 from gdgan.training.loop import _autocast, make_generators
+from gdgan.training.losses import LossWeights
 from gdgan.training.phases import Batch, ConditionalPhase, Stage2Phase
 from gdgan.training.presets import get_config
 
@@ -47,9 +47,12 @@ def _phase(name: str, gan: GanConfig, device: torch.device, channels_last: bool)
     return ph
 
 
-def bench(name: str, size: int, batch: int, n_critic: int, ngf: int, steps: int, warmup: int,
-          device: torch.device) -> dict[str, Any]:
-    cfg = get_config("paper", {"size": size, "batch_size": batch, "n_critic": n_critic, "ngf": ngf, "ndf": ngf})
+def bench(
+    name: str, size: int, batch: int, n_critic: int, ngf: int, steps: int, warmup: int, device: torch.device
+) -> dict[str, Any]:
+    cfg = get_config(
+        "paper", {"size": size, "batch_size": batch, "n_critic": n_critic, "ngf": ngf, "ndf": ngf}
+    )
     gan = GanConfig(size=size, ngf=ngf, ndf=ngf)
     cl = device.type == "cuda"
     ph = _phase(name, gan, device, cl)
@@ -93,8 +96,16 @@ def bench(name: str, size: int, batch: int, n_critic: int, ngf: int, steps: int,
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    out = {"phase": name, "size": size, "batch": batch, "n_critic": n_critic, "ngf": ngf, "steps": steps,
-           "images_per_s": round(steps * batch * n_critic / wall, 1), "step_ms": round(1000 * wall / steps, 2)}
+    out = {
+        "phase": name,
+        "size": size,
+        "batch": batch,
+        "n_critic": n_critic,
+        "ngf": ngf,
+        "steps": steps,
+        "images_per_s": round(steps * batch * n_critic / wall, 1),
+        "step_ms": round(1000 * wall / steps, 2),
+    }
     if device.type == "cuda":
         out["peak_mem_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out

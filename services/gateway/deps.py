@@ -60,3 +60,14 @@ SettingsD = Annotated[Settings, Depends(settings_dep)]
 Store = Annotated[ArtifactStore, Depends(store_dep)]
 Jobs = Annotated[JobStore, Depends(jobs_dep)]
 Auth = Depends(auth_dep)
+
+
+def enqueue(jobs: JobStore, job_id: str, task: str) -> None:
+    """Publish the job's task; if the broker refuses, the record says so instead of staying queued."""
+    from gdgan.jobs.celery_app import send
+
+    try:
+        send(task, job_id)
+    except Exception as exc:
+        jobs.set_status(job_id, "failed", allowed_from={"queued"}, error=f"could not enqueue the job: {exc}")
+        raise

@@ -165,14 +165,19 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
     from gdgan.store.local import LocalStore
     from gdgan.training.api import train
 
-    torch.set_num_threads(1)
+    # Defaults are the fast test setting; the README screenshots are refreshed with a better model,
+    # e.g. E2E_UPDATE_DOCS=1 E2E_MODEL_PRESET=demo E2E_DATASET_SIZE=64 E2E_DATASET_N=3000.
+    preset = os.environ.get("E2E_MODEL_PRESET", "tiny")
+    size = int(os.environ.get("E2E_DATASET_SIZE", "32"))
+    n = int(os.environ.get("E2E_DATASET_N", "400"))
+    torch.set_num_threads(int(os.environ.get("E2E_TORCH_THREADS", "1")))
     store = LocalStore(store_dir, cache_dir=store_dir.parent / "cache")
     # Cardiomegaly boosted so the tiny model has positives to learn the label mix from.
-    ds = make_phantom(PhantomConfig(n=400, size=32, seed=0, prevalence={"Cardiomegaly": 0.2}))
+    ds = make_phantom(PhantomConfig(n=n, size=size, seed=0, prevalence={"Cardiomegaly": 0.2}))
     manifest = ds.save(store)
-    result = train("gdgan", manifest.id, store=store, preset="tiny", device="cpu")
+    result = train("gdgan", manifest.id, store=store, preset=preset, device="cpu")
     assert result.status == "succeeded", result
-    acgan = train("acgan", manifest.id, store=store, preset="tiny", device="cpu")
+    acgan = train("acgan", manifest.id, store=store, preset=preset, device="cpu")
     assert acgan.status == "succeeded", acgan
     return manifest.id, result.model_id, {**result.model_ids, "acgan": acgan.model_id}
 

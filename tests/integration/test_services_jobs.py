@@ -12,9 +12,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Stack
+
 from services.testing import sse, start_stack, wait_for, wait_job
 
 pytestmark = pytest.mark.integration
@@ -182,9 +182,14 @@ def test_evaluation_fans_out_and_assembles_report(
 ) -> None:
     r = api.post(
         "/v1/jobs/evaluate",
-        json={"dataset_id": dataset_id, "gdgan": models["gdgan"], "acgan": models["acgan"], "repeats": 1,
-              "preset": "tiny"},
-    )  # fmt: skip
+        json={
+            "dataset_id": dataset_id,
+            "gdgan": models["gdgan"],
+            "acgan": models["acgan"],
+            "repeats": 1,
+            "preset": "tiny",
+        },
+    )
     assert r.status_code == 202, r.text
     job_id = r.json()["job_id"]
     events = list(sse(stack.cfg.gateway_url, job_id, timeout=900))
@@ -210,21 +215,43 @@ def test_cli_client_verbs(stack: Stack, tmp_path: Path, models: dict[str, str]) 
 
     env = {**stack.env, "GDGAN_GATEWAY_URL": stack.cfg.gateway_url}
     out = subprocess.run(
-        [sys.executable, "-m", "gdgan.cli.main", "generate", "--n", "4", "--finding", "Cardiomegaly", "--seed", "3",
-         "--out", str(tmp_path / "imgs"), "--json"],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gdgan.cli.main",
+            "generate",
+            "--n",
+            "4",
+            "--finding",
+            "Cardiomegaly",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / "imgs"),
+            "--json",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert summary["seed"] == 3 and len(list((tmp_path / "imgs").glob("img_*.png"))) == 4
     assert (tmp_path / "imgs" / "labels.csv").exists() and (tmp_path / "imgs" / "grid.png").exists()
     ls = subprocess.run(
         [sys.executable, "-m", "gdgan.cli.main", "jobs", "list", "--json"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ls.returncode == 0 and json.loads(ls.stdout)["jobs"]
     bad = subprocess.run(
         [sys.executable, "-m", "gdgan.cli.main", "jobs", "show", "job-nope-20260101-0000000000"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 2 and "404" in bad.stderr and "Traceback" not in bad.stderr

@@ -25,8 +25,10 @@ def ds() -> ImageDataset:
 
 
 def _weights(store: LocalStore, mid: str) -> dict[str, torch.Tensor]:
-    return {**{f"G.{k}": v for k, v in st_load(store.get_bytes(mid, GENERATOR_FILE)).items()},
-            **{f"D.{k}": v for k, v in st_load(store.get_bytes(mid, CRITIC_FILE)).items()}}
+    return {
+        **{f"G.{k}": v for k, v in st_load(store.get_bytes(mid, GENERATOR_FILE)).items()},
+        **{f"D.{k}": v for k, v in st_load(store.get_bytes(mid, CRITIC_FILE)).items()},
+    }
 
 
 class StopAfter:
@@ -48,8 +50,16 @@ def test_resume_is_exact(ds: ImageDataset, tmp_path: Path, kind: str, n_stop: in
     one = LocalStore(tmp_path / "one", cache_dir=tmp_path / "c1")
     two = LocalStore(tmp_path / "two", cache_dir=tmp_path / "c2")
     ref = train(kind, ds, store=one, preset="tiny", overrides=FAST, run_id="a", device="cpu")
-    part = train(kind, ds, store=two, preset="tiny", overrides=FAST, run_id="b", device="cpu",
-                 should_stop=StopAfter(n_stop))
+    part = train(
+        kind,
+        ds,
+        store=two,
+        preset="tiny",
+        overrides=FAST,
+        run_id="b",
+        device="cpu",
+        should_stop=StopAfter(n_stop),
+    )
     assert part.status == "cancelled"
     done = train(kind, ds, store=two, preset="tiny", overrides=FAST, run_id="b", device="cpu")
     assert done.status == "succeeded"
@@ -71,8 +81,16 @@ def test_resume_is_exact(ds: ImageDataset, tmp_path: Path, kind: str, n_stop: in
 def test_finished_run_is_not_retrained(ds: ImageDataset, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s", cache_dir=tmp_path / "c")
     a = train("stage1", ds, store=store, preset="tiny", overrides=FAST, run_id="Job-42", device="cpu")
-    b = train("stage1", ds, store=store, preset="tiny", overrides=FAST, run_id="Job-42", device="cpu",
-              should_stop=lambda: True)  # would cancel immediately if it trained
+    b = train(
+        "stage1",
+        ds,
+        store=store,
+        preset="tiny",
+        overrides=FAST,
+        run_id="Job-42",
+        device="cpu",
+        should_stop=lambda: True,
+    )  # would cancel immediately if it trained
     assert b.status == "succeeded" and b.model_id == a.model_id
 
 
@@ -114,11 +132,27 @@ def test_checkpoint_roundtrip_optimizer_and_rng(tmp_path: Path) -> None:
 
 def test_resume_on_other_data_refused(ds: ImageDataset, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "s", cache_dir=tmp_path / "c")
-    train("stage1", ds, store=store, preset="tiny", overrides=FAST, run_id="x", device="cpu",
-          should_stop=StopAfter(2))
+    train(
+        "stage1",
+        ds,
+        store=store,
+        preset="tiny",
+        overrides=FAST,
+        run_id="x",
+        device="cpu",
+        should_stop=StopAfter(2),
+    )
     with pytest.raises(ValueError, match="other data"):
-        train("stage1", ds, store=store, preset="tiny", overrides=FAST, run_id="x", device="cpu",
-              train_idx=list(range(10)))
+        train(
+            "stage1",
+            ds,
+            store=store,
+            preset="tiny",
+            overrides=FAST,
+            run_id="x",
+            device="cpu",
+            train_idx=list(range(10)),
+        )
 
 
 def test_run_ids_become_safe_artifact_ids() -> None:

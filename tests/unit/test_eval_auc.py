@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gdgan.evaluation.auc import AUCError, roc_auc, roc_curve, thin_curve
 from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
-
-from gdgan.evaluation.auc import AUCError, roc_auc, roc_curve, thin_curve
 
 
 @pytest.mark.parametrize("seed", range(5))

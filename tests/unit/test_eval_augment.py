@@ -6,7 +6,6 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
-
 from gdgan.evaluation.augment import AugmentError, plan_training_set, strategy_counts
 
 
@@ -26,8 +25,10 @@ def _fewest_kept_drop(p: int, n: int, s: Fraction) -> int:
     return m
 
 
-@pytest.mark.parametrize(("p", "n", "share"), [(50, 950, 0.14), (7, 93, 0.14), (10, 10, 0.14),
-                                                (1, 999, 0.5), (123, 4567, 0.2), (3, 0, 0.14)])
+@pytest.mark.parametrize(
+    ("p", "n", "share"),
+    [(50, 950, 0.14), (7, 93, 0.14), (10, 10, 0.14), (1, 999, 0.5), (123, 4567, 0.2), (3, 0, 0.14)],
+)
 def test_counts_match_brute_force(p: int, n: int, share: float) -> None:
     s = Fraction(share).limit_denominator(10**6)
     none = strategy_counts("none", p, n, share)

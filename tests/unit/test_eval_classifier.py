@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from gdgan.evaluation.classifier import (
     ClassifierError,
     build_classifier,
@@ -65,5 +64,11 @@ def test_errors() -> None:
     with pytest.raises(ClassifierError, match="unknown classifier kind 'resnet'"):
         build_classifier("resnet")
     with pytest.raises(ClassifierError, match="differ in length"):
-        train_classifier(np.zeros((3, 32, 32), np.uint8), np.zeros(2), np.zeros((1, 32, 32), np.uint8),
-                         np.zeros(1), ClassifierConfig(), 0)
+        train_classifier(
+            np.zeros((3, 32, 32), np.uint8),
+            np.zeros(2),
+            np.zeros((1, 32, 32), np.uint8),
+            np.zeros(1),
+            ClassifierConfig(),
+            0,
+        )

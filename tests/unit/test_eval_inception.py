@@ -9,8 +9,6 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from gdgan.evaluation.inception import (
     InceptionWeightsError,
     PaperInception,
@@ -21,6 +19,7 @@ from gdgan.evaluation.inception import (
     load_imagenet_inception,
     probs_to_logits,
 )
+from safetensors.torch import save_file
 
 
 @pytest.mark.parametrize("k", [2, 3, 10])
@@ -104,10 +103,13 @@ def test_standard_loader_random_tf_inception(tmp_path: Path) -> None:
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
     # A randomly initialised torch-fidelity Inception (skip its weight download/load).
-    with mock.patch.object(fe.torch, "load", lambda *a, **k: {}), \
-            mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None):
-        rnd = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["logits_unbiased"],
-                                             feature_extractor_weights_path="x")
+    with (
+        mock.patch.object(fe.torch, "load", lambda *a, **k: {}),
+        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None),
+    ):
+        rnd = fe.FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path="x"
+        )
     path = tmp_path / "tf_inception.safetensors"
     save_file({k: v.contiguous() for k, v in rnd.state_dict().items()}, str(path))
     assert detect_variant(path) == "standard"

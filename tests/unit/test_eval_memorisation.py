@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-
 from gdgan.evaluation.memorisation import memorisation_audit, nearest
 
 

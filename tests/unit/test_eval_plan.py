@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
-
 from gdgan.evaluation.plan import EvaluationPlan
 from gdgan.evaluation.presets import PRESETS, EvalPresetError, get_eval_preset
+from pydantic import ValidationError
 
 
 def test_plan_defaults_and_json_roundtrip() -> None:
@@ -35,5 +34,5 @@ def test_presets() -> None:
     assert p.classifier.epochs == 2 and p.repeats == 2
     with pytest.raises(EvalPresetError, match="'nope'"):
         get_eval_preset("demo", {"nope": 1})
-    with pytest.raises(EvalPresetError, match="classifier.'width'"):
-        get_eval_preset("demo", {"classifier": {"width": 1}})
+    with pytest.raises(EvalPresetError, match=r"classifier\.'depth'"):
+        get_eval_preset("demo", {"classifier": {"depth": 1}})

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import stats
-
 from gdgan.evaluation.stats import bootstrap_auc_ci, mean_sd, paired_difference, welch_t_test
+from scipy import stats
 
 
 @pytest.mark.parametrize("seed", range(4))

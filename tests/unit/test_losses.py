@@ -35,8 +35,9 @@ def test_gradient_penalty_uses_interpolates() -> None:
     # and the interpolation weights are random per sample: with real = 0 and fake = x0, x̂ = (1-ε)x0
     g = torch.Generator().manual_seed(1)
     eps = torch.rand(4, 1, 1, 1, generator=torch.Generator().manual_seed(1))
-    gp2 = L.gradient_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), torch.zeros_like(x0), x0, lam=1.0,
-                             generator=g)
+    gp2 = L.gradient_penalty(
+        lambda x: 0.5 * (x**2).flatten(1).sum(1), torch.zeros_like(x0), x0, lam=1.0, generator=g
+    )
     expected = np.mean(((1 - eps.flatten().numpy()) * norms - 1.0) ** 2)
     assert gp2.item() == pytest.approx(expected, rel=1e-5)
 
@@ -45,9 +46,13 @@ def test_gradient_penalty_fp32_under_bf16_autocast() -> None:
     torch.manual_seed(0)
     lin = torch.nn.Linear(64, 1)
     real, fake = torch.randn(8, 64), torch.randn(8, 64)
-    ref = L.gradient_penalty(lambda x: lin(x).squeeze(1), real, fake, generator=torch.Generator().manual_seed(0))
+    ref = L.gradient_penalty(
+        lambda x: lin(x).squeeze(1), real, fake, generator=torch.Generator().manual_seed(0)
+    )
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        amp = L.gradient_penalty(lambda x: lin(x).squeeze(1), real, fake, generator=torch.Generator().manual_seed(0))
+        amp = L.gradient_penalty(
+            lambda x: lin(x).squeeze(1), real, fake, generator=torch.Generator().manual_seed(0)
+        )
     assert amp.dtype == torch.float32
     assert amp.item() == pytest.approx(ref.item(), rel=1e-6)
     assert amp.item() == pytest.approx(10 * (lin.weight.norm().item() - 1) ** 2, rel=1e-5)
@@ -78,12 +83,18 @@ def test_stage1_losses_are_sums_of_terms() -> None:
     y = torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]], dtype=torch.float32)
     gp = torch.tensor(0.7)
     total, parts = L.stage1_critic_loss(d_real, d_fake, gp, lr, lf, y, y, w)
-    expected = (d_fake.mean() - d_real.mean()).item() + 0.7 + 0.5 * _np_bce(lr.numpy(), y.numpy()) + \
-        2.0 * _np_bce(lf.numpy(), y.numpy())
+    expected = (
+        (d_fake.mean() - d_real.mean()).item()
+        + 0.7
+        + 0.5 * _np_bce(lr.numpy(), y.numpy())
+        + 2.0 * _np_bce(lf.numpy(), y.numpy())
+    )
     assert total.item() == pytest.approx(expected, rel=1e-5)
     assert set(parts) == {"wgan", "gp", "cls_real", "cls_fake"}
     gtotal, gparts = L.stage1_generator_loss(d_fake, lf, y, w)
-    assert gtotal.item() == pytest.approx(-d_fake.mean().item() + 2.0 * _np_bce(lf.numpy(), y.numpy()), rel=1e-5)
+    assert gtotal.item() == pytest.approx(
+        -d_fake.mean().item() + 2.0 * _np_bce(lf.numpy(), y.numpy()), rel=1e-5
+    )
     assert set(gparts) == {"wgan", "cls"}
 
 
@@ -136,7 +147,13 @@ def test_stage2_generator_gradient_reaches_x2_only() -> None:
     for p in lin.parameters():
         p.requires_grad_(False)
     total, _ = L.stage2_generator_loss(
-        torch.zeros(2), torch.zeros(2, 14), lin(x2.flatten(1)), torch.zeros(2, 14), torch.ones(2, 2), x2, x1,
+        torch.zeros(2),
+        torch.zeros(2, 14),
+        lin(x2.flatten(1)),
+        torch.zeros(2, 14),
+        torch.ones(2, 2),
+        x2,
+        x1,
         L.LossWeights(),
     )
     total.backward()

@@ -55,7 +55,9 @@ def test_unknown_model_errors_name_it(trained: tuple[LocalStore, dict[str, str],
         load_generator(empty, "acgan", device="cpu")
 
 
-def test_same_seed_same_images_and_batch_independence(trained: tuple[LocalStore, dict[str, str], str]) -> None:
+def test_same_seed_same_images_and_batch_independence(
+    trained: tuple[LocalStore, dict[str, str], str],
+) -> None:
     store, _, _ = trained
     for alias in ("gdgan", "acgan"):
         g = load_generator(store, alias, device="cpu")
@@ -67,9 +69,14 @@ def test_same_seed_same_images_and_batch_independence(trained: tuple[LocalStore,
         assert (a.findings[:, FINDINGS.index("Cardiomegaly")] == 1).all() and a.findings.sum() == 6
         # two requests generated in one forward pass == each alone
         r1, r2 = g.prepare(3, "Cardiomegaly", seed=1), g.prepare(4, None, gender="F", seed=2)
-        joint = g.generate(np.concatenate([r1.z, r2.z]), np.concatenate([r1.general, r2.general]),
-                           np.concatenate([r1.detail, r2.detail]))
-        alone = np.concatenate([g.generate(r1.z, r1.general, r1.detail), g.generate(r2.z, r2.general, r2.detail)])
+        joint = g.generate(
+            np.concatenate([r1.z, r2.z]),
+            np.concatenate([r1.general, r2.general]),
+            np.concatenate([r1.detail, r2.detail]),
+        )
+        alone = np.concatenate(
+            [g.generate(r1.z, r1.general, r1.detail), g.generate(r2.z, r2.general, r2.detail)]
+        )
         assert np.abs(joint.astype(int) - alone.astype(int)).max() <= 1
         assert (r2.general[:, 0] == 1).all() and r2.detail.sum() == 0
 
@@ -97,8 +104,11 @@ def _toy_generator(mix: dict[str, dict[str, int]]) -> LoadedGenerator:
 
 def test_missing_general_labels_follow_the_findings_mix() -> None:
     zero = {"M/PA": 0, "M/AP": 0, "F/PA": 0, "F/AP": 0}
-    mix = {"Cardiomegaly": {**zero, "F/AP": 30, "M/PA": 10}, "No Finding": {**zero, "M/PA": 5},
-           "all": {"M/PA": 1, "M/AP": 1, "F/PA": 1, "F/AP": 1}}
+    mix = {
+        "Cardiomegaly": {**zero, "F/AP": 30, "M/PA": 10},
+        "No Finding": {**zero, "M/PA": 5},
+        "all": {"M/PA": 1, "M/AP": 1, "F/PA": 1, "F/AP": 1},
+    }
     g = _toy_generator(mix)
     r = g.prepare(4000, "Cardiomegaly", seed=0)
     groups = {(int(a), int(b)) for a, b in r.general}
@@ -115,8 +125,9 @@ def test_missing_general_labels_follow_the_findings_mix() -> None:
     assert np.array_equal(g.prepare(3, "Cardiomegaly", seed=5).z, g.prepare(3, "Cardiomegaly", seed=5).z)
 
 
-def test_sample_cli(trained: tuple[LocalStore, dict[str, str], str], tmp_path: Path,
-                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sample_cli(
+    trained: tuple[LocalStore, dict[str, str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from gdgan.cli.main import app
     from gdgan.settings import get_settings
     from typer.testing import CliRunner
@@ -126,11 +137,28 @@ def test_sample_cli(trained: tuple[LocalStore, dict[str, str], str], tmp_path: P
     get_settings.cache_clear()
     runner = CliRunner()
     out = tmp_path / "out"
-    res = runner.invoke(app, ["sample", "gdgan", "--n", "5", "--finding", "Cardiomegaly", "--gender", "F",
-                              "--view", "PA", "--seed", "7", "--out", str(out)])
+    res = runner.invoke(
+        app,
+        [
+            "sample",
+            "gdgan",
+            "--n",
+            "5",
+            "--finding",
+            "Cardiomegaly",
+            "--gender",
+            "F",
+            "--view",
+            "PA",
+            "--seed",
+            "7",
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in out.glob("*.png")) == [f"{i:04d}.png" for i in range(5)] + ["grid.png"]
-    rows = list(csv.DictReader(open(out / "labels.csv")))
+    rows = list(csv.DictReader((out / "labels.csv").read_text().splitlines()))
     assert len(rows) == 5 and all(r["findings"] == "Cardiomegaly" and r["gender"] == "F" for r in rows)
     assert rows[0]["model"] == ids["gdgan"]
     for bad, msg in ((["--finding", "Cardio"], "Cardio"), (["--gender", "X"], "X")):

@@ -91,8 +91,8 @@ def test_stage2_leaves_g1_and_d1_unchanged(ds: ImageDataset, store: LocalStore) 
     from gdgan.models.gdgan import GanConfig, build_stage1
     from gdgan.training.api import _Context, _load_stage1
     from gdgan.training.data import TrainData
-    from gdgan.training.losses import LossWeights
     from gdgan.training.loop import run_phase
+    from gdgan.training.losses import LossWeights
     from gdgan.training.phases import Stage2Phase
 
     s1 = train("stage1", ds, store=store, preset="tiny", overrides=FAST, device="cpu").model_id
@@ -108,10 +108,19 @@ def test_stage2_leaves_g1_and_d1_unchanged(ds: ImageDataset, store: LocalStore) 
     G2, D2 = build_stage2(gan)
     phase = Stage2Phase(G2, D2, G1, D1, cfg.nz, LossWeights())
     g2_before = [p.clone() for p in G2.parameters()]
-    run = run_phase(phase, TrainData.from_dataset(ds, np.arange(len(ds)), 32, torch.device("cpu")), cfg,
-                    total=3, store=store, run_id="frozen-test", device=torch.device("cpu"))
+    run = run_phase(
+        phase,
+        TrainData.from_dataset(ds, np.arange(len(ds)), 32, torch.device("cpu")),
+        cfg,
+        total=3,
+        store=store,
+        run_id="frozen-test",
+        device=torch.device("cpu"),
+    )
     assert run.status == "succeeded"
-    after = {f"G1.{k}": v for k, v in G1.state_dict().items()} | {f"D1.{k}": v for k, v in D1.state_dict().items()}
+    after = {f"G1.{k}": v for k, v in G1.state_dict().items()} | {
+        f"D1.{k}": v for k, v in D1.state_dict().items()
+    }
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert all(not p.requires_grad for p in [*G1.parameters(), *D1.parameters()])
     assert any(not torch.equal(a, b) for a, b in zip(g2_before, G2.parameters()))  # G2 did train
@@ -124,8 +133,15 @@ def test_stage2_leaves_g1_and_d1_unchanged(ds: ImageDataset, store: LocalStore) 
 # --- progress and cancellation --------------------------------------------------------------------
 def test_progress_reports_step_total_speed(ds: ImageDataset, store: LocalStore) -> None:
     seen: list[Progress] = []
-    train("stage1", ds, store=store, preset="tiny", overrides={**FAST, "progress_interval_s": 0.0},
-          device="cpu", progress=seen.append)
+    train(
+        "stage1",
+        ds,
+        store=store,
+        preset="tiny",
+        overrides={**FAST, "progress_interval_s": 0.0},
+        device="cpu",
+        progress=seen.append,
+    )
     assert [p.step for p in seen] == [1, 2, 3, 4]
     assert all(p.total == 4 and p.phase == "stage1" for p in seen)
     assert seen[-1].images_per_s and seen[-1].images_per_s > 0 and seen[-1].eta_s == 0
@@ -139,8 +155,16 @@ def test_cancel_leaves_usable_checkpoint(ds: ImageDataset, store: LocalStore) ->
         calls["n"] += 1
         return calls["n"] > 3  # three steps, then stop
 
-    r = train("gdgan", ds, store=store, preset="tiny", overrides=FAST, run_id="job-cancel", device="cpu",
-              should_stop=stop)
+    r = train(
+        "gdgan",
+        ds,
+        store=store,
+        preset="tiny",
+        overrides=FAST,
+        run_id="job-cancel",
+        device="cpu",
+        should_stop=stop,
+    )
     assert r.status == "cancelled" and r.model_id is None and r.steps == {"stage1": 3}
     m = ck.latest_checkpoint(store, "job-cancel", "stage1")
     assert m is not None and m.meta["step"] == 3 and r.checkpoint_id == m.id
@@ -184,3 +208,61 @@ def test_acgan_trains_and_stores(ds: ImageDataset, store: LocalStore) -> None:
     assert m.kind == "acgan" and r.model_ids == {"acgan": m.id}
     w = _gen_weights(store, m.id)
     assert w["fc.weight"].shape[1] == 128 + 16
+
+
+# --- CLI (in-process; the subprocess path is in tests/integration/test_training_cli.py) ---------------
+def test_train_cli_json_and_bad_inputs(
+    ds: ImageDataset, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from gdgan.cli.main import app
+    from gdgan.settings import get_settings
+    from typer.testing import CliRunner
+
+    ds.save(store)
+    monkeypatch.setenv("GDGAN_STORE_URL", store.root.as_uri())
+    get_settings.cache_clear()
+    runner = CliRunner()
+    fast = ["--set", "steps=2", "--set", "ngf=8", "--set", "ndf=8", "--set", "batch_size=8"]
+    res = runner.invoke(
+        app, ["train", "stage1", "--dataset", ds.id, "--preset", "tiny", *fast, "--json", "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["status"] == "succeeded" and store.manifest(out["id"]).kind == "gdgan-stage1"
+    res = runner.invoke(
+        app,
+        [
+            "train",
+            "stage2",
+            "--dataset",
+            ds.id,
+            "--stage1",
+            out["id"],
+            "--preset",
+            "tiny",
+            *fast,
+            "--json",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    s2 = json.loads(res.stdout.strip().splitlines()[-1])
+    assert store.manifest(s2["id"]).parents == [ds.id, out["id"]]
+    bad = [
+        (["train", "gdgan", "--dataset", ds.id, "--preset", "huge"], "huge"),
+        (["train", "gdgan", "--dataset", ds.id, "--preset", "tiny", "--set", "bogus=1"], "bogus"),
+        (["train", "gdgan", "--dataset", ds.id, "--preset", "tiny", "--set", "steps"], "key=value"),
+        (["train", "acgan", "--dataset", "dataset-20990101-0000000000", "--preset", "tiny"], "dataset-2099"),
+        (["train", "stage2", "--dataset", ds.id, "--stage1", ds.id, "--preset", "tiny"], "not a model"),
+        (
+            ["train", "stage2", "--dataset", ds.id, "--stage1", s2["id"], "--preset", "tiny"],
+            "not a GDGAN stage-1",
+        ),
+    ]
+    for args, needle in bad:
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, (args, res.output)
+        assert needle in res.output

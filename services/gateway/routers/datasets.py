@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 from fastapi import APIRouter, HTTPException
 from gdgan.data.dataset import DATASET_KIND, LABELS_FILE
-from gdgan.jobs.celery_app import send
 from gdgan.schemas import (
     DatasetCreated,
     DatasetDetail,
@@ -19,7 +18,7 @@ from gdgan.schemas import (
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
 
-from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id
+from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth])
 
@@ -81,7 +80,7 @@ def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> Data
         params["images"] = _inside(root, req.images, "images")
     params["dataset_id"] = new_id(DATASET_KIND)
     rec = jobs.create("ingest", params)
-    send("gdgan.ingest", rec.id)
+    enqueue(jobs, rec.id, "gdgan.ingest")
     return DatasetCreated(job_id=rec.id, dataset_id=params["dataset_id"])
 
 

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import redis.asyncio as aredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request
-from gdgan.jobs.celery_app import send
 from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
 from gdgan.schemas import (
     TERMINAL,
@@ -26,7 +25,7 @@ from gdgan.schemas import (
 from gdgan.store import ArtifactStore
 from sse_starlette.sse import EventSourceResponse
 
-from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id
+from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 from services.gateway.routers.datasets import dataset_manifest
 from services.gateway.routers.models import resolve_model
 
@@ -64,7 +63,7 @@ def create_train(req: TrainRequest, jobs: Jobs, store: Store) -> JobCreated:
     elif req.model == "stage2":
         raise _field_error(["body", "stage1_model"], "model 'stage2' needs a stage1_model id")
     rec = jobs.create("train", req.model_dump())
-    send("gdgan.train", rec.id)
+    enqueue(jobs, rec.id, "gdgan.train")
     return JobCreated(job_id=rec.id)
 
 
@@ -96,7 +95,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
     except ValueError as exc:
         raise _field_error(["body"], str(exc).splitlines()[0]) from None
     rec = jobs.create("evaluate", {"request": req.model_dump(), "plan": plan.model_dump()})
-    send("gdgan.evaluate", rec.id)
+    enqueue(jobs, rec.id, "gdgan.evaluate")
     return JobCreated(job_id=rec.id)
 
 
@@ -106,7 +105,7 @@ def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCre
     params = req.model_dump()
     params["model"] = model_id
     rec = jobs.create("generate", params)
-    send("gdgan.generate", rec.id)
+    enqueue(jobs, rec.id, "gdgan.generate")
     return JobCreated(job_id=rec.id)
 
 

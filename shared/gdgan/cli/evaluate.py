@@ -19,7 +19,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 err = Console(stderr=True)
-out = Console()
+# Table 2 has nine columns: never squeeze it into a pipe's default 80 columns.
+out = Console(width=max(150, Console().width))
 
 
 def _fail(message: str) -> None:
@@ -48,8 +49,10 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
     imagenet = report["quality"]["inception_score"]["imagenet"]
     if not imagenet.get("available"):
         console.print(f"[yellow]ImageNet IS unavailable:[/yellow] {imagenet.get('reason')}", soft_wrap=True)
-    t2 = Table(title=f"Table 2 — {report['finding']} classification, {report['plan']['repeats']} repeats",
-               title_justify="left")
+    t2 = Table(
+        title=f"Table 2 — {report['finding']} classification, {report['plan']['repeats']} repeats",
+        title_justify="left",
+    )
     for h in TABLE2_HEADER:
         t2.add_column(h, justify="right" if h != TABLE2_HEADER[0] else "left")
     for r in table2_rows(report):
@@ -82,8 +85,14 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
     old = signal.signal(signal.SIGINT, on_sigint)
     t0 = time.perf_counter()
     try:
-        cols = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[msg]}"))
+        cols = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[msg]}"),
+        )
         with Progress(*cols, console=err, transient=False, disable=False) as bar:
             task = bar.add_task("evaluation", total=1000, msg="")
 
@@ -105,8 +114,17 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
     if as_json:
         from gdgan.evaluation.assemble import report_summary
 
-        print(json.dumps({"id": report_id, "html": html_path, "wall_s": round(wall, 1),
-                          **report_summary(report), **(extra or {})}))
+        print(
+            json.dumps(
+                {
+                    "id": report_id,
+                    "html": html_path,
+                    "wall_s": round(wall, 1),
+                    **report_summary(report),
+                    **(extra or {}),
+                }
+            )
+        )
         return
     print_tables(report)
     out.print(f"report {report_id} ({wall:.0f} s): {html_path}", soft_wrap=True)
@@ -127,7 +145,9 @@ def evaluate(
     repeats: Annotated[int, typer.Option(help="Patient-wise splits.")] = 3,
     preset: Annotated[str, typer.Option(help="Evaluation preset: tiny, demo, paper.")] = "demo",
     finding: Annotated[str, typer.Option(help="Target finding.")] = "Cardiomegaly",
-    share: Annotated[float | None, typer.Option(help="Target positive share (default: preset, 0.14).")] = None,
+    share: Annotated[
+        float | None, typer.Option(help="Target positive share (default: preset, 0.14).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of every random draw.")] = 0,
     device: Annotated[str | None, typer.Option(help="cpu or cuda (default: settings).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
@@ -137,12 +157,26 @@ def evaluate(
     Given models were trained on one split; the report's lineage check says whether they could
     have seen a repeat's test images.
     """
-    _run(dict(dataset_id=dataset, gdgan_model=gdgan, acgan_model=acgan, repeats=repeats, preset=preset,
-              finding=finding, positive_share=share, seed=seed, device=device), as_json)
+    _run(
+        dict(
+            dataset_id=dataset,
+            gdgan_model=gdgan,
+            acgan_model=acgan,
+            repeats=repeats,
+            preset=preset,
+            finding=finding,
+            positive_share=share,
+            seed=seed,
+            device=device,
+        ),
+        as_json,
+    )
 
 
 def reproduce(
-    dataset: Annotated[str | None, typer.Option(help="Dataset id (default: a phantom sized by the preset).")] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset id (default: a phantom sized by the preset).")
+    ] = None,
     preset: Annotated[str, typer.Option(help="tiny, demo or paper.")] = "demo",
     repeats: Annotated[int | None, typer.Option(help="Splits (default: the preset's).")] = None,
     finding: Annotated[str, typer.Option(help="Target finding.")] = "Cardiomegaly",
@@ -170,5 +204,15 @@ def reproduce(
         dataset = m.id
         extra["dataset_id"] = m.id
         err.print(f"dataset {m.id}")
-    _run(dict(dataset_id=dataset, repeats=repeats or p.repeats, preset=preset, finding=finding, seed=seed,
-              device=device), as_json, extra)
+    _run(
+        dict(
+            dataset_id=dataset,
+            repeats=repeats or p.repeats,
+            preset=preset,
+            finding=finding,
+            seed=seed,
+            device=device,
+        ),
+        as_json,
+        extra,
+    )

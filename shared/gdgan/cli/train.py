@@ -49,8 +49,12 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Prog], None]]:
         yield lambda _p: None
         return
     cols = (
-        TextColumn("{task.description:<7}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TextColumn("{task.fields[ips]}"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}"),
+        TextColumn("{task.description:<7}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[ips]}"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[losses]}"),
     )
     with Progress(*cols, console=err, transient=False) as bar:
         tasks: dict[str, Any] = {}
@@ -65,8 +69,17 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Prog], None]]:
         yield update
 
 
-def _run(kind: str, dataset: str, preset: str, split_seed: int, sets: list[str], resume: str | None,
-         as_json: bool, stage1: str | None, device: str | None) -> None:
+def _run(
+    kind: str,
+    dataset: str,
+    preset: str,
+    split_seed: int,
+    sets: list[str],
+    resume: str | None,
+    as_json: bool,
+    stage1: str | None,
+    device: str | None,
+) -> None:
     from gdgan.store import open_store
     from gdgan.training.api import train
     from gdgan.training.presets import parse_overrides
@@ -86,8 +99,16 @@ def _run(kind: str, dataset: str, preset: str, split_seed: int, sets: list[str],
         try:
             with _progress_bar(not as_json or sys.stderr.isatty()) as bar:
                 result = train(
-                    kind, dataset, store=store, preset=preset, overrides=overrides, split_seed=split_seed,
-                    stage1_model=stage1, run_id=resume, progress=bar, should_stop=lambda: stop["flag"],
+                    kind,
+                    dataset,
+                    store=store,
+                    preset=preset,
+                    overrides=overrides,
+                    split_seed=split_seed,
+                    stage1_model=stage1,
+                    run_id=resume,
+                    progress=bar,
+                    should_stop=lambda: stop["flag"],
                     device=device,
                 )
         finally:
@@ -116,31 +137,58 @@ DEVICE = typer.Option(None, "--device", help="cpu | cuda (default: GDGAN_DEVICE 
 
 
 @app.command("stage1")
-def stage1_cmd(dataset: str = DATASET, preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
-               resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+def stage1_cmd(
+    dataset: str = DATASET,
+    preset: str = PRESET,
+    split_seed: int = SPLIT,
+    set_: list[str] = SET,
+    resume: str | None = RESUME,
+    json_: bool = JSON,
+    device: str | None = DEVICE,
+) -> None:
     """Train GDGAN stage 1: G1(z, gender/view) against D1."""
     _run("stage1", dataset, preset, split_seed, set_, resume, json_, None, device)
 
 
 @app.command("stage2")
-def stage2_cmd(dataset: str = DATASET,
-               stage1: str = typer.Option(..., "--stage1", help="Stage-1 (or gdgan) model id to refine."),
-               preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
-               resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+def stage2_cmd(
+    dataset: str = DATASET,
+    stage1: str = typer.Option(..., "--stage1", help="Stage-1 (or gdgan) model id to refine."),
+    preset: str = PRESET,
+    split_seed: int = SPLIT,
+    set_: list[str] = SET,
+    resume: str | None = RESUME,
+    json_: bool = JSON,
+    device: str | None = DEVICE,
+) -> None:
     """Train GDGAN stage 2 (G2/D2) on top of a frozen stage-1 model."""
     _run("stage2", dataset, preset, split_seed, set_, resume, json_, stage1, device)
 
 
 @app.command("gdgan")
-def gdgan_cmd(dataset: str = DATASET, preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
-              resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+def gdgan_cmd(
+    dataset: str = DATASET,
+    preset: str = PRESET,
+    split_seed: int = SPLIT,
+    set_: list[str] = SET,
+    resume: str | None = RESUME,
+    json_: bool = JSON,
+    device: str | None = DEVICE,
+) -> None:
     """Train both GDGAN stages and write the bundle artifact."""
     _run("gdgan", dataset, preset, split_seed, set_, resume, json_, None, device)
 
 
 @app.command("acgan")
-def acgan_cmd(dataset: str = DATASET, preset: str = PRESET, split_seed: int = SPLIT, set_: list[str] = SET,
-              resume: str | None = RESUME, json_: bool = JSON, device: str | None = DEVICE) -> None:
+def acgan_cmd(
+    dataset: str = DATASET,
+    preset: str = PRESET,
+    split_seed: int = SPLIT,
+    set_: list[str] = SET,
+    resume: str | None = RESUME,
+    json_: bool = JSON,
+    device: str | None = DEVICE,
+) -> None:
     """Train the one-stage ACGAN baseline (all labels)."""
     _run("acgan", dataset, preset, split_seed, set_, resume, json_, None, device)
 
@@ -174,9 +222,17 @@ def sample(
     for i, img in enumerate(batch.images):
         name = f"{i:04d}.png"
         save_png(out / name, img)
-        rows.append({"file": name, "gender": GENDERS[batch.gender[i]], "view": VIEWS[batch.view[i]],
-                     "findings": decode_findings(batch.findings[i]), "seed": batch.seed,
-                     "model": gen.model_id, "stage": stage or max(gen.stages)})
+        rows.append(
+            {
+                "file": name,
+                "gender": GENDERS[batch.gender[i]],
+                "view": VIEWS[batch.view[i]],
+                "findings": decode_findings(batch.findings[i]),
+                "seed": batch.seed,
+                "model": gen.model_id,
+                "stage": stage or max(gen.stages),
+            }
+        )
     with open(out / "labels.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

@@ -5,7 +5,8 @@ carry the signal the science depends on, not just the label table:
 
 * **general labels change the general look** — women have a narrower, shorter thorax and breast
   shadows over the lower lung fields; AP views magnify the heart, put the scapulae over the lung
-  fields, show more horizontal clavicles, poorer inspiration and lower contrast;
+  fields, show more horizontal clavicles, poorer inspiration, lower contrast and (often) ECG
+  electrodes;
 * **Cardiomegaly is a cardiothoracic ratio (CTR) above 0.5**, drawn so that PA normals sit near
   0.42–0.45 while AP normals (heart magnified on the film) crowd towards the threshold and
   overlap PA cardiomegaly — subtle, as in real life, yet a clearly wider heart at 64 px;
@@ -15,8 +16,10 @@ carry the signal the science depends on, not just the label table:
 
 Rendering is vectorised over chunks of images: every anatomical layer is an analytic soft mask
 evaluated on a (B, H, W) coordinate grid in float32, with per-image parameters broadcast as
-(B, 1, 1). All geometry lives in frame units ([-1, 1] across the image) so sizes 32–256 show
-the same anatomy. Everything random comes from seeded generators: same config, same images.
+(B, 1, 1); local layers are evaluated only inside their bounding box on the film and findings
+only for the images that have them. All geometry lives in frame units ([-1, 1] across the
+image) so sizes 32–256 show the same anatomy. Everything random comes from seeded generators:
+same config, same images.
 Per-image ground truth (CTR, heart and thorax widths in pixels, finding parameters) is kept in
 ``gt_*`` label columns for fidelity checks.
 """
@@ -55,7 +58,8 @@ NIH_AP_GIVEN_GENDER = {
 }
 NIH_CARDIOMEGALY_RATE = {k: pos / n for k, (pos, n) in NIH_CARDIOMEGALY_BY_GROUP.items()}
 NIH_PREVALENCE = {name: NIH_FINDING_COUNTS[name] / NIH_TOTAL_IMAGES for name in FINDINGS}
-NIH_IMAGES_PER_PATIENT = NIH_TOTAL_IMAGES / 30_805
+NIH_PATIENTS = 30_805
+NIH_IMAGES_PER_PATIENT = NIH_TOTAL_IMAGES / NIH_PATIENTS
 NIH_AGE_MEAN, NIH_AGE_SD = 46.9, 16.6
 CARDIOMEGALY = "Cardiomegaly"
 CTR_THRESHOLD = 0.5
@@ -99,7 +103,7 @@ class Anatomy:
 
     edge_px: float = 1.3  # anti-aliasing ramp of soft masks, in output pixels
     # body
-    neck_half_width: float = 0.30
+    neck_half_width: float = 0.36
     shoulder_drop: float = 0.12  # shoulders reach trunk width this far above the lung apex...
     shoulder_span: float = 0.35  # ...rising from the neck over this height
     tissue: float = 0.50
@@ -116,16 +120,16 @@ class Anatomy:
     hilum_y: float = 0.52
     hilum_falloff: float = 9.0
     marking_base: float = 0.03
-    vessel: float = 0.09
+    vessel: float = 0.07
     vessel_spokes: float = 14.0  # radians of spoke phase per unit of sin(angle)
     marking_hilar: float = 0.12
     # heart and mediastinum
     heart_left_shift: float = 0.13
-    heart_clear: float = 0.03  # lowest horizontal extreme of the heart above the left dome
+    heart_clear: float = 0.06  # lowest horizontal extreme of the heart above the left dome
     heart_density: float = 0.05
     med_half_width: float = 0.085
-    med_into_heart: float = 0.8
-    med_grow_start: float = 1.5  # in heart half-heights above the heart centre
+    med_into_heart: float = 0.65
+    med_grow_start: float = 1.3  # in heart half-heights above the heart centre
     med_grow_span: float = 1.2
     knob_x: float = 0.13
     knob_y: float = 0.33
@@ -354,12 +358,12 @@ def _draw_params(
 
     # -- patient anatomy (shared by follow-ups) -------------------------------------------------
     tw_p = np.where(fem_p, rng.normal(0.73, 0.035, n_pat), rng.normal(0.80, 0.035, n_pat))
-    len_p = np.where(fem_p, rng.normal(1.25, 0.05, n_pat), rng.normal(1.34, 0.05, n_pat))
+    len_p = np.where(fem_p, rng.normal(1.29, 0.05, n_pat), rng.normal(1.38, 0.05, n_pat))
     ctr_u_p = rng.standard_normal(n_pat)
     p = {
         "tw": np.clip(tw_p, 0.62, 0.92)[pat],
-        "lung_len": np.clip(len_p, 1.05, 1.5)[pat],
-        "y_apex": rng.normal(-0.78, 0.03, n_pat)[pat],
+        "lung_len": np.clip(len_p, 1.1, 1.55)[pat],
+        "y_apex": rng.normal(-0.75, 0.03, n_pat)[pat],
         "body_extra": rng.uniform(0.12, 0.40, n_pat)[pat],
         "breast": np.where(fem_p, rng.uniform(0.7, 1.3, n_pat), 0.0)[pat],
         "breast_r": rng.uniform(0.34, 0.46, n_pat)[pat],
@@ -649,9 +653,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # dy / r, broken up by the texture field), fading towards the periphery, plus hilar shadows
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
     vessels = np.clip(spokes * 3.0 - 2.0 + 0.6 * tex, 0.0, 1.0)
-    marks = c("mark_amp") * (
-        (A.marking_base * np.maximum(tex, 0.0) + A.vessel * np.sqrt(hilar) * vessels) + A.marking_hilar * hilar
-    )
+    marks = A.marking_base * np.maximum(tex, 0.0) + A.vessel * np.sqrt(hilar) * vessels
+    marks = c("mark_amp") * (marks + A.marking_hilar * hilar)
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth))
     air_removed = lung * (air - marks)
     D -= air_removed

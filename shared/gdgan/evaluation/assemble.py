@@ -101,7 +101,8 @@ def _lineage(
         "Every GAN used for a split was trained on that split's training part only (dataset id, split seed "
         "and training-index fingerprint checked against the model manifests)."
         if all_ok
-        else "WARNING: some GANs were not trained on the training part of the split they were used for; they may "
+        else "WARNING: some GANs were not trained on the training part of the split they were used for; "
+        "they may "
         "have seen validation/test images (see checks)."
     )
     return {"dataset_id": plan.dataset_id, "repeats": per_repeat, "all_ok": all_ok, "statement": statement}
@@ -137,7 +138,41 @@ def assemble_report(
     quality, files = compute_quality(
         plan, preset, ds, splits[0], target, generators, progress, should_stop, device=_device(plan)
     )
-    report: dict[str, Any] = {
+    report = build_report(
+        plan, ds, splits, target, classification, lineage, quality, seconds=time.perf_counter() - t0
+    )
+    roc_json = {s: row["roc_per_repeat"] for s, row in classification["rows"].items()}
+    roc_bytes = roc_png(classification, plan.finding)
+    html = render_html(report, {**files, "roc.png": roc_bytes})
+    parents = [plan.dataset_id, *sorted({v for pr in lineage["repeats"] for v in pr["models"].values()})]
+    with store.writer(REPORT_KIND) as w:
+        w.put_json("report.json", report)
+        w.put_bytes("report.html", html.encode())
+        w.put_json("roc.json", roc_json)
+        w.put_bytes("roc.png", roc_bytes)
+        for name, data in files.items():
+            w.put_bytes(name, data)
+        m = w.commit(
+            config={"plan": plan.model_dump(), "preset": preset.model_dump()},
+            parents=parents,
+            meta={"finding": plan.finding, "summary": report_summary(report)},
+        )
+    return m.id
+
+
+def build_report(
+    plan: EvaluationPlan,
+    ds: Any,
+    splits: list[Any],
+    target: np.ndarray,
+    classification: dict[str, Any],
+    lineage: dict[str, Any],
+    quality: dict[str, Any],
+    seconds: float = 0.0,
+) -> dict[str, Any]:
+    """The report.json document (see :mod:`gdgan.evaluation.schema`)."""
+    preset = plan.eval_preset()
+    return {
         "schema_version": REPORT_SCHEMA_VERSION,
         "created": datetime.now(UTC).isoformat(),
         "code_version": __version__,
@@ -171,25 +206,8 @@ def assemble_report(
         "table2": classification,
         "quality": quality,
         "paper": {"reference": PAPER_REF, "table1": PAPER_TABLE1, "table2": PAPER_TABLE2},
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(seconds, 2),
     }
-    roc_json = {s: row["roc_per_repeat"] for s, row in classification["rows"].items()}
-    roc_bytes = roc_png(classification, plan.finding)
-    html = render_html(report, {**files, "roc.png": roc_bytes})
-    parents = [plan.dataset_id] + sorted({v for pr in lineage["repeats"] for v in pr["models"].values()})
-    with store.writer(REPORT_KIND) as w:
-        w.put_json("report.json", report)
-        w.put_bytes("report.html", html.encode())
-        w.put_json("roc.json", roc_json)
-        w.put_bytes("roc.png", roc_bytes)
-        for name, data in files.items():
-            w.put_bytes(name, data)
-        m = w.commit(
-            config={"plan": plan.model_dump(), "preset": preset.model_dump()},
-            parents=parents,
-            meta={"finding": plan.finding, "summary": report_summary(report)},
-        )
-    return m.id
 
 
 def report_summary(report: dict[str, Any]) -> dict[str, Any]:

@@ -98,11 +98,11 @@ def _small_trunk(width: int = 16) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers), c_in
 
 
-def build_classifier(kind: str, n_outputs: int = 1) -> Classifier:
+def build_classifier(kind: str, n_outputs: int = 1, width: int = 16) -> Classifier:
     if kind == "vgg19":
         trunk, nf = _vgg19_trunk()
     elif kind == "small":
-        trunk, nf = _small_trunk()
+        trunk, nf = _small_trunk(width)
     else:
         raise ClassifierError(f"unknown classifier kind {kind!r}; known: vgg19, small")
     return Classifier(trunk, nf, n_outputs, kind)
@@ -212,7 +212,7 @@ def train_classifier(
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    model = build_classifier(config.kind, n_outputs).to(device)
+    model = build_classifier(config.kind, n_outputs, config.width).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     n = len(x_train)
     steps_per_epoch = math.ceil(n / config.batch_size)
@@ -245,7 +245,7 @@ def train_classifier(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(loss.item())
             step += 1
             if step % 10 == 0 or b == steps_per_epoch - 1:
                 progress(Progress(phase, step, total, {"loss": losses[-1]}, message=f"epoch {epoch + 1}"))

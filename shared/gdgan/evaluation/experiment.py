@@ -282,6 +282,12 @@ def run_evaluation(
     should_stop: StopFlag = never_stop,
 ) -> str:
     """Every step in sequence; returns the report artifact id."""
+    from gdgan.settings import get_settings
+
+    if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
+        import torch
+
+        torch.set_num_threads(get_settings().num_threads)
     from gdgan.evaluation.assemble import assemble_report
 
     gan_w = 4.0 if plan.gdgan_model is None else 0.1  # training a GAN pair outweighs a classifier

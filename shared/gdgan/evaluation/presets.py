@@ -25,6 +25,7 @@ class ClassifierConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ClassifierKind = "small"
+    width: int = Field(default=16, ge=4, le=128, description="Channels of the first block (small only).")
     epochs: int = Field(default=8, ge=1)
     patience: int = Field(default=3, ge=1, description="Epochs without val-AUC gain before stopping.")
     batch_size: int = Field(default=64, ge=1)
@@ -100,12 +101,18 @@ PRESETS: dict[str, EvalPreset] = {
     "demo": EvalPreset(
         name="demo",
         repeats=3,
-        classifier=ClassifierConfig(kind="small", epochs=6, patience=2, batch_size=64),
-        domain_classifier=ClassifierConfig(kind="small", epochs=4, patience=2, batch_size=64, augment=False),
+        classifier=ClassifierConfig(
+            kind="small", width=8, epochs=6, patience=2, batch_size=64, max_steps_per_epoch=30
+        ),
+        domain_classifier=ClassifierConfig(
+            kind="small", width=8, epochs=3, patience=2, batch_size=64, augment=False, max_steps_per_epoch=40
+        ),
         gan_preset="demo",
+        # 3 splits × (stage 1 + stage 2 + ACGAN) must fit the 15-minute budget on 2 CPU cores.
+        gan_overrides={"steps": 200},
         is_images=2_000,
         is_splits=10,
-        fid_images=128,
+        fid_images=64,
         kid_subsets=20,
         kid_subset_size=64,
         imagenet_fid=True,

@@ -197,7 +197,8 @@ def compute_quality(
     dist: dict[str, Any] = {}
     dom_feats = {name: dom.features(s.images) for name, s in sets.items()}
     dist["domain"] = {
-        "network": "domain CXR network penultimate features (labelled variant, not comparable to ImageNet FID)",
+        "network": "domain CXR network penultimate features "
+        "(labelled variant, not comparable to ImageNet FID)",
         "vs_real": {
             name: distribution_metrics(
                 dom_feats["real"], f, preset.kid_subsets, preset.kid_subset_size, plan.seed_for("kid", name)

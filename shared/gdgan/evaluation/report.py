@@ -47,7 +47,8 @@ def table1_rows(report: dict[str, Any]) -> tuple[str, list[list[str]]]:
     label = sec.get("network") or f"ImageNet Inception-v3 ({inc['imagenet'].get('variant')})"
     welch = sec.get("welch", {})
     rows = []
-    for name, sc in sec["scores"].items():
+    for name in [k for k in SET_LABELS if k in sec["scores"]]:
+        sc = sec["scores"][name]
         vs_real = welch.get(f"real_vs_{name}", {}).get("p") if name != "real" else None
         vs_gd = welch.get(f"{name}_vs_gdgan", {}).get("p") if name != "gdgan" else None
         rows.append(
@@ -82,7 +83,9 @@ TABLE2_HEADER = [
 def table2_rows(report: dict[str, Any]) -> list[list[str]]:
     t2 = report["table2"]
     rows = []
-    for s, r in t2["rows"].items():
+    order = [s for s in report["plan"]["strategies"] if s in t2["rows"]]
+    for s in order:
+        r = t2["rows"][s]
         c0 = r["counts_per_repeat"][0]
         ci = r["pooled_ci"]
         pd = t2["paired_vs_none"].get(s)
@@ -116,7 +119,8 @@ def roc_png(classification: dict[str, Any], finding: str) -> bytes:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.2, 5.0), dpi=110)
-    for s, row in classification["rows"].items():
+    for s in [k for k in STRATEGY_LABELS if k in classification["rows"]]:
+        row = classification["rows"][s]
         curves = [c for c in row["roc_per_repeat"] if c]
         if not curves:
             continue
@@ -147,7 +151,8 @@ def _img(files: dict[str, bytes], name: str, alt: str) -> str:
     if name not in files:
         return f"<p class='muted'>({html.escape(alt)}: not available)</p>"
     uri = "data:image/png;base64," + base64.b64encode(files[name]).decode()
-    return f"<figure><img src='{uri}' alt='{html.escape(alt)}'><figcaption>{html.escape(alt)}</figcaption></figure>"
+    cap = html.escape(alt)
+    return f"<figure><img src='{uri}' alt='{cap}'><figcaption>{cap}</figcaption></figure>"
 
 
 def _fid_section(q: dict[str, Any]) -> str:
@@ -245,7 +250,8 @@ def render_html(report: dict[str, Any], files: dict[str, bytes]) -> str:
         if inc["imagenet"].get("available")
         else (
             "<p class='warn'>ImageNet inception score unavailable: "
-            f"{html.escape(inc['imagenet'].get('reason', ''))}. The scores below use the domain network and are "
+            f"{html.escape(inc['imagenet'].get('reason', ''))}. The scores below use the domain "
+            "network and are "
             "not comparable to the paper's numbers in absolute value; compare the ordering.</p>"
         )
     )

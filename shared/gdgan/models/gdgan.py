@@ -25,6 +25,7 @@ Mapping to uint8 (everywhere, see :func:`to_uint8`): ``round((x + 1) * 127.5)`` 
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 
@@ -89,7 +90,7 @@ class Generator(nn.Module):
         self.fc = nn.Linear(cfg.nz + n_labels, widths[0] * 16)
         self.norm0 = nn.GroupNorm(_groups(widths[0]), widths[0])
         blocks: list[nn.Module] = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for cin, cout in itertools.pairwise(widths):
             blocks += [
                 nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False),
                 nn.GroupNorm(_groups(cout), cout),
@@ -115,7 +116,7 @@ class Critic(nn.Module):
         L = cfg.levels
         widths = [_width(cfg.ndf, i, cfg.max_mult) for i in range(L)]  # S/2 ... 4×4
         layers: list[nn.Module] = [nn.Conv2d(1, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for cin, cout in itertools.pairwise(widths):
             layers += [
                 nn.Conv2d(cin, cout, 4, 2, 1),
                 nn.GroupNorm(1, cout),  # layer norm over (C, H, W): per sample, GP-safe

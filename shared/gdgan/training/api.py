@@ -27,8 +27,8 @@ from gdgan.store import ArtifactStore, Manifest, new_id
 from gdgan.training import checkpoint as ck
 from gdgan.training.artifacts import SAMPLES_FILE, write_bundle, write_model
 from gdgan.training.data import TrainData, index_digest
-from gdgan.training.losses import LossWeights
 from gdgan.training.loop import PhaseRun, run_phase
+from gdgan.training.losses import LossWeights
 from gdgan.training.phases import ConditionalPhase, Stage2Phase
 from gdgan.training.presets import ConfigError, TrainConfig, get_config
 from gdgan.training.sampling import CRITIC_FILE, GENERATOR_FILE, LoadedGenerator, label_mix, resolve_model
@@ -53,15 +53,25 @@ class TrainResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.model_id, "status": self.status, "model_ids": self.model_ids, "run_id": self.run_id,
-            "steps": self.steps, "final_losses": self.final_losses, "wall_s": round(self.wall_s, 3),
+            "id": self.model_id,
+            "status": self.status,
+            "model_ids": self.model_ids,
+            "run_id": self.run_id,
+            "steps": self.steps,
+            "final_losses": self.final_losses,
+            "wall_s": round(self.wall_s, 3),
             "checkpoint_id": self.checkpoint_id,
         }
 
 
 def _weights(cfg: TrainConfig) -> LossWeights:
-    return LossWeights(gp=cfg.gp_lambda, aux_real=cfg.aux_real, aux_fake=cfg.aux_fake,
-                       general=cfg.lambda_general, mse=cfg.lambda_mse)
+    return LossWeights(
+        gp=cfg.gp_lambda,
+        aux_real=cfg.aux_real,
+        aux_fake=cfg.aux_fake,
+        general=cfg.lambda_general,
+        mse=cfg.lambda_mse,
+    )
 
 
 def _gan(cfg: TrainConfig) -> GanConfig:
@@ -89,9 +99,17 @@ def _phase_config(store: ArtifactStore, run_id: str, phase: str, cfg: TrainConfi
 class _Context:
     """What every phase of one train() call shares."""
 
-    def __init__(self, ds: ImageDataset, idx: np.ndarray, split_seed: int | None, store: ArtifactStore,
-                 run_id: str, device: torch.device, progress: ProgressCallback | None,
-                 should_stop: StopFlag | None) -> None:
+    def __init__(
+        self,
+        ds: ImageDataset,
+        idx: np.ndarray,
+        split_seed: int | None,
+        store: ArtifactStore,
+        run_id: str,
+        device: torch.device,
+        progress: ProgressCallback | None,
+        should_stop: StopFlag | None,
+    ) -> None:
         self.ds, self.idx, self.split_seed, self.store = ds, idx, split_seed, store
         self.run_id, self.device, self.progress, self.should_stop = run_id, device, progress, should_stop
         self.mix = label_mix(ds.general()[idx], ds.detail()[idx])
@@ -108,19 +126,47 @@ class _Context:
     def run(self, phase: Any, cfg: TrainConfig) -> PhaseRun:
         data = self.data(cfg)
         return run_phase(
-            phase, data, cfg, total=cfg.total_steps(len(data)), store=self.store, run_id=self.run_id,
-            device=self.device, seed_offset=SEED_OFFSET[phase.name], progress=self.progress,
-            should_stop=self.should_stop, state_extra={"data_digest": self.digest},
+            phase,
+            data,
+            cfg,
+            total=cfg.total_steps(len(data)),
+            store=self.store,
+            run_id=self.run_id,
+            device=self.device,
+            seed_offset=SEED_OFFSET[phase.name],
+            progress=self.progress,
+            should_stop=self.should_stop,
+            state_extra={"data_digest": self.digest},
         )
 
-    def write(self, kind: str, run: PhaseRun, cfg: TrainConfig, sampler: LoadedGenerator,
-              parents: list[str], meta: dict[str, Any]) -> Manifest:
+    def write(
+        self,
+        kind: str,
+        run: PhaseRun,
+        cfg: TrainConfig,
+        sampler: LoadedGenerator,
+        parents: list[str],
+        meta: dict[str, Any],
+    ) -> Manifest:
         parents = ([self.ds.id] if self.ds.id else []) + parents
         m = write_model(
-            self.store, kind, run, cfg, _gan(cfg), sampler, dataset_id=self.ds.id, split_seed=self.split_seed,
-            mix=self.mix, parents=parents,
-            meta={"run_id": self.run_id, "n_train": int(len(self.idx)), "train_digest": self.digest,
-                  "device": self.device.type, **meta},
+            self.store,
+            kind,
+            run,
+            cfg,
+            _gan(cfg),
+            sampler,
+            dataset_id=self.ds.id,
+            split_seed=self.split_seed,
+            mix=self.mix,
+            parents=parents,
+            meta={
+                "run_id": self.run_id,
+                "n_train": len(self.idx),
+                "train_digest": self.digest,
+                "device": self.device.type,
+                **meta,
+            },
         )
         ck.mark_done(self.store, self.run_id, run_phase_name(kind), m.id)
         return m
@@ -146,8 +192,11 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
     if run.status != "succeeded":
         return None, run
     kind = ARTIFACT_KIND[name]
-    sampler = (LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device)
-               if name == "acgan" else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device))
+    sampler = (
+        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device)
+        if name == "acgan"
+        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device)
+    )
     m = ctx.write(kind, run, cfg, sampler, [], {})
     return m.id, run
 
@@ -216,7 +265,9 @@ def train(
     cfg = get_config(preset, overrides)
     ds = _resolve_dataset(store, dataset)
     if train_idx is None:
-        split = patient_split(ds.labels["patient_id"], split_seed, official_split=ds.labels.get("official_split"))
+        split = patient_split(
+            ds.labels["patient_id"], split_seed, official_split=ds.labels.get("official_split")
+        )
         idx = split.train
     else:
         idx = np.asarray(train_idx, dtype=np.int64)
@@ -228,7 +279,9 @@ def train(
         device = resolve_device()
     if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
         torch.set_num_threads(get_settings().num_threads)
-    ctx = _Context(ds, idx, split_seed, store, run_id or new_id("run"), torch.device(device), progress, should_stop)
+    ctx = _Context(
+        ds, idx, split_seed, store, run_id or new_id("run"), torch.device(device), progress, should_stop
+    )
     result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
 
     def record(name: str, model_id: str | None, run: PhaseRun | None) -> bool:

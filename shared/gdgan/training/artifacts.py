@@ -106,9 +106,7 @@ def write_model(
         )
 
 
-def write_bundle(
-    store: ArtifactStore, stage1: Manifest, stage2: Manifest, samples_png: bytes
-) -> Manifest:
+def write_bundle(store: ArtifactStore, stage1: Manifest, stage2: Manifest, samples_png: bytes) -> Manifest:
     """The GDGAN bundle: names both stages (parents [stage1, stage2]); load_generator follows them."""
     with store.writer("gdgan") as w:
         w.put_bytes(SAMPLES_FILE, samples_png)
@@ -120,7 +118,10 @@ def write_bundle(
                 "stage2": stage2.id,
                 "dataset_id": stage2.meta.get("dataset_id"),
                 "split_seed": stage2.meta.get("split_seed"),
-                "final_losses": {"stage1": stage1.meta.get("final_losses"), "stage2": stage2.meta.get("final_losses")},
+                "final_losses": {
+                    "stage1": stage1.meta.get("final_losses"),
+                    "stage2": stage2.meta.get("final_losses"),
+                },
                 "label_mix": stage2.meta.get("label_mix", {}),
             },
         )

@@ -12,6 +12,7 @@ resumed multi-phase run (stage 1 -> stage 2) skips finished phases.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any
 
@@ -51,7 +52,9 @@ def load_module_tensors(prefix: str, module: nn.Module, tensors: dict[str, torch
     module.load_state_dict(sub, strict=True)
 
 
-def optimizer_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def optimizer_tensors(
+    prefix: str, opt: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Adam state -> (tensors, JSON part). Non-tensor per-parameter values go to the JSON part."""
     sd = opt.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -111,10 +114,8 @@ def save_checkpoint(
         w.commit(config=state.get("config", {}), meta={"run_id": run_id, "phase": phase, "step": step})
     for m in _run_checkpoints(store, run_id, phase):
         if m.id != cid and not m.meta.get("done"):
-            try:
+            with contextlib.suppress(ArtifactNotFound):
                 store.delete(m.id)
-            except ArtifactNotFound:
-                pass
     return cid
 
 
@@ -130,10 +131,8 @@ def mark_done(store: ArtifactStore, run_id: str, phase: str, model_id: str) -> N
             w.commit(meta={"run_id": run_id, "phase": phase, "done": True, "model_id": model_id})
     for m in _run_checkpoints(store, run_id, phase):
         if not m.meta.get("done"):
-            try:
+            with contextlib.suppress(ArtifactNotFound):
                 store.delete(m.id)
-            except ArtifactNotFound:
-                pass
 
 
 def finished_model(store: ArtifactStore, run_id: str, phase: str) -> str | None:

@@ -1,4 +1,4 @@
-""""Does it learn?" — label fidelity of generated images, judged by a real-trained classifier.
+""" "Does it learn?" — label fidelity of generated images, judged by a real-trained classifier.
 
 A small CNN is trained on the *real* training split to predict [is_female, is_AP,
 Cardiomegaly]. Then:
@@ -43,11 +43,18 @@ class LabelNet(nn.Module):
         super().__init__()
         w = width
         self.body = nn.Sequential(
-            nn.Conv2d(1, w, 3, 2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(w, 2 * w, 3, 2, 1), nn.BatchNorm2d(2 * w), nn.ReLU(inplace=True),
-            nn.Conv2d(2 * w, 4 * w, 3, 2, 1), nn.BatchNorm2d(4 * w), nn.ReLU(inplace=True),
-            nn.Conv2d(4 * w, 4 * w, 3, 1, 1), nn.ReLU(inplace=True),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(1, w, 3, 2, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w, 2 * w, 3, 2, 1),
+            nn.BatchNorm2d(2 * w),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(2 * w, 4 * w, 3, 2, 1),
+            nn.BatchNorm2d(4 * w),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(4 * w, 4 * w, 3, 1, 1),
+            nn.ReLU(inplace=True),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(4 * w, len(TARGETS))
 
@@ -171,7 +178,9 @@ def measure(
             x2_no = gdgan.generate(z, general, no, stage=2)
             x2_yes = gdgan.generate(z, general, yes, stage=2)
             report.stage2 = _detail_separation(predict(net, x2_yes)[:, 2], predict(net, x2_no)[:, 2])
-            report.stage2 |= {f"stage2_{k}": v for k, v in _general_accuracy(predict(net, x2_no), general).items()}
+            report.stage2 |= {
+                f"stage2_{k}": v for k, v in _general_accuracy(predict(net, x2_no), general).items()
+            }
     if acgan is not None:
         z, general = balanced_requests(acgan, n_samples, seed)
         a_no = acgan.generate(z, general, no)
@@ -214,7 +223,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     overrides = parse_overrides(args.set)
     size = get_config(args.preset, overrides).size
-    ds = make_phantom(PhantomConfig(n=args.n, size=size, seed=0, prevalence={"Cardiomegaly": args.prevalence}))
+    ds = make_phantom(
+        PhantomConfig(n=args.n, size=size, seed=0, prevalence={"Cardiomegaly": args.prevalence})
+    )
     split = patient_split(ds.labels["patient_id"], 0)
     store = LocalStore(args.store or Path(tempfile.mkdtemp(prefix="gdgan-fid-")))
     times: dict[str, float] = {}
@@ -222,17 +233,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     speed: dict[str, float] = {}
     for kind in ("gdgan", "acgan"):
         t0 = time.perf_counter()
-        r = train(kind, ds, store=store, preset=args.preset, overrides=overrides, device="cpu",
-                  progress=lambda p: print(p.phase, p.step, p.total, f"{p.images_per_s or 0:.0f} img/s",
-                                           flush=True) if p.step % 25 == 0 else None)
+        r = train(
+            kind,
+            ds,
+            store=store,
+            preset=args.preset,
+            overrides=overrides,
+            device="cpu",
+            progress=lambda p: (
+                print(p.phase, p.step, p.total, f"{p.images_per_s or 0:.0f} img/s", flush=True)
+                if p.step % 25 == 0
+                else None
+            ),
+        )
         times[kind] = round(time.perf_counter() - t0, 1)
         ids.update(r.model_ids)
     for k in ("stage1", "stage2", "acgan"):
         speed[k] = store.manifest(ids[k]).meta["images_per_s"]
-    gd, ac = load_generator(store, ids["gdgan"], device="cpu"), load_generator(store, ids["acgan"], device="cpu")
+    gd, ac = (
+        load_generator(store, ids["gdgan"], device="cpu"),
+        load_generator(store, ids["acgan"], device="cpu"),
+    )
     rep = measure(ds, split.train, split.test, gd, ac, n_samples=args.samples)
-    result = {"preset": args.preset, "overrides": overrides, "n_images": args.n, "n_train": int(len(split.train)),
-              "wall_s": times, "images_per_s": speed, "fidelity": rep.to_dict(), "model_ids": ids}
+    result = {
+        "preset": args.preset,
+        "overrides": overrides,
+        "n_images": args.n,
+        "n_train": len(split.train),
+        "wall_s": times,
+        "images_per_s": speed,
+        "fidelity": rep.to_dict(),
+        "model_ids": ids,
+    }
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -242,8 +274,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return result
 
 
-def _write_grids(ds: ImageDataset, test_idx: np.ndarray, gd: LoadedGenerator, ac: LoadedGenerator,
-                 out: Any, grid_png_bytes: Any) -> None:
+def _write_grids(
+    ds: ImageDataset,
+    test_idx: np.ndarray,
+    gd: LoadedGenerator,
+    ac: LoadedGenerator,
+    out: Any,
+    grid_png_bytes: Any,
+) -> None:
     """real / stage-1 / stage-2 / ACGAN grids: rows = (gender, view) groups, ± Cardiomegaly."""
     from gdgan.labels import GENDERS, VIEWS
 
@@ -265,15 +303,19 @@ def _write_grids(ds: ImageDataset, test_idx: np.ndarray, gd: LoadedGenerator, ac
     yes = no.copy()
     yes[:, CARDIO] = 1
     cap = [f"{GENDERS[int(a)]}/{VIEWS[int(b)]}" for a, b in general]
-    (out / "grid_stage1.png").write_bytes(grid_png_bytes(gd.generate(z, general, no, 1), cap, ncol=k, scale=2))
+    (out / "grid_stage1.png").write_bytes(
+        grid_png_bytes(gd.generate(z, general, no, 1), cap, ncol=k, scale=2)
+    )
     s2 = np.concatenate([gd.generate(z, general, no, 2), gd.generate(z, general, yes, 2)])
     cap2 = [c + " none" for c in cap] + [c + " Cardiomegaly" for c in cap]
     order = np.argsort(np.r_[np.arange(len(z)) * 2, np.arange(len(z)) * 2 + 1], kind="stable")
-    (out / "grid_stage2.png").write_bytes(grid_png_bytes(s2[order], [cap2[i] for i in order], ncol=2 * k // 2 * 2,
-                                                         scale=2))
+    (out / "grid_stage2.png").write_bytes(
+        grid_png_bytes(s2[order], [cap2[i] for i in order], ncol=2 * k // 2 * 2, scale=2)
+    )
     a = np.concatenate([ac.generate(z, general, no), ac.generate(z, general, yes)])
-    (out / "grid_acgan.png").write_bytes(grid_png_bytes(a[order], [cap2[i] for i in order], ncol=2 * k // 2 * 2,
-                                                        scale=2))
+    (out / "grid_acgan.png").write_bytes(
+        grid_png_bytes(a[order], [cap2[i] for i in order], ncol=2 * k // 2 * 2, scale=2)
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,8 +139,13 @@ def run_phase(
         tensors["rng.rows"] = rows_gen.get_state()
         tensors["rng.noise"] = noise_gen.get_state().cpu()
         state = {
-            "step": step, "phase": phase.name, "config": cfg.to_dict(), "opt_g": jg, "opt_d": jd,
-            "history": history, "extra": state_extra or {},
+            "step": step,
+            "phase": phase.name,
+            "config": cfg.to_dict(),
+            "opt_g": jg,
+            "opt_d": jd,
+            "history": history,
+            "extra": state_extra or {},
         }
         return ck.save_checkpoint(store, run_id, phase.name, step, tensors, state)
 
@@ -216,5 +220,3 @@ def run_phase(
     G.eval()
     D.eval()
     return PhaseRun(status, step, total, G, D, ema, history, wall, ips, ckpt_id)
-
-

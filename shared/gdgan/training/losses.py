@@ -71,8 +71,14 @@ class LossWeights:
 
 
 def stage1_critic_loss(
-    d_real: Tensor, d_fake: Tensor, gp: Tensor, logits_real: Tensor, logits_fake: Tensor,
-    y_real: Tensor, y_fake: Tensor, w: LossWeights,
+    d_real: Tensor,
+    d_fake: Tensor,
+    gp: Tensor,
+    logits_real: Tensor,
+    logits_fake: Tensor,
+    y_real: Tensor,
+    y_fake: Tensor,
+    w: LossWeights,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """D1 (and the ACGAN critic): WGAN-GP + BCE of the labels on real and on fake images."""
     parts = {
@@ -113,10 +119,15 @@ def stage2_generator_loss(
 
 
 def stage2_critic_loss(
-    d2_real: Tensor, d2_fake: Tensor, gp: Tensor,
-    detail_logits_real: Tensor, detail_logits_fake: Tensor,
+    d2_real: Tensor,
+    d2_fake: Tensor,
+    gp: Tensor,
+    detail_logits_real: Tensor,
+    detail_logits_fake: Tensor,
     general_logits_fake: Tensor,  # frozen D1 on fakes: constant for D2's gradient, logged as in the paper
-    y_detail_real: Tensor, y_detail_fake: Tensor, y_general_fake: Tensor,
+    y_detail_real: Tensor,
+    y_detail_fake: Tensor,
+    y_general_fake: Tensor,
     w: LossWeights,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """D2: WGAN-GP + BCE(detail, real and fake) + BCE(general via D1 on fakes)."""

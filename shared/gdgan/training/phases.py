@@ -87,8 +87,16 @@ class Stage2Phase:
         d_fake, detail_fake = self.D(x2)
         gp = L.gradient_penalty(lambda x: self.D(x)[0], b.x, x2, self.w.gp, generator=gen)
         return L.stage2_critic_loss(
-            d_real, d_fake, gp, detail_real, detail_fake, general_logits,
-            b.detail, b.detail, b.general, self.w,
+            d_real,
+            d_fake,
+            gp,
+            detail_real,
+            detail_fake,
+            general_logits,
+            b.detail,
+            b.detail,
+            b.general,
+            self.w,
         )
 
     def generator_loss(self, b: Batch, gen: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
@@ -96,4 +104,6 @@ class Stage2Phase:
         x2 = self.G(x1, b.detail)
         d_fake, detail_logits = self.D(x2)
         general_logits = self.D1(x2)[1]  # gradients flow to x2, never into D1's frozen weights
-        return L.stage2_generator_loss(d_fake, detail_logits, general_logits, b.detail, b.general, x2, x1, self.w)
+        return L.stage2_generator_loss(
+            d_fake, detail_logits, general_logits, b.detail, b.general, x2, x1, self.w
+        )

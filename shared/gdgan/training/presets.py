@@ -108,14 +108,25 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # Unit/integration tests: seconds on one CPU core.
-    "tiny": dict(size=32, ngf=16, ndf=16, batch_size=16, steps=30, n_critic=2, checkpoint_every=10,
-                 ema_decay=0.9, grid_per_group=2),
+    "tiny": dict(
+        size=32,
+        ngf=16,
+        ndf=16,
+        batch_size=16,
+        steps=30,
+        n_critic=2,
+        checkpoint_every=10,
+        ema_decay=0.9,
+        grid_per_group=2,
+    ),
     # 2-core CPU, both stages in a few minutes at 64 px (measured: docs/notes/training.md).
-    "demo": dict(size=64, ngf=16, ndf=16, batch_size=32, steps=300, n_critic=2, checkpoint_every=100,
-                 ema_decay=0.99),
+    "demo": dict(
+        size=64, ngf=16, ndf=16, batch_size=32, steps=300, n_critic=2, checkpoint_every=100, ema_decay=0.99
+    ),
     # The authors' setting on a GPU: 64 px, batch 64, 20 + 20 epochs over the training split.
-    "paper": dict(size=64, ngf=64, ndf=64, batch_size=64, epochs=20.0, n_critic=5, checkpoint_every=500,
-                  ema_decay=0.999),
+    "paper": dict(
+        size=64, ngf=64, ndf=64, batch_size=64, epochs=20.0, n_critic=5, checkpoint_every=500, ema_decay=0.999
+    ),
 }
 
 

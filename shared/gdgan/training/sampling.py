@@ -42,8 +42,14 @@ from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
 GENERATOR_FILE = "generator.safetensors"
 CRITIC_FILE = "critic.safetensors"
 MODEL_KINDS = ("gdgan-stage1", "gdgan-stage2", "gdgan", "acgan")
-ALIASES = {"gdgan": "gdgan", "acgan": "acgan", "stage1": "gdgan-stage1", "stage2": "gdgan-stage2",
-           "gdgan-stage1": "gdgan-stage1", "gdgan-stage2": "gdgan-stage2"}
+ALIASES = {
+    "gdgan": "gdgan",
+    "acgan": "acgan",
+    "stage1": "gdgan-stage1",
+    "stage2": "gdgan-stage2",
+    "gdgan-stage1": "gdgan-stage1",
+    "gdgan-stage2": "gdgan-stage2",
+}
 GROUPS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))  # (gender, view) codes
 MAX_FORWARD_BATCH = 256
 
@@ -99,7 +105,7 @@ class SampleBatch:
         ]
 
 
-def _finding_names(finding: None | str | Sequence[str]) -> list[str]:
+def _finding_names(finding: str | Sequence[str] | None) -> list[str]:
     if finding is None or finding == NO_FINDING:
         return []
     names = [finding] if isinstance(finding, str) else list(finding)
@@ -153,7 +159,8 @@ class LoadedGenerator:
             m = self.mix.get(k) or {}
             counts += [m.get(group_key(gi, vi), 0) for gi, vi in GROUPS]
         allowed = np.array(
-            [(gender is None or gi == gender) and (view is None or vi == view) for gi, vi in GROUPS], dtype=float
+            [(gender is None or gi == gender) and (view is None or vi == view) for gi, vi in GROUPS],
+            dtype=float,
         )
         p = counts * allowed
         if p.sum() <= 0:  # no training positives in that group: fall back to the overall mix
@@ -166,7 +173,7 @@ class LoadedGenerator:
     def prepare(
         self,
         n: int,
-        finding: None | str | Sequence[str] = None,
+        finding: str | Sequence[str] | None = None,
         gender: str | None = None,
         view: str | None = None,
         seed: int | None = None,
@@ -195,11 +202,15 @@ class LoadedGenerator:
         """(stage-1 uint8 or None, final uint8) images; forward in chunks to bound memory."""
         outs1, outs2 = [], []
         for s in range(0, len(z), MAX_FORWARD_BATCH):
-            zt = torch.as_tensor(np.asarray(z[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32, device=self.device)
-            gt = torch.as_tensor(np.asarray(general[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32,
-                                 device=self.device)
-            dt = torch.as_tensor(np.asarray(detail[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32,
-                                 device=self.device)
+            zt = torch.as_tensor(
+                np.asarray(z[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32, device=self.device
+            )
+            gt = torch.as_tensor(
+                np.asarray(general[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32, device=self.device
+            )
+            dt = torch.as_tensor(
+                np.asarray(detail[s : s + MAX_FORWARD_BATCH]), dtype=torch.float32, device=self.device
+            )
             if self.acgan is not None:
                 outs2.append(to_uint8(self.acgan(zt, acgan_labels(gt, dt)))[:, 0].cpu().numpy())
                 continue
@@ -226,7 +237,7 @@ class LoadedGenerator:
     def sample(
         self,
         n: int,
-        finding: None | str | Sequence[str] = None,
+        finding: str | Sequence[str] | None = None,
         gender: str | None = None,
         view: str | None = None,
         seed: int | None = None,
@@ -299,7 +310,9 @@ def load_generator(
         gan = _gan_config(m)
         g, _ = build_acgan(gan)
         g.load_state_dict(_weights(store, m.id, GENERATOR_FILE))
-        return LoadedGenerator(m.id, m.kind, gan, m.meta.get("label_mix", {}), acgan=g, device=device, manifest=m)
+        return LoadedGenerator(
+            m.id, m.kind, gan, m.meta.get("label_mix", {}), acgan=g, device=device, manifest=m
+        )
     gan = _gan_config(s1)
     g1, _ = build_stage1(gan)
     g1.load_state_dict(_weights(store, s1.id, GENERATOR_FILE))
@@ -313,5 +326,11 @@ def load_generator(
 
 def describe(m: Manifest) -> dict[str, Any]:
     """Short JSON summary of a model manifest (for CLIs and APIs)."""
-    return {"id": m.id, "kind": m.kind, "created": m.created, "parents": m.parents,
-            "size": m.config.get("model", {}).get("size"), "final_losses": m.meta.get("final_losses", {})}
+    return {
+        "id": m.id,
+        "kind": m.kind,
+        "created": m.created,
+        "parents": m.parents,
+        "size": m.config.get("model", {}).get("size"),
+        "final_losses": m.meta.get("final_losses", {}),
+    }

@@ -115,6 +115,8 @@ function merge(id, patch) {
   if (patch.progress && prev.progress && typeof prev.progress === "object") next.progress = { ...prev.progress, ...patch.progress };
   jobs.set(id, next);
   renderAll();
+  // a finished job may have made a new dataset or model: refresh the form choices
+  if (prev.status && !FINAL.has(prev.status) && FINAL.has(next.status)) loadChoices();
   return next;
 }
 

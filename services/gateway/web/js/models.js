@@ -3,6 +3,7 @@
 // token works).
 
 import { getJson, objectUrl } from "./api.js";
+import { reportList } from "./reports.js";
 import { clear, el, fmtTime, hideNotice, renderJson, showError } from "./ui.js";
 
 let list, detail, errorBox, selected = null, sampleUrl = null;
@@ -138,8 +139,7 @@ function setKeyOf(rep, id) {
 async function fidelityFromReports(id, maxReports = 6) {
   let reports;
   try {
-    const body = await getJson("/v1/reports");
-    reports = (Array.isArray(body) ? body : body.reports || []).slice(0, maxReports);
+    reports = (await reportList()).slice(0, maxReports);
   } catch (err) {
     return [el("p", { class: "muted" }, `Reports unavailable: ${err.message}`)];
   }

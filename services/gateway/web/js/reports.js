@@ -15,7 +15,8 @@ function findReportIds(value, out = new Set()) {
   return out;
 }
 
-async function reportList() {
+/** Report ids, newest first: GET /v1/reports, or (if that fails) the results of evaluation jobs. */
+export async function reportList() {
   try {
     const body = await getJson("/v1/reports");
     const items = Array.isArray(body) ? body : body.reports || body.items || [];
