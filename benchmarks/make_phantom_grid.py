@@ -2,8 +2,9 @@
 
 Rows are the (gender, view) groups M/PA, M/AP, F/PA, F/AP; in each row the left half shows
 phantoms (first without, then with Cardiomegaly) and the right half real NIH images of the same
-group from the shared 64-px sample (../shared/data/nih_sample64). Real images are read at run
-time and only ever land inside this one composite figure.
+group from the shared 64-px sample (../shared/data/nih_sample64). Below, a strip shows one
+phantom chest without and with each of the 14 findings. Real images are read at run time and
+only ever land inside this one composite figure.
 
 Usage: python benchmarks/make_phantom_grid.py [--nih DIR] [--out docs/img/phantom_vs_nih.png]
 """
@@ -15,9 +16,9 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from gdgan.data.phantom import PhantomConfig, make_phantom
+from gdgan.data.phantom import PhantomConfig, make_phantom, phantom_labels
 from gdgan.imaging import labelled_grid, read_png
-from gdgan.labels import finding_index
+from gdgan.labels import FINDINGS, finding_index
 from PIL import Image, ImageDraw, ImageFont
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +55,21 @@ def _pick_nih(
     return out
 
 
+def _findings_gallery(seed: int, scale: int, ncol: int) -> Image.Image:
+    """One chest rendered 15 times: no finding, then each of the 14 findings alone."""
+    none = {name: 0.0 for name in FINDINGS}
+    cfg = PhantomConfig(n=64, size=64, seed=seed, prevalence=none, ap_fraction=0.0)
+    lab, _ = phantom_labels(cfg)
+    i = int(np.flatnonzero(lab["gender"] == 0)[0])  # a man on a PA film
+    tiles, caps = [make_phantom(cfg).images[i]], ["No Finding"]
+    for name in FINDINGS:
+        f = np.zeros((cfg.n, len(FINDINGS)), dtype=np.uint8)
+        f[i, finding_index(name)] = 1
+        tiles.append(make_phantom(cfg, findings=f).images[i])
+        caps.append(name.replace("_", " "))
+    return labelled_grid(np.stack(tiles), caps, ncol=ncol, scale=scale, pad=3)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--nih", type=Path, default=DEFAULT_NIH)
@@ -83,16 +99,25 @@ def main() -> None:
                 tiles.append(img)
                 caps.append(f"NIH {g}/{v}{' CM' if cardio else ''}\n" if real else "(no NIH sample)\n")
     grid = labelled_grid(np.stack(tiles), caps, ncol=4 * PER_CELL, scale=args.scale, pad=3)
-    # Title band: which half is which.
+    gallery = _findings_gallery(args.seed, args.scale, ncol=4 * PER_CELL)
+    # Title bands: which half is which, then the findings strip.
     title_h = 16
-    canvas = Image.new("L", (grid.width, grid.height + title_h), 255)
+    canvas = Image.new("L", (grid.width, grid.height + 2 * title_h + gallery.height), 255)
     canvas.paste(grid, (0, title_h))
+    canvas.paste(gallery, (0, grid.height + 2 * title_h))
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     half = grid.width // 2
     draw.text((4, 2), "PHANTOM (no CM | Cardiomegaly)", fill=0, font=font)
     draw.text((half + 4, 2), "REAL NIH ChestX-ray14, 64 px sample (no CM | Cardiomegaly)", fill=0, font=font)
-    draw.line([(half - 1, 0), (half - 1, canvas.height)], fill=0, width=2)
+    draw.line([(half - 1, 0), (half - 1, grid.height + title_h)], fill=0, width=2)
+    draw.line([(0, grid.height + title_h + 2), (canvas.width, grid.height + title_h + 2)], fill=0, width=2)
+    draw.text(
+        (4, grid.height + title_h + 4),
+        "PHANTOM findings: the same chest (M/PA) without and with each finding (counterfactuals, 64 px)",
+        fill=0,
+        font=font,
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     canvas.save(args.out, format="PNG", optimize=True)
     print(args.out)

@@ -166,7 +166,7 @@ class Anatomy:
     # findings
     ptx_lucency: float = 0.10
     ptx_line: float = 0.18
-    effusion_extra: float = 0.06
+    effusion_extra: float = 0.08
     nodule: float = 0.26
     mass: float = 0.30
     infiltration: float = 0.17
@@ -415,7 +415,7 @@ def _draw_params(
 
     eff = has("Effusion")
     p["eff_side"] = np.where(eff & (rng.random(n) < 0.3), 0.0, side(eff))  # 0 = bilateral
-    p["eff_level"] = nan_unless(eff, rng.uniform(0.22, 0.50, n))
+    p["eff_level"] = nan_unless(eff, rng.uniform(0.28, 0.60, n))
     for name, key, rmin, rmax in (("Nodule", "nod", 0.035, 0.06), ("Mass", "mass", 0.09, 0.16)):
         m = has(name)
         s = side(m)
@@ -644,20 +644,26 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     D[trb] -= A.trachea * trachea
 
     # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
+    # Evaluated inside the lung box only: ``lung`` is exactly 0 beyond |X| = tw, above the apex
+    # and below the costophrenic angles (the domes never drop below them).
     tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
-    hil_y = y_apex + A.hilum_y * lung_len
-    hdy = Y - hil_y
-    hd2 = (AX - A.hilum_x * tw) ** 2 + hdy * hdy
+    lb = box(-tw, tw, y_apex, y_cp)
+    texl = tex[lb]
+    hdy = Y[lb] - (y_apex + A.hilum_y * lung_len)
+    hd2 = (AX[lb] - A.hilum_x * tw) ** 2 + hdy * hdy
     hilar = 1.0 / (1.0 + hd2 * A.hilum_falloff)
     # lung markings: vessels radiating from each hilum (spokes in the direction sin(angle) =
     # dy / r, broken up by the texture field), fading towards the periphery, plus hilar shadows
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
-    vessels = np.clip(spokes * 3.0 - 2.0 + 0.6 * tex, 0.0, 1.0)
-    marks = A.marking_base * np.maximum(tex, 0.0) + A.vessel * np.sqrt(hilar) * vessels
-    marks = c("mark_amp") * (marks + A.marking_hilar * hilar)
-    air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth))
-    air_removed = lung * (air - marks)
-    D -= air_removed
+    vessels = np.clip(spokes * 3.0 - 2.0 + 0.6 * texl, 0.0, 1.0)
+    marks_l = A.marking_base * np.maximum(texl, 0.0) + A.vessel * np.sqrt(hilar) * vessels
+    marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
+    air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
+    marks = np.zeros_like(D)
+    marks[lb] = marks_l
+    air_removed = np.zeros_like(D)
+    air_removed[lb] = lung[lb] * (air - marks_l)
+    D[lb] -= air_removed[lb]
 
     # ---- bones: spine, ribs, clavicles, scapulae ---------------------------------------------------------
     sw = c("spine_w")
@@ -783,7 +789,7 @@ def _add_findings(
         lev, twi = c("eff_level", idx), tw[idx]
         axi = AX[idx]
         rx = axi / twi
-        y_fl = y_cp[idx] - lev * (0.25 + 0.75 * rx * rx * rx)
+        y_fl = y_cp[idx] - lev * (0.45 + 0.55 * rx * rx * rx)
         fluid = _s((Y[idx] - y_fl) * inv_ew * 0.5) * on_side(idx, c("eff_side", idx))
         fluid *= _s((twi * 1.02 - axi) * inv_ew)
         D[idx] += fluid * (air_removed[idx] + A.effusion_extra * cage_above[idx])
