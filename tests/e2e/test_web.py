@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 pytestmark = pytest.mark.e2e
 
@@ -193,7 +194,7 @@ def test_job_progress_bar_advances_to_done(page, web_stack, shot) -> None:
     assert rec["status"] == "succeeded"
     assert row.get_by_role("link").filter(has_text=re.compile(r"^acgan-\d")).count() >= 1
     assert row.get_by_role("button", name=re.compile("Cancel")).is_hidden()
-    shot(page, "jobs", docs=True)
+    shot(page, "jobs_done")
 
 
 def test_cancel_a_queued_job(page, web_stack) -> None:
@@ -276,9 +277,10 @@ def test_models_page(page, web_stack, shot) -> None:
     lineage = detail.locator(".lineage").inner_text()
     assert web_stack.model_ids["stage1"] in lineage and web_stack.model_ids["stage2"] in lineage
     assert web_stack.dataset_id in lineage
-    assert detail.get_by_role("heading", name="Configuration").is_visible()
+    assert detail.get_by_text("Configuration (model and training settings)").is_visible()
+    assert detail.get_by_role("heading", name="Final losses").is_visible()
     assert page.locator("#models-list").get_by_text(web_stack.model_id).is_visible()
-    shot(page, "models", docs=True)
+    shot(page, "models_before_evaluation")
     # lineage links lead to the parent model's page
     detail.get_by_role("link", name=web_stack.model_ids["stage1"]).click()
     detail.get_by_role("heading", name=re.compile(web_stack.model_ids["stage1"])).wait_for()
@@ -307,6 +309,17 @@ def test_evaluate_job_report_on_reports_page(page, web_stack, shot) -> None:
     page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('job-evaluate-')")
     job_id = re.search(r"job (job-evaluate-\S+?)[ .]", info.inner_text()).group(1)
     row = page.locator(f'tr[data-job-id="{job_id}"]')
+    try:  # a picture of the list with this job half-way, for the README
+        page.wait_for_function(
+            "id => { const r = document.querySelector(`tr[data-job-id='${id}']`);"
+            " const v = r && Number(r.querySelector('progress').getAttribute('value'));"
+            " return r && r.dataset.status === 'running' && v > 0.15 && v < 0.9; }",
+            arg=job_id,
+            timeout=240_000,
+        )
+        shot(page, "jobs", docs=True)
+    except PlaywrightTimeout:
+        pass  # finished between two polls; the end state is checked below
     page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="succeeded"]', timeout=480_000)
     rec = web_stack.api(f"/v1/jobs/{job_id}").json()
     report_id = next(v for v in rec["result"].values() if isinstance(v, str) and v.startswith("report-"))
@@ -337,6 +350,7 @@ def test_evaluate_job_report_on_reports_page(page, web_stack, shot) -> None:
     fid = page.locator("#model-detail").inner_text()
     lf = report["quality"]["label_fidelity"]["gdgan"]
     assert "finding AUC (label fidelity)" in fid and f"{lf['finding_auc']:.4f}".rstrip("0").rstrip(".") in fid
+    shot(page, "models", docs=True)
 
 
 def test_unknown_report_is_a_readable_404(page) -> None:

@@ -85,6 +85,16 @@ def test_v1_needs_the_bearer_token(env: Env, service: str, method: str, path: st
     assert right.status_code != 401
 
 
+def test_web_client_and_docs_are_served(env: Env) -> None:
+    base = env.stack.cfg.gateway_url
+    page = httpx.get(base + "/", timeout=10)
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert httpx.get(base + "/docs", timeout=10).status_code == 200
+    spec = httpx.get(base + "/openapi.json", timeout=10).json()
+    for path in ("/v1/datasets", "/v1/jobs/train", "/v1/jobs/{job_id}/events", "/v1/generate", "/readyz"):
+        assert path in spec["paths"], path
+
+
 def test_probes_stay_open(env: Env) -> None:
     for base in (env.stack.cfg.gateway_url, env.stack.cfg.generator_url):
         for p in ("/healthz", "/readyz", "/metrics"):
@@ -254,3 +264,100 @@ def test_store_down_then_back(env: Env) -> None:
     wait_for(lambda: env.gw.get("/readyz").status_code == 200, 60, "gateway ready again")
     assert env.gen.get("/readyz").status_code == 200
     assert env.gw.post("/v1/jobs/train", json={"dataset_id": MISSING_DS}).status_code == 404
+
+
+# ------------------------------------------------------------------------------ local stack ---
+def _cli(args: list[str], home: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    env.update(
+        {
+            "GDGAN_DATA_DIR": str(home / "data"),
+            "GDGAN_CACHE_DIR": str(home / "cache"),
+            "GDGAN_NUM_THREADS": "1",
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "gdgan.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_up_refuses_a_taken_port(tmp_path: Path) -> None:
+    import socket
+
+    from gdgan.localstack.servers import free_ports
+
+    gw, gen, rp = free_ports(3)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", gw))
+        s.listen()
+        out = _cli(
+            [
+                "up",
+                "--home",
+                str(tmp_path / "st"),
+                "--gateway-port",
+                str(gw),
+                "--generator-port",
+                str(gen),
+                "--redis-port",
+                str(rp),
+            ],
+            tmp_path,
+            timeout=60,
+        )
+    assert out.returncode == 2
+    assert f"gateway port {gw}" in out.stderr and "in use" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_up_detached_with_s3_then_down(tmp_path: Path) -> None:
+    import json as _json
+
+    from gdgan.localstack.servers import free_ports
+
+    gw, gen, rp, s3p = free_ports(4)
+    home = tmp_path / "st"
+    up = _cli(
+        [
+            "up",
+            "--detach",
+            "--s3",
+            "--home",
+            str(home),
+            "--gateway-port",
+            str(gw),
+            "--generator-port",
+            str(gen),
+            "--redis-port",
+            str(rp),
+            "--s3-port",
+            str(s3p),
+        ],
+        tmp_path,
+    )
+    assert up.returncode == 0, up.stderr
+    state = _json.loads((home / "stack.json").read_text())
+    try:
+        ready = httpx.get(f"http://127.0.0.1:{gw}/readyz", timeout=10).json()
+        assert ready["status"] == "ready" and state["store"].startswith("s3://")
+        assert {"gateway", "generator", "trainer-0", "evaluator-0"} <= set(state["services"])
+        assert (home / "logs" / "gateway.log").exists()
+    finally:
+        down = _cli(["down", "--home", str(home)], tmp_path, timeout=120)
+    assert down.returncode == 0, down.stderr
+    pids = [state["supervisor"], *state["services"].values(), *state["servers"].values()]
+    for pid in pids:
+        wait_for(lambda pid=pid: not _alive(pid), 30, f"process {pid} to stop")
+    assert not (home / "stack.json").exists()
+    assert _cli(["down", "--home", str(home)], tmp_path, timeout=60).returncode == 2
+
+
+def _alive(pid: int) -> bool:
+    from gdgan.localstack.stack import pid_alive
+
+    return pid_alive(pid)

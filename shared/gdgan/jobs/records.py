@@ -249,6 +249,10 @@ class JobStore:
         done = self.set_status(job_id, "cancelled", allowed_from={"queued"})
         return done or self.get(job_id)
 
+    def flag_stop(self, job_id: str) -> None:
+        """Raise the stop flag without a cancel request (a failed fan-out part stops its siblings)."""
+        self.r.set(_k(job_id, "cancel"), "1", ex=self.ttl_s)
+
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.r.exists(_k(job_id, "cancel")))
 

@@ -156,10 +156,14 @@ def run_job(
     beat = _Heartbeat(jobs, lease_key, owner)
     beat.start()
     try:
-        if jobs.set_status(job_id, "running", allowed_from={"queued", "running"}) is None:
-            return  # cancelled or finished between the checks above and now
         if part:
+            # a fan-out part: the job is 'running' once; attempts count deliveries of whole jobs
+            jobs.set_status(job_id, "running", allowed_from={"queued"})
+            if jobs.get(job_id).terminal:
+                return
             jobs.set_part(job_id, part, "running")
+        elif jobs.set_status(job_id, "running", allowed_from={"queued", "running"}) is None:
+            return  # cancelled or finished between the checks above and now
         ctx = JobContext(
             job_id=job_id,
             params=rec.params,
@@ -180,6 +184,7 @@ def run_job(
             where = f"{part}: " if part else ""
             if part:
                 jobs.set_part(job_id, part, "failed")
+                jobs.flag_stop(job_id)  # the job failed: its other parts stop at their next step
             jobs.set_status(job_id, "failed", error=where + human_error(exc))
             return
         if outcome is None:

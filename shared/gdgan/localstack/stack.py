@@ -130,17 +130,21 @@ def stop_process(proc: subprocess.Popen[bytes] | int, grace_s: float = STOP_GRAC
 
 
 def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    # a zombie child of ours counts as gone
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, _ = os.waitpid(pid, os.WNOHANG)  # our own child: reap it
+        if done:
+            return False
     try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        return done == 0
-    except ChildProcessError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
         return True
 
 
@@ -346,6 +350,10 @@ def read_state(home: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+def pid_alive(pid: int) -> bool:
+    return _pid_alive(pid)
 
 
 def down(home: Path, grace_s: float = STOP_GRACE_S * 2) -> bool:

@@ -45,11 +45,15 @@ function resultNode(j) {
   }
   if (typeof r !== "object") return artifactLink(r);
   const items = [];
+  const seen = new Set(); // results often name one artifact twice (e.g. acgan and model_id)
+  const add = (k, v) => {
+    if (v == null || typeof v === "object" || seen.has(v)) return;
+    seen.add(v);
+    items.push(el("li", {}, `${k}: `, artifactLink(v)));
+  };
   for (const [k, v] of Object.entries(r)) {
-    if (v == null) continue;
-    if (typeof v === "object") {
-      for (const [k2, v2] of Object.entries(v)) items.push(el("li", {}, `${k2}: `, artifactLink(v2)));
-    } else items.push(el("li", {}, `${k}: `, artifactLink(v)));
+    if (v && typeof v === "object") for (const [k2, v2] of Object.entries(v)) add(k2, v2);
+    else add(k, v);
   }
   return el("ul", { class: "result-list" }, items);
 }

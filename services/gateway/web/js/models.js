@@ -4,7 +4,7 @@
 
 import { getJson, objectUrl } from "./api.js";
 import { reportList } from "./reports.js";
-import { clear, el, fmtTime, hideNotice, renderJson, showError } from "./ui.js";
+import { arrayTable, clear, el, fmtTime, hideNotice, renderJson, showError } from "./ui.js";
 
 let list, detail, errorBox, selected = null, sampleUrl = null;
 
@@ -108,9 +108,12 @@ async function showModel(id) {
     if (selected === id) clear(fidBox).append(...nodes);
   });
   const losses = (man.meta || {}).final_losses ?? (man.meta || {}).losses ?? m.final_losses;
-  if (losses) detail.append(section("Final losses", renderJson(losses)));
+  if (losses) detail.append(section("Final losses", lossTable(losses)));
   const cfg = man.config || m.config;
-  if (cfg) detail.append(section("Configuration", typeof cfg === "object" ? renderJson(cfg) : el("pre", {}, String(cfg))));
+  if (cfg) {
+    detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Configuration (model and training settings)"),
+      typeof cfg === "object" ? renderJson(cfg) : el("pre", {}, String(cfg))));
+  }
   const mix = (man.meta || {}).label_mix;
   if (mix) detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Label mix of the training positives"), renderJson(mix)));
   detail.append(el("details", { class: "detail-section" }, el("summary", {}, "Full manifest (JSON)"), el("pre", { class: "json" }, JSON.stringify(m, null, 2))));
@@ -168,6 +171,15 @@ async function fidelityFromReports(id, maxReports = 6) {
     ];
   }
   return [el("p", { class: "muted" }, "No evaluation report has sampled this model yet: evaluate it on the Jobs page.")];
+}
+
+/** Final losses as one table: a column per stage when the model has stages (GDGAN bundle). */
+function lossTable(losses) {
+  const stages = Object.entries(losses).filter(([, v]) => v && typeof v === "object");
+  if (!stages.length) return renderJson(losses);
+  const names = [];
+  for (const [, v] of stages) for (const k of Object.keys(v)) if (!names.includes(k)) names.push(k);
+  return arrayTable(names.map((k) => Object.fromEntries([["loss", k], ...stages.map(([st, v]) => [st, v[k] ?? null])])));
 }
 
 export function init() {
