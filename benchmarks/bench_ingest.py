@@ -76,14 +76,14 @@ def main() -> None:
                 el = time.perf_counter() - t
                 if w not in results or el < results[w][0]:
                     results[w] = (el, ds_out, rep)
-                # CPU of this process: the whole pipeline for w=1 (workers are not our children)
+                # CPU of this process, all decoder threads included
                 cpu[w] = min(cpu.get(w, float("inf")), time.process_time() - c)
 
     n = len(paths)
     order = np.argsort(ds_out.labels["image_index"])
     diff = np.abs(ds_out.images[order].astype(int) - naive.astype(int))
     rows = [("naive loop (1 process, open+convert+LANCZOS)", t_naive)]
-    rows += [(f"gdgan ingest_nih, {w} worker{'s' if w > 1 else ''}", results[w][0]) for w in results]
+    rows += [(f"gdgan ingest_nih, {w} decoder thread{'s' if w > 1 else ''}", results[w][0]) for w in results]
     print(f"\n{n} PNGs {args.write_size}px ({mb:.0f} MB) -> {args.size}px, {os.cpu_count()} CPUs")
     print(f"{'method':<48}{'seconds':>9}{'images/s':>10}{'speed-up':>10}")
     for name, sec in rows:

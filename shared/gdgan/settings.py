@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     # --- compute ---------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
-    ingest_workers: int = Field(default=0, ge=0, description="Image decode processes; 0 = CPU count.")
+    ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
 
     # --- services --------------------------------------------------------------------------------
     api_token: SecretStr = SecretStr("")
