@@ -49,7 +49,9 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def serve(root: Path, batching: bool, threads: int) -> tuple[subprocess.Popen[bytes], str]:
+def serve(
+    root: Path, batching: bool, threads: int, max_batch: int = 64
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
     env.update(
@@ -61,7 +63,7 @@ def serve(root: Path, batching: bool, threads: int) -> tuple[subprocess.Popen[by
             "GDGAN_NUM_THREADS": str(threads),
             "GDGAN_LOG_LEVEL": "WARNING",
             "GDGAN_GENERATE_QUEUE_SIZE": "256",
-            "GDGAN_GENERATE_MAX_BATCH": "64" if batching else "1",
+            "GDGAN_GENERATE_MAX_BATCH": str(max_batch) if batching else "1",
             "GDGAN_GENERATE_MAX_WAIT_MS": "10" if batching else "0",
         }
     )
@@ -106,21 +108,24 @@ async def load(url: str, model: str, n: int, clients: int, per_client: int) -> d
     }
 
 
-def batches(url: str) -> float:
+def batches(url: str) -> tuple[float, float]:
+    """(forward passes, requests served) so far, from the service's /metrics."""
     count = total = 0.0
     for line in httpx.get(url + "/metrics", timeout=10).text.splitlines():
         if line.startswith("gdgan_generator_batch_requests_count "):
             count = float(line.split()[1])
         if line.startswith("gdgan_generator_batch_requests_sum "):
             total = float(line.split()[1])
-    return total / count if count else float("nan")
+    return count, total
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--requests", type=int, default=8, help="requests per client")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved on/off rounds (medians reported)")
     ap.add_argument("--preset", default="demo")
+    ap.add_argument("--max-batch", type=int, default=64, help="GDGAN_GENERATE_MAX_BATCH with batching on")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in the generator")
     ap.add_argument("--markdown", action="store_true")
     args = ap.parse_args()
@@ -128,23 +133,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-gen-") as tmp:
         root = Path(tmp)
         model = make_model(root, args.preset)
-        for batching in (True, False):
-            proc, url = serve(root, batching, args.threads)
-            try:
-                for n in (1, 16):
-                    res = asyncio.run(load(url, model, n, args.clients, args.requests))
-                    rows.append({"batching": batching, "n": n, **res, "requests_per_pass": batches(url)})
-                rss = peak_rss_mb(proc.pid)
+        # both services up at once and the runs interleaved (on, off, on, off, ...): on a shared
+        # machine a load spike then hits both modes instead of biasing the ratio
+        servers = {b: serve(root, b, args.threads, args.max_batch) for b in (True, False)}
+        seen: dict[bool, tuple[float, float]] = {}
+        try:
+            for n in (1, 16):
+                runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+                for _ in range(args.rounds):
+                    for b, (_, url) in servers.items():
+                        runs[b].append(asyncio.run(load(url, model, n, args.clients, args.requests)))
+                for b, (_proc, url) in servers.items():
+                    med = {k: statistics.median(r[k] for r in runs[b]) for k in runs[b][0]}
+                    count, total = batches(url)
+                    c0, t0 = seen.get(b, (0.0, 0.0))
+                    seen[b] = (count, total)
+                    per_pass = (total - t0) / (count - c0) if count > c0 else float("nan")
+                    rows.append({"batching": b, "n": n, **med, "requests_per_pass": per_pass})
+            for b, (proc, _) in servers.items():
                 for r in rows:
-                    if r["batching"] == batching:
-                        r["peak_rss_mb"] = rss
-            finally:
+                    if r["batching"] == b:
+                        r["peak_rss_mb"] = peak_rss_mb(proc.pid)
+        finally:
+            for proc, _ in servers.values():
                 stop_process(proc)
     by = {(r["batching"], r["n"]): r for r in rows}
     if args.markdown:
         print(
-            f"{args.clients} concurrent clients × {args.requests} requests, {args.preset} generator "
-            f"(64 px), {args.threads} torch threads, CPU\n"
+            f"{args.clients} concurrent clients × {args.requests} requests, median of {args.rounds} "
+            f"interleaved rounds, {args.preset} generator (64 px), {args.threads} torch threads, "
+            f"max batch {args.max_batch} images, CPU\n"
         )
         print("| n per request | batching | images/s | p50 ms | p99 ms | requests per pass | peak RSS MB |")
         print("|---|---|---|---|---|---|---|")

@@ -2,8 +2,9 @@
 
 Why real processes: the web client only talks HTTP to the gateway, so the honest test is the
 browser against the same commands docker-compose runs (``gdgan serve gateway|generator``,
-``gdgan worker trainer``), on loopback ports, with a ``tiny`` GDGAN trained beforehand on a
-phantom dataset in a temporary file store. The API token is switched on, so every page is
+``gdgan worker trainer|evaluator``, started by ``services.testing.start_stack``), on loopback
+ports, with a ``tiny`` GDGAN and ACGAN trained beforehand on a phantom dataset in a temporary
+file store. The API token is switched on, so every page is
 exercised the way a protected deployment serves it (and the 401 path is real).
 
 Chromium: Debian's package at /usr/bin/chromium (``make chromium`` installs it as root), driven
@@ -16,12 +17,8 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -42,76 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN_KEY = "gdgan.apiToken"  # sessionStorage key used by services/gateway/web/js/api.js
-START_TIMEOUT_S = 90.0
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _uvicorn_cmd(factory: str, port: int) -> list[str]:
-    """What ``gdgan serve gateway|generator`` runs (uvicorn on the app factory), spelled out so the
-    browser tests do not depend on every CLI module importing cleanly."""
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        factory,
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "info",
-    ]
-
-
-def _worker_cmd(queue: str) -> list[str]:
-    """What ``gdgan worker trainer`` runs: one solo-pool Celery worker on the queue."""
-    return [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "gdgan.jobs.celery_app:app",
-        "worker",
-        "-Q",
-        queue,
-        "--pool=solo",
-        "--concurrency=1",
-        "-n",
-        f"e2e-{queue}@%h",
-        "--loglevel=INFO",
-        "--without-gossip",
-        "--without-mingle",
-    ]
-
-
-@dataclass
-class Proc:
-    """A service subprocess with its log file (shown when it fails to start)."""
-
-    name: str
-    popen: subprocess.Popen
-    log: Path
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(timeout=5)
 
 
 @dataclass
@@ -125,37 +52,11 @@ class WebStack:
     dataset_id: str
     model_id: str
     model_ids: dict[str, str]
-    procs: list[Proc] = field(default_factory=list)
 
     def api(self, path: str, method: str = "GET", **kw) -> httpx.Response:
         """Call the gateway directly (to check what the page shows against the API)."""
         headers = {"Authorization": f"Bearer {self.token}", **kw.pop("headers", {})}
         return httpx.request(method, self.url + path, headers=headers, timeout=120, **kw)
-
-
-def _wait_ready(proc: Proc, url: str, timeout: float = START_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
-        try:
-            r = httpx.get(url, timeout=2)
-            if r.status_code == 200:
-                return
-            last = f"{r.status_code} {r.text[:200]}"
-        except httpx.HTTPError as exc:
-            last = str(exc)
-        time.sleep(0.3)
-    raise RuntimeError(f"{proc.name} not ready at {url} after {timeout:.0f} s ({last}):\n{proc.tail()}")
-
-
-def _start(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
-    log = log_dir / f"{name}.log"
-    fh = log.open("wb")
-    popen = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
-    fh.close()
-    return Proc(name, popen, log)
 
 
 def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
@@ -185,59 +86,40 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
 
 @pytest.fixture(scope="session")
 def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
-    """Gateway, generator, trainer and evaluator workers on loopback, token on, tiny GDGAN + ACGAN
-    already in the store."""
+    """The services engineer's test stack (``services.testing.start_stack``: ``gdgan serve gateway``,
+    ``gdgan serve generator``, ``gdgan worker trainer`` and ``evaluator`` on free loopback ports)
+    with the API token on, over a store that already holds a tiny GDGAN and ACGAN."""
+    from services.testing import start_stack
+
     base = tmp_path_factory.mktemp("e2e")
     store_dir = base / "store"
-    log_dir = ARTIFACTS / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     dataset_id, model_id, model_ids = _train_fixture_model(store_dir)
-
     token = "e2e-" + secrets.token_hex(8)
-    gw_port, gen_port = _free_port(), _free_port()
-    # A database of its own on the session's Redis, so other tests' data never shows up here.
+    # A database of its own on the session's Redis, so other tests' jobs never show up here.
     redis_url = redis_server.rsplit("/", 1)[0] + "/7"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        GDGAN_DATA_DIR=str(base / "data"),
-        GDGAN_CACHE_DIR=str(base / "cache"),
-        GDGAN_STORE_URL=store_dir.resolve().as_uri(),
-        GDGAN_REDIS_URL=redis_url,
-        GDGAN_API_TOKEN=token,
-        GDGAN_DEVICE="cpu",
-        GDGAN_NUM_THREADS="1",
+    env = {
+        "GDGAN_API_TOKEN": token,
         # every training step is a progress event, so the browser sees the bar move on a tiny run
-        GDGAN_JOB_PROGRESS_INTERVAL_S="0",
-        GDGAN_GATEWAY_URL=f"http://127.0.0.1:{gw_port}",
-        GDGAN_GENERATOR_URL=f"http://127.0.0.1:{gen_port}",
-        GDGAN_GATEWAY_PORT=str(gw_port),
-        GDGAN_GENERATOR_PORT=str(gen_port),
-        PYTHONUNBUFFERED="1",
-    )
-    procs: list[Proc] = []
+        "GDGAN_JOB_PROGRESS_INTERVAL_S": "0",
+    }
+    stack = start_stack(base / "home", redis_url=redis_url, env=env, store_url=store_dir.resolve().as_uri())
     try:
-        gen = _start("generator", _uvicorn_cmd("services.generator.app:create_app", gen_port), env, log_dir)
-        procs.append(gen)
-        gw = _start("gateway", _uvicorn_cmd("services.gateway.app:create_app", gw_port), env, log_dir)
-        procs.append(gw)
-        procs.append(_start("trainer", _worker_cmd("train"), env, log_dir))
-        procs.append(_start("evaluator", _worker_cmd("eval"), env, log_dir))
-        _wait_ready(gen, f"http://127.0.0.1:{gen_port}/healthz")
-        _wait_ready(gw, f"http://127.0.0.1:{gw_port}/readyz")
-        stack = WebStack(
-            url=f"http://127.0.0.1:{gw_port}",
-            generator_url=f"http://127.0.0.1:{gen_port}",
+        yield WebStack(
+            url=stack.cfg.gateway_url,
+            generator_url=stack.cfg.generator_url,
             token=token,
             store_dir=store_dir,
             dataset_id=dataset_id,
             model_id=model_id,
             model_ids=model_ids,
-            procs=procs,
         )
-        yield stack
     finally:
-        for p in reversed(procs):
-            p.stop()
+        stack.stop()
+        # keep the service logs with the screenshots (CI uploads test-artifacts/)
+        logs = ARTIFACTS / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for log in stack.logs.glob("*.log"):
+            shutil.copyfile(log, logs / log.name)
 
 
 # --- browser -----------------------------------------------------------------------------------

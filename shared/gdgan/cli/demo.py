@@ -77,7 +77,7 @@ def print_tables(report: dict[str, Any]) -> None:
 
     from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, table1_rows, table2_rows
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole tables
     try:
         label, rows1 = table1_rows(report)
         t1 = Table(*TABLE1_HEADER, title=f"Table 1: inception score ({label})")
@@ -94,8 +94,8 @@ def print_tables(report: dict[str, Any]) -> None:
 
 def demo(
     home: Annotated[Path | None, typer.Option(help="Demo folder (default <data_dir>/demo).")] = None,
-    n: Annotated[int, typer.Option(help="Phantom images.")] = 8000,
-    size: Annotated[int, typer.Option(help="Image side.")] = 64,
+    n: Annotated[int | None, typer.Option(help="Phantom images (default: the preset's).")] = None,
+    size: Annotated[int | None, typer.Option(help="Image side (default: the preset's).")] = None,
     preset: Annotated[str, typer.Option(help="Training and evaluation preset.")] = "demo",
     repeats: Annotated[int | None, typer.Option(help="Splits (default: the preset's).")] = None,
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
@@ -112,14 +112,23 @@ def demo(
     t0 = time.perf_counter()
     url = _ensure_stack(home, gateway_port, generator_port, redis_port)
     c = GatewayClient(url)
-    reps = repeats or get_eval_preset(preset).repeats
+    ep = get_eval_preset(preset)
+    reps = repeats or ep.repeats
+    n = n or ep.phantom_n
+    size = size or ep.phantom_size
     try:
         ds = _run(
             c, "phantom dataset", "/v1/datasets", {"source": "phantom", "n": n, "size": size, "seed": seed}
         )
         dataset_id = ds["result"]["dataset_id"]
         _say(f"dataset {dataset_id}")
-        train_body = {"dataset_id": dataset_id, "preset": preset, "split_seed": 0}
+        # the evaluation preset names the GAN preset that fits its time budget
+        train_body = {
+            "dataset_id": dataset_id,
+            "preset": ep.gan_preset,
+            "split_seed": 0,
+            "overrides": ep.gan_overrides,
+        }
         gd = _run(c, "GDGAN training", "/v1/jobs/train", {**train_body, "model": "gdgan"})
         ac = _run(c, "ACGAN training", "/v1/jobs/train", {**train_body, "model": "acgan"})
         gdgan_id, acgan_id = gd["result"]["model_id"], ac["result"]["model_id"]
@@ -168,7 +177,8 @@ def demo(
     typer.echo(json.dumps(summary, indent=1))
     _say(f"report: {summary['report_url']}" + (f"  ({local})" if local else ""))
     _say(f"16 synthetic Cardiomegaly images: {out} (grid.png)")
-    _say(f"web page: {url}/   (stop the stack with: gdgan down --home {home})")
+    if not stop:
+        _say(f"web page: {url}/   (stop the stack with: gdgan down --home {home})")
     _say(f"total {summary['seconds']:.0f} s")
     if stop:
         from gdgan.localstack.stack import down

@@ -3,7 +3,6 @@ fidelity, memorisation audit and sample grids, for real test images and each GAN
 
 from __future__ import annotations
 
-import base64
 import itertools
 import time
 from typing import Any
@@ -44,13 +43,6 @@ def is_comparison(scores: dict[str, ISResult]) -> dict[str, Any]:
         if scores[a].n_splits >= 2 and scores[b].n_splits >= 2:
             out[f"{a}_vs_{b}"] = welch_t_test(scores[a].split_scores, scores[b].split_scores).to_dict()
     return out
-
-
-def grid_data_uri(images: np.ndarray, captions: list[str], ncol: int) -> str:
-    from gdgan.imaging import grid_png_bytes
-
-    png = grid_png_bytes(np.asarray(images), captions, ncol=ncol, scale=2)
-    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 def _captions(s_gender: np.ndarray, s_view: np.ndarray, s_target: np.ndarray, finding: str) -> list[str]:

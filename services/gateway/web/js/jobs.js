@@ -39,7 +39,7 @@ function artifactLink(id) {
 function resultNode(j) {
   if (j.error) return el("span", { class: "error-text" }, String(j.error));
   const r = j.result;
-  if (!r) {
+  if (!r || (typeof r === "object" && !Object.keys(r).length)) {
     const p = progressOf(j);
     return el("span", { class: "muted" }, [p.phase, p.message].filter(Boolean).join(": ") || "");
   }
