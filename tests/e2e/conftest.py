@@ -67,28 +67,31 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
     from gdgan.training.api import train
 
     # Defaults are the fast test setting; the README screenshots are refreshed with a better model,
-    # e.g. E2E_UPDATE_DOCS=1 E2E_MODEL_PRESET=demo E2E_DATASET_SIZE=64 E2E_DATASET_N=3000.
+    # e.g. E2E_UPDATE_DOCS=1 E2E_MODEL_STEPS=300, or E2E_MODEL_PRESET=demo E2E_DATASET_SIZE=64.
     preset = os.environ.get("E2E_MODEL_PRESET", "tiny")
     size = int(os.environ.get("E2E_DATASET_SIZE", "32"))
     n = int(os.environ.get("E2E_DATASET_N", "600"))
+    steps = os.environ.get("E2E_MODEL_STEPS")  # override the preset's generator updates per stage
+    overrides = {"steps": int(steps)} if steps else None
     torch.set_num_threads(int(os.environ.get("E2E_TORCH_THREADS", "1")))
     store = LocalStore(store_dir, cache_dir=store_dir.parent / "cache")
     # Cardiomegaly at 8 %: enough positives for a tiny model to learn the label mix from, yet still
     # below the evaluation's target share, so the augmentation strategies really change the sets.
     ds = make_phantom(PhantomConfig(n=n, size=size, seed=0, prevalence={"Cardiomegaly": 0.08}))
     manifest = ds.save(store)
-    result = train("gdgan", manifest.id, store=store, preset=preset, device="cpu")
+    result = train("gdgan", manifest.id, store=store, preset=preset, overrides=overrides, device="cpu")
     assert result.status == "succeeded", result
-    acgan = train("acgan", manifest.id, store=store, preset=preset, device="cpu")
+    acgan = train("acgan", manifest.id, store=store, preset=preset, overrides=overrides, device="cpu")
     assert acgan.status == "succeeded", acgan
     return manifest.id, result.model_id, {**result.model_ids, "acgan": acgan.model_id}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     """The services engineer's test stack (``services.testing.start_stack``: ``gdgan serve gateway``,
     ``gdgan serve generator``, ``gdgan worker trainer`` and ``evaluator`` on free loopback ports)
-    with the API token on, over a store that already holds a tiny GDGAN and ACGAN."""
+    with the API token on, over a store that already holds a tiny GDGAN and ACGAN. Module-scoped,
+    so the processes stop as soon as the browser tests are done, before other test modules run."""
     from services.testing import start_stack
 
     base = tmp_path_factory.mktemp("e2e")

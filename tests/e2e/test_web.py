@@ -459,3 +459,29 @@ def test_busy_generator_is_retried(page) -> None:
     calls["busy_until"] = 0
     page.locator("#gen-error").get_by_role("button", name="Retry").click()
     _wait_cards(page, 2)
+
+
+def test_any_registered_model(page, web_stack) -> None:
+    """The model list offers the latest aliases and every registered model; the stage controls
+    follow what the chosen model can do."""
+    page.goto("/")
+    form = page.locator("#gen-form")
+    model = form.get_by_label("Model", exact=True)
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('#gen-model option')].some(o => o.value === id)",
+        arg=web_stack.model_ids["acgan"],
+    )
+    # ACGAN: one stage, so no stage choice and no side-by-side view
+    model.select_option(web_stack.model_ids["acgan"])
+    assert form.get_by_label("Stage (GDGAN)").is_disabled()
+    assert form.get_by_label("Show stage 1 and stage 2 side by side (GDGAN)").is_disabled()
+    _generate(page, 2)
+    _wait_cards(page, 2)
+    assert page.locator(".model-id").inner_text() == web_stack.model_ids["acgan"]
+    # a stage-1 model: stage 1 is the only choice
+    model.select_option(web_stack.model_ids["stage1"])
+    assert form.get_by_label("Stage (GDGAN)").input_value() == "1"
+    _generate(page, 2)
+    _wait_cards(page, 2)
+    assert page.locator(".model-id").inner_text() == web_stack.model_ids["stage1"]
+    assert "stage 1" in page.locator(".result-summary").inner_text()

@@ -100,7 +100,9 @@ class Generator(nn.Module):
         self.out = nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        h = self.fc(torch.cat([z, y], dim=1))  # (B, C0·16)
+        # z ~ U[0,1) (the authors' latent) is centred to U[-1,1) here: an all-positive input
+        # would put a large constant into every unit and drown the part that varies with z.
+        h = self.fc(torch.cat([2.0 * z - 1.0, y], dim=1))  # (B, C0·16)
         h = h.view(h.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
         h = torch.relu(self.norm0(h))
         h = self.blocks(h)  # (B, ngf, S/2, S/2)

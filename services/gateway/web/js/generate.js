@@ -44,8 +44,9 @@ function readForm() {
     view: f.get("view") || null,
     seed: seedRaw === "" ? null : Number(seedRaw),
   };
-  if (isGdgan(body.model)) body.stage = Number(f.get("stage") || 2);
-  return { body, compare: isGdgan(body.model) && f.get("compare") === "on" };
+  const stage1Only = modelKinds[body.model] === "gdgan-stage1";
+  if (isGdgan(body.model)) body.stage = stage1Only ? 1 : Number(f.get("stage") || 2);
+  return { body, compare: isGdgan(body.model) && !stage1Only && f.get("compare") === "on" };
 }
 
 function isGdgan(model) {
@@ -189,9 +190,12 @@ async function downloadZip() {
 }
 
 function syncStageControls() {
-  const gd = isGdgan(form.elements.model.value);
-  form.elements.stage.disabled = gd ? form.elements.compare.checked : true;
-  form.elements.compare.disabled = !gd;
+  const model = form.elements.model.value;
+  const gd = isGdgan(model);
+  const stage1Only = modelKinds[model] === "gdgan-stage1";
+  if (stage1Only) form.elements.stage.value = "1";
+  form.elements.stage.disabled = !gd || stage1Only || form.elements.compare.checked;
+  form.elements.compare.disabled = !gd || stage1Only;
 }
 
 async function loadCap() {
@@ -219,7 +223,8 @@ async function loadModels() {
       const id = m.id || m.model_id;
       if (!id) continue;
       modelKinds[id] = m.kind || "";
-      if (!/^(gdgan|acgan)$/.test(m.kind || "")) continue; // stage-only artifacts are parts of a bundle
+      // every registered generator; a stage-only model answers a request for the other stage with a
+      // 422 that says which stage it has
       group.append(el("option", { value: id }, `${id} (${m.kind})`));
     }
     if (group.children.length) select.append(group);
