@@ -57,9 +57,10 @@ def test_sigkill_trainer_resumes_from_checkpoint(stack: Stack) -> None:
     reader.start()
 
     # kill the worker (the whole process, no warning) once a checkpoint has surely been written
-    wait_for(
-        lambda: api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"] >= 2 * EVERY + 2, 300, "two checkpoints"
-    )
+    def step() -> int:
+        return int(api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"])
+
+    wait_for(lambda: step() >= 2 * EVERY + 2, 300, "two checkpoints")
     trainer = next(s for s in stack.services if s.name == "trainer-0")
     assert trainer.proc is not None
     step_at_kill = api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"]
@@ -82,7 +83,8 @@ def test_sigkill_trainer_resumes_from_checkpoint(stack: Stack) -> None:
     running_idx = [i for i, (e, d) in enumerate(events) if e == "status" and d.get("status") == "running"]
     assert running_idx, [e for e in events if e[0] in ("job", "status")]
     before = [d["step"] for e, d in events[: running_idx[-1]] if e == "progress"]
-    assert before and max(before) >= 2 * EVERY, (step_at_kill, [(e, d.get("status", d.get("step"))) for e, d in events])
+    trace = [(e, d.get("status", d.get("step"))) for e, d in events]
+    assert before and max(before) >= 2 * EVERY, (step_at_kill, trace)
     resumed = [d["step"] for e, d in events[running_idx[-1] :] if e == "progress"]
     assert resumed, "no progress after the restart"
     assert resumed[0] >= step_at_kill - EVERY - 2, (resumed[:3], step_at_kill)

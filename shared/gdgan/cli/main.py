@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from gdgan.cli import data, serve, stack, client, demo
-from gdgan.cli import train as train_cli
+from gdgan.cli import client, data, demo, serve, stack
 from gdgan.cli import evaluate as evaluate_cli
+from gdgan.cli import train as train_cli
 
 app = typer.Typer(
     name="gdgan",

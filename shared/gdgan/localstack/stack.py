@@ -247,8 +247,14 @@ class Stack:
                 Service(f"evaluator-{i}", _cli("worker", "evaluator"), self.logs / f"evaluator-{i}.log")
                 for i in range(c.evaluators)
             ]
+            worker_env = dict(env)
+            if not env.get("GDGAN_NUM_THREADS"):
+                # the workers share the machine's cores instead of each taking all of them:
+                # oversubscribed OpenMP threads spin and slow training down many times over
+                workers = max(1, c.trainers + c.evaluators)
+                worker_env["GDGAN_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
             for s in self.services:
-                s.start(env, self.home)
+                s.start(worker_env if s.name.startswith(("trainer", "evaluator")) else env, self.home)
             self._wait_ready(timeout)
         except (ServerError, StackError):
             self.stop()
