@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gdgan.evaluation.stats import bootstrap_auc_ci, mean_sd, paired_difference, welch_t_test
+from gdgan.evaluation.auc import roc_auc
+from gdgan.evaluation.stats import (
+    bootstrap_auc_ci,
+    bootstrap_mean_auc_ci,
+    mean_sd,
+    paired_difference,
+    welch_t_test,
+)
 from scipy import stats
 
 
@@ -47,3 +54,18 @@ def test_paired_difference() -> None:
     assert d["mean"] > 0 and d["bootstrap_ci"][0] > 0 and len(d["per_repeat"]) == 3
     same = paired_difference(runs_b, runs_b, n_boot=50)
     assert same["mean"] == 0 and same["bootstrap_ci"] == [0.0, 0.0]
+
+
+def test_mean_auc_ci_is_not_fooled_by_score_scales() -> None:
+    # Three classifiers, each good, but on different score scales: concatenating their logits
+    # gives a low AUC; the CI of the mean AUC must bracket the per-repeat mean.
+    rng = np.random.default_rng(0)
+    runs = []
+    for r in range(3):
+        y = rng.random(300) < 0.1
+        runs.append((y, rng.normal(size=300) + 2.0 * y + 10.0 * r))
+    mean = np.mean([roc_auc(y, s) for y, s in runs])
+    ci = bootstrap_mean_auc_ci(runs, n_boot=200, seed=0)
+    assert ci["auc"] == pytest.approx(mean) and ci["lo"] < mean < ci["hi"]
+    pooled = roc_auc(np.concatenate([y for y, _ in runs]), np.concatenate([s for _, s in runs]))
+    assert pooled < ci["lo"]  # the naive pooled AUC would be outside the interval

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from gdgan import __version__
+from gdgan.evaluation.auc import roc_auc
 from gdgan.evaluation.experiment import (
     EvaluationError,
     _device,
@@ -23,7 +24,7 @@ from gdgan.evaluation.experiment import (
 from gdgan.evaluation.lineage import check_lineage
 from gdgan.evaluation.paper import PAPER_REF, PAPER_TABLE1, PAPER_TABLE2
 from gdgan.evaluation.plan import EvaluationPlan
-from gdgan.evaluation.stats import bootstrap_auc_ci, mean_sd, paired_difference
+from gdgan.evaluation.stats import bootstrap_mean_auc_ci, mean_sd, paired_difference
 from gdgan.progress import ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore
 
@@ -49,7 +50,15 @@ def classification_summary(plan: EvaluationPlan, parts: list[dict[str, Any]], n_
         rows[s] = {
             "auc_per_repeat": aucs,
             **{f"auc_{k}": v for k, v in mean_sd([a for a in aucs if a is not None]).items()},
-            "pooled_ci": bootstrap_auc_ci(y, sc, n_boot=n_boot, seed=plan.seed_for("boot", s)),
+            # 95 % CI of the mean AUC: bootstrap over the pooled test predictions, resampled
+            # within each repeat (each classifier keeps its own score scale).
+            "pooled_ci": bootstrap_mean_auc_ci(
+                [(np.asarray(r["test_labels"]), np.asarray(r["test_scores"])) for r in reps],
+                n_boot=n_boot,
+                seed=plan.seed_for("boot", s),
+            ),
+            # One AUC over concatenated logits of all repeats (mixes score scales; for reference).
+            "concatenated_auc": roc_auc(y, sc),
             "counts_per_repeat": [r["counts"] for r in reps],
             "counts_mean": {
                 k: float(np.mean([r["counts"][k] for r in reps])) for k in ("total", "positives")

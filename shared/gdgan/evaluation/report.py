@@ -73,7 +73,7 @@ TABLE2_HEADER = [
     "positive",
     "AUC mean",
     "SD",
-    "95% CI (pooled)",
+    "95% CI",
     "Δ vs none [95% CI]",
     "paper AUC",
     "paper total/positive",
