@@ -30,7 +30,7 @@ def _say(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def _ensure_stack(home: Path, gateway_port: int, generator_port: int, redis_port: int) -> str:
+def _ensure_stack(home: Path, gateway_port: int, generator_port: int, redis_port: int, workers: int) -> str:
     st = read_state(home)
     if st:
         try:
@@ -53,6 +53,10 @@ def _ensure_stack(home: Path, gateway_port: int, generator_port: int, redis_port
         str(generator_port),
         "--redis-port",
         str(redis_port),
+        "--trainers",
+        str(workers),
+        "--evaluators",
+        str(workers),
     ]
     _say(f"starting the local stack in {home} ...")
     if subprocess.run(cmd).returncode != 0:
@@ -63,12 +67,16 @@ def _ensure_stack(home: Path, gateway_port: int, generator_port: int, redis_port
     return str(st["gateway"])
 
 
+def _wait(c: GatewayClient, label: str, job_id: str) -> dict[str, Any]:
+    final = c.wait(job_id, label=label)
+    if final["status"] != "succeeded":
+        _die(f"{label}: job {job_id} {final['status']}: {final.get('error') or ''}")
+    return final
+
+
 def _run(c: GatewayClient, label: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     r = c.post(path, body)
-    final = c.wait(r["job_id"], label=label)
-    if final["status"] != "succeeded":
-        _die(f"{label}: job {r['job_id']} {final['status']}: {final.get('error') or ''}")
-    return {**final, **{k: v for k, v in r.items() if k != "job_id"}}
+    return {**_wait(c, label, r["job_id"]), **{k: v for k, v in r.items() if k != "job_id"}}
 
 
 def print_tables(report: dict[str, Any]) -> None:
@@ -103,6 +111,9 @@ def demo(
     generator_port: Annotated[int, typer.Option(help="Generator port.")] = 8001,
     redis_port: Annotated[int, typer.Option(help="Redis port.")] = 6379,
     stop: Annotated[bool, typer.Option("--stop/--keep", help="Stop the stack at the end.")] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, max=8, help="Trainers and evaluators each (they split the CPU cores).")
+    ] = 2,
 ) -> None:
     """Run the paper's experiment end to end through the REST API of a local stack."""
     from gdgan.evaluation.presets import get_eval_preset
@@ -110,7 +121,7 @@ def demo(
 
     home = (home or get_settings().data_dir / "demo").resolve()
     t0 = time.perf_counter()
-    url = _ensure_stack(home, gateway_port, generator_port, redis_port)
+    url = _ensure_stack(home, gateway_port, generator_port, redis_port, workers)
     c = GatewayClient(url)
     ep = get_eval_preset(preset)
     reps = repeats or ep.repeats
@@ -129,8 +140,11 @@ def demo(
             "split_seed": 0,
             "overrides": ep.gan_overrides,
         }
-        gd = _run(c, "GDGAN training", "/v1/jobs/train", {**train_body, "model": "gdgan"})
-        ac = _run(c, "ACGAN training", "/v1/jobs/train", {**train_body, "model": "acgan"})
+        # both jobs queued at once: with two trainers they train side by side
+        gd_job = c.post("/v1/jobs/train", {**train_body, "model": "gdgan"})["job_id"]
+        ac_job = c.post("/v1/jobs/train", {**train_body, "model": "acgan"})["job_id"]
+        gd = _wait(c, "GDGAN training", gd_job)
+        ac = _wait(c, "ACGAN training", ac_job)
         gdgan_id, acgan_id = gd["result"]["model_id"], ac["result"]["model_id"]
         _say(f"models: GDGAN {gdgan_id}, ACGAN {acgan_id}")
         ev = _run(

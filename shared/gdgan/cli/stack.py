@@ -41,6 +41,8 @@ def up(
         bool, typer.Option("--s3", help="Start a SeaweedFS S3 server and use it as the store.")
     ] = False,
     s3_port: Annotated[int, typer.Option(help="S3 port with --s3.")] = 8333,
+    trainers: Annotated[int, typer.Option(min=0, max=16, help="Trainer workers (queue 'train').")] = 1,
+    evaluators: Annotated[int, typer.Option(min=0, max=16, help="Evaluator workers (queue 'eval').")] = 1,
     detach: Annotated[
         bool, typer.Option("--detach", "-d", help="Return once ready; stop with 'gdgan down'.")
     ] = False,
@@ -63,6 +65,8 @@ def up(
         generator_port=generator_port,
         s3=s3,
         s3_port=s3_port,
+        trainers=trainers,
+        evaluators=evaluators,
     )
     stack = Stack(cfg)
     typer.echo(f"starting the stack in {home} (logs: {home / 'logs'}) ...", err=True)

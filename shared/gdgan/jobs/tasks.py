@@ -65,7 +65,7 @@ class JobContext:
 
     job_id: str
     params: dict[str, Any]
-    progress: Callable[[Progress], None]
+    progress: _ProgressPublisher
     should_stop: Callable[[], bool]
     part: str | None = None
 
@@ -84,30 +84,38 @@ class _Heartbeat(threading.Thread):
                 log.warning("lease renewal failed for %s: %s", self.lease_key, exc)
 
 
-def _make_progress(jobs: JobStore, job_id: str, part: str | None) -> Callable[[Progress], None]:
-    interval = get_settings().job_progress_interval_s
-    last = [0.0]
+class _ProgressPublisher:
+    """Progress callback: throttled writes to the job record and its event stream.
 
-    def cb(p: Progress) -> None:
+    ``phases``: a multi-phase job (GDGAN = stage 1 then stage 2) maps each phase's own fraction
+    onto one overall fraction, so a progress bar does not run to 100 % twice."""
+
+    def __init__(self, jobs: JobStore, job_id: str, part: str | None) -> None:
+        self.jobs, self.job_id, self.part = jobs, job_id, part
+        self.interval = get_settings().job_progress_interval_s
+        self.last = 0.0
+        self.phases: list[str] = []
+
+    def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         final = p.total and p.step >= p.total
-        if not final and now - last[0] < interval:
+        if not final and now - self.last < self.interval:
             return
-        last[0] = now
+        self.last = now
         d = p.to_dict()
         d["losses"] = {k: float(v) for k, v in (d.get("losses") or {}).items()}
+        if p.phase in self.phases:
+            d["fraction"] = (self.phases.index(p.phase) + p.fraction) / len(self.phases)
         try:
-            if part:
+            if self.part:
                 # the job's fraction is over all parts: finished ones plus this one's share
-                d["phase"] = f"{part} {d.get('phase') or ''}".strip()
-                parts = jobs.get(job_id).parts
+                d["phase"] = f"{self.part} {d.get('phase') or ''}".strip()
+                parts = self.jobs.get(self.job_id).parts
                 done = sum(1 for v in parts.values() if v == "succeeded")
                 d["fraction"] = min(1.0, (done + p.fraction) / max(1, len(parts)))
-            jobs.set_progress(job_id, d, monotonic=bool(part))
+            self.jobs.set_progress(self.job_id, d, monotonic=bool(self.part))
         except Exception as exc:  # progress is best effort; the job goes on
-            log.warning("progress write failed for %s: %s", job_id, exc)
-
-    return cb
+            log.warning("progress write failed for %s: %s", self.job_id, exc)
 
 
 def _make_stop(jobs: JobStore, job_id: str) -> Callable[[], bool]:
@@ -167,7 +175,7 @@ def run_job(
         ctx = JobContext(
             job_id=job_id,
             params=rec.params,
-            progress=_make_progress(jobs, job_id, part),
+            progress=_ProgressPublisher(jobs, job_id, part),
             should_stop=_make_stop(jobs, job_id),
             part=part,
         )
@@ -190,6 +198,8 @@ def run_job(
         if outcome is None:
             return
         status, result = outcome
+        if part:
+            jobs.set_part(job_id, part, status)
         jobs.set_status(job_id, status, result=result)
     finally:
         beat.stop_event.set()
@@ -261,6 +271,8 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     p = ctx.params
     store = _store()
     ds = load_dataset(store, p["dataset_id"])
+    if p["model"] == "gdgan":
+        ctx.progress.phases = ["stage1", "stage2"]
     res = train(
         p["model"],
         ds,
