@@ -77,6 +77,30 @@ def test_dataset_record_and_counts(api: httpx.Client, dataset_id: str) -> None:
     assert dataset_id in [x["id"] for x in api.get("/v1/datasets").json()]
 
 
+def test_nih_ingest_job_reads_the_import_folder(stack: Stack, api: httpx.Client) -> None:
+    """source=nih: NIH-format files inside the import folder become a dataset through a job."""
+    from gdgan.data.phantom import PhantomConfig, make_phantom, write_nih_format
+
+    imports = Path(stack.cfg.env["GDGAN_DATA_DIR"]) / "imports" / "nihset"
+    ds = make_phantom(PhantomConfig(n=60, size=32, seed=11))
+    write_nih_format(ds, imports)
+    r = api.post(
+        "/v1/datasets",
+        json={"source": "nih", "csv": "nihset/Data_Entry_2017.csv", "images": "nihset", "size": 32},
+    )
+    assert r.status_code == 202, r.text
+    body = r.json()
+    rec = wait_job(stack.cfg.gateway_url, body["job_id"], timeout=120)
+    assert rec["status"] == "succeeded", rec
+    d = api.get(f"/v1/datasets/{body['dataset_id']}").json()
+    assert d["n"] == 60 and d["size"] == 32
+    assert d["counts"]["findings"]["Cardiomegaly"] == int(ds.labels["findings"][:, 1].sum())
+    outside = api.post(
+        "/v1/datasets", json={"source": "nih", "csv": "/etc/passwd", "images": "nihset", "size": 32}
+    )
+    assert outside.status_code == 422 and "csv" in outside.text
+
+
 def test_training_streams_progress_and_registers_model(
     stack: Stack, api: httpx.Client, dataset_id: str
 ) -> None:
@@ -206,6 +230,9 @@ def test_evaluation_fans_out_and_assembles_report(
     assert set(rep["table2"]["rows"]) == {"none", "undersample", "oversample", "acgan", "gdgan"}
     html = api.get(f"/v1/reports/{report_id}/html")
     assert html.status_code == 200 and "<html" in html.text.lower()
+    listed = api.get("/v1/reports")
+    assert listed.status_code == 200, listed.text
+    assert report_id in [r["id"] for r in listed.json()]
 
 
 def test_cli_client_verbs(stack: Stack, tmp_path: Path, models: dict[str, str]) -> None:

@@ -24,8 +24,15 @@ def model_summary(m: Manifest) -> ModelSummary:
         kind=m.kind,
         created=m.created,
         dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
-        preset=m.config.get("preset") or m.meta.get("preset"),
+        preset=_preset_name(m.config.get("preset") or m.meta.get("preset")),
     )
+
+
+def _preset_name(preset: Any) -> str | None:
+    """Model manifests record the preset's name; reports record the whole preset (a dict)."""
+    if isinstance(preset, dict):
+        return preset.get("name")
+    return preset
 
 
 def resolve_model(store: ArtifactStore, ref: str) -> str:

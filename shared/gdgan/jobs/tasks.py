@@ -240,9 +240,9 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         ds.save(store, artifact_id=dataset_id)
         ctx.progress(Progress("phantom", p["n"], p["n"], message="saved"))
     else:
-        from gdgan.data.nih import ingest_nih
+        from gdgan.data.nih import ingest_nih_to_store
 
-        ingest_nih(
+        ingest_nih_to_store(
             csv=p["csv"],
             images=p["images"],
             size=p["size"],
