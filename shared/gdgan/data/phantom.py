@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from scipy import stats
 
 from gdgan.data.dataset import ImageDataset
+from gdgan.data.nih import REQUIRED_CSV_COLUMNS
 from gdgan.labels import (
     FINDINGS,
     N_FINDINGS,
@@ -978,14 +979,9 @@ def make_phantom(
 # NIH on-disk format
 # --------------------------------------------------------------------------------------------
 NIH_CSV_NAME = "Data_Entry_2017.csv"
+# NIH's own file has these columns: the adapter's required ones plus the original geometry.
 NIH_CSV_COLUMNS = (
-    "Image Index",
-    "Finding Labels",
-    "Follow-up #",
-    "Patient ID",
-    "Patient Age",
-    "Patient Gender",
-    "View Position",
+    *REQUIRED_CSV_COLUMNS,
     "OriginalImage[Width",
     "Height]",
     "OriginalImagePixelSpacing[x",
