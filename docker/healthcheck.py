@@ -43,18 +43,16 @@ def check_http(url: str, timeout: float) -> tuple[bool, str]:
         return False, f"{url} -> {exc}"
 
 
-# `gdgan worker trainer|evaluator` names its node "<role>@<host>" (gdgan.cli.serve); "celery@" is
-# Celery's default. Pinging these names with limit=1 returns on the first pong instead of waiting
-# out the timeout the way an open broadcast must.
-NODE_PREFIXES = ("trainer", "evaluator", "celery")
-
-
 def _ping_worker(hostname: str, timeout: float) -> list[str]:
-    """Names of the Celery workers on ``hostname`` that answered a ping."""
+    """Names of the Celery workers on ``hostname`` that answered a ping.
+
+    ``gdgan worker trainer|evaluator`` names its node "<role>-<pid>@<host>" (gdgan.cli.serve: several
+    workers may share a host), so the name cannot be known here: ping every worker for ``timeout``
+    seconds and keep the replies from this host.
+    """
     from gdgan.jobs.celery_app import app
 
-    nodes = [f"{prefix}@{hostname}" for prefix in NODE_PREFIXES]
-    replies = app.control.ping(destination=nodes, timeout=timeout, limit=1) or []
+    replies = app.control.ping(timeout=timeout) or []
     names = [name for reply in replies for name in reply]
     return [n for n in names if n.split("@", 1)[-1] == hostname]
 

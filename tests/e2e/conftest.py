@@ -126,8 +126,10 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 
 # --- browser -----------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """Module-scoped: Playwright's sync API keeps an event loop running while it is open, which
+    would break asyncio.run() in the test modules that follow."""
     if not Path(CHROMIUM).exists():
         pytest.skip(
             f"Chromium not found at {CHROMIUM}: install Debian's package (`make chromium` as root, or "

@@ -241,7 +241,7 @@ def test_worker_answers_ping_and_consumes_its_queue(stack: dict[str, Service], n
     from celery import Celery
 
     app = Celery(broker=svc.env["GDGAN_REDIS_URL"])
-    node = f"{name}@{socket.gethostname()}"
+    node = f"{name}-{svc.proc.pid}@{socket.gethostname()}"  # gdgan.cli.serve: "<role>-<pid>@<host>"
     try:
         replies = app.control.inspect(destination=[node], timeout=5).active_queues() or {}
     finally:
