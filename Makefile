@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-unit test-integration lint chromium bench clean
+.PHONY: venv demo test test-unit test-integration lint chromium clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,10 +43,7 @@ test-integration: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-
-bench: venv
-	$(PY) benchmarks/run_all.py
+	$(VENV)/bin/ruff format --check shared services tests benchmarks docker
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

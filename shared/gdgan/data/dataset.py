@@ -122,9 +122,10 @@ class ImageDataset:
         """Write images and labels, then the manifest (with counts) last."""
         config = dict(config or self.config)
         config.setdefault("size", self.size)
-        with tempfile.TemporaryDirectory(prefix="gdgan-ds-") as tmp, store.writer(
-            DATASET_KIND, artifact_id
-        ) as w:
+        with (
+            tempfile.TemporaryDirectory(prefix="gdgan-ds-") as tmp,
+            store.writer(DATASET_KIND, artifact_id) as w,
+        ):
             img_path = Path(tmp) / IMAGES_FILE
             np.save(img_path, np.ascontiguousarray(self.images))
             w.put_file(IMAGES_FILE, img_path)

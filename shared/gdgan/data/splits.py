@@ -76,8 +76,6 @@ def patient_split(
     return Split(seed, out[0], out[1], out[2])
 
 
-def repeat_splits(
-    patient_ids: np.ndarray, repeats: int, base_seed: int = 0, **kwargs: object
-) -> list[Split]:
+def repeat_splits(patient_ids: np.ndarray, repeats: int, base_seed: int = 0, **kwargs: object) -> list[Split]:
     """``repeats`` different patient-wise splits (seeds base_seed .. base_seed + repeats - 1)."""
     return [patient_split(patient_ids, seed=base_seed + r, **kwargs) for r in range(repeats)]  # type: ignore[arg-type]

@@ -149,9 +149,7 @@ class ArtifactWriter:
             files=dict(self.files),
             meta=meta or {},
         )
-        self.store._put_bytes(
-            self.store._key(self.id, MANIFEST), manifest.model_dump_json(indent=1).encode()
-        )
+        self.store._put_bytes(self.store._key(self.id, MANIFEST), manifest.model_dump_json(indent=1).encode())
         self.committed = manifest
         return manifest
 
