@@ -202,7 +202,7 @@ def ingest_nih_cmd(
         None, "--official-lists", help="Folder with NIH's train_val_list.txt and test_list.txt."
     ),
     workers: int | None = typer.Option(
-        None, "--workers", min=1, help="Decode processes (default GDGAN_INGEST_WORKERS or CPUs)."
+        None, "--workers", min=1, help="Decode threads (default GDGAN_INGEST_WORKERS or CPUs)."
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N usable rows."),
     resume_dir: Path | None = typer.Option(
