@@ -133,6 +133,14 @@ def test_training_streams_progress_and_registers_model(
     assert job_id in [j["id"] for j in api.get("/v1/jobs", params={"type": "train"}).json()["jobs"]]
 
 
+def test_model_alias_resolves_to_the_latest_model(api: httpx.Client, models: dict[str, str]) -> None:
+    for alias in ("gdgan", "acgan"):
+        r = api.get(f"/v1/models/{alias}")
+        assert r.status_code == 200, r.text
+        latest = next(m["id"] for m in api.get("/v1/models").json()["models"] if m["kind"] == alias)
+        assert r.json()["id"] == latest and r.json()["kind"] == alias
+
+
 def test_generate_through_gateway_is_deterministic(api: httpx.Client, models: dict[str, str]) -> None:
     body = {"model": "gdgan", "n": 5, "finding": "Cardiomegaly", "seed": 11, "format": "zip"}
     a = api.post("/v1/generate", json=body)

@@ -83,7 +83,8 @@ def list_models(store: Store) -> ModelList:
 
 @router.get("/v1/models/{model_id}", response_model=ModelDetail, responses=NOT_FOUND)
 def show_model(model_id: str, store: Store) -> ModelDetail:
-    m = model_manifest(store, model_id)
+    """``model_id`` may also be an alias ('gdgan', 'acgan'): the latest model of that kind."""
+    m = model_manifest(store, resolve_model(store, model_id))
     return ModelDetail(
         **model_summary(m).model_dump(),
         config=m.config,
