@@ -29,7 +29,7 @@ from gdgan.training.artifacts import SAMPLES_FILE, write_bundle, write_model
 from gdgan.training.data import TrainData, index_digest
 from gdgan.training.loop import PhaseRun, run_phase
 from gdgan.training.losses import LossWeights
-from gdgan.training.phases import ConditionalPhase, Stage2Phase
+from gdgan.training.phases import ConditionalPhase, Recipe, Stage2Phase
 from gdgan.training.presets import ConfigError, TrainConfig, get_config
 from gdgan.training.sampling import CRITIC_FILE, GENERATOR_FILE, LoadedGenerator, label_mix, resolve_model
 
@@ -72,6 +72,10 @@ def _weights(cfg: TrainConfig) -> LossWeights:
         general=cfg.lambda_general,
         mse=cfg.lambda_mse,
     )
+
+
+def _recipe(cfg: TrainConfig) -> Recipe:
+    return Recipe(loss=cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, diffaug=cfg.diffaug)
 
 
 def _gan(cfg: TrainConfig) -> GanConfig:
@@ -187,7 +191,7 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
     G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], builder, gan)
     G.to(ctx.device)
     D.to(ctx.device)
-    phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), use_detail=name == "acgan")
+    phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), name == "acgan", _recipe(cfg))
     run = ctx.run(phase, cfg)
     if run.status != "succeeded":
         return None, run
@@ -227,7 +231,7 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
         )
     gan = _gan(cfg)
     G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], build_stage2, gan)
-    phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg))
+    phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg), _recipe(cfg))
     run = ctx.run(phase, cfg)
     if run.status != "succeeded":
         return None, run

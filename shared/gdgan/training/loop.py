@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,8 +98,13 @@ def run_phase(
     progress: ProgressCallback | None = None,
     should_stop: StopFlag | None = None,
     state_extra: dict[str, Any] | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
 ) -> PhaseRun:
-    """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any."""
+    """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any.
+
+    ``on_step(step, ema)`` (optional) runs after every step with the EMA generator, e.g. to
+    measure quality curves; it must not touch the training RNGs or the networks' weights.
+    """
     progress = progress or no_progress
     should_stop = should_stop or never_stop
     G, D = phase.G, phase.D
@@ -176,7 +182,8 @@ def run_phase(
         if should_stop():
             status = "cancelled"
             break
-        for _ in range(cfg.n_critic):
+        for i in range(cfg.n_critic):
+            phase.critic_iter = step * cfg.n_critic + i  # lazy R1 is keyed on it: resume-exact
             b = Batch(*data.batch(cfg.batch_size, rows_gen))
             with _autocast(device, cfg):
                 loss_d, parts_d = phase.critic_loss(b, noise_gen)
@@ -193,6 +200,8 @@ def run_phase(
         D.requires_grad_(True)
         ema_update(ema, G, ema_decay_at(step, cfg.ema_decay))
         step += 1
+        if on_step is not None:
+            on_step(step, ema)
 
         if not names:
             names = [f"d_{k}" for k in parts_d] + [f"g_{k}" for k in parts_g]

@@ -50,6 +50,12 @@ class TrainConfig:
     aux_fake: float = 1.0
     lambda_general: float = 1.0
     lambda_mse: float = 1.0
+    # the adversarial game (docs/notes/training.md, "Modes"): "wgan-gp" is the paper's; the
+    # modern mode is "hinge" or "ns" with lazy R1 (r1_gamma every r1_every-th critic step)
+    loss: str = "wgan-gp"
+    r1_gamma: float = 0.0
+    r1_every: int = 4
+    diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" = off
     # sampling weights
     ema_decay: float = 0.999
     # bookkeeping
@@ -84,6 +90,19 @@ class TrainConfig:
             raise ConfigError(f"grid_finding: unknown finding {self.grid_finding!r}")
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        from gdgan.training.diffaugment import parse_policy
+        from gdgan.training.losses import ADV_LOSSES
+
+        if self.loss not in ADV_LOSSES:
+            raise ConfigError(f"loss: must be one of {', '.join(ADV_LOSSES)}, got {self.loss!r}")
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise ConfigError(
+                f"r1_gamma must be >= 0 and r1_every >= 1, got {self.r1_gamma}, {self.r1_every}"
+            )
+        try:
+            parse_policy(self.diffaug)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
 
     def total_steps(self, n_train: int) -> int:
         if self.epochs is None:
