@@ -55,6 +55,9 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "paper-64": ("demo", {"size": 64}),
     "modern-32": ("demo", {"size": 32, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN}),
     "modern-64": ("demo", {"size": 64, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN}),
+    # gpu_bench.py: the paper's widths and schedule on a GPU, and the modern mode at those widths
+    "paper-gpu": ("paper", {"epochs": None}),
+    "modern-gpu": ("paper", {"epochs": None, "n_critic": 1, "lr": 2e-4, "betas": (0.0, 0.99), **MODERN}),
 }
 
 
@@ -74,14 +77,22 @@ def _recipe(cfg: TrainConfig) -> Recipe:
 
 
 class _Clock:
-    """Training CPU-seconds: process time minus the time spent scoring."""
+    """Training seconds minus the time spent scoring: CPU-seconds (``time.process_time``) on a
+    CPU, fair under any load; wall seconds after a device sync on a GPU."""
 
-    def __init__(self) -> None:
-        self.t0 = time.process_time()
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.t0 = self.read()
         self.excluded = 0.0
 
+    def read(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return time.perf_counter()
+        return time.process_time()
+
     def now(self) -> float:
-        return time.process_time() - self.t0 - self.excluded
+        return self.read() - self.t0 - self.excluded
 
 
 def run_recipe(
@@ -95,16 +106,19 @@ def run_recipe(
     every_s: float,
     extra: dict[str, Any],
     n_eval: int,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Train one recipe's two stages for ``budget1`` + ``budget2`` training CPU-seconds (or the
     steps of ``extra``, whichever ends first), scoring every ``every_s`` CPU-seconds."""
-    torch.set_num_threads(1)
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        torch.set_num_threads(1)
     cfg1 = _config(name, {"steps": 100_000, **extra, "checkpoint_every": 10**9})
     cfg2 = _config(name, {"steps": 100_000, **extra, "checkpoint_every": 10**9})
     gan = GanConfig(size=cfg1.size, nz=cfg1.nz, ngf=cfg1.ngf, ndf=cfg1.ndf, max_mult=cfg1.max_mult)
-    data = TrainData.from_dataset(ds, train_idx, cfg1.size, torch.device("cpu"))
+    data = TrainData.from_dataset(ds, train_idx, cfg1.size, dev)
     store = LocalStore(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-recipe-{os.getpid()}-{name}")
-    clock = _Clock()
+    clock = _Clock(dev)
     points: list[dict[str, Any]] = []
 
     with torch.random.fork_rng(devices=[]):
@@ -112,6 +126,8 @@ def run_recipe(
         G1, D1 = build_stage1(gan)
         torch.manual_seed(cfg1.seed + 1000)
         G2, D2 = build_stage2(gan)
+    for m in (G1, D1, G2, D2):
+        m.to(dev)
 
     state = {"next": every_s, "stop": False}
 
@@ -122,12 +138,12 @@ def run_recipe(
             if now < state["next"] and not state["stop"]:
                 return
             state["next"] = now + every_s
-            t = time.process_time()
+            t = clock.read()
             if stage == 1:
                 m = score_stage1(judge, ema, gan.nz, n_eval)
             else:
                 m = score_stage2(judge, g1, ema, gan.nz, n_eval)
-            clock.excluded += time.process_time() - t
+            clock.excluded += clock.read() - t
             points.append({"stage": stage, "step": step, "cpu_s": round(clock.now(), 2), **m})
             print(name, json.dumps(points[-1]), flush=True)
 
@@ -144,7 +160,7 @@ def run_recipe(
         total=cfg1.steps,
         store=store,
         run_id="b",
-        device=torch.device("cpu"),
+        device=dev,
         on_step=hook(1, budget1, None),
         should_stop=stop,
     )
@@ -152,6 +168,8 @@ def run_recipe(
     state["stop"], state["next"] = False, cpu_s1 + every_s
     g1 = r1.ema
     ph2 = Stage2Phase(G2, D2, g1, r1.D, cfg2.nz, _weights(cfg2), _recipe(cfg2))
+    if cfg2.focus_finding:
+        data = data.with_focus(FINDINGS.index(cfg2.focus_finding), cfg2.focus_share)
     r2 = run_phase(
         ph2,
         data,
@@ -159,14 +177,16 @@ def run_recipe(
         total=cfg2.steps,
         store=store,
         run_id="b",
-        device=torch.device("cpu"),
+        device=dev,
         seed_offset=1000,
         on_step=hook(2, cpu_s1 + budget2, g1),
         should_stop=stop,
     )
-    grid = _grid(g1, r2.ema, gan.nz)
+    grid = _grid(g1.cpu(), r2.ema.cpu(), gan.nz)
     return {
         "name": name,
+        "device": dev.type,
+        "images_per_s": {"stage1": round(r1.images_per_s, 1), "stage2": round(r2.images_per_s, 1)},
         "config": cfg1.to_dict() | {"steps": [r1.step, r2.step]},
         "cpu_s": {"stage1": round(cpu_s1, 1), "both": round(clock.now(), 1)},
         "points": points,

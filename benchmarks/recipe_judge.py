@@ -160,22 +160,28 @@ def _acc(p: np.ndarray, general: torch.Tensor) -> dict[str, float]:
     }
 
 
+def _dev(m: nn.Module) -> torch.device:
+    return next(m.parameters()).device
+
+
 @torch.no_grad()
 def score_stage1(judge: Judge, g1: nn.Module, nz: int, n: int) -> dict[str, float]:
     z, general = _requests(nz, n)
-    p, _, f = judge.run(g1(z, general))
+    d = _dev(g1)
+    p, _, f = judge.run(g1(z.to(d), general.to(d)).float().cpu())
     return _acc(p, general) | _distances(judge, f)
 
 
 @torch.no_grad()
 def score_stage2(judge: Judge, g1: nn.Module, g2: nn.Module, nz: int, n: int) -> dict[str, float]:
     z, general = _requests(nz, n)
-    x1 = g1(z, general)
-    no = torch.zeros(n, len(FINDINGS))
+    d = _dev(g1)
+    x1 = g1(z.to(d), general.to(d))
+    no = torch.zeros(n, len(FINDINGS), device=d)
     yes = no.clone()
     yes[:, CARDIO] = 1
-    p_no, ctr_no, f_no = judge.run(g2(x1, no))
-    p_yes, ctr_yes, _ = judge.run(g2(x1, yes))
+    p_no, ctr_no, f_no = judge.run(g2(x1, no).float().cpu())
+    p_yes, ctr_yes, _ = judge.run(g2(x1, yes).float().cpu())
     y = np.r_[np.ones(n), np.zeros(n)]
     return (
         _acc(p_no, general)

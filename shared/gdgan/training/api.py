@@ -20,6 +20,7 @@ from safetensors.torch import load as st_load
 
 from gdgan.data.dataset import ImageDataset, load_dataset
 from gdgan.data.splits import patient_split
+from gdgan.labels import FINDINGS
 from gdgan.models.acgan import build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.progress import ProgressCallback, StopFlag
@@ -129,6 +130,8 @@ class _Context:
 
     def run(self, phase: Any, cfg: TrainConfig) -> PhaseRun:
         data = self.data(cfg)
+        if phase.name != "stage1" and cfg.focus_finding:  # only finding-conditioned phases
+            data = data.with_focus(FINDINGS.index(cfg.focus_finding), cfg.focus_share)
         return run_phase(
             phase,
             data,

@@ -56,6 +56,10 @@ class TrainConfig:
     r1_gamma: float = 0.0
     r1_every: int = 4
     diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" = off
+    # class-balanced batches for the finding-conditioned phases (stage 2, ACGAN): this share of
+    # each batch comes from the training rows with ``focus_finding`` ("" = plain uniform rows)
+    focus_finding: str = ""
+    focus_share: float = 0.0
     # sampling weights
     ema_decay: float = 0.999
     # bookkeeping
@@ -86,6 +90,10 @@ class TrainConfig:
             raise ConfigError(f"betas: two numbers in [0, 1), got {self.betas}")
         from gdgan.labels import FINDINGS
 
+        if self.focus_finding and self.focus_finding not in FINDINGS:
+            raise ConfigError(f"focus_finding: unknown finding {self.focus_finding!r}")
+        if not 0.0 <= self.focus_share < 1.0:
+            raise ConfigError(f"focus_share: must be in [0, 1), got {self.focus_share}")
         if self.grid_finding not in FINDINGS:
             raise ConfigError(f"grid_finding: unknown finding {self.grid_finding!r}")
         if self.lr <= 0:
