@@ -115,7 +115,9 @@ def run_recipe(
         torch.set_num_threads(1)
     cfg1 = _config(name, {"steps": 100_000, **extra, "checkpoint_every": 10**9})
     cfg2 = _config(name, {"steps": 100_000, **extra, "checkpoint_every": 10**9})
-    gan = GanConfig(size=cfg1.size, nz=cfg1.nz, ngf=cfg1.ngf, ndf=cfg1.ndf, max_mult=cfg1.max_mult)
+    gan = GanConfig(
+        size=cfg1.size, nz=cfg1.nz, ngf=cfg1.ngf, ndf=cfg1.ndf, max_mult=cfg1.max_mult, cond=cfg1.g_cond
+    )
     data = TrainData.from_dataset(ds, train_idx, cfg1.size, dev)
     store = LocalStore(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-recipe-{os.getpid()}-{name}")
     clock = _Clock(dev)

@@ -68,3 +68,24 @@ def test_modern_gdgan_trains_and_logs_its_own_terms(tmp_path: torch.Tensor) -> N
     assert {"d_hinge", "d_r1", "g_hinge"} <= set(r.final_losses["stage1"]) | set(r.final_losses["stage2"])
     assert "d_wgan" not in r.final_losses["stage1"] and "d_gp" not in r.final_losses["stage1"]
     assert store.manifest(r.model_ids["stage1"]).config["train"]["loss"] == "hinge"
+
+
+def test_conditional_norm_generator_starts_as_the_papers_and_reaches_every_block() -> None:
+    from gdgan.models.gdgan import GanConfig, Generator
+
+    torch.manual_seed(0)
+    plain = Generator(GanConfig(size=32, ngf=8), 2)
+    torch.manual_seed(0)
+    cond = Generator(GanConfig(size=32, ngf=8, cond="norm"), 2)
+    assert set(plain.state_dict()) < set(cond.state_dict())  # paper weights keep their keys
+    z, y = torch.rand(5, 128), torch.tensor([[0.0, 1.0]] * 5)
+    with torch.no_grad():
+        assert torch.allclose(plain(z, y), cond(z, y), atol=1e-6)  # zero-initialised shifts
+        for c in cond.cond or []:
+            c.proj.weight.normal_()
+        a, b = cond(z, y), cond(z, 1 - y)
+        assert (a - b).abs().mean() > (plain(z, y) - plain(z, 1 - y)).abs().mean()
+        # still per sample: an image does not depend on its batch
+        assert torch.allclose(cond(z[:2], y[:2]), a[:2], atol=1e-6)
+    with pytest.raises(ValueError, match="cond"):
+        GanConfig(cond="film")

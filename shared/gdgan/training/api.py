@@ -80,7 +80,9 @@ def _recipe(cfg: TrainConfig) -> Recipe:
 
 
 def _gan(cfg: TrainConfig) -> GanConfig:
-    return GanConfig(size=cfg.size, nz=cfg.nz, ngf=cfg.ngf, ndf=cfg.ndf, max_mult=cfg.max_mult)
+    return GanConfig(
+        size=cfg.size, nz=cfg.nz, ngf=cfg.ngf, ndf=cfg.ndf, max_mult=cfg.max_mult, cond=cfg.g_cond
+    )
 
 
 def _seeded_build(seed: int, builder: Any, gan: GanConfig) -> Any:

@@ -36,6 +36,7 @@ class TrainConfig:
     ngf: int = 64
     ndf: int = 64
     max_mult: int = 8
+    g_cond: str = "input"  # generator conditioning: "input" (the paper's) | "norm" (conditional norms)
     # schedule
     batch_size: int = 64
     steps: int = 1000  # generator updates per stage (see `epochs`)
@@ -90,6 +91,8 @@ class TrainConfig:
             raise ConfigError(f"betas: two numbers in [0, 1), got {self.betas}")
         from gdgan.labels import FINDINGS
 
+        if self.g_cond not in ("input", "norm"):
+            raise ConfigError(f"g_cond: must be 'input' or 'norm', got {self.g_cond!r}")
         if self.focus_finding and self.focus_finding not in FINDINGS:
             raise ConfigError(f"focus_finding: unknown finding {self.focus_finding!r}")
         if not 0.0 <= self.focus_share < 1.0:
