@@ -49,12 +49,16 @@ from recipe_judge import Judge, score_stage1, score_stage2, train_judge
 
 CARDIO = FINDINGS.index("Cardiomegaly")
 MODERN = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 4, "diffaug": "color,translation,cutout"}
+FOCUS = {"g_cond": "norm", "focus_finding": "Cardiomegaly", "focus_share": 0.25}
 # name -> (preset, overrides); the preset's schedule fields (steps) are replaced by --s1/--s2.
 RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "paper-32": ("demo", {"size": 32}),
     "paper-64": ("demo", {"size": 64}),
     "modern-32": ("demo", {"size": 32, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN}),
     "modern-64": ("demo", {"size": 64, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN}),
+    # candidates for the demo preset: modern + conditional norms + class-balanced stage 2
+    "demo-32": ("demo", {"size": 32, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN, **FOCUS}),
+    "demo-64": ("demo", {"size": 64, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN, **FOCUS}),
     # gpu_bench.py: the paper's widths and schedule on a GPU, and the modern mode at those widths
     "paper-gpu": ("paper", {"epochs": None}),
     "modern-gpu": ("paper", {"epochs": None, "n_critic": 1, "lr": 2e-4, "betas": (0.0, 0.99), **MODERN}),
@@ -107,6 +111,7 @@ def run_recipe(
     extra: dict[str, Any],
     n_eval: int,
     device: str = "cpu",
+    save_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Train one recipe's two stages for ``budget1`` + ``budget2`` training CPU-seconds (or the
     steps of ``extra``, whichever ends first), scoring every ``every_s`` CPU-seconds."""
@@ -185,6 +190,13 @@ def run_recipe(
         should_stop=stop,
     )
     grid = _grid(g1.cpu(), r2.ema.cpu(), gan.nz)
+    if save_dir is not None:  # the EMA generators, to score later with another judge
+        from safetensors.torch import save_file
+
+        save_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {f"g1.{k}": v.contiguous() for k, v in g1.state_dict().items()}
+        tensors |= {f"g2.{k}": v.contiguous() for k, v in r2.ema.state_dict().items()}
+        save_file(tensors, str(save_dir / f"model_{name}.safetensors"), {"gan": json.dumps(gan.to_dict())})
     return {
         "name": name,
         "device": dev.type,
@@ -302,6 +314,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             args.every,
             extra,
             args.n_eval,
+            "cpu",
+            args.out,
         )
         for nm in names
     ]

@@ -138,7 +138,7 @@ class _Context:
             phase,
             data,
             cfg,
-            total=cfg.total_steps(len(data)),
+            total=cfg.total_steps(len(data), phase.name),
             store=self.store,
             run_id=self.run_id,
             device=self.device,
