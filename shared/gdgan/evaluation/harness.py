@@ -173,6 +173,34 @@ def real_ceiling(judge: Judge, ds: ImageDataset, idx: np.ndarray) -> dict[str, A
     return out
 
 
+@dataclass
+class RealReference:
+    """What the harness needs from real images, independent of any generator."""
+
+    n: int
+    ceiling: dict[str, Any]
+    test_features: np.ndarray  # the n real test images every synthetic set is compared with
+    distances: dict[str, Any]  # real-train subset of the same n vs those test images
+
+
+def real_reference(
+    judge: Judge, ds: ImageDataset, split: Split, n: int = DEFAULT_N, seed: int = 0, k: int = DEFAULT_K
+) -> RealReference:
+    """The real-test ceiling and the real-train-vs-test distance floor, seeded by ``seed``."""
+    test = np.asarray(split.test)
+    m = min(int(n), len(test), len(split.train))
+    if m < k + 2:
+        raise HarnessError(f"n: need at least {k + 2} real test and training images, have {m}")
+    rng = np.random.default_rng(seed)
+    test_idx = np.sort(rng.choice(test, m, replace=False))
+    train_idx = np.sort(rng.choice(np.asarray(split.train), m, replace=False))
+    real_feats = judge.features(np.asarray(ds.images[test_idx]))
+    train_feats = judge.features(np.asarray(ds.images[train_idx]))
+    dist = set_distances(real_feats, train_feats, None, k=k, seed=seed)
+    dist["relative_fd"] = 1.0
+    return RealReference(m, real_ceiling(judge, ds, test), real_feats, dist)
+
+
 def _model_scores(
     judge: Judge,
     gen: Any,
@@ -198,7 +226,7 @@ def _model_scores(
             cache[ck] = _draw(gen, g, v, t, finding, s)
         img = cache[ck][pick]
         if img is None:
-            raise HarnessError(f"model {out['model_id']} has no stage-{stage + 1 if pick == 0 else 1}")
+            raise HarnessError(f"model {out['model_id']} has no stage-{stage} images")
         return img
 
     g, v, t = dist_labels
@@ -206,24 +234,29 @@ def _model_scores(
     out["distances"] = set_distances(real_feats, syn.features, ref_fd, k=k, seed=seed)
     gg, vv, g_pos, v_pos, _ = gt_labels
     m = len(gg)
+    if stage == 1:  # G1 has no finding input: one set of general-label requests suffices
+        r = judge.read(draw("pair-on", gg, vv, np.ones(m), seed + 1))
+        out["gan_test"] = {
+            **general_accuracy(r, gg, vv),
+            "n": m,
+            "note": "stage 1 has no finding input: finding figures start at stage 2",
+        }
+        return out
     # paired: the same z and general labels, finding on / off
     r_on = judge.read(draw("pair-on", gg, vv, np.ones(m), seed + 1))
     r_off = judge.read(draw("pair-off", gg, vv, np.zeros(m), seed + 1))
     # independent: positives and negatives from separate latents, each with its class's label mix
     r_pos = judge.read(draw("ind-pos", g_pos, v_pos, np.ones(m), seed + 2))
-    r_neg = r_off if stage == 1 else judge.read(draw("ind-neg", gg, vv, np.zeros(m), seed + 3))
+    r_neg = judge.read(draw("ind-neg", gg, vv, np.zeros(m), seed + 3))
     acc_on = general_accuracy(r_on, gg, vv)
     acc_off = general_accuracy(r_off, gg, vv)
     gan_test: dict[str, Any] = {
         "gender_accuracy": (acc_on["gender_accuracy"] + acc_off["gender_accuracy"]) / 2,
         "view_accuracy": (acc_on["view_accuracy"] + acc_off["view_accuracy"]) / 2,
         "n": 2 * m,
+        "paired": finding_contrast(r_on, r_off),
+        "independent": finding_contrast(r_pos, r_neg),
     }
-    if stage == 2:
-        gan_test["paired"] = finding_contrast(r_on, r_off)
-        gan_test["independent"] = finding_contrast(r_pos, r_neg)
-    else:
-        gan_test["note"] = "stage 1 has no finding input: finding figures start at stage 2"
     out["gan_test"] = gan_test
     return out
 
@@ -240,34 +273,27 @@ def score_generators(
     seed: int = 0,
     k: int = DEFAULT_K,
     progress: ProgressCallback = no_progress,
+    reference: RealReference | None = None,
 ) -> QualityScores:
     """Score up to three samplers (``LoadedGenerator`` or anything with ``nz``,
     ``forward_both``, ``g2``/``acgan`` attributes) against ``split``'s real test images.
 
     ``stage1``: a sampler with G1 (a GDGAN bundle works too; only its stage 1 is read);
     ``stage2``: a GDGAN sampler with G1 and G2 (when ``stage1`` is None its G1 gives the stage-1
-    figures); ``acgan``: an ACGAN sampler. ``n``: images per set (capped by the test part)."""
+    figures); ``acgan``: an ACGAN sampler. ``n``: images per set (capped by the test part).
+    ``reference``: :func:`real_reference` of the same judge/split/n/seed, computed once by a
+    caller that scores many times (the training curves)."""
     t0, c0 = time.perf_counter(), time.process_time()
     if stage1 is None and stage2 is not None:
         stage1 = stage2
     if stage1 is None and acgan is None:
         raise HarnessError("nothing to score: give a stage-1, stage-2 or ACGAN sampler")
-    test = np.asarray(split.test)
-    m = min(int(n), len(test), len(split.train))
-    if m < k + 2:
-        raise HarnessError(f"n: need at least {k + 2} real test and training images, have {m}")
-    finding = judge.finding
-    rng = np.random.default_rng(seed)
     steps = 2 + sum(x is not None for x in (stage1, stage2, acgan))
     progress(Progress("quality", 0, steps, message="real reference"))
-    ceiling = real_ceiling(judge, ds, test)
-    test_idx = np.sort(rng.choice(test, m, replace=False))
-    train_idx = np.sort(rng.choice(np.asarray(split.train), m, replace=False))
-    real_feats = judge.features(np.asarray(ds.images[test_idx]))
-    train_feats = judge.features(np.asarray(ds.images[train_idx]))
-    reference = set_distances(real_feats, train_feats, None, k=k, seed=seed)
-    ref_fd = reference["fd"]
-    reference["relative_fd"] = 1.0
+    if reference is None or reference.n != min(int(n), len(split.test), len(split.train)):
+        reference = real_reference(judge, ds, split, n, seed, k)
+    m, finding = reference.n, judge.finding
+    real_feats, ref_fd = reference.test_features, reference.distances["fd"]
     progress(Progress("quality", 1, steps, message="real reference"))
     # requested labels: the training part's mix (distances), balanced on/off (GAN-test)
     g_all, v_all = np.asarray(ds.labels["gender"]), np.asarray(ds.labels["view"])
@@ -304,8 +330,8 @@ def score_generators(
             "seconds": judge.summary.get("seconds"),
             "cpu_seconds": judge.summary.get("cpu_seconds"),
         },
-        ceiling=ceiling,
-        reference=reference,
+        ceiling=reference.ceiling,
+        reference=reference.distances,
         models=models,
         model_ids=ids,
         seconds=time.perf_counter() - t0,

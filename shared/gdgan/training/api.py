@@ -134,7 +134,8 @@ class _Context:
         data = self.data(cfg)
         if phase.name != "stage1" and cfg.focus_finding:  # only finding-conditioned phases
             data = data.with_focus(FINDINGS.index(cfg.focus_finding), cfg.focus_share)
-        return run_phase(
+        curve = self.curve(phase, cfg, cfg.total_steps(len(data), phase.name))
+        run = run_phase(
             phase,
             data,
             cfg,
@@ -146,6 +147,37 @@ class _Context:
             progress=self.progress,
             should_stop=self.should_stop,
             state_extra={"data_digest": self.digest},
+            on_step=curve,
+        )
+        if curve is not None:
+            run.extra["quality_curve"] = curve.to_dict()
+        return run
+
+    def curve(self, phase: Any, cfg: TrainConfig, total: int) -> Any:
+        """The quality-curve hook of this phase (None when ``quality_every`` is 0)."""
+        from gdgan.training.curves import build_curve
+
+        gan, kind = _gan(cfg), ARTIFACT_KIND[phase.name]
+
+        def sampler(ema: torch.nn.Module) -> LoadedGenerator:
+            if phase.name == "acgan":
+                return LoadedGenerator("training", kind, gan, self.mix, acgan=ema, device=self.device)
+            if phase.name == "stage2":
+                return LoadedGenerator(
+                    "training", kind, gan, self.mix, g1=phase.G1, g2=ema, device=self.device
+                )
+            return LoadedGenerator("training", kind, gan, self.mix, g1=ema, device=self.device)
+
+        return build_curve(
+            phase.name,
+            cfg,
+            total,
+            self.ds,
+            self.idx,
+            self.split_seed,
+            self.store,
+            sampler,
+            self.progress or (lambda _p: None),
         )
 
     def write(

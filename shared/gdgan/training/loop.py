@@ -102,8 +102,9 @@ def run_phase(
 ) -> PhaseRun:
     """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any.
 
-    ``on_step(step, ema)`` (optional) runs after every step with the EMA generator, e.g. to
-    measure quality curves; it must not touch the training RNGs or the networks' weights.
+    ``on_step(step, ema)`` (optional) runs after every step with the EMA generator (the quality
+    curve of :mod:`.curves`, the recipe benchmark); it must not touch the training RNGs or the
+    networks' weights.
     """
     progress = progress or no_progress
     should_stop = should_stop or never_stop

@@ -68,6 +68,24 @@ function lineage(m) {
   return rows.length ? el("ul", { class: "lineage" }, rows) : el("p", { class: "muted" }, "No lineage recorded.");
 }
 
+/** The harness curve (PNG) and the last point's figures as a small table. */
+function qualityCurve(id, last) {
+  const fig = el("figure", { class: "samples" }, el("p", { class: "muted" }, "Loading the quality curve…"));
+  objectUrl(`/v1/models/${encodeURIComponent(id)}/quality_curve.png`)
+    .then((url) => clear(fig).append(el("img", { src: url, alt: `Quality over training of ${id}`, id: "model-quality-curve" }),
+      el("figcaption", {}, "Judge-measured quality of the EMA weights; dotted: real test images")))
+    .catch((err) => clear(fig).append(el("p", { class: "muted" }, `No quality curve: ${err.message}`)));
+  const names = { relative_fd: "relative FD", precision: "precision", recall: "recall", gender_accuracy: "gender accuracy",
+    view_accuracy: "view accuracy", finding_auc_paired: "finding AUC (paired)", finding_auc_independent: "finding AUC (independent)",
+    ctr_share_pos: "CTR>0.5, requested +", ctr_share_neg: "CTR>0.5, requested −" };
+  const rows = Object.entries(names).filter(([k]) => last && last[k] != null).map(([k, label]) => [label, Number(last[k]).toFixed(3)]);
+  const table = rows.length
+    ? el("table", { class: "small" }, el("caption", {}, `At step ${last.step}`),
+      el("tbody", {}, rows.map(([a, b]) => el("tr", {}, el("td", {}, a), el("td", {}, b)))))
+    : null;
+  return el("div", {}, fig, table);
+}
+
 async function showModel(id) {
   selected = id;
   clear(detail).append(el("p", { class: "muted" }, `Loading ${id}…`));
@@ -100,6 +118,8 @@ async function showModel(id) {
       clear(fig).append(el("img", { src: url, alt: `Sample grid of ${id}`, id: "model-samples" }), el("figcaption", {}, "Fixed-seed samples with their labels"));
     })
     .catch((err) => clear(fig).append(el("p", { class: "muted" }, `No sample grid: ${err.message}`)));
+  const files = m.files || man.files || {};
+  if ("quality_curve.png" in files) detail.append(section("Quality over training", qualityCurve(id, (man.meta || m.meta || {}).quality)));
   detail.append(section("Lineage", lineage(m)));
   const metrics = m.metrics ?? man.metrics ?? (man.meta || {}).metrics;
   const fidBox = el("div", {}, el("p", { class: "muted" }, "Looking for evaluation reports that used this model…"));
