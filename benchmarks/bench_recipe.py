@@ -48,20 +48,29 @@ from gdgan.training.presets import TrainConfig, get_config
 from recipe_judge import Judge, score_stage1, score_stage2, train_judge
 
 CARDIO = FINDINGS.index("Cardiomegaly")
-MODERN = {"loss": "hinge", "r1_gamma": 1.0, "r1_every": 4, "diffaug": "color,translation,cutout"}
-FOCUS = {"g_cond": "norm", "focus_finding": "Cardiomegaly", "focus_share": 0.25}
+MODERN = {
+    "loss": "hinge",
+    "r1_gamma": 1.0,
+    "r1_every": 4,
+    "diffaug": "color,translation,cutout",
+    "n_critic": 1,
+    "lr": 5e-4,
+    "betas": (0.0, 0.99),
+}
 # name -> (preset, overrides); the preset's schedule fields (steps) are replaced by --s1/--s2.
 RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
-    "paper-32": ("demo", {"size": 32}),
-    "paper-64": ("demo", {"size": 64}),
-    "modern-32": ("demo", {"size": 32, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN}),
-    "modern-64": ("demo", {"size": 64, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN}),
-    # candidates for the demo preset: modern + conditional norms + class-balanced stage 2
-    "demo-32": ("demo", {"size": 32, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN, **FOCUS}),
-    "demo-64": ("demo", {"size": 64, "n_critic": 1, "lr": 5e-4, "betas": (0.0, 0.99), **MODERN, **FOCUS}),
+    # the paper's game on the previous demo budget's networks (preset demo-paper), at 32 / 64 px
+    "paper-32": ("demo-paper", {"size": 32}),
+    "paper-64": ("demo-paper", {"size": 64}),
+    # the modern game on the same networks: hinge + lazy R1 + DiffAugment, n_critic 1
+    "modern-32": ("demo-paper", {"size": 32, **MODERN}),
+    "modern-64": ("demo-paper", {"size": 64, **MODERN}),
+    # the demo preset itself (modern + conditional norms + class-balanced stage 2, 32 px)
+    "demo": ("demo", {}),
+    "demo-64": ("demo", {"size": 64}),
     # gpu_bench.py: the paper's widths and schedule on a GPU, and the modern mode at those widths
     "paper-gpu": ("paper", {"epochs": None}),
-    "modern-gpu": ("paper", {"epochs": None, "n_critic": 1, "lr": 2e-4, "betas": (0.0, 0.99), **MODERN}),
+    "modern-gpu": ("paper", {"epochs": None, **MODERN, "lr": 2e-4}),
 }
 
 
@@ -272,7 +281,7 @@ def _fmt(v: Any) -> str:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipes", default="paper-32,paper-64,modern-32,modern-64")
+    ap.add_argument("--recipes", default="paper-32,paper-64,modern-32,modern-64,demo")
     ap.add_argument("--n", type=int, default=6000, help="phantom images (NIH label mix)")
     ap.add_argument("--s1", type=float, default=150, help="stage-1 training CPU-seconds")
     ap.add_argument("--s2", type=float, default=100, help="stage-2 training CPU-seconds")
@@ -300,7 +309,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     split = patient_split(ds.labels["patient_id"], 0)
     sizes = sorted({_config(nm, extra).size for nm in names})
     t = time.process_time()
-    judges = {s: train_judge(ds, split.train, split.test, s, epochs=2 if args.smoke else 8) for s in sizes}
+    judges = {s: train_judge(ds, split.train, split.test, s, epochs=2 if args.smoke else 5) for s in sizes}
     judge_cpu = time.process_time() - t
     jobs = [
         (
