@@ -159,3 +159,66 @@ def test_stage2_generator_gradient_reaches_x2_only() -> None:
     total.backward()
     assert x2.grad is not None and x2.grad.abs().sum() > 0
     assert all(p.grad is None for p in lin.parameters())
+    # The MSE anchor's own gradient at x2 = x1 is exactly zero: the total gradient is the same
+    # with λ_mse = 0 and with a large λ_mse.
+    grads = []
+    for mse in (0.0, 100.0):
+        x2b = x1.clone().requires_grad_(True)
+        t, parts = L.stage2_generator_loss(
+            torch.zeros(2),
+            torch.zeros(2, 14),
+            lin(x2b.flatten(1)),
+            torch.zeros(2, 14),
+            torch.ones(2, 2),
+            x2b,
+            x1,
+            L.LossWeights(mse=mse),
+        )
+        t.backward()
+        assert parts["mse"].item() == 0.0
+        grads.append(x2b.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    mse_only = x1.clone().requires_grad_(True)
+    torch.nn.functional.mse_loss(mse_only, x1).backward()
+    assert mse_only.grad is not None and mse_only.grad.abs().max() == 0.0
+
+
+def test_stage2_phase_under_bf16_autocast_with_saturated_stage1() -> None:
+    """Stage 2 on a G1 whose pixels are all ±1 (bf16 under autocast): finite losses, and G2 still
+    gets a gradient. Before the logit residual ran in fp32, x2 stuck at ±1 and G2's gradient
+    through the image was exactly zero. Losses within 5 % of fp32 (bf16 convolutions); the
+    gradient of G2's last bias only in sign (bf16 critics move its size by tens of %)."""
+    from gdgan.models import GanConfig, build_stage1, build_stage2
+    from gdgan.training.phases import Batch, Stage2Phase
+
+    torch.manual_seed(0)
+    cfg = GanConfig(size=32, ngf=8, ndf=8, nz=16)
+    g1, d1 = build_stage1(cfg)
+    torch.nn.init.zeros_(g1.out.weight)
+    with torch.no_grad():
+        g1.out.bias.fill_(50.0)  # tanh(50) = 1: every stage-1 pixel saturated
+    g2, d2 = build_stage2(cfg)
+    torch.nn.init.normal_(g2.out.weight, std=0.05)
+    torch.nn.init.constant_(g2.out.bias, -2.0)
+    phase = Stage2Phase(g2, d2, g1, d1, cfg.nz, L.LossWeights())
+    b = Batch(torch.rand(4, 1, 32, 32) * 2 - 1, torch.tensor([[0.0, 1.0]] * 4), torch.zeros(4, 14))
+
+    def run(amp: bool) -> tuple[float, float, torch.Tensor]:
+        g2.zero_grad()
+        d2.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss_d, _ = phase.critic_loss(b, torch.Generator().manual_seed(1))
+        loss_d.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss_g, _ = phase.generator_loss(b, torch.Generator().manual_seed(2))
+        g2.zero_grad()
+        loss_g.backward()
+        assert g2.out.bias.grad is not None
+        return loss_d.item(), loss_g.item(), g2.out.bias.grad.clone()
+
+    d32, g32, grad32 = run(False)
+    d16, g16, grad16 = run(True)
+    assert all(np.isfinite([d16, g16])) and torch.isfinite(grad16).all()
+    assert grad16.abs().item() > 1e-3
+    assert d16 == pytest.approx(d32, rel=0.05) and g16 == pytest.approx(g32, rel=0.05)
+    assert grad16.sign() == grad32.sign()  # the size differs by tens of % through bf16 critics
