@@ -3,7 +3,8 @@
 Thin wrappers over :func:`gdgan.training.api.train` and
 :func:`gdgan.training.sampling.load_generator`: a rich progress bar on stderr, ``--json`` for
 one JSON object on stdout, and a one-line error with exit code 2 for bad input. Ctrl-C stops
-training at the next step with a checkpoint; ``--resume RUN_ID`` continues it.
+training at the next step with a checkpoint; ``--resume RUN_ID`` continues it with the
+arguments the run was started with (stored by :mod:`gdgan.training.runs`).
 """
 
 from __future__ import annotations
@@ -69,11 +70,48 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Prog], None]]:
         yield update
 
 
+def _resolve_args(
+    store: Any,
+    kind: str,
+    dataset: str | None,
+    preset: str | None,
+    split_seed: int | None,
+    sets: list[str],
+    resume: str | None,
+    stage1: str | None,
+) -> tuple[str, str, int, dict[str, str], str | None]:
+    """(dataset, preset, split seed, overrides, stage 1): from the flags, and on ``--resume`` of a
+    stored run from that run for every flag not given (a given flag that contradicts the run is
+    refused by train())."""
+    from gdgan.training.presets import parse_overrides
+    from gdgan.training.runs import load_run_record
+
+    overrides = parse_overrides(sets)
+    rec = load_run_record(store, resume) if resume else None
+    if rec is None:
+        if not dataset:
+            fail("--dataset is required (unless --resume names a stored run)")
+        if kind == "stage2" and not stage1:
+            fail("--stage1 is required (unless --resume names a stored run)")
+        return str(dataset), preset or "demo", split_seed or 0, overrides, stage1
+    if rec.kind != kind:
+        fail(f"run {resume} is a {rec.kind!r} run: resume it with gdgan train {rec.kind} --resume {resume}")
+    if not (dataset or rec.dataset_id):
+        fail(f"run {resume} was trained on an in-memory dataset: pass --dataset")
+    return (
+        str(dataset or rec.dataset_id),
+        preset or rec.preset,
+        rec.split_seed if split_seed is None and rec.split_seed is not None else (split_seed or 0),
+        {**rec.overrides, **overrides},
+        stage1 or rec.stage1_model,
+    )
+
+
 def _run(
     kind: str,
-    dataset: str,
-    preset: str,
-    split_seed: int,
+    dataset: str | None,
+    preset: str | None,
+    split_seed: int | None,
     sets: list[str],
     resume: str | None,
     as_json: bool,
@@ -82,7 +120,6 @@ def _run(
 ) -> None:
     from gdgan.store import open_store
     from gdgan.training.api import train
-    from gdgan.training.presets import parse_overrides
 
     stop = {"flag": False}
 
@@ -96,8 +133,10 @@ def _run(
         from gdgan.settings import resolve_device
 
         device = resolve_device(device, "--device") if device else None  # None: GDGAN_DEVICE
-        overrides = parse_overrides(sets)
         store = open_store()
+        dataset, preset, split_seed, overrides, stage1 = _resolve_args(
+            store, kind, dataset, preset, split_seed, sets, resume, stage1
+        )
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
             with _progress_bar(not as_json or sys.stderr.isatty()) as bar:
@@ -122,7 +161,7 @@ def _run(
     if as_json:
         print(json.dumps(result.to_dict()))
     elif result.status == "cancelled":
-        err.print(f"cancelled; resume with: gdgan train {kind} --dataset {dataset} --resume {result.run_id}")
+        err.print(f"cancelled; resume with: gdgan train {kind} --resume {result.run_id}")
     else:
         for name, mid in result.model_ids.items():
             print(f"{name}: {mid}")
@@ -130,20 +169,31 @@ def _run(
         raise typer.Exit(1)
 
 
-DATASET = typer.Option(..., "--dataset", help="Dataset artifact id.")
-PRESET = typer.Option("demo", "--preset", help="tiny | demo | paper")
-SPLIT = typer.Option(0, "--split-seed", help="Patient-wise split seed; training uses its train part.")
-SET = typer.Option([], "--set", help="Override a config field: key=value (repeatable).")
-RESUME = typer.Option(None, "--resume", help="Run id to resume (or to key a new run's checkpoints).")
+DATASET = typer.Option(None, "--dataset", help="Dataset artifact id (on --resume: the run's).")
+PRESET = typer.Option(None, "--preset", help="tiny | demo | paper (default demo; on --resume: the run's).")
+SPLIT = typer.Option(
+    None,
+    "--split-seed",
+    help="Patient-wise split seed, training uses its train part (default 0; on --resume: the run's).",
+)
+SET = typer.Option(
+    [], "--set", help="Override a config field: key=value (repeatable; on --resume added to the run's)."
+)
+RESUME = typer.Option(
+    None,
+    "--resume",
+    help="Run id to resume: dataset, preset, split seed, --set values and stage-1 model come from "
+    "the run, and a flag that contradicts them is an error. An unknown id keys a new run.",
+)
 JSON = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 DEVICE = typer.Option(None, "--device", help="cpu | cuda (default: GDGAN_DEVICE / auto).")
 
 
 @app.command("stage1")
 def stage1_cmd(
-    dataset: str = DATASET,
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
@@ -155,10 +205,12 @@ def stage1_cmd(
 
 @app.command("stage2")
 def stage2_cmd(
-    dataset: str = DATASET,
-    stage1: str = typer.Option(..., "--stage1", help="Stage-1 (or gdgan) model id to refine."),
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    stage1: str | None = typer.Option(
+        None, "--stage1", help="Stage-1 (or gdgan) model id to refine (on --resume: the run's)."
+    ),
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
@@ -170,9 +222,9 @@ def stage2_cmd(
 
 @app.command("gdgan")
 def gdgan_cmd(
-    dataset: str = DATASET,
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
@@ -184,9 +236,9 @@ def gdgan_cmd(
 
 @app.command("acgan")
 def acgan_cmd(
-    dataset: str = DATASET,
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
