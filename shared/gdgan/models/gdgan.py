@@ -17,7 +17,8 @@ Read top to bottom; tensor shapes are in the comments (B = batch, S = image size
 
 Generators use ``GroupNorm`` rather than batch-norm so a sample does not depend on what else
 is in its batch: the generator service batches unrelated requests together and must give each
-the image its seed alone determines.
+the image its seed determines — exactly when the request runs alone, within 1 grey level when
+batched (floating-point kernels vary with the batch size; :mod:`gdgan.training.sampling`).
 
 Mapping to uint8 (everywhere, see :func:`to_uint8`): ``round((x + 1) * 127.5)`` clamped to
 [0, 255]; the inverse for training data is ``x = u / 127.5 - 1``.
