@@ -8,6 +8,7 @@ stage 2 on the size mismatch) and a new --set was silently ignored.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,15 +25,6 @@ from typer.testing import CliRunner
 
 runner = CliRunner()
 FAST = {"steps": "4", "checkpoint_every": "2", "batch_size": "8", "ngf": "8", "ndf": "8"}
-
-
-class StopAfter:
-    def __init__(self, n: int) -> None:
-        self.n, self.calls = n, 0
-
-    def __call__(self) -> bool:
-        self.calls += 1
-        return self.calls > self.n
 
 
 @pytest.fixture
@@ -61,6 +53,7 @@ def test_resume_restores_the_run_and_refuses_contradictions(store: LocalStore) -
     ds = make_phantom(PhantomConfig(n=100, size=32, seed=1, prevalence={"Cardiomegaly": 0.3}))
     ds.save(store)
     # a tiny gdgan run (split seed 3, overrides) stopped in stage 2: stage 1 is finished
+    polls = itertools.count()
     r = train(
         "gdgan",
         ds.id,
@@ -70,7 +63,7 @@ def test_resume_restores_the_run_and_refuses_contradictions(store: LocalStore) -
         split_seed=3,
         run_id="run-7",
         device="cpu",
-        should_stop=StopAfter(6),
+        should_stop=lambda: next(polls) >= 6,  # 4 stage-1 steps, then 2 of stage 2
     )
     assert r.status == "cancelled" and "stage1" in r.model_ids
     rec = load_run_record(store, "run-7")

@@ -139,45 +139,38 @@ def test_stage2_critic_loss_terms() -> None:
     assert total.item() == pytest.approx(sum(hand.values()), rel=1e-5)
 
 
-def test_stage2_generator_gradient_reaches_x2_only() -> None:
-    """The general-label term pushes x2 (through D1) but the MSE anchor has zero gradient at x2 = x1."""
-    x1 = torch.tanh(_rand(2, 1, 4, 4, seed=20))
-    x2 = x1.clone().requires_grad_(True)
-    lin = torch.nn.Linear(16, 2)
-    for p in lin.parameters():
-        p.requires_grad_(False)
-    total, _ = L.stage2_generator_loss(
+def _stage2_g_loss(x2: torch.Tensor, x1: torch.Tensor, d1: torch.nn.Module, mse: float) -> torch.Tensor:
+    """Stage-2 generator loss with only the general-label term (through ``d1``) and the MSE."""
+    total, parts = L.stage2_generator_loss(
         torch.zeros(2),
         torch.zeros(2, 14),
-        lin(x2.flatten(1)),
+        d1(x2.flatten(1)),
         torch.zeros(2, 14),
         torch.ones(2, 2),
         x2,
         x1,
-        L.LossWeights(),
+        L.LossWeights(mse=mse),
     )
-    total.backward()
-    assert x2.grad is not None and x2.grad.abs().sum() > 0
-    assert all(p.grad is None for p in lin.parameters())
-    # The MSE anchor's own gradient at x2 = x1 is exactly zero: the total gradient is the same
-    # with λ_mse = 0 and with a large λ_mse.
+    assert parts["mse"].item() == pytest.approx(mse * torch.mean((x2 - x1) ** 2).item())
+    return total
+
+
+def test_stage2_generator_gradient_reaches_x2_only() -> None:
+    """The general-label term pushes x2 (through D1) but the MSE anchor has zero gradient at x2 = x1."""
+    x1 = torch.tanh(_rand(2, 1, 4, 4, seed=20))
+    lin = torch.nn.Linear(16, 2)
+    for p in lin.parameters():
+        p.requires_grad_(False)
     grads = []
-    for mse in (0.0, 100.0):
-        x2b = x1.clone().requires_grad_(True)
-        t, parts = L.stage2_generator_loss(
-            torch.zeros(2),
-            torch.zeros(2, 14),
-            lin(x2b.flatten(1)),
-            torch.zeros(2, 14),
-            torch.ones(2, 2),
-            x2b,
-            x1,
-            L.LossWeights(mse=mse),
-        )
-        t.backward()
-        assert parts["mse"].item() == 0.0
-        grads.append(x2b.grad)
-    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    for mse in (1.0, 0.0, 100.0):  # λ_mse: the total gradient at x2 = x1 must not depend on it
+        x2 = x1.clone().requires_grad_(True)
+        _stage2_g_loss(x2, x1, lin, mse).backward()
+        assert x2.grad is not None
+        grads.append(x2.grad)
+    assert grads[0].abs().sum() > 0
+    assert all(p.grad is None for p in lin.parameters())
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+    torch.testing.assert_close(grads[2], grads[0], rtol=0, atol=0)
     mse_only = x1.clone().requires_grad_(True)
     torch.nn.functional.mse_loss(mse_only, x1).backward()
     assert mse_only.grad is not None and mse_only.grad.abs().max() == 0.0

@@ -15,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,54 +71,50 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Prog], None]]:
         yield update
 
 
-def _resolve_args(
-    store: Any,
-    kind: str,
-    dataset: str | None,
-    preset: str | None,
-    split_seed: int | None,
-    sets: list[str],
-    resume: str | None,
-    stage1: str | None,
-) -> tuple[str, str, int, dict[str, str], str | None]:
+@dataclass
+class _Flags:
+    """The flags of one ``gdgan train`` call that a stored run can supply on ``--resume``."""
+
+    dataset: str | None
+    preset: str | None
+    split_seed: int | None
+    sets: list[str]
+    resume: str | None
+    stage1: str | None = None
+
+
+def _resolve_args(store: Any, kind: str, f: _Flags) -> tuple[str, str, int, dict[str, str], str | None]:
     """(dataset, preset, split seed, overrides, stage 1): from the flags, and on ``--resume`` of a
     stored run from that run for every flag not given (a given flag that contradicts the run is
     refused by train())."""
     from gdgan.training.presets import parse_overrides
     from gdgan.training.runs import load_run_record
 
-    overrides = parse_overrides(sets)
-    rec = load_run_record(store, resume) if resume else None
+    overrides = parse_overrides(f.sets)
+    rec = load_run_record(store, f.resume) if f.resume else None
     if rec is None:
-        if not dataset:
+        if not f.dataset:
             fail("--dataset is required (unless --resume names a stored run)")
-        if kind == "stage2" and not stage1:
+        if kind == "stage2" and not f.stage1:
             fail("--stage1 is required (unless --resume names a stored run)")
-        return str(dataset), preset or "demo", split_seed or 0, overrides, stage1
+        return str(f.dataset), f.preset or "demo", f.split_seed or 0, overrides, f.stage1
     if rec.kind != kind:
-        fail(f"run {resume} is a {rec.kind!r} run: resume it with gdgan train {rec.kind} --resume {resume}")
-    if not (dataset or rec.dataset_id):
-        fail(f"run {resume} was trained on an in-memory dataset: pass --dataset")
+        fail(
+            f"run {f.resume} is a {rec.kind!r} run: resume it with gdgan train {rec.kind} --resume {f.resume}"
+        )
+    if not (f.dataset or rec.dataset_id):
+        fail(f"run {f.resume} was trained on an in-memory dataset: pass --dataset")
+    seed = rec.split_seed if f.split_seed is None and rec.split_seed is not None else (f.split_seed or 0)
     return (
-        str(dataset or rec.dataset_id),
-        preset or rec.preset,
-        rec.split_seed if split_seed is None and rec.split_seed is not None else (split_seed or 0),
+        str(f.dataset or rec.dataset_id),
+        f.preset or rec.preset,
+        seed,
         {**rec.overrides, **overrides},
-        stage1 or rec.stage1_model,
+        f.stage1 or rec.stage1_model,
     )
 
 
-def _run(
-    kind: str,
-    dataset: str | None,
-    preset: str | None,
-    split_seed: int | None,
-    sets: list[str],
-    resume: str | None,
-    as_json: bool,
-    stage1: str | None,
-    device: str | None,
-) -> None:
+def _run(kind: str, flags: _Flags, as_json: bool, device: str | None) -> None:
     from gdgan.store import open_store
     from gdgan.training.api import train
 
@@ -134,9 +131,7 @@ def _run(
 
         device = resolve_device(device, "--device") if device else None  # None: GDGAN_DEVICE
         store = open_store()
-        dataset, preset, split_seed, overrides, stage1 = _resolve_args(
-            store, kind, dataset, preset, split_seed, sets, resume, stage1
-        )
+        dataset, preset, split_seed, overrides, stage1 = _resolve_args(store, kind, flags)
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
             with _progress_bar(not as_json or sys.stderr.isatty()) as bar:
@@ -148,7 +143,7 @@ def _run(
                     overrides=overrides,
                     split_seed=split_seed,
                     stage1_model=stage1,
-                    run_id=resume,
+                    run_id=flags.resume,
                     progress=bar,
                     should_stop=lambda: stop["flag"],
                     device=device,
@@ -200,7 +195,7 @@ def stage1_cmd(
     device: str | None = DEVICE,
 ) -> None:
     """Train GDGAN stage 1: G1(z, gender/view) against D1."""
-    _run("stage1", dataset, preset, split_seed, set_, resume, json_, None, device)
+    _run("stage1", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
 
 
 @app.command("stage2")
@@ -217,7 +212,7 @@ def stage2_cmd(
     device: str | None = DEVICE,
 ) -> None:
     """Train GDGAN stage 2 (G2/D2) on top of a frozen stage-1 model."""
-    _run("stage2", dataset, preset, split_seed, set_, resume, json_, stage1, device)
+    _run("stage2", _Flags(dataset, preset, split_seed, set_, resume, stage1), json_, device)
 
 
 @app.command("gdgan")
@@ -231,7 +226,7 @@ def gdgan_cmd(
     device: str | None = DEVICE,
 ) -> None:
     """Train both GDGAN stages and write the bundle artifact."""
-    _run("gdgan", dataset, preset, split_seed, set_, resume, json_, None, device)
+    _run("gdgan", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
 
 
 @app.command("acgan")
@@ -245,7 +240,7 @@ def acgan_cmd(
     device: str | None = DEVICE,
 ) -> None:
     """Train the one-stage ACGAN baseline (all labels)."""
-    _run("acgan", dataset, preset, split_seed, set_, resume, json_, None, device)
+    _run("acgan", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
 
 
 def sample(
