@@ -96,3 +96,31 @@ def test_resume_restores_the_run_and_refuses_contradictions(store: LocalStore) -
     assert (
         s2.config["model"]["size"] == 32 and s2.config["train"]["steps"] == 4 and s2.meta["split_seed"] == 3
     )
+
+
+def test_resumed_stage2_keeps_the_stage1_model_it_started_with(store: LocalStore) -> None:
+    """A stage-2 run started from the alias 'stage1' refines that model after a resume, even
+    when the alias has moved on to a newer stage-1 model meanwhile."""
+    ds = make_phantom(PhantomConfig(n=100, size=32, seed=2, prevalence={"Cardiomegaly": 0.3}))
+    ds.save(store)
+    first = train("stage1", ds.id, store=store, preset="tiny", overrides=FAST, device="cpu")
+    stopped = train(
+        "stage2",
+        ds.id,
+        store=store,
+        preset="tiny",
+        overrides=FAST,
+        stage1_model="stage1",
+        run_id="s2-run",
+        device="cpu",
+        should_stop=lambda: True,
+    )
+    assert stopped.status == "cancelled"
+    newer = train("stage1", ds.id, store=store, preset="tiny", overrides={**FAST, "seed": "5"}, device="cpu")
+    assert store.latest("gdgan-stage1").id == newer.model_id != first.model_id
+    res = runner.invoke(app, ["train", "stage2", "--resume", "s2-run", "--json"])
+    assert res.exit_code == 0, res.stderr
+    s2 = store.manifest(json.loads(res.stdout)["id"])
+    assert s2.meta["stage1"] == first.model_id
+    other = runner.invoke(app, ["train", "stage2", "--resume", "s2-run", "--stage1", newer.model_id])
+    _one_line_error(other, f"stage 1 {newer.model_id}")
