@@ -103,20 +103,19 @@ def test_resumed_stage2_keeps_the_stage1_model_it_started_with(store: LocalStore
     when the alias has moved on to a newer stage-1 model meanwhile."""
     ds = make_phantom(PhantomConfig(n=100, size=32, seed=2, prevalence={"Cardiomegaly": 0.3}))
     ds.save(store)
-    first = train("stage1", ds.id, store=store, preset="tiny", overrides=FAST, device="cpu")
+    tiny = {"store": store, "preset": "tiny", "device": "cpu"}
+    first = train("stage1", ds.id, overrides=FAST, **tiny)
     stopped = train(
         "stage2",
         ds.id,
-        store=store,
-        preset="tiny",
         overrides=FAST,
         stage1_model="stage1",
         run_id="s2-run",
-        device="cpu",
         should_stop=lambda: True,
+        **tiny,
     )
     assert stopped.status == "cancelled"
-    newer = train("stage1", ds.id, store=store, preset="tiny", overrides={**FAST, "seed": "5"}, device="cpu")
+    newer = train("stage1", ds.id, overrides={**FAST, "seed": "5"}, **tiny)
     assert store.latest("gdgan-stage1").id == newer.model_id != first.model_id
     res = runner.invoke(app, ["train", "stage2", "--resume", "s2-run", "--json"])
     assert res.exit_code == 0, res.stderr
