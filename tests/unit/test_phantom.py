@@ -270,7 +270,7 @@ def test_devices_concentrate_in_ap_films_at_the_stated_rates() -> None:
 def test_devices_are_bright_lines_in_the_image() -> None:
     """Same chests with and without devices: the devices add thin bright structures."""
     cfg = PhantomConfig(n=16, size=64, seed=16, ap_fraction=1.0, device_rate_ap=1.0, pacemaker_rate=1.0)
-    lab, p = phantom_labels(cfg)
+    _, p = phantom_labels(cfg)
     with_ = render_images(p, 64, cfg.seed)
     q = dict(p)
     for key in ("ett_tip", "ng_end", "cvc_side", "pacer_side"):

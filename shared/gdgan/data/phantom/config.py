@@ -201,7 +201,7 @@ class PhantomConfig(BaseModel):
         "the truth (gt_ctr > 0.5 iff labelled).",
     )
     label_ppv: float = Field(
-        default=0.70,
+        default=0.80,
         gt=0.0,
         le=1.0,
         description="Share of Cardiomegaly labels that are true (visual audit of ChestX-ray14: PPV 10-30 "
@@ -221,7 +221,7 @@ class PhantomConfig(BaseModel):
         "(inter-observer CV ~2 %; AP-vs-PA CTR difference SD 0.029).",
     )
     borderline_share: float = Field(
-        default=0.5,
+        default=0.7,
         ge=0.0,
         le=1.0,
         description="Share of label errors that are reader disagreement on a borderline heart (the rest "

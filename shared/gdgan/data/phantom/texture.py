@@ -34,6 +34,7 @@ def draw_film(cfg: PhantomConfig, ap: np.ndarray, rng: np.random.Generator) -> d
     t = cfg.texture
     p: dict[str, np.ndarray] = {}
     p["tex_amp"] = np.full(n, t)
+    p["blur"] = np.full(n, BLUR * min(t, 1.0))  # the one non-local step of the renderer
     p["gamma"] = np.exp(rng.normal(0.0, GAMMA_LOG_SD, n) * t)
     # NIH films are darker and more contrasted on average than the first phantom's look.
     p["window"] = np.exp(rng.normal(0.0, CONTRAST_SD, n) * t) * (1.0 + WINDOW_SHIFT * t)
@@ -93,7 +94,7 @@ def apply_film(
         img *= c("gamma")
         np.exp(img, out=img)
     # the detector and the downsampling soften every edge a little (a weighted 1-2-1 blur)
-    w = BLUR * min(float(p["tex_amp"][0]), 1.0) if len(img) else 0.0
+    w = float(p["blur"][0]) if len(img) else 0.0
     if w > 0:
         img = _blur121(_blur121(img, 1, w), 2, w)
     img += c("grain") * noise.grain
