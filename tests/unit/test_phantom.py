@@ -303,7 +303,7 @@ def test_texture_adds_local_structure_and_exposure_spread() -> None:
     local structure inside the body, not just a global shift, and spreads exposure between films."""
     base = dict(n=200, size=64, seed=18, device_rate_ap=0.0, device_rate_pa=0.0, ecg_lead_rate_ap=0.0)
     flat_cfg = PhantomConfig(texture=0.0, **base)
-    lab, p = phantom_labels(PhantomConfig(texture=1.0, **base))
+    _, p = phantom_labels(PhantomConfig(texture=1.0, **base))
     flat = make_phantom(flat_cfg).images.astype(np.float32)
     tex = make_phantom(PhantomConfig(texture=1.0, **base)).images.astype(np.float32)
     # Local structure: with the film's global exposure undone, the difference still varies inside the lungs.
