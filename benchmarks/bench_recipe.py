@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -161,7 +162,7 @@ def run_recipe(
                 m = score_stage2(judge, g1, ema, gan.nz, n_eval)
             clock.excluded += clock.read() - t
             points.append({"stage": stage, "step": step, "cpu_s": round(clock.now(), 2), **m})
-            print(name, json.dumps(points[-1]), flush=True)
+            print(name, json.dumps(points[-1]), file=sys.stderr, flush=True)
 
         return on_step
 
