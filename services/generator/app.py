@@ -8,11 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
-from gdgan import __version__
+from gdgan import __version__, catalog
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import open_store
-from gdgan.training.sampling import MODEL_KINDS
 
 from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
 from services.generator import render
@@ -74,10 +73,7 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
 
 @v1.get("/models", response_model=GeneratorModels)
 def models(cache: Cache, store: Store) -> GeneratorModels:
-    from services.gateway.routers.models import model_summary
-
-    available = [model_summary(m) for m in reversed(store.list()) if m.kind in MODEL_KINDS]
-    return GeneratorModels(loaded=cache.loaded(), available=available)
+    return GeneratorModels(loaded=cache.loaded(), available=catalog.list_models(store))
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])

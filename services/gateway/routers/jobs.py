@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import redis.asyncio as aredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request
+from gdgan import catalog
 from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
 from gdgan.schemas import (
     TERMINAL,
@@ -27,7 +28,6 @@ from sse_starlette.sse import EventSourceResponse
 
 from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 from services.gateway.routers.datasets import dataset_manifest
-from services.gateway.routers.models import resolve_model
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Auth])
 
@@ -101,7 +101,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
 
 @router.post("/generate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
 def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCreated:
-    model_id = resolve_model(store, req.model)
+    model_id = catalog.resolve_model(store, req.model).id
     params = req.model_dump()
     params["model"] = model_id
     rec = jobs.create("generate", params)

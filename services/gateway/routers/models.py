@@ -6,51 +6,16 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from gdgan.schemas import MODEL_ALIASES, ModelDetail, ModelList, ModelSummary
+from gdgan import catalog
+from gdgan.schemas import ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
 
 from services.gateway.deps import Auth, SettingsD, Store, checked_id
 from services.gateway.routers.generate import forward_generate
 
-MODEL_KINDS: tuple[str, ...] = ("gdgan", "gdgan-stage1", "gdgan-stage2", "acgan")
 NOT_FOUND = {404: {"description": "unknown id"}}
 
 router = APIRouter(tags=["models"], dependencies=[Auth])
-
-
-def model_summary(m: Manifest) -> ModelSummary:
-    return ModelSummary(
-        id=m.id,
-        kind=m.kind,
-        created=m.created,
-        dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
-        preset=_preset_name(m.config.get("preset") or m.meta.get("preset")),
-    )
-
-
-def _preset_name(preset: Any) -> str | None:
-    """Model manifests record the preset's name; reports record the whole preset (a dict)."""
-    if isinstance(preset, dict):
-        return preset.get("name")
-    return preset
-
-
-def resolve_model(store: ArtifactStore, ref: str) -> str:
-    """'gdgan' / 'acgan' -> the latest such model; an id -> itself if it is a model. Else 404."""
-    if ref in MODEL_ALIASES:
-        m = store.latest(ref)
-        if m is None:
-            raise ArtifactNotFound(f"no {ref!r} model in the store yet: train one first")
-        return m.id
-    return model_manifest(store, ref).id
-
-
-def model_manifest(store: ArtifactStore, model_id: str) -> Manifest:
-    checked_id(model_id, "model")
-    m = store.manifest(model_id)
-    if m.kind not in MODEL_KINDS:
-        raise ArtifactNotFound(f"no model {model_id!r} (it is a {m.kind!r})")
-    return m
 
 
 def _lineage(store: ArtifactStore, m: Manifest, depth: int = 8) -> list[dict[str, Any]]:
@@ -77,16 +42,15 @@ def _lineage(store: ArtifactStore, m: Manifest, depth: int = 8) -> list[dict[str
 
 @router.get("/v1/models", response_model=ModelList)
 def list_models(store: Store) -> ModelList:
-    ms = [m for m in store.list() if m.kind in MODEL_KINDS]
-    return ModelList(models=[model_summary(m) for m in reversed(ms)])
+    return ModelList(models=catalog.list_models(store))
 
 
 @router.get("/v1/models/{model_id}", response_model=ModelDetail, responses=NOT_FOUND)
 def show_model(model_id: str, store: Store) -> ModelDetail:
     """``model_id`` may also be an alias ('gdgan', 'acgan'): the latest model of that kind."""
-    m = model_manifest(store, resolve_model(store, model_id))
+    m = catalog.resolve_model(store, model_id)
     return ModelDetail(
-        **model_summary(m).model_dump(),
+        **catalog.summary(m).model_dump(),
         config=m.config,
         meta=m.meta,
         parents=m.parents,
@@ -104,7 +68,7 @@ async def model_samples(model_id: str, request: Request, store: Store, settings:
     """The grid the training run stored; models without one are sampled by the generator (seed 0)."""
     import asyncio
 
-    m = await asyncio.to_thread(model_manifest, store, model_id)
+    m = await asyncio.to_thread(catalog.resolve_model, store, model_id)
     if "samples.png" in m.files:
         data = await asyncio.to_thread(store.get_bytes, m.id, "samples.png")
         return Response(data, media_type="image/png")
@@ -139,7 +103,7 @@ def report_file(report_id: str, name: str, store: Store) -> Response:
 
 @router.get("/v1/reports", response_model=list[ModelSummary])
 def list_reports(store: Store) -> list[ModelSummary]:
-    return [model_summary(m) for m in reversed(store.list("report"))]
+    return [catalog.summary(m) for m in reversed(store.list("report"))]
 
 
 def _report_manifest(store: ArtifactStore, report_id: str) -> Manifest:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from gdgan.cli.client import ClientError, GatewayClient, save_images
+from gdgan.cli.evaluate import print_tables
 from gdgan.localstack.stack import read_state
 
 
@@ -77,27 +78,6 @@ def _wait(c: GatewayClient, label: str, job_id: str) -> dict[str, Any]:
 def _run(c: GatewayClient, label: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
     r = c.post(path, body)
     return {**_wait(c, label, r["job_id"]), **{k: v for k, v in r.items() if k != "job_id"}}
-
-
-def print_tables(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, table1_rows, table2_rows
-
-    console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole tables
-    try:
-        label, rows1 = table1_rows(report)
-        t1 = Table(*TABLE1_HEADER, title=f"Table 1: inception score ({label})")
-        for row in rows1:
-            t1.add_row(*row)
-        console.print(t1)
-    except (KeyError, TypeError) as exc:
-        _say(f"(Table 1 unavailable in this report: {exc})")
-    t2 = Table(*TABLE2_HEADER, title=f"Table 2: {report.get('finding', '')} classifier, test ROC AUC")
-    for row in table2_rows(report):
-        t2.add_row(*row)
-    console.print(t2)
 
 
 def demo(

@@ -36,21 +36,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def print_tables(report: dict[str, Any], console: Console = out) -> None:
-    """Tables 1 and 2 of the report as rich tables (ours next to the paper's)."""
+    """Tables 1 and 2 of the report as rich tables (ours next to the paper's); ``gdgan evaluate``,
+    ``gdgan reproduce`` and ``gdgan demo`` all print them through here."""
     from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, table1_rows, table2_rows
 
-    label, rows1 = table1_rows(report)
-    t1 = Table(title=f"Table 1 — inception score ({label})", title_justify="left")
-    for h in TABLE1_HEADER:
-        t1.add_column(h, justify="right" if h != TABLE1_HEADER[0] else "left")
-    for r in rows1:
-        t1.add_row(*r)
-    console.print(t1)
-    imagenet = report["quality"]["inception_score"]["imagenet"]
-    if not imagenet.get("available"):
-        console.print(f"[yellow]ImageNet IS unavailable:[/yellow] {imagenet.get('reason')}", soft_wrap=True)
+    try:
+        label, rows1 = table1_rows(report)
+    except (KeyError, TypeError) as exc:  # a report without the quality section (e.g. no GAN)
+        console.print(f"(Table 1 unavailable in this report: {exc})", soft_wrap=True)
+    else:
+        t1 = Table(title=f"Table 1 — inception score ({label})", title_justify="left")
+        for h in TABLE1_HEADER:
+            t1.add_column(h, justify="right" if h != TABLE1_HEADER[0] else "left")
+        for r in rows1:
+            t1.add_row(*r)
+        console.print(t1)
+        imagenet = report["quality"]["inception_score"]["imagenet"]
+        if not imagenet.get("available"):
+            console.print(
+                f"[yellow]ImageNet IS unavailable:[/yellow] {imagenet.get('reason')}", soft_wrap=True
+            )
+    repeats = (report.get("plan") or {}).get("repeats", "?")
     t2 = Table(
-        title=f"Table 2 — {report['finding']} classification, {report['plan']['repeats']} repeats",
+        title=f"Table 2 — {report.get('finding', '')} classification, {repeats} repeats",
         title_justify="left",
     )
     for h in TABLE2_HEADER:
@@ -58,7 +66,8 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
     for r in table2_rows(report):
         t2.add_row(*r)
     console.print(t2)
-    console.print(report["lineage"]["statement"], soft_wrap=True)
+    if statement := (report.get("lineage") or {}).get("statement"):
+        console.print(statement, soft_wrap=True)
 
 
 def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:

@@ -23,14 +23,14 @@ from gdgan.evaluation.lineage import check_lineage
 from gdgan.evaluation.plan import GAN_STRATEGIES, EvaluationPlan
 from gdgan.evaluation.synthetic import sample_labelled
 from gdgan.labels import finding_index
-from gdgan.progress import Progress, ProgressCallback, StopFlag, never_stop, no_progress
+from gdgan.progress import Cancelled, Progress, ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore
 
 PART_KIND = "eval-part"
 PART_FILE = "part.json"
 
 
-class EvaluationCancelled(RuntimeError):
+class EvaluationCancelled(Cancelled):
     """should_stop() returned True."""
 
 
