@@ -53,13 +53,12 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
         return JSONResponse(
             {"detail": f"{exc}; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
         )
-    labels = render.labels_of(prepared.general, prepared.detail)
     if req.format == "zip":
-        body = await asyncio.to_thread(render.as_zip, images, labels)
+        body = await asyncio.to_thread(render.as_zip, images, prepared, model_id, req.stage)
     elif req.format == "png":
-        body = await asyncio.to_thread(render.as_grid, images, labels)
+        body = await asyncio.to_thread(render.as_grid, images, prepared)
     else:
-        body = await asyncio.to_thread(render.as_json, images, labels, model_id, prepared.seed, req.stage)
+        body = await asyncio.to_thread(render.as_json, images, prepared, model_id, req.stage)
     headers = {
         "X-GDGAN-Model-Id": model_id,
         "X-GDGAN-Seed": str(prepared.seed),

@@ -1,51 +1,33 @@
 """Encode generated images as the response formats: zip, one labelled grid, or JSON.
 
-Archives carry fixed timestamps so the same request with the same seed is byte-identical.
+The zip is ``gdgan.imageset``'s layout (the same files and labels.csv columns as a generation
+job's artifact and ``gdgan sample``), with fixed timestamps so the same request with the same seed
+is byte-identical.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import json
-import zipfile
 
 import numpy as np
+from gdgan.imageset import label_dicts, zip_bytes
 from gdgan.imaging import grid_png_bytes, to_png_bytes
-from gdgan.labels import GENDERS, VIEWS, decode_findings
-
-FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+from gdgan.training.sampling import GenRequest
 
 
-def labels_of(general: np.ndarray, detail: np.ndarray) -> list[dict[str, str]]:
-    return [
-        {
-            "finding_labels": decode_findings(d),
-            "gender": GENDERS[int(g[0] > 0.5)],
-            "view": VIEWS[int(g[1] > 0.5)],
-        }
-        for g, d in zip(general, detail)
-    ]
+def as_zip(images: np.ndarray, req: GenRequest, model_id: str, stage: int) -> bytes:
+    return zip_bytes(images, req.general, req.detail, model_id, req.seed, stage)
 
 
-def as_zip(images: np.ndarray, labels: list[dict[str, str]]) -> bytes:
-    buf = io.BytesIO()
-    rows = ["file,finding_labels,gender,view"]
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        for i, (img, lab) in enumerate(zip(images, labels)):
-            name = f"img_{i:03d}.png"
-            zf.writestr(zipfile.ZipInfo(name, FIXED_TIME), to_png_bytes(img))
-            rows.append(f"{name},{lab['finding_labels']},{lab['gender']},{lab['view']}")
-        zf.writestr(zipfile.ZipInfo("labels.csv", FIXED_TIME), "\n".join(rows) + "\n")
-    return buf.getvalue()
-
-
-def as_grid(images: np.ndarray, labels: list[dict[str, str]]) -> bytes:
+def as_grid(images: np.ndarray, req: GenRequest) -> bytes:
+    labels = label_dicts(req.general, req.detail)
     captions = [f"{lab['gender']}/{lab['view']} {lab['finding_labels']}" for lab in labels]
     scale = max(1, 128 // images.shape[-1])
     return grid_png_bytes(images, captions, scale=scale)
 
 
-def as_json(images: np.ndarray, labels: list[dict[str, str]], model_id: str, seed: int, stage: int) -> bytes:
+def as_json(images: np.ndarray, req: GenRequest, model_id: str, stage: int) -> bytes:
+    labels = label_dicts(req.general, req.detail)
     items = [{**lab, "png": base64.b64encode(to_png_bytes(img)).decode()} for img, lab in zip(images, labels)]
-    return json.dumps({"model_id": model_id, "seed": seed, "stage": stage, "images": items}).encode()
+    return json.dumps({"model_id": model_id, "seed": req.seed, "stage": stage, "images": items}).encode()

@@ -4,6 +4,7 @@ with progress over server-sent events, and cancellation."""
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 import zipfile
@@ -151,9 +152,11 @@ def test_generate_through_gateway_is_deterministic(api: httpx.Client, models: di
     assert a.content == b.content
     with zipfile.ZipFile(io.BytesIO(a.content)) as zf:
         names = zf.namelist()
-        assert sorted(n for n in names if n.endswith(".png")) == [f"img_{i:03d}.png" for i in range(5)]
-        rows = zf.read("labels.csv").decode().strip().splitlines()
-        assert rows[0] == "file,finding_labels,gender,view" and all("Cardiomegaly" in r for r in rows[1:])
+        assert sorted(n for n in names if n.endswith(".png")) == [f"img_{i:06d}.png" for i in range(5)]
+        rows = list(csv.DictReader(io.StringIO(zf.read("labels.csv").decode())))
+        assert tuple(rows[0]) == ("file", "finding_labels", "gender", "view", "model_id", "seed", "stage")
+        assert [r["finding_labels"] for r in rows] == ["Cardiomegaly"] * 5
+        assert {(r["model_id"], r["seed"], r["stage"]) for r in rows} == {(models["gdgan"], "11", "2")}
     other = api.post("/v1/generate", json={**body, "seed": 12})
     assert other.content != a.content
     js = api.post("/v1/generate", json={**body, "format": "json", "gender": "F", "view": "AP"}).json()

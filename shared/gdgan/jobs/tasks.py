@@ -309,60 +309,31 @@ def train_task(self: Any, job_id: str) -> None:
 # --------------------------------------------------------------------------------------------
 # generate (large sets -> a 'synthetic' artifact)
 def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
-    import io
-    import zipfile
-
-    from gdgan.imaging import to_png_bytes
-    from gdgan.labels import FINDINGS, decode_findings
+    from gdgan.imageset import ZIP_FILE, write_synthetic_set
     from gdgan.training.sampling import load_generator
 
     _threads()
     p = ctx.params
     store = _store()
     gen = load_generator(store, p["model"])
-    chunk = get_settings().generate_max_batch
-    n = int(p["n"])
-    seed = p.get("seed")
-    buf = io.BytesIO()
-    rows = ["file,finding_labels,gender,view"]
-    done = 0
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        while done < n:
-            if ctx.should_stop():
-                return "cancelled", {}
-            k = min(chunk, n - done)
-            # one seed per chunk, derived from the request's seed: reproducible for a given n
-            sub_seed = None if seed is None else (int(seed) * 1_000_003 + done) % (2**32)
-            b = gen.sample(
-                k,
-                finding=p.get("finding"),
-                gender=p.get("gender"),
-                view=p.get("view"),
-                seed=sub_seed,
-                stage=p.get("stage", 2),
-            )
-            for i in range(k):
-                name = f"img_{done + i:06d}.png"
-                zf.writestr(name, to_png_bytes(b.images[i]))
-                rows.append(
-                    f"{name},{decode_findings(b.findings[i])},{'MF'[int(b.gender[i])]},"
-                    f"{('PA', 'AP')[int(b.view[i])]}"
-                )
-            done += k
-            ctx.progress(Progress("generate", done, n))
-        zf.writestr("labels.csv", "\n".join(rows) + "\n")
-    with store.writer("synthetic") as w:
-        w.put_bytes("images.zip", buf.getvalue())
-        w.put_bytes("labels.csv", ("\n".join(rows) + "\n").encode())
-        m = w.commit(
-            config={k: v for k, v in p.items()},
-            parents=[gen.model_id],
-            meta={"n": n, "findings_order": list(FINDINGS)},
-        )
+    m = write_synthetic_set(
+        store,
+        gen,
+        int(p["n"]),
+        finding=p.get("finding"),
+        gender=p.get("gender"),
+        view=p.get("view"),
+        seed=p.get("seed"),
+        stage=p.get("stage", 2),
+        chunk=get_settings().generate_max_batch,
+        config=dict(p),
+        progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
     return "succeeded", {
         "artifact_id": m.id,
         "model_id": gen.model_id,
-        "download": f"/v1/synthetic/{m.id}/images.zip",
+        "download": f"/v1/synthetic/{m.id}/{ZIP_FILE}",
     }
 
 
