@@ -164,6 +164,35 @@ def install_error_handlers(app: FastAPI) -> None:
         # a bug) is ours to fix: 500, traceback in the log, no stack trace to the client
         return _internal(exc)
 
+    app.add_middleware(_Unhandled)
+
+
+class _Unhandled:
+    """The 500 of an unexpected error, answered inside the app. Starlette's own handler for
+    ``Exception`` re-raises after answering, and uvicorn then drops the connection, so a
+    keep-alive client's next request on it fails with 'connection reset'."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(msg: Message) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:  # too late for a status code: let the server close the stream
+                raise
+            await _internal(exc)(scope, receive, send)
+
 
 def _internal(exc: BaseException) -> JSONResponse:
     log.error("unhandled error", exc_info=exc)

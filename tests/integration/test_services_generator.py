@@ -18,8 +18,7 @@ import pytest
 from gdgan.localstack.servers import free_port
 from gdgan.localstack.stack import stop_process
 from gdgan.store.local import LocalStore
-
-from services.testing import wait_for
+from svcstack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,7 @@ import httpx
 import pytest
 from gdgan.localstack.servers import RedisServer, SeaweedS3Server
 from gdgan.localstack.stack import Stack
-
-from services.testing import start_stack, wait_for
+from svcstack import start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 from fastapi import APIRouter, HTTPException
-from gdgan.data.dataset import DATASET_KIND, LABELS_FILE
+from gdgan.data.dataset import DATASET_KIND, LABELS_FILE, load_labels, split_counts
 from gdgan.schemas import (
     DatasetCreated,
     DatasetDetail,
@@ -92,25 +91,7 @@ def list_datasets(store: Store) -> list[DatasetSummary]:
 @lru_cache(maxsize=32)
 def _split_counts(store: ArtifactStore, dataset_id: str, sha: str) -> dict[str, dict]:
     """Per-split label counts (seed 0). Keyed by the labels' sha256: artifacts are immutable."""
-    from gdgan.data.splits import patient_split
-
-    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
-        labels = {k: z[k] for k in z.files}
-    split = patient_split(labels["patient_id"], seed=0, official_split=labels.get("official_split"))
-    out: dict[str, dict] = {}
-    for part in ("train", "val", "test"):
-        idx = split.part(part)
-        g, v, f = labels["gender"][idx], labels["view"][idx], labels["findings"][idx]
-        from gdgan.labels import FINDINGS
-
-        out[part] = {
-            "images": len(idx),
-            "patients": len(np.unique(labels["patient_id"][idx])),
-            "gender": {"M": int((g == 0).sum()), "F": int((g == 1).sum())},
-            "view": {"PA": int((v == 0).sum()), "AP": int((v == 1).sum())},
-            "findings": {name: int(f[:, i].sum()) for i, name in enumerate(FINDINGS)},
-        }
-    return out
+    return split_counts(load_labels(store, dataset_id), seed=0)
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses={404: {"description": "unknown id"}})

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import redis.asyncio as aredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from gdgan import catalog
-from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
+from gdgan.jobs.records import JobConflict, JobNotFound, JobStore, events_key
 from gdgan.schemas import (
     TERMINAL,
     CancelResponse,
@@ -161,7 +161,7 @@ async def job_events(
     """Server-sent events until the job ends: first a ``job`` event with the whole record (unless
     resuming with Last-Event-ID), then each event as it is published."""
     await asyncio.to_thread(_get_job, jobs, job_id)
-    key = f"gdgan:job:{job_id}:events"
+    key = events_key(job_id)
     client = aredis.Redis.from_url(
         settings.redis_url,
         decode_responses=True,

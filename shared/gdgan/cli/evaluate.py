@@ -29,6 +29,9 @@ def _fail(message: str) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a bad command line or environment raises while the run is being set up: answered
+    with one line and exit code 2. Only checked before the run starts: once it runs, a ValueError
+    or KeyError is a bug or a broken artifact and keeps its traceback (exit code 1)."""
     from gdgan.settings import SettingsError
     from gdgan.store import StoreError
 
@@ -71,10 +74,11 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
 
 
 def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    from gdgan.evaluation.experiment import EvaluationCancelled, run_evaluation
+    from gdgan.catalog import resolve_model
+    from gdgan.evaluation.experiment import EvaluationCancelled, EvaluationError, run_evaluation
     from gdgan.evaluation.plan import EvaluationPlan
     from gdgan.progress import Progress as Prog
-    from gdgan.store import open_store
+    from gdgan.store import StoreUnavailable, open_store
 
     stop = {"flag": False}
 
@@ -88,6 +92,9 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
         plan = EvaluationPlan(**plan_kwargs)
         store = open_store()
         store.manifest(plan.dataset_id)
+        for given in (plan.gdgan_model, plan.acgan_model):
+            if given:
+                resolve_model(store, given)  # a wrong id is the user's: say so before 30 minutes
     except _user_errors() as exc:
         _fail(str(exc).splitlines()[0] if "validation error" not in str(exc) else _pydantic_msg(exc))
         return
@@ -112,9 +119,12 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
     except EvaluationCancelled as exc:
         _fail(f"cancelled: {exc}")
         return
-    except _user_errors() as exc:
+    except EvaluationError as exc:  # the data cannot support the plan (e.g. a split without positives)
         _fail(str(exc).splitlines()[0])
         return
+    except StoreUnavailable as exc:  # the environment, not a bug: one line, but not 'bad input'
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGINT, old)
     wall = time.perf_counter() - t0

@@ -91,24 +91,7 @@ class ImageDataset:
 
     def counts(self, idx: np.ndarray | None = None) -> dict[str, Any]:
         """Counts per gender, view, (gender, view) and finding — the ``data show`` table."""
-        sel = slice(None) if idx is None else np.asarray(idx)
-        g = self.labels["gender"][sel]
-        v = self.labels["view"][sel]
-        f = self.labels["findings"][sel]
-        out: dict[str, Any] = {
-            "images": len(g),
-            "patients": len(np.unique(self.labels["patient_id"][sel])),
-            "gender": {"M": int((g == 0).sum()), "F": int((g == 1).sum())},
-            "view": {"PA": int((v == 0).sum()), "AP": int((v == 1).sum())},
-            "group": {
-                f"{gn}/{vn}": int(((g == gi) & (v == vi)).sum())
-                for gi, gn in enumerate(("M", "F"))
-                for vi, vn in enumerate(("PA", "AP"))
-            },
-            "findings": {name: int(f[:, i].sum()) for i, name in enumerate(FINDINGS)},
-            "no_finding": int((f.sum(axis=1) == 0).sum()),
-        }
-        return out
+        return label_counts(self.labels, idx)
 
     # -- store --------------------------------------------------------------------------------
     def save(
@@ -142,6 +125,41 @@ class ImageDataset:
         return m
 
 
+def label_counts(labels: dict[str, np.ndarray], idx: np.ndarray | None = None) -> dict[str, Any]:
+    """Images, patients, and counts per gender, view, (gender, view) and finding of rows ``idx``."""
+    sel = slice(None) if idx is None else np.asarray(idx)
+    g = labels["gender"][sel]
+    v = labels["view"][sel]
+    f = labels["findings"][sel]
+    return {
+        "images": len(g),
+        "patients": len(np.unique(labels["patient_id"][sel])),
+        "gender": {"M": int((g == 0).sum()), "F": int((g == 1).sum())},
+        "view": {"PA": int((v == 0).sum()), "AP": int((v == 1).sum())},
+        "group": {
+            f"{gn}/{vn}": int(((g == gi) & (v == vi)).sum())
+            for gi, gn in enumerate(("M", "F"))
+            for vi, vn in enumerate(("PA", "AP"))
+        },
+        "findings": {name: int(f[:, i].sum()) for i, name in enumerate(FINDINGS)},
+        "no_finding": int((f.sum(axis=1) == 0).sum()),
+    }
+
+
+def load_labels(store: ArtifactStore, dataset_id: str) -> dict[str, np.ndarray]:
+    """The label table alone (no images): what counts and splits need."""
+    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def split_counts(labels: dict[str, np.ndarray], seed: int = 0) -> dict[str, dict[str, Any]]:
+    """:func:`label_counts` per part of the patient-wise split with ``seed`` (train/val/test)."""
+    from gdgan.data.splits import patient_split
+
+    split = patient_split(labels["patient_id"], seed=seed, official_split=labels.get(OFFICIAL_SPLIT_COLUMN))
+    return {part: label_counts(labels, split.part(part)) for part in ("train", "val", "test")}
+
+
 def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> ImageDataset:
     """Load a dataset artifact; images are memory-mapped when ``mmap`` (no copy until touched)."""
     m = store.manifest(dataset_id)
@@ -150,6 +168,4 @@ def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> Im
     images = np.load(
         store.fetch(dataset_id, IMAGES_FILE), mmap_mode="r" if mmap else None, allow_pickle=False
     )
-    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
-        labels = {k: z[k] for k in z.files}
-    return ImageDataset(images=images, labels=labels, id=dataset_id, config=m.config)
+    return ImageDataset(images=images, labels=load_labels(store, dataset_id), id=dataset_id, config=m.config)
