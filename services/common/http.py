@@ -46,6 +46,12 @@ def check_token(expected: str, creds: HTTPAuthorizationCredentials | None) -> No
         )
 
 
+def field_error(field: str | None, msg: str, kind: str = "value_error") -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the body field (None: the body)."""
+    loc = ["body", field] if field else ["body"]
+    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": kind}])
+
+
 class BodyLimitMiddleware:
     """Reject bodies above ``max_bytes`` with 413 (by Content-Length, or while reading a chunked
     body), before any JSON parsing happens."""

@@ -6,14 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse, Response
 from gdgan import __version__, catalog
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import open_store
 
-from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
+from services.common.http import BodyLimitMiddleware, Metrics, field_error, install_error_handlers
 from services.generator import render
 from services.generator.batcher import Batcher, BatcherMetrics, QueueFull
 from services.generator.deps import Auth, BatcherD, Cache, Store
@@ -33,19 +33,15 @@ RESPONSES: dict[int | str, dict] = {
 }
 
 
-def _stage_error(msg: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", "stage"], "msg": msg, "type": "value_error"}])
-
-
 @v1.post("/generate", response_class=Response, responses=RESPONSES)
 async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Response:
     """Generate ``n`` images for the labels; the same request with the same seed gives the same bytes."""
     model_id = await asyncio.to_thread(cache.resolve, req.model)
     gen = await asyncio.to_thread(cache.get, model_id)
     if req.stage == 1 and 1 not in gen.stages:
-        raise _stage_error(f"model {model_id} ({gen.kind}) has no stage 1")
+        raise field_error("stage", f"model {model_id} ({gen.kind}) has no stage 1")
     if req.stage == 2 and 2 not in gen.stages:
-        raise _stage_error(f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
+        raise field_error("stage", f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
     prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
     try:
         images = await batcher.submit(gen, req.stage, prepared)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from gdgan.data.dataset import DATASET_KIND, LABELS_FILE, load_labels, split_counts
 from gdgan.schemas import (
     DatasetCreated,
@@ -17,6 +17,7 @@ from gdgan.schemas import (
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
 
+from services.common.http import field_error
 from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth])
@@ -42,27 +43,11 @@ def _inside(root: Path, given: str, field: str) -> str:
     p = Path(given)
     p = (p if p.is_absolute() else root / p).resolve()
     if p != root and root not in p.parents:
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", field],
-                    "type": "path_outside_import_dir",
-                    "msg": f"{field} must be inside the import folder {root}",
-                }
-            ],
+        raise field_error(
+            field, f"{field} must be inside the import folder {root}", "path_outside_import_dir"
         )
     if not p.exists():
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", field],
-                    "type": "path_missing",
-                    "msg": f"{field}: {given!r} does not exist in the import folder",
-                }
-            ],
-        )
+        raise field_error(field, f"{field}: {given!r} does not exist in the import folder", "path_missing")
     return str(p)
 
 

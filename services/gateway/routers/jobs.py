@@ -26,6 +26,7 @@ from gdgan.schemas import (
 from gdgan.store import ArtifactStore
 from sse_starlette.sse import EventSourceResponse
 
+from services.common.http import field_error
 from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 from services.gateway.routers.datasets import dataset_manifest
 
@@ -33,10 +34,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Auth])
 
 NOT_FOUND = {404: {"description": "unknown id"}}
 BLOCK_MS = 5000  # one XREAD wait; between waits the stream checks for a disconnected client
-
-
-def _field_error(loc: list[Any], msg: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def _get_job(jobs: JobStore, job_id: str) -> JobRecord:
@@ -55,13 +52,13 @@ def create_train(req: TrainRequest, jobs: Jobs, store: Store) -> JobCreated:
     try:
         get_config(req.preset, req.overrides)
     except ConfigError as exc:
-        raise _field_error(["body", "overrides"], str(exc)) from None
+        raise field_error("overrides", str(exc)) from None
     if req.stage1_model:
         m = store.manifest(checked_id(req.stage1_model, "model"))
         if m.kind not in ("gdgan-stage1", "gdgan"):
-            raise _field_error(["body", "stage1_model"], f"{m.id!r} is a {m.kind!r}, not a stage-1 model")
+            raise field_error("stage1_model", f"{m.id!r} is a {m.kind!r}, not a stage-1 model")
     elif req.model == "stage2":
-        raise _field_error(["body", "stage1_model"], "model 'stage2' needs a stage1_model id")
+        raise field_error("stage1_model", "model 'stage2' needs a stage1_model id")
     rec = jobs.create("train", req.model_dump())
     enqueue(jobs, rec.id, "gdgan.train")
     return JobCreated(job_id=rec.id)
@@ -72,7 +69,7 @@ def _check_model_kind(store: ArtifactStore, model_id: str | None, kind: str, fie
         return
     m = store.manifest(checked_id(model_id, "model"))
     if m.kind != kind:
-        raise _field_error(["body", field], f"{model_id!r} is a {m.kind!r}, not a {kind!r} model")
+        raise field_error(field, f"{model_id!r} is a {m.kind!r}, not a {kind!r} model")
 
 
 @router.post("/evaluate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
@@ -93,7 +90,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
             acgan_model=req.acgan,
         )
     except ValueError as exc:
-        raise _field_error(["body"], str(exc).splitlines()[0]) from None
+        raise field_error(None, str(exc).splitlines()[0]) from None
     rec = jobs.create("evaluate", {"request": req.model_dump(), "plan": plan.model_dump()})
     enqueue(jobs, rec.id, "gdgan.evaluate")
     return JobCreated(job_id=rec.id)

@@ -205,6 +205,18 @@ def _finish(
         raise typer.Exit(1)
 
 
+def _submit(
+    url: str | None, path: str, body: dict[str, Any], wait: bool, as_json: bool, extra: tuple[str, ...] = ()
+) -> None:
+    """POST a job-creating request, then report (and follow) the job like every verb does."""
+    try:
+        c = _client(url)
+        r = c.post(path, body)
+        _finish(c, r["job_id"], wait, as_json, {k: r[k] for k in extra})
+    except ClientError as exc:
+        _die(str(exc))
+
+
 @app.command("list")
 def list_jobs(
     url: Url = None,
@@ -282,12 +294,7 @@ def ingest(
         body.update(n=n, seed=seed)
     else:
         body.update(csv=csv, images=images)
-    try:
-        c = _client(url)
-        r = c.post("/v1/datasets", body)
-        _finish(c, r["job_id"], wait, as_json, {"dataset_id": r["dataset_id"]})
-    except ClientError as exc:
-        _die(str(exc))
+    _submit(url, "/v1/datasets", body, wait, as_json, extra=("dataset_id",))
 
 
 @app.command("train")
@@ -320,12 +327,7 @@ def train(
     }
     if stage1_model:
         body["stage1_model"] = stage1_model
-    try:
-        c = _client(url)
-        r = c.post("/v1/jobs/train", body)
-        _finish(c, r["job_id"], wait, as_json)
-    except ClientError as exc:
-        _die(str(exc))
+    _submit(url, "/v1/jobs/train", body, wait, as_json)
 
 
 @app.command("evaluate")
@@ -349,12 +351,7 @@ def evaluate(
         "gdgan": gdgan,
         "acgan": acgan,
     }
-    try:
-        c = _client(url)
-        r = c.post("/v1/jobs/evaluate", body)
-        _finish(c, r["job_id"], wait, as_json)
-    except ClientError as exc:
-        _die(str(exc))
+    _submit(url, "/v1/jobs/evaluate", body, wait, as_json)
 
 
 def save_images(content: bytes, out: Path) -> list[Path]:
