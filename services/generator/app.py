@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from gdgan import __version__, catalog
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
-from gdgan.store import open_store
+from gdgan.store import StoreError, open_store
 
 from services.common.http import BodyLimitMiddleware, Metrics, field_error, install_error_handlers
 from services.generator import render
@@ -81,7 +81,7 @@ def readyz(store: Store) -> JSONResponse:
     try:
         store.ping()
         return JSONResponse(Health(status="ready", checks={"store": "ok"}).model_dump())
-    except Exception as exc:
+    except StoreError as exc:
         body = Health(status="unavailable", checks={"store": f"unavailable: {exc}"})
         return JSONResponse(body.model_dump(), status_code=503)
 
