@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -149,7 +150,10 @@ def write_synthetic_set(
 
     Memory holds one chunk of images and the label rows, whatever ``n`` is: the zip grows in a
     temporary file and is uploaded from there. Raises :class:`Cancelled` when ``should_stop``
-    says so (nothing is committed then)."""
+    says so (nothing is committed then). Without a seed one is drawn, so the stored set names the
+    seed that reproduces it."""
+    if seed is None:
+        seed = secrets.randbelow(2**31)
     with tempfile.TemporaryDirectory(prefix="gdgan-synthetic-") as tmp:
         zip_path = Path(tmp) / ZIP_FILE
         with open(zip_path, "wb") as f, zip_writer(f, gen.model_id, seed, stage) as w:
@@ -168,5 +172,5 @@ def write_synthetic_set(
             return out.commit(
                 config=dict(config or {}),
                 parents=[gen.model_id],
-                meta={"n": n, "findings_order": list(FINDINGS), "columns": list(COLUMNS)},
+                meta={"n": n, "seed": seed, "findings_order": list(FINDINGS), "columns": list(COLUMNS)},
             )

@@ -145,6 +145,16 @@ def test_set_uploads_to_s3_in_parts(gen64: LoadedGenerator, s3_store: ArtifactSt
     _check_stored_set(s3_store, m, gen64, n, chunk)
 
 
+def test_a_set_without_seed_records_the_one_it_drew(gen: LoadedGenerator, local_store: ArtifactStore) -> None:
+    m = write_synthetic_set(local_store, gen, 3, chunk=2)
+    seed = m.meta["seed"]
+    assert isinstance(seed, int)
+    with zipfile.ZipFile(local_store.fetch(m.id, ZIP_FILE)) as zf:
+        assert {r["seed"] for r in _rows(zf.read(LABELS_FILE))} == {str(seed)}
+        again = gen.sample(1, seed=chunk_seed(seed, 2)).images[0]
+        assert np.array_equal(decode_png(zf.read(image_name(2))), again)
+
+
 def test_stop_flag_commits_nothing(gen: LoadedGenerator, local_store: ArtifactStore) -> None:
     calls = iter(range(100))
     with pytest.raises(Cancelled, match="after 64 of 1000"):

@@ -333,6 +333,7 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     return "succeeded", {
         "artifact_id": m.id,
         "model_id": gen.model_id,
+        "seed": m.meta["seed"],
         "download": f"/v1/synthetic/{m.id}/{ZIP_FILE}",
     }
 
