@@ -4,12 +4,12 @@ A single consumer takes the first waiting request, then keeps collecting request
 model and stage until the batch holds GDGAN_GENERATE_MAX_BATCH images or GDGAN_GENERATE_MAX_WAIT_MS
 has passed, drops requests whose callers went away, runs one forward pass in the (single) compute
 thread, and hands each request its slice. Each request's latents and labels come from its own
-seed (``LoadedGenerator.prepare``): the same request with the same seed gives the same bytes when
-it runs alone; batched with other requests, a few pixels may differ by a few grey levels, because
-the convolution kernels accumulate in an order that depends on the batch size. The metrics
-(images per pass, images generated) count the images actually computed. The queue is bounded
-(GDGAN_GENERATE_QUEUE_SIZE requests): when full,
-``submit`` raises :class:`QueueFull` and the API answers 503 with Retry-After instead of letting
+seed (``LoadedGenerator.prepare``): the same model, seed and request on the same machine and
+device give the same bytes; batched with other requests, each pixel is within 1 grey level of the
+image made alone (the convolution kernels chosen depend on the batch size; see
+``gdgan.training.sampling``). The metrics (images per pass, images generated) count the images
+actually computed. The queue is bounded (GDGAN_GENERATE_QUEUE_SIZE requests): when full, ``submit``
+raises :class:`QueueFull` and the API answers 503 with Retry-After instead of letting
 memory grow. ``max_batch=1`` turns batching off (one request per pass; the benchmark's baseline).
 """
 

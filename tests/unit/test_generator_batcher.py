@@ -53,6 +53,7 @@ def test_cancelled_requests_are_not_counted() -> None:
     assert _value(registry, "gdgan_generator_batch_images_count") == 1  # one forward pass
     assert _value(registry, "gdgan_generator_batch_images_sum") == 5
     assert _value(registry, "gdgan_generator_batch_requests_sum") == 2
-    # the survivors got their own images, same as running each alone
-    alone = gen.sample(3, seed=1).images
-    assert np.abs(a.astype(int) - alone.astype(int)).max() <= 8
+    # the survivors got their own images: within 1 grey level of each made alone (the guarantee)
+    for got, (k, seed) in ((a, (3, 1)), (c, (2, 3))):
+        alone = gen.sample(k, seed=seed).images
+        assert np.abs(got.astype(int) - alone.astype(int)).max() <= 1
