@@ -48,3 +48,10 @@ def test_one_alias_set() -> None:
     assert not hasattr(gdgan.schemas, "MODEL_ALIASES")
     req = gdgan.schemas.GenerateRequest(model="stage2")
     assert req.model in catalog.ALIASES and catalog.ALIASES["stage2"] == "gdgan-stage2"
+
+
+def test_one_print_tables() -> None:
+    """gdgan demo prints Tables 1-2 with gdgan evaluate's function (there were two copies)."""
+    from gdgan.cli import demo, evaluate
+
+    assert demo.print_tables is evaluate.print_tables
