@@ -41,7 +41,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def print_tables(report: dict[str, Any], console: Console = out) -> None:
     """Tables 1 and 2 of the report as rich tables (ours next to the paper's); ``gdgan evaluate``,
     ``gdgan reproduce`` and ``gdgan demo`` all print them through here."""
-    from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, table1_rows, table2_rows
+    from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, TABLE2_NOTE, table1_rows, table2_rows
 
     try:
         label, rows1 = table1_rows(report)
@@ -69,6 +69,7 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
     for r in table2_rows(report):
         t2.add_row(*r)
     console.print(t2)
+    console.print(TABLE2_NOTE, soft_wrap=True)
     if statement := (report.get("lineage") or {}).get("statement"):
         console.print(statement, soft_wrap=True)
 
