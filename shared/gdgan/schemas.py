@@ -13,10 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gdgan.labels import FINDINGS, GENDERS, NO_FINDING, VIEWS
+from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS
 from gdgan.store.base import ID_RE
 
-FindingName = Literal[FINDINGS]  # type: ignore[valid-type]
+# Any name: the findings a request may use are the model's (or dataset's) own label schema, checked
+# against it where the model is known (generator: 422 naming the label and listing the model's).
+FindingName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[^|]+$", examples=["Cardiomegaly", "Effusion"])
+]
 Gender = Literal[GENDERS]  # type: ignore[valid-type]
 View = Literal[VIEWS]  # type: ignore[valid-type]
 Preset = Literal["tiny", "demo", "paper"]
@@ -69,12 +73,20 @@ class DatasetCreated(BaseModel):
     dataset_id: str
 
 
+class LabelSchemaOut(BaseModel):
+    """A dataset's or model's labels: general labels present (maybe none), findings in order."""
+
+    general: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.general))
+    findings: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.findings))
+
+
 class DatasetSummary(BaseModel):
     id: str
     created: str
     config: dict[str, Any]
     n: int | None = None
     size: int | None = None
+    labels: LabelSchemaOut = Field(default_factory=LabelSchemaOut)
 
 
 class DatasetDetail(DatasetSummary):
@@ -224,6 +236,7 @@ class ModelSummary(BaseModel):
     created: str
     dataset_id: str | None = None
     preset: str | None = None
+    labels: LabelSchemaOut = Field(default_factory=LabelSchemaOut, description="The model's label schema.")
 
 
 class ModelDetail(ModelSummary):

@@ -303,7 +303,6 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     import zipfile
 
     from gdgan.imaging import to_png_bytes
-    from gdgan.labels import FINDINGS, decode_findings
     from gdgan.training.sampling import load_generator
 
     _threads()
@@ -331,13 +330,10 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
                 seed=sub_seed,
                 stage=p.get("stage", 2),
             )
-            for i in range(k):
+            for i, lab in enumerate(b.label_rows()):
                 name = f"img_{done + i:06d}.png"
                 zf.writestr(name, to_png_bytes(b.images[i]))
-                rows.append(
-                    f"{name},{decode_findings(b.findings[i])},{'MF'[int(b.gender[i])]},"
-                    f"{('PA', 'AP')[int(b.view[i])]}"
-                )
+                rows.append(f"{name},{lab['finding_labels']},{lab['gender']},{lab['view']}")
             done += k
             ctx.progress(Progress("generate", done, n))
         zf.writestr("labels.csv", "\n".join(rows) + "\n")
@@ -347,7 +343,7 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         m = w.commit(
             config={k: v for k, v in p.items()},
             parents=[gen.model_id],
-            meta={"n": n, "findings_order": list(FINDINGS)},
+            meta={"n": n, "findings_order": list(gen.schema.findings), "label_schema": gen.schema.to_dict()},
         )
     return "succeeded", {
         "artifact_id": m.id,
