@@ -30,7 +30,9 @@ def _files(d: Path) -> list[Path]:
     )
 
 
-def read_folder(root: str | Path, *, finding: str | None = None) -> Source:
+def read_folder(
+    root: str | Path, *, finding: str | None = None, general: tuple[str, ...] | str = "auto"
+) -> Source:
     base = Path(root)
     if not base.is_dir():
         raise AdapterError(f"image folder not found: {base}")
@@ -77,5 +79,5 @@ def read_folder(root: str | Path, *, finding: str | None = None) -> Source:
             records.append(Record(line, key, f, "", vec.copy(), split=split))
     mode = {"finding": finding} if finding else {"classes": list(names)}
     return Source(
-        "folder", records, findings, report, {**mode, "split_folders": parts[0][1] != 0}, general="auto"
+        "folder", records, findings, report, {**mode, "split_folders": parts[0][1] != 0}, general=general
     )

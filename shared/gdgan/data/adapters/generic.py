@@ -101,7 +101,9 @@ def _general(row: dict[str, str], spec: Any, parse: Any) -> int | None:
     return code
 
 
-def read_generic_csv(csv: str | Path, images: str | Path, mapping: dict[str, Any]) -> Source:
+def read_generic_csv(
+    csv: str | Path, images: str | Path, mapping: dict[str, Any], general: tuple[str, ...] | str = "auto"
+) -> Source:
     m = check_mapping(mapping)
     root = Path(images)
     if not root.is_dir():
@@ -181,4 +183,4 @@ def read_generic_csv(csv: str | Path, images: str | Path, mapping: dict[str, Any
                 split=split,
             )
         )
-    return Source("csv", records, findings, report, {"mapping": json.loads(json.dumps(m))}, general="auto")
+    return Source("csv", records, findings, report, {"mapping": json.loads(json.dumps(m))}, general=general)
