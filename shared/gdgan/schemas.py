@@ -65,7 +65,96 @@ class NihDatasetRequest(_Strict):
     size: Literal[32, 64, 128, 256] = 64
 
 
-DatasetRequest = Annotated[PhantomDatasetRequest | NihDatasetRequest, Field(discriminator="source")]
+_PathField = Annotated[str, Field(min_length=1, max_length=1000, description="Inside GDGAN_IMPORT_DIR.")]
+_Size = Literal[32, 64, 128, 256]
+_Limit = Annotated[int | None, Field(default=None, ge=1, description="Only the first N usable images.")]
+_Uncertainty = Literal["ones", "zeros", "ignore"]
+_Laterals = Literal["skip", "keep"]
+_General = Literal["auto"] | list[Literal["gender", "view"]]
+_Findings = Annotated[list[FindingName] | None, Field(default=None, max_length=500)]
+
+
+class ChexpertDatasetRequest(_Strict):
+    """CheXpert: train.csv/valid.csv (or their folder) + images; uncertain labels by ``uncertainty``."""
+
+    source: Literal["chexpert"]
+    csv: _PathField
+    images: _PathField
+    size: _Size = 64
+    uncertainty: _Uncertainty = Field(default="ones", description="U-Ones, U-Zeros, or leave such images out.")
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    limit: _Limit = None
+
+
+class MimicDatasetRequest(_Strict):
+    source: Literal["mimic"]
+    metadata: _PathField
+    labels: _PathField
+    images: _PathField
+    patients: _PathField | None = None
+    split: _PathField | None = None
+    size: _Size = 64
+    uncertainty: _Uncertainty = "ones"
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    limit: _Limit = None
+
+
+class PadchestDatasetRequest(_Strict):
+    source: Literal["padchest"]
+    csv: _PathField
+    images: _PathField
+    size: _Size = 64
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    min_count: int = Field(default=1, ge=1)
+    limit: _Limit = None
+
+
+class VindrDatasetRequest(_Strict):
+    source: Literal["vindr"]
+    labels: _PathField
+    images: _PathField
+    test_labels: _PathField | None = None
+    size: _Size = 64
+    merge: Literal["majority", "any"] = Field(default="majority", description="Merge readers: > half, or >= 1.")
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+class CsvDatasetRequest(_Strict):
+    """Any CSV; ``mapping`` as in docs/notes/data.md (path, findings.list|columns, sex, view, ...)."""
+
+    source: Literal["csv"]
+    csv: _PathField
+    images: _PathField
+    mapping: dict[str, Any]
+    size: _Size = 64
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+class FolderDatasetRequest(_Strict):
+    source: Literal["folder"]
+    root: _PathField
+    finding: FindingName | None = Field(default=None, description="Class folders are true/false for it.")
+    size: _Size = 64
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+AdapterDatasetRequest = (
+    ChexpertDatasetRequest
+    | MimicDatasetRequest
+    | PadchestDatasetRequest
+    | VindrDatasetRequest
+    | CsvDatasetRequest
+    | FolderDatasetRequest
+)
+DatasetRequest = Annotated[
+    PhantomDatasetRequest | NihDatasetRequest | AdapterDatasetRequest, Field(discriminator="source")
+]
 
 
 class DatasetCreated(BaseModel):
