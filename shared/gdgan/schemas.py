@@ -81,7 +81,7 @@ class ChexpertDatasetRequest(_Strict):
     csv: _PathField
     images: _PathField
     size: _Size = 64
-    uncertainty: _Uncertainty = Field(default="ones", description="U-Ones, U-Zeros, or leave such images out.")
+    uncertainty: _Uncertainty = Field(default="ones", description="U-Ones, U-Zeros, or leave out.")
     laterals: _Laterals = "skip"
     findings: _Findings = None
     limit: _Limit = None
@@ -118,7 +118,7 @@ class VindrDatasetRequest(_Strict):
     images: _PathField
     test_labels: _PathField | None = None
     size: _Size = 64
-    merge: Literal["majority", "any"] = Field(default="majority", description="Merge readers: > half, or >= 1.")
+    merge: Literal["majority", "any"] = Field(default="majority", description="> half, or >= 1 reader.")
     general: _General = "auto"
     limit: _Limit = None
 

@@ -80,11 +80,14 @@ def import_root(settings: Settings) -> Path:
 
 @router.post("", status_code=202, response_model=DatasetCreated)
 def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> DatasetCreated:
+    from gdgan.data.adapters import PATH_OPTIONS
+
     params = req.model_dump()
-    if isinstance(req, NihDatasetRequest):
-        root = import_root(settings)
-        params["csv"] = _inside(root, req.csv, "csv")
-        params["images"] = _inside(root, req.images, "images")
+    paths = ("csv", "images") if isinstance(req, NihDatasetRequest) else PATH_OPTIONS.get(req.source, ())
+    root = import_root(settings)
+    for name in paths:
+        if params.get(name) is not None:
+            params[name] = _inside(root, params[name], name)
     params["dataset_id"] = new_id(DATASET_KIND)
     rec = jobs.create("ingest", params)
     enqueue(jobs, rec.id, "gdgan.ingest")

@@ -28,11 +28,16 @@ if TYPE_CHECKING:
 
 
 def _csv(
-    csv: str, images: str, mapping: dict[str, Any] | None = None, mapping_file: str | None = None
+    csv: str,
+    images: str,
+    mapping: dict[str, Any] | None = None,
+    mapping_file: str | None = None,
+    general: tuple[str, ...] | str = "auto",
 ) -> Source:
     if (mapping is None) == (mapping_file is None):
         raise AdapterError("give exactly one of a label mapping (flags / 'mapping') or a mapping file")
-    return read_generic_csv(csv, images, mapping if mapping is not None else load_mapping(str(mapping_file)))
+    m = mapping if mapping is not None else load_mapping(str(mapping_file))
+    return read_generic_csv(csv, images, m, general=general)
 
 
 def _opt_tuple(v: Any) -> Any:
