@@ -78,8 +78,13 @@ def _check_model_kind(store: ArtifactStore, model_id: str | None, kind: str, fie
 @router.post("/evaluate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
 def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreated:
     from gdgan.evaluation.plan import EvaluationPlan
+    from gdgan.labels import NIH_SCHEMA, LabelError, schema_of
 
-    dataset_manifest(store, req.dataset_id)
+    schema = schema_of(dataset_manifest(store, req.dataset_id).meta)
+    try:  # any finding of the dataset's own label schema can be the target
+        schema.finding_index(req.finding)
+    except LabelError as exc:
+        raise _field_error(["body", "finding"], str(exc)) from None
     _check_model_kind(store, req.gdgan, "gdgan", "gdgan")
     _check_model_kind(store, req.acgan, "acgan", "acgan")
     try:
@@ -91,6 +96,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
             strategies=list(req.strategies),
             gdgan_model=req.gdgan,
             acgan_model=req.acgan,
+            findings=None if schema == NIH_SCHEMA else list(schema.findings),
         )
     except ValueError as exc:
         raise _field_error(["body"], str(exc).splitlines()[0]) from None
