@@ -20,6 +20,13 @@ CHEXPERT_HEADER = [
     "Pneumothorax", "Pleural Effusion", "Pleural Other", "Fracture", "Support Devices",
 ]  # fmt: skip
 VINDR_FINDINGS = ["Aortic enlargement", "Cardiomegaly", "Nodule/Mass", "Pleural effusion", "Other disease"]
+# per image, one 0/1 vector per reader: a1 2 of 3 say Cardiomegaly (1 Nodule/Mass); b2 1 of 3 effusion
+VINDR_VOTES = {
+    "a1": [[0, 1, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0]],
+    "b2": [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 0]],
+    "c3": [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]],
+    "d4": [[0, 0, 0, 0, 0]] * 3,
+}
 
 
 def write_png(path: Path, arr: np.ndarray) -> Path:
@@ -229,13 +236,7 @@ def padchest(root: Path) -> dict[str, Any]:
 def vindr(root: Path) -> dict[str, Any]:
     """train/<id>.dicom with 3 readers per image; test/<id>.dicom with consensus labels."""
     rows = []
-    # image a: 2 of 3 readers say Cardiomegaly, 1 says Nodule/Mass
-    votes = {
-        "a1": [[0, 1, 0, 0, 0], [0, 1, 0, 0, 0], [0, 0, 1, 0, 0]],
-        "b2": [[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 0]],
-        "c3": [[1, 1, 0, 0, 0], [1, 1, 0, 0, 0], [1, 0, 0, 0, 0]],
-        "d4": [[0, 0, 0, 0, 0]] * 3,
-    }
+    votes = VINDR_VOTES
     kinds = {
         "a1": {"photometric": "MONOCHROME1"},
         "b2": {"slope": 2.0, "intercept": -100.0, "window": (2500.0, 2001.0), "syntax": "rle"},

@@ -279,3 +279,40 @@ def test_everything_unusable_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "e" / "cls" / "x.png").write_bytes(b"junk")
     with pytest.raises(AdapterError, match=r"(?s)no usable images.*corrupt files: 1"):
         _ingest(tmp_path, "folder", {"root": str(tmp_path / "e")})
+
+
+def test_vindr_box_annotation_format_gives_the_same_labels(tmp_path: Path) -> None:
+    """annotations_train.csv / Kaggle's train.csv: one row per (image, reader, box) with a class name."""
+    opts = {k: str(v) for k, v in L.vindr(tmp_path / "v").items()}
+    rows = []
+    for iid, votes in L.VINDR_VOTES.items():
+        for r, vv in enumerate(votes):
+            names = [n for n, x in zip(L.VINDR_FINDINGS, vv) if x] or ["No finding"]
+            for n in names:  # a second box of the same class changes nothing
+                rows += [
+                    [
+                        iid,
+                        n,
+                        L.VINDR_FINDINGS.index(n) if n in L.VINDR_FINDINGS else 14,
+                        f"R{r + 1}",
+                        1,
+                        2,
+                        3,
+                        4,
+                    ]
+                ] * 2
+    hdr = ["image_id", "class_name", "class_id", "rad_id", "x_min", "y_min", "x_max", "y_max"]
+    long = L.write_csv(tmp_path / "train.csv", hdr, rows)
+    for merge in ("majority", "any"):
+        wide, _ = _ingest(tmp_path, "vindr", {**opts, "test_labels": None, "merge": merge})
+        boxes, rep = _ingest(
+            tmp_path, "vindr", {**opts, "labels": str(long), "test_labels": None, "merge": merge}
+        )
+        assert boxes.schema.findings == tuple(f for f in L.VINDR_FINDINGS if any(f in r for r in rows))
+        kw, kb = _by_key(wide), _by_key(boxes)
+        assert set(kw) == set(kb)
+        for key in kw:
+            want = dict(zip(wide.schema.findings, wide.labels["findings"][kw[key]].tolist()))
+            got = dict(zip(boxes.schema.findings, boxes.labels["findings"][kb[key]].tolist()))
+            assert got == {f: want[f] for f in boxes.schema.findings}, key
+        assert rep.notes["readers_per_image"] == {"3": 4}
