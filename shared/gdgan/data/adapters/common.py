@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import io
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -132,14 +133,22 @@ def read_csv(
 
 
 def resolve_under(root: Path, rel: str) -> Path | None:
-    """``root/rel`` if it stays inside ``root`` and exists; None otherwise (no '..' escapes)."""
-    if not rel or "\x00" in rel:
+    """``root/rel`` if it exists and stays inside ``root`` (no '..' or symlink escapes); else None.
+
+    Cheap for the common miss (one ``stat``): a label file lists every image of a dataset of which
+    only part may be present, and resolving 200k absent paths component by component took minutes.
+    """
+    if not rel or "\x00" in rel or os.path.isabs(rel):
         return None
-    p = (root / rel).resolve()
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return None
+    cand = os.path.join(root, norm)
+    if not os.path.isfile(cand):
+        return None
+    p = Path(cand).resolve()
     base = root.resolve()
-    if p != base and base not in p.parents:
-        return None
-    return p if p.is_file() else None
+    return p if base in p.parents else None
 
 
 def sex_code(text: str) -> int | None:
