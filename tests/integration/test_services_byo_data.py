@@ -140,3 +140,23 @@ def test_model_on_a_folder_dataset_serves_its_own_labels(
     assert "'Pneumonia'" in msg and "Cardiomegaly, Effusion" in msg
     sex = api.post("/v1/generate", json={"model": model_id, "n": 1, "finding": "Effusion", "gender": "F"})
     assert sex.status_code == 422 and sex.json()["detail"][0]["loc"] == ["body", "gender"], sex.text
+
+
+def test_gdgan_jobs_ingest_passes_any_source_options(stack: Stack, api: httpx.Client) -> None:
+    """``gdgan jobs ingest --source vindr --option merge=any ...``: the CLI client for REST jobs."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    p = _rel(stack, L.vindr(_imports(stack) / "vindr-cli"))
+    args = [sys.executable, "-m", "gdgan.cli.main", "jobs", "ingest", "--source", "vindr",
+            "--images", p["images"], "--option", f"labels={p['labels']}", "--option", "merge=any",
+            "--option", 'general=["gender"]', "--size", "32", "--url", stack.cfg.gateway_url,
+            "--json"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    proc = subprocess.run(args, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    d = api.get(f"/v1/datasets/{out['dataset_id']}").json()
+    assert d["labels"]["general"] == ["gender"] and d["config"]["merge"] == "any"
