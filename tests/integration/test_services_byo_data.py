@@ -140,6 +140,15 @@ def test_model_on_a_folder_dataset_serves_its_own_labels(
     assert "'Pneumonia'" in msg and "Cardiomegaly, Effusion" in msg
     sex = api.post("/v1/generate", json={"model": model_id, "n": 1, "finding": "Effusion", "gender": "F"})
     assert sex.status_code == 422 and sex.json()["detail"][0]["loc"] == ["body", "gender"], sex.text
+    job = api.post("/v1/jobs/generate", json={"model": model_id, "n": 5, "finding": ["Effusion", "Edema"]})
+    assert (
+        job.status_code == 422
+        and "'Edema'" in job.text
+        and job.json()["detail"][0]["loc"] == ["body", "finding"]
+    )
+    ok = api.post("/v1/jobs/generate", json={"model": model_id, "n": 5, "finding": "Cardiomegaly", "seed": 1})
+    rec = wait_job(stack.cfg.gateway_url, ok.json()["job_id"], timeout=120)
+    assert rec["status"] == "succeeded", rec
 
 
 def test_gdgan_jobs_ingest_passes_any_source_options(stack: Stack, api: httpx.Client) -> None:

@@ -107,7 +107,19 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
 
 @router.post("/generate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
 def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCreated:
+    from gdgan.labels import LabelError, schema_of
+
     model_id = resolve_model(store, req.model)
+    schema = schema_of(store.manifest(model_id).meta)
+    findings = [] if req.finding is None else [req.finding] if isinstance(req.finding, str) else req.finding
+    try:  # the model's own labels, checked now rather than failing the job later
+        for f in findings:
+            schema.finding_index(f)
+        for name in ("gender", "view"):
+            schema.check_general(name, getattr(req, name))
+    except LabelError as exc:
+        field = "finding" if "finding" in str(exc) else ("gender" if "gender" in str(exc) else "view")
+        raise _field_error(["body", field], str(exc)) from None
     params = req.model_dump()
     params["model"] = model_id
     rec = jobs.create("generate", params)
