@@ -6,9 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 from gdgan import __version__, catalog
+from gdgan.labels import LabelError
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import StoreError, open_store
@@ -33,6 +34,11 @@ RESPONSES: dict[int | str, dict] = {
 }
 
 
+def _label_error(msg: str) -> HTTPException:
+    field = next((f for f in ("gender", "view") if f"{f!r}" in msg or f"unknown {f}" in msg), "finding")
+    return field_error(field, msg, "unknown_label")
+
+
 @v1.post("/generate", response_class=Response, responses=RESPONSES)
 async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Response:
     """Generate ``n`` images for the labels; the same request with the same seed gives the same bytes."""
@@ -42,19 +48,23 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
         raise field_error("stage", f"model {model_id} ({gen.kind}) has no stage 1")
     if req.stage == 2 and 2 not in gen.stages:
         raise field_error("stage", f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
-    prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+    try:
+        prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+    except LabelError as exc:  # a label the model's own schema lacks: 422 naming it, listing its labels
+        raise _label_error(str(exc)) from None
     try:
         images = await batcher.submit(gen, req.stage, prepared)
     except QueueFull as exc:
         return JSONResponse(
             {"detail": f"{exc}; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
         )
+    labels = render.labels_of(prepared.general, prepared.detail, gen.schema)
     if req.format == "zip":
-        body = await asyncio.to_thread(render.as_zip, images, prepared, model_id, req.stage)
+        body = await asyncio.to_thread(render.as_zip, images, labels, model_id, prepared.seed, req.stage)
     elif req.format == "png":
-        body = await asyncio.to_thread(render.as_grid, images, prepared)
+        body = await asyncio.to_thread(render.as_grid, images, labels)
     else:
-        body = await asyncio.to_thread(render.as_json, images, prepared, model_id, req.stage)
+        body = await asyncio.to_thread(render.as_json, images, labels, model_id, prepared.seed, req.stage)
     headers = {
         "X-GDGAN-Model-Id": model_id,
         "X-GDGAN-Seed": str(prepared.seed),

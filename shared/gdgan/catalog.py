@@ -58,8 +58,10 @@ def _preset_name(preset: Any) -> str | None:
 
 
 def summary(m: Manifest) -> ModelSummary:
-    """The list entry of a model or report: id, kind, when, on which dataset, which preset."""
-    from gdgan.schemas import ModelSummary
+    """The list entry of a model or report: id, kind, when, on which dataset, which preset, and
+    its label schema."""
+    from gdgan.labels import schema_of
+    from gdgan.schemas import LabelSchemaOut, ModelSummary
 
     return ModelSummary(
         id=m.id,
@@ -67,6 +69,7 @@ def summary(m: Manifest) -> ModelSummary:
         created=m.created,
         dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
         preset=_preset_name(m.config.get("preset") or m.meta.get("preset")),
+        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
     )
 
 

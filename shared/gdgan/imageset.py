@@ -5,9 +5,9 @@ The generation service's zip responses, the generation job's stored ``synthetic`
 script reads every one of them the same way:
 
 - files ``img_000000.png`` ... (six digits: a generation job makes at most 100,000 images);
-- ``labels.csv`` columns :data:`COLUMNS`: the file, the NIH-style finding string
-  (``Cardiomegaly``, ``A|B``, ``No Finding``), gender M/F, view PA/AP, and the model id, seed
-  and stage that reproduce the set;
+- ``labels.csv`` columns :data:`COLUMNS`: the file, the finding string in the model's label
+  schema (NIH: ``Cardiomegaly``, ``A|B``, ``No Finding``), gender M/F and view PA/AP (empty for a
+  model without them), and the model id, seed and stage that reproduce the set;
 - zip members carry one fixed timestamp, so the same request with the same seed gives the same
   bytes.
 
@@ -30,7 +30,6 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from gdgan.imaging import to_png_bytes
-from gdgan.labels import FINDINGS, GENDERS, VIEWS, decode_findings
 from gdgan.progress import Cancelled, Progress, ProgressCallback, StopFlag, never_stop, no_progress
 
 if TYPE_CHECKING:
@@ -48,18 +47,6 @@ def image_name(i: int) -> str:
     return f"img_{i:06d}.png"
 
 
-def label_dicts(general: np.ndarray, detail: np.ndarray) -> list[dict[str, str]]:
-    """Per image: finding_labels, gender and view as strings, from (n, 2) and (n, 14) label arrays."""
-    return [
-        {
-            "finding_labels": decode_findings(d),
-            "gender": GENDERS[int(g[0] > 0.5)],
-            "view": VIEWS[int(g[1] > 0.5)],
-        }
-        for g, d in zip(np.asarray(general), np.asarray(detail))
-    ]
-
-
 class ImageSetWriter:
     """Numbers the images, hands each PNG to ``put(name, data)`` and collects the label rows;
     ``close`` writes ``labels.csv`` through ``put`` too."""
@@ -74,9 +61,10 @@ class ImageSetWriter:
         self._rows = csv.DictWriter(self._csv, fieldnames=list(COLUMNS), lineterminator="\n")
         self._rows.writeheader()
 
-    def add(self, images: np.ndarray, general: np.ndarray, detail: np.ndarray) -> None:
-        """Append (n, H, W) uint8 images with their (n, 2) general and (n, 14) detail labels."""
-        for img, lab in zip(images, label_dicts(general, detail), strict=True):
+    def add(self, images: np.ndarray, labels: list[dict[str, str]]) -> None:
+        """Append (n, H, W) uint8 images with their label rows (``finding_labels``, ``gender``,
+        ``view``, by the model's own label schema: ``gdgan.training.sampling.label_rows``)."""
+        for img, lab in zip(images, labels, strict=True):
             name = image_name(self.count)
             self.put(name, to_png_bytes(img))
             self._rows.writerow(
@@ -85,7 +73,7 @@ class ImageSetWriter:
             self.count += 1
 
     def add_batch(self, batch: SampleBatch) -> None:
-        self.add(batch.images, np.stack([batch.gender, batch.view], axis=1), batch.findings)
+        self.add(batch.images, batch.label_rows())
 
     def labels_csv(self) -> bytes:
         return self._csv.getvalue().encode()
@@ -108,12 +96,12 @@ def zip_writer(fileobj: IO[bytes], model_id: str, seed: int | None, stage: int) 
 
 
 def zip_bytes(
-    images: np.ndarray, general: np.ndarray, detail: np.ndarray, model_id: str, seed: int | None, stage: int
+    images: np.ndarray, labels: list[dict[str, str]], model_id: str, seed: int | None, stage: int
 ) -> bytes:
     """A small set as one zip in memory (the generation service's responses)."""
     buf = io.BytesIO()
     with zip_writer(buf, model_id, seed, stage) as w:
-        w.add(images, general, detail)
+        w.add(images, labels)
     return buf.getvalue()
 
 
@@ -172,5 +160,11 @@ def write_synthetic_set(
             return out.commit(
                 config=dict(config or {}),
                 parents=[gen.model_id],
-                meta={"n": n, "seed": seed, "findings_order": list(FINDINGS), "columns": list(COLUMNS)},
+                meta={
+                    "n": n,
+                    "seed": seed,
+                    "columns": list(COLUMNS),
+                    "findings_order": list(gen.schema.findings),
+                    "label_schema": gen.schema.to_dict(),
+                },
             )

@@ -52,10 +52,10 @@ def _rows(data: bytes) -> list[dict[str, str]]:
 
 
 def test_zip_layout_columns_and_fixed_bytes(gen: LoadedGenerator) -> None:
-    req = gen.prepare(3, finding=["Cardiomegaly", "Edema"], gender="F", seed=5)
-    images = gen.generate(req.z, req.general, req.detail)
-    a = zip_bytes(images, req.general, req.detail, gen.model_id, req.seed, 2)
-    assert a == zip_bytes(images, req.general, req.detail, gen.model_id, req.seed, 2)  # no clock inside
+    b = gen.sample(3, finding=["Cardiomegaly", "Edema"], gender="F", seed=5)
+    images, rows_in = b.images, b.label_rows()
+    a = zip_bytes(images, rows_in, gen.model_id, b.seed, 2)
+    assert a == zip_bytes(images, rows_in, gen.model_id, b.seed, 2)  # no clock inside
     with zipfile.ZipFile(io.BytesIO(a)) as zf:
         assert zf.namelist() == ["img_000000.png", "img_000001.png", "img_000002.png", LABELS_FILE]
         assert {i.date_time for i in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}

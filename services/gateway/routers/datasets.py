@@ -7,11 +7,13 @@ from pathlib import Path
 
 from fastapi import APIRouter
 from gdgan.data.dataset import DATASET_KIND, LABELS_FILE, load_labels, split_counts
+from gdgan.labels import schema_of
 from gdgan.schemas import (
     DatasetCreated,
     DatasetDetail,
     DatasetRequest,
     DatasetSummary,
+    LabelSchemaOut,
     NihDatasetRequest,
 )
 from gdgan.settings import Settings
@@ -25,7 +27,12 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth]
 
 def _summary(m: Manifest) -> DatasetSummary:
     return DatasetSummary(
-        id=m.id, created=m.created, config=m.config, n=m.meta.get("n"), size=m.meta.get("size")
+        id=m.id,
+        created=m.created,
+        config=m.config,
+        n=m.meta.get("n"),
+        size=m.meta.get("size"),
+        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
     )
 
 
@@ -57,11 +64,14 @@ def import_root(settings: Settings) -> Path:
 
 @router.post("", status_code=202, response_model=DatasetCreated)
 def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> DatasetCreated:
+    from gdgan.data.adapters import PATH_OPTIONS
+
     params = req.model_dump()
-    if isinstance(req, NihDatasetRequest):
-        root = import_root(settings)
-        params["csv"] = _inside(root, req.csv, "csv")
-        params["images"] = _inside(root, req.images, "images")
+    paths = ("csv", "images") if isinstance(req, NihDatasetRequest) else PATH_OPTIONS.get(req.source, ())
+    root = import_root(settings)
+    for name in paths:
+        if params.get(name) is not None:
+            params[name] = _inside(root, params[name], name)
     params["dataset_id"] = new_id(DATASET_KIND)
     rec = jobs.create("ingest", params)
     enqueue(jobs, rec.id, "gdgan.ingest")
@@ -76,7 +86,7 @@ def list_datasets(store: Store) -> list[DatasetSummary]:
 @lru_cache(maxsize=32)
 def _split_counts(store: ArtifactStore, dataset_id: str, sha: str) -> dict[str, dict]:
     """Per-split label counts (seed 0). Keyed by the labels' sha256: artifacts are immutable."""
-    return split_counts(load_labels(store, dataset_id), seed=0)
+    return split_counts(load_labels(store, dataset_id), schema_of(store.manifest(dataset_id).meta), seed=0)
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses={404: {"description": "unknown id"}})

@@ -249,7 +249,7 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         )
         ds.save(store, artifact_id=dataset_id)
         ctx.progress(Progress("phantom", p["n"], p["n"], message="saved"))
-    else:
+    elif p["source"] == "nih":
         from gdgan.data.nih import ingest_nih_to_store
 
         ingest_nih_to_store(
@@ -260,6 +260,20 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             artifact_id=dataset_id,
             progress=ctx.progress,
             should_stop=ctx.should_stop,
+        )
+    else:  # chexpert, mimic, padchest, vindr, csv, folder
+        from gdgan.data.adapters import ingest_source_to_store
+
+        options = {k: v for k, v in p.items() if k not in ("source", "size", "limit", "dataset_id")}
+        ingest_source_to_store(
+            p["source"],
+            p["size"],
+            options,
+            store,
+            artifact_id=dataset_id,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            limit=p.get("limit"),
         )
     if ctx.should_stop() and not store.exists(dataset_id):
         return "cancelled", {}
