@@ -19,6 +19,7 @@ from gdgan.imaging import grid_png_bytes
 from gdgan.labels import FINDINGS, NO_FINDING
 from gdgan.models.gdgan import GanConfig
 from gdgan.store import ArtifactStore, Manifest
+from gdgan.training.curves import LOSSES_FILE
 from gdgan.training.loop import PhaseRun
 from gdgan.training.presets import TrainConfig
 from gdgan.training.sampling import (
@@ -30,7 +31,6 @@ from gdgan.training.sampling import (
 )
 
 SAMPLES_FILE = "samples.png"
-LOSSES_FILE = "losses.json"
 GRID_SCALE = 2
 
 

@@ -1,0 +1,59 @@
+// Loss curves, drawn with uPlot (vendored in ../vendor/uplot with its MIT licence; no CDN).
+// One chart per training phase (stage 1, stage 2, ACGAN): each phase counts its own steps, and
+// their loss terms differ. The same chart serves live curves (Jobs page, points appended from the
+// job's progress events) and stored curves (Models page, GET /v1/models/{id}/losses).
+
+import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { el } from "./ui.js";
+
+// Colour-blind-safe palette (Okabe–Ito), readable on white.
+const COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#8C564B"];
+const WIDTH = 420, HEIGHT = 200;
+
+const PHASE_NAMES = { stage1: "Stage 1", stage2: "Stage 2", acgan: "ACGAN" };
+export const phaseName = (p) => PHASE_NAMES[p] || p;
+
+/** A chart of one phase's curves: {step: [...], <loss>: [...]}. Returns {node, update(curves)}. */
+export function lossChart(phase, curves, { width = WIDTH, height = HEIGHT } = {}) {
+  // fit narrow windows (phones): never wider than the viewport less the page's padding
+  width = Math.max(200, Math.min(width, (document.documentElement.clientWidth || width) - 48));
+  const names = Object.keys(curves).filter((k) => k !== "step");
+  const caption = el("figcaption", {}, `${phaseName(phase)} losses by step`);
+  const holder = el("div", { class: "chart-canvas" });
+  const node = el("figure", {
+    class: "loss-chart",
+    role: "img",
+    "data-phase": phase,
+    "aria-label": `${phaseName(phase)} loss curves: ${names.join(", ")}`,
+  }, holder, caption);
+  const opts = {
+    width,
+    height,
+    legend: { show: true, live: false }, // names only: the values under the cursor would jump
+    cursor: { drag: { x: false, y: false } },
+    scales: { x: { time: false } },
+    axes: [{ label: "step" }, { label: "loss" }],
+    series: [{ label: "step" }, ...names.map((n, i) => ({ label: n, stroke: COLOURS[i % COLOURS.length], width: 1.5 }))],
+  };
+  const data = () => [curves.step || [], ...names.map((n) => curves[n] || [])];
+  const plot = new uPlot(opts, data(), holder);
+  node.dataset.points = String((curves.step || []).length);
+  return {
+    node,
+    names,
+    update(next) {
+      curves = next;
+      plot.setData(data());
+      node.dataset.points = String((curves.step || []).length);
+    },
+  };
+}
+
+/** Charts for every phase of {phase: curves}, in a row that wraps. */
+export function lossCharts(phases, opts) {
+  const wrap = el("div", { class: "loss-charts" });
+  for (const [phase, curves] of Object.entries(phases || {})) {
+    if ((curves.step || []).length) wrap.append(lossChart(phase, curves, opts).node);
+  }
+  return wrap;
+}
