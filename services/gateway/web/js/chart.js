@@ -17,7 +17,8 @@ export const phaseName = (p) => PHASE_NAMES[p] || p;
 export function lossChart(phase, curves, { width = WIDTH, height = HEIGHT } = {}) {
   // fit narrow windows (phones): never wider than the viewport less the page's padding
   width = Math.max(200, Math.min(width, (document.documentElement.clientWidth || width) - 48));
-  const names = Object.keys(curves).filter((k) => k !== "step");
+  // sorted, so a loss keeps its colour between the live chart and the stored one
+  const names = Object.keys(curves).filter((k) => k !== "step").sort();
   const caption = el("figcaption", {}, `${phaseName(phase)} losses by step`);
   const holder = el("div", { class: "chart-canvas" });
   const node = el("figure", {
