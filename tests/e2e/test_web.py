@@ -669,6 +669,16 @@ def test_compare_two_models_side_by_side(page, web_stack, shot) -> None:
         assert [_png_pixels(base64.b64decode(s)).tolist() for s in shown] == [
             _png_pixels(base64.b64decode(a["png"])).tolist() for a in api
         ]
+    # each side carries its model's quality figures, from the newest report that sampled it
+    reports = web_stack.api("/v1/reports").json()
+    for i, model in enumerate((gd, ac)):
+        q = sides.nth(i).locator(".compare-quality")
+        q.get_by_role("heading", name="Quality figures").wait_for()
+        if reports:  # the evaluation test (earlier in this module) scored both models
+            q.get_by_role("link", name=re.compile(r"^report-")).wait_for()
+            assert "finding AUC (label fidelity)" in q.inner_text(), model
+        else:
+            assert "No evaluation report has sampled this model yet" in q.inner_text()
     shot(page, "models_compare", docs=True)
 
 

@@ -221,9 +221,11 @@ function compareColumn(id, out) {
       el("img", { src: img.src, alt: `${id} image ${i + 1}: ${labels}`, width: "96", height: "96" }),
       el("figcaption", {}, el("span", { class: "labels" }, labels))));
   });
+  const quality = el("div", { class: "compare-quality" }, el("p", { class: "muted small" }, "Looking for quality figures…"));
+  fidelityFromReports(id).then((nodes) => clear(quality).append(el("h4", {}, "Quality figures"), ...nodes));
   return el("section", { class: "compare-side", "data-model": id, "aria-label": `Model ${id}` },
     el("h3", {}, el("span", { class: "kind" }, kinds.get(id) || "model"), " ", el("code", {}, id)),
-    el("p", { class: "muted small" }, `seed ${out.seed}`), grid);
+    el("p", { class: "muted small" }, `seed ${out.seed}`), grid, quality);
 }
 
 async function compare(e) {
