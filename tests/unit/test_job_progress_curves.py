@@ -9,7 +9,7 @@ from gdgan.jobs.tasks import _overall_eta, _ProgressPublisher
 from gdgan.progress import Progress
 from gdgan.settings import get_settings
 from gdgan.store import ArtifactStore
-from gdgan.training.curves import LOSSES_FILE, loss_curves
+from gdgan.training.loss_curves import LOSSES_FILE, loss_curves
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from gdgan.schemas import MODEL_ALIASES, LossCurves, ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
-from gdgan.training.curves import loss_curves
+from gdgan.training.loss_curves import loss_curves
 
 from services.gateway.deps import Auth, SettingsD, Store, checked_id
 from services.gateway.routers.generate import forward_generate

@@ -127,7 +127,9 @@ class _Context:
 
     def _on_step(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
         """Every ``preview_every`` steps, the model's sample grid (the one its artifact will keep:
-        fixed seeds, the same label groups) drawn from the EMA weights so far."""
+        fixed seeds, the same label groups) drawn from the EMA weights so far. The grid's latents
+        come from numpy generators, never torch's global RNG, so a watched run stays identical
+        to an unwatched one (tests/unit/test_training_preview.py)."""
         preview, every = self.preview, self.preview_every
         if preview is None or every <= 0:
             return None

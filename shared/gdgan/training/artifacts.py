@@ -19,8 +19,8 @@ from gdgan.imaging import grid_png_bytes
 from gdgan.labels import FINDINGS, NO_FINDING
 from gdgan.models.gdgan import GanConfig
 from gdgan.store import ArtifactStore, Manifest
-from gdgan.training.curves import LOSSES_FILE
 from gdgan.training.loop import PhaseRun
+from gdgan.training.loss_curves import LOSSES_FILE
 from gdgan.training.presets import TrainConfig
 from gdgan.training.sampling import (
     CRITIC_FILE,

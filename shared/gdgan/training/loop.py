@@ -102,8 +102,7 @@ def run_phase(
 ) -> PhaseRun:
     """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any.
 
-    ``on_step(step, ema)`` runs after every step (live previews); it must not draw from torch's
-    global RNG, or a watched run would differ from an unwatched one."""
+    ``on_step(step, ema)`` runs after every step (the quality curve of :mod:`.curves`)."""
     progress = progress or no_progress
     should_stop = should_stop or never_stop
     G, D = phase.G, phase.D
