@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE, app, send
 from gdgan.jobs.records import JobNotFound, JobStore
 from gdgan.progress import Progress
@@ -295,7 +296,7 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     def preview(phase: str, step: int, png: bytes) -> None:
         try:
             jobs.set_preview(ctx.job_id, phase, step, png)
-        except Exception as exc:  # a preview is best effort, like progress; training goes on
+        except redis.RedisError as exc:  # a preview is best effort, like progress; training goes on
             log.warning("preview write failed for %s: %s", ctx.job_id, exc)
 
     res = train(
