@@ -274,8 +274,18 @@ PAGES = {
 }
 
 
+def _forget_project_modules() -> None:
+    """``mkdocs serve`` rebuilds in one process: drop the project's modules so each rebuild
+    imports the code as it is now (torch and other libraries stay loaded)."""
+    for name in list(sys.modules):
+        if name.split(".")[0] in ("gdgan", "services"):
+            del sys.modules[name]
+
+
 def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
+
+    _forget_project_modules()
 
     for uri, make in PAGES.items():
         files.append(File.generated(config, uri, content=make()))
