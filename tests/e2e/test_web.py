@@ -714,3 +714,19 @@ def test_no_serious_accessibility_violations(page, web_stack, route) -> None:
         page.wait_for_timeout(1000)  # the list (possibly empty) and the first report load
     violations = _axe_violations(page)
     assert not violations, violations
+
+
+def test_preview_and_curve_routes_refuse_bad_input_in_words(web_stack) -> None:
+    """The routes behind the live grid and the curves: clear 4xx, never a 5xx."""
+    r = web_stack.api("/v1/jobs/job-train-20260101-0000000000/preview.png")
+    assert r.status_code == 404, r.text
+    # a job that never trains has no preview, and says so
+    job = web_stack.api("/v1/datasets", "POST", json={"source": "phantom", "n": 300, "size": 32}).json()
+    r = web_stack.api(f"/v1/jobs/{job['job_id']}/preview.png")
+    assert r.status_code == 404 and "no preview yet" in r.json()["detail"], r.text
+    r = web_stack.api("/v1/models/gdgan-20260101-0000000000/losses")
+    assert r.status_code == 404
+    r = web_stack.api(f"/v1/models/{web_stack.model_id}/losses", params={"max_points": 1})
+    assert r.status_code == 422 and "max_points" in r.text
+    few = web_stack.api(f"/v1/models/{web_stack.model_id}/losses", params={"max_points": 5}).json()
+    assert all(len(c["step"]) == 5 for c in few["phases"].values())
