@@ -240,10 +240,12 @@ class ModelDetail(ModelSummary):
 
 
 class LossCurves(BaseModel):
-    """``phases``: per training phase (stage1, stage2, acgan), ``step`` and one list per loss term."""
+    """``phases``: per training phase (stage1, stage2, acgan), ``step`` and one list per loss term;
+    ``quality``: the same for the quality harness's measures, when the run recorded them."""
 
     model_id: str
     phases: dict[str, dict[str, list[float]]]
+    quality: dict[str, dict[str, list[float | None]]] = Field(default_factory=dict)
 
 
 class ModelList(BaseModel):

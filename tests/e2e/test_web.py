@@ -730,3 +730,33 @@ def test_preview_and_curve_routes_refuse_bad_input_in_words(web_stack) -> None:
     assert r.status_code == 422 and "max_points" in r.text
     few = web_stack.api(f"/v1/models/{web_stack.model_id}/losses", params={"max_points": 5}).json()
     assert all(len(c["step"]) == 5 for c in few["phases"].values())
+
+
+def test_models_page_draws_the_harness_quality_curves(page, web_stack) -> None:
+    """A model whose run the quality harness scored (its ``quality_curve.json``, planted here as a
+    copy of the fixture's stage-1 model plus a curve) shows those curves beside its losses."""
+    from gdgan.store.local import LocalStore
+    from gdgan.training.loss_curves import QUALITY_CURVE_FILE
+
+    store = LocalStore(web_stack.store_dir, cache_dir=web_stack.store_dir.parent / "cache-q")
+    src = store.manifest(web_stack.model_ids["stage1"])
+    points = [
+        {"step": s, "phase": "stage1", "relative_fd": 4.0 / s, "recall": s / 40, "cpu_s": 1.0}
+        for s in (10, 20, 30)
+    ]
+    with store.writer(src.kind) as w:
+        for name in src.files:
+            w.put_bytes(name, store.get_bytes(src.id, name))
+        w.put_json(QUALITY_CURVE_FILE, [{"phase": "stage1", "every": 10, "points": points}])
+        m = w.commit(config=src.config, parents=src.parents, meta=src.meta)
+    api = web_stack.api(f"/v1/models/{m.id}/losses").json()
+    assert api["quality"]["stage1"]["recall"] == [0.25, 0.5, 0.75]
+    page.goto(f"/#/models/{m.id}")
+    chart = page.locator('#model-curves .quality-chart[data-quality-phase="stage1"]')
+    chart.wait_for()
+    assert chart.get_attribute("data-points") == "3"
+    legend = chart.locator(".u-legend").inner_text()
+    assert "relative_fd" in legend and "recall" in legend and "cpu_s" not in legend
+    assert _canvas_painted(page, '#model-curves .quality-chart[data-quality-phase="stage1"]')
+    # the loss chart of the same phase is still there, separately
+    page.locator('#model-curves .loss-chart[data-phase="stage1"]').wait_for()

@@ -44,6 +44,18 @@ def test_two_phase_job_has_one_monotonic_bar_with_phase_beside_it(jobs: JobStore
     assert jobs.get(rec.id).progress.eta_s == 0.0
 
 
+def test_a_sub_phase_keeps_the_bar_in_its_phase_slot(jobs: JobStore) -> None:
+    """Work reported under "stage2 quality" (scoring at stage-2 steps) must not send the bar back
+    to the start: it maps into stage 2's half like stage 2 itself."""
+    rec = jobs.create("train", {})
+    pub = _ProgressPublisher(jobs, rec.id, None)
+    pub.phases = ["stage1", "stage2"]
+    pub(Progress("stage2", 4, 10))
+    pub(Progress("stage2 quality", 4, 10, message="relative_fd=1.8"))
+    p = jobs.get(rec.id).progress
+    assert p.phase == "stage2 quality" and p.fraction == pytest.approx(0.7)
+
+
 def _write_losses(store: ArtifactStore, kind: str, hist: dict[str, list[float]], **meta: str):
     with store.writer(kind) as w:
         w.put_json(LOSSES_FILE, hist)
@@ -70,3 +82,25 @@ def test_loss_curves_follow_a_bundle_to_its_stages_and_bucket_long_runs(local_st
     np.testing.assert_allclose(c["d_wgan"], np.asarray(long["d_wgan"]).reshape(100, 10).mean(axis=1))
     # a phase model on its own is named by its kind
     assert set(loss_curves(local_store, local_store.manifest(s2.id))) == {"stage2"}
+
+
+def test_quality_curves_become_columns_with_gaps(local_store: ArtifactStore) -> None:
+    from gdgan.training.loss_curves import QUALITY_CURVE_FILE, quality_curves
+
+    curve = {
+        "phase": "stage1",
+        "every": 10,
+        "points": [
+            {"step": 10, "phase": "stage1", "relative_fd": 3.0, "recall": 0.1, "cpu_s": 2.5},
+            {"step": 20, "phase": "stage1", "relative_fd": 2.0, "recall": None, "cpu_s": 2.4},
+        ],
+    }
+    with local_store.writer("gdgan-stage1") as w:
+        w.put_json(QUALITY_CURVE_FILE, [curve])
+        m = w.commit(config={}, parents=[], meta={})
+    assert quality_curves(local_store, local_store.manifest(m.id)) == {
+        "stage1": {"step": [10.0, 20.0], "relative_fd": [3.0, 2.0], "recall": [0.1, None]}
+    }
+    # a model trained without the harness has none
+    plain = _write_losses(local_store, "acgan", {"step": [1], "d_wgan": [0.5]})
+    assert quality_curves(local_store, local_store.manifest(plain.id)) == {}

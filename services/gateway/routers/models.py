@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from gdgan.schemas import MODEL_ALIASES, LossCurves, ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
-from gdgan.training.loss_curves import loss_curves
+from gdgan.training.loss_curves import loss_curves, quality_curves
 
 from services.gateway.deps import Auth, SettingsD, Store, checked_id
 from services.gateway.routers.generate import forward_generate
@@ -117,9 +117,12 @@ async def model_samples(model_id: str, request: Request, store: Store, settings:
 def model_losses(
     model_id: str, store: Store, max_points: int = Query(400, ge=2, le=5000, description="points per curve")
 ) -> LossCurves:
-    """The loss curves the training run recorded, per phase (a GDGAN bundle: its two stages)."""
+    """The loss curves the training run recorded, per phase (a GDGAN bundle: its two stages), and
+    the quality harness's curves when it scored the run as it trained."""
     m = model_manifest(store, resolve_model(store, model_id))
-    return LossCurves(model_id=m.id, phases=loss_curves(store, m, max_points=max_points))
+    return LossCurves(
+        model_id=m.id, phases=loss_curves(store, m, max_points=max_points), quality=quality_curves(store, m)
+    )
 
 
 @router.get("/v1/reports/{report_id}", responses=NOT_FOUND)

@@ -109,8 +109,10 @@ class _ProgressPublisher:
         if self.t0 is None:
             self.t0 = now
         d["phase_fraction"] = p.fraction
-        if p.phase in self.phases:
-            d["fraction"] = (self.phases.index(p.phase) + p.fraction) / len(self.phases)
+        # a sub-phase ("stage1 quality": work done at stage-1 steps) counts in its phase's slot
+        base = p.phase.split(" ", 1)[0]
+        if base in self.phases:
+            d["fraction"] = (self.phases.index(base) + p.fraction) / len(self.phases)
             d["phases"] = list(self.phases)
         try:
             if self.part:

@@ -53,3 +53,30 @@ def _bucket_means(hist: dict[str, list[float]], max_points: int) -> dict[str, li
         else:
             out[k] = [float(a[s:e].mean()) for s, e in itertools.pairwise(edges)]
     return out
+
+
+# Written by the quality harness beside a model's weights: a list of curves, each
+# {"phase", "every", "points": [{"step", <headline measures>, "cpu_s"}, ...], ...}.
+QUALITY_CURVE_FILE = "quality_curve.json"
+_NOT_PLOTTED = frozenset({"step", "phase", "cpu_s"})
+
+
+def quality_curves(store: ArtifactStore, model: Manifest) -> dict[str, dict[str, list[float | None]]]:
+    """The harness's quality curves per phase, as columns like :func:`loss_curves` (a measure a
+    point lacks is None, a gap in the plot). Empty when the model was trained without them."""
+    if QUALITY_CURVE_FILE not in model.files:
+        return {}
+    out: dict[str, dict[str, list[float | None]]] = {}
+    for c in store.get_json(model.id, QUALITY_CURVE_FILE):
+        points = [p for p in c.get("points", []) if isinstance(p.get("step"), int | float)]
+        names = [
+            k
+            for k in dict.fromkeys(k for p in points for k in p)
+            if k not in _NOT_PLOTTED and any(isinstance(p.get(k), int | float) for p in points)
+        ]
+        if points and names:
+            cols: dict[str, list[float | None]] = {"step": [float(p["step"]) for p in points]}
+            for k in names:
+                cols[k] = [float(p[k]) if isinstance(p.get(k), int | float) else None for p in points]
+            out[str(c.get("phase", model.kind))] = cols
+    return out

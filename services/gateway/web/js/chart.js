@@ -13,19 +13,23 @@ const WIDTH = 420, HEIGHT = 200;
 const PHASE_NAMES = { stage1: "Stage 1", stage2: "Stage 2", acgan: "ACGAN" };
 export const phaseName = (p) => PHASE_NAMES[p] || p;
 
-/** A chart of one phase's curves: {step: [...], <loss>: [...]}. Returns {node, update(curves)}. */
-export function lossChart(phase, curves, { width = WIDTH, height = HEIGHT } = {}) {
+/**
+ * A chart of one phase's curves: {step: [...], <name>: [...]}; `kind` "loss" or "quality" (the
+ * harness's measures: same drawing, other words). Returns {node, names, update(curves)}.
+ */
+export function lossChart(phase, curves, { width = WIDTH, height = HEIGHT, kind = "loss" } = {}) {
   // fit narrow windows (phones): never wider than the viewport less the page's padding
   width = Math.max(200, Math.min(width, (document.documentElement.clientWidth || width) - 48));
   // sorted, so a loss keeps its colour between the live chart and the stored one
   const names = Object.keys(curves).filter((k) => k !== "step").sort();
-  const caption = el("figcaption", {}, `${phaseName(phase)} losses by step`);
+  const what = kind === "quality" ? "quality measures" : "losses";
+  const caption = el("figcaption", {}, `${phaseName(phase)} ${what} by step`);
   const holder = el("div", { class: "chart-canvas" });
   const node = el("figure", {
-    class: "loss-chart",
+    class: kind === "quality" ? "loss-chart quality-chart" : "loss-chart",
     role: "img",
-    "data-phase": phase,
-    "aria-label": `${phaseName(phase)} loss curves: ${names.join(", ")}`,
+    [kind === "quality" ? "data-quality-phase" : "data-phase"]: phase,
+    "aria-label": `${phaseName(phase)} ${what}: ${names.join(", ")}`,
   }, holder, caption);
   const opts = {
     width,
@@ -33,7 +37,7 @@ export function lossChart(phase, curves, { width = WIDTH, height = HEIGHT } = {}
     legend: { show: true, live: false }, // names only: the values under the cursor would jump
     cursor: { drag: { x: false, y: false } },
     scales: { x: { time: false } },
-    axes: [{ label: "step" }, { label: "loss" }],
+    axes: [{ label: "step" }, { label: kind === "quality" ? "value" : "loss" }],
     series: [{ label: "step" }, ...names.map((n, i) => ({ label: n, stroke: COLOURS[i % COLOURS.length], width: 1.5 }))],
   };
   const data = () => [curves.step || [], ...names.map((n) => curves[n] || [])];

@@ -44,9 +44,12 @@ export function progressOf(j) {
 /** "stage1 (1 of 2) 30/60": the phase, its place among the job's phases and its own steps. */
 export function phaseNote(p) {
   if (!p.phase) return p.total ? `${p.step ?? 0}/${p.total}` : "";
-  const i = p.phases.indexOf(p.phase);
+  // a sub-phase ("stage2 quality") is named after its phase: "Stage 2 (2 of 2) quality 10/30"
+  const [base, ...rest] = String(p.phase).split(" ");
+  const i = p.phases.indexOf(base);
   const where = i >= 0 && p.phases.length > 1 ? ` (${i + 1} of ${p.phases.length})` : "";
-  return `${phaseName(p.phase)}${where}${p.total ? ` ${p.step ?? 0}/${p.total}` : ""}`;
+  const sub = rest.length ? ` ${rest.join(" ")}` : "";
+  return `${phaseName(base)}${where}${sub}${p.total ? ` ${p.step ?? 0}/${p.total}` : ""}`;
 }
 
 function recordLosses(id, d) {

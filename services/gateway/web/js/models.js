@@ -117,6 +117,10 @@ async function showModel(id) {
       if (selected !== id) return;
       const phases = body.phases || {};
       clear(curvesBox).append(Object.keys(phases).length ? lossCharts(phases) : el("p", { class: "muted" }, "No loss curves were recorded for this model."));
+      const quality = body.quality || {};
+      if (Object.keys(quality).length) {
+        curvesBox.append(el("h4", {}, "Quality during training"), lossCharts(quality, { kind: "quality" }));
+      }
     })
     .catch((err) => clear(curvesBox).append(el("p", { class: "muted" }, `No loss curves: ${err.message}`)));
   detail.append(section("Lineage", lineage(m)));
