@@ -246,22 +246,61 @@ def settings_markdown() -> str:
 
 
 # ---------------------------------------------------------------------------------- Python API
-def python_api_markdown() -> str:
+def _api_modules() -> dict[str, list[str]]:
+    """Package page -> its modules, from the package tree: one page per subpackage of ``gdgan``
+    (``gdgan.training``, ...) and one for the top-level modules (``gdgan``)."""
     import gdgan
 
-    mods = sorted(
-        m.name
-        for m in pkgutil.walk_packages(gdgan.__path__, "gdgan.")
-        if not m.name.startswith(API_SKIP) and not m.name.rsplit(".", 1)[-1].startswith("_")
-    )
+    groups: dict[str, list[str]] = {}
+    for m in pkgutil.walk_packages(gdgan.__path__, "gdgan."):
+        if m.name.startswith(API_SKIP) or m.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        parts = m.name.split(".")
+        key = parts[1] if (len(parts) > 2 or m.ispkg) else "gdgan"
+        groups.setdefault(key, []).append(m.name)
+    # namespace packages (a folder without __init__.py, e.g. gdgan/jobs) are not walked above
+    for folder in Path(gdgan.__path__[0]).iterdir():
+        if folder.is_dir() and not (folder / "__init__.py").exists():
+            for f in folder.glob("*.py"):
+                name = f"gdgan.{folder.name}.{f.stem}"
+                if not name.startswith(API_SKIP) and not f.stem.startswith("_"):
+                    groups.setdefault(folder.name, []).append(name)
+    return {k: sorted(v) for k, v in sorted(groups.items(), key=lambda kv: (kv[0] != "gdgan", kv[0]))}
+
+
+def _api_title(key: str) -> str:
+    return "gdgan (top-level modules)" if key == "gdgan" else f"gdgan.{key}"
+
+
+def python_api_markdown() -> str:
     lines = ["# Python API reference", "", GENERATED_NOTE, ""]
     lines += [
-        "The core library `gdgan` (in `shared/gdgan`) needs no server. Every module below is "
-        "listed from the package tree and rendered from its docstrings by mkdocstrings.",
+        "The core library `gdgan` (in `shared/gdgan`) needs no server. Its packages and modules are "
+        "listed from the package tree and rendered from their docstrings by mkdocstrings.",
         "",
+        "| page | modules |",
+        "|---|---|",
     ]
+    for key, mods in _api_modules().items():
+        lines.append(f"| [{_api_title(key)}](python/{key}.md) | {', '.join(f'`{m}`' for m in mods)} |")
+    return "\n".join(lines) + "\n"
+
+
+def python_package_markdown(key: str, mods: list[str]) -> str:
+    lines = [f"# {_api_title(key)}", "", GENERATED_NOTE, ""]
     for m in mods:
-        lines += [f"::: {m}", "    options:", "      show_root_heading: true", ""]
+        ident = m
+        if not Path(ROOT, "shared", *m.split(".")[:-1], "__init__.py").exists():
+            # a module of a namespace package (gdgan/jobs has no __init__.py): griffe finds it from
+            # shared/gdgan (mkdocs.yml's paths) by its short name; the heading keeps the full one
+            ident = m.removeprefix("gdgan.")
+        lines += [
+            f"::: {ident}",
+            "    options:",
+            "      show_root_heading: true",
+            f'      heading: "{m}"',
+            "",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -286,7 +325,27 @@ def on_files(files: Any, config: Any) -> Any:
     from mkdocs.structure.files import File
 
     _forget_project_modules()
-
     for uri, make in PAGES.items():
         files.append(File.generated(config, uri, content=make()))
+    for key, mods in _api_modules().items():
+        page = python_package_markdown(key, mods)
+        files.append(File.generated(config, f"reference/python/{key}.md", content=page))
     return files
+
+
+def on_config(config: Any) -> Any:
+    """The Python API entry of the nav becomes a section: the index, then one page per package."""
+    pages = [{_api_title(k): f"reference/python/{k}.md"} for k in _api_modules()]
+
+    def walk(items: list[Any]) -> None:
+        for i, item in enumerate(items):
+            if isinstance(item, dict):
+                for title, target in item.items():
+                    if target == "reference/python.md":
+                        items[i] = {title: ["reference/python.md", *pages]}
+                    elif isinstance(target, list):
+                        walk(target)
+
+    if config.nav is not None:
+        walk(config.nav)
+    return config

@@ -108,9 +108,11 @@ def test_settings_reference_lists_every_field(site: Path) -> None:
 
 
 def test_python_reference_renders_the_core_modules(site: Path) -> None:
-    html = (site / "reference" / "python" / "index.html").read_text()
+    index = (site / "reference" / "python" / "index.html").read_text()
+    html = "".join(p.read_text() for p in (site / "reference" / "python").glob("*/index.html"))
     for mod in ["gdgan.progress", "gdgan.labels", "gdgan.training.loop", "gdgan.evaluation.auc"]:
         assert f'id="{mod}"' in html, mod
+        assert mod in index, mod  # listed on the index page too
     # a docstring, rendered from the code (not copied): the settings model's
     from gdgan.settings import Settings
 

@@ -12,6 +12,8 @@ Layout (all keys expire after GDGAN_JOB_TTL_S):
                              redelivered while the owner still runs sees the lease and does nothing;
                              after a crash the lease lapses and the redelivered task resumes.
 - ``gdgan:job:<id>:parts``   fan-out results (evaluation), one hash field per part
+- ``gdgan:job:<id>:preview`` a training job's latest sample grid (phase, step, PNG), replaced
+                             at each new one; a ``preview`` event announces it
 
 Updates are read-modify-write under WATCH, so a worker's progress write cannot undo a status
 change the gateway made at the same moment (e.g. queued -> cancelled).
