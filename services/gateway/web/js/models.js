@@ -6,13 +6,14 @@
 import { getJson, objectUrl } from "./api.js";
 import { lossCharts } from "./chart.js";
 import { generateJson } from "./generate.js";
-import { FINDINGS, NO_FINDING, labelText } from "./labels.js";
+import { NO_FINDING, fillFindings, labelText } from "./labels.js";
 import { reportList } from "./reports.js";
 import { arrayTable, clear, el, fmtTime, hideNotice, renderJson, showError } from "./ui.js";
 
 let list, detail, errorBox, selected = null, sampleUrl = null;
 let cmpForm, cmpOut, cmpError;
 const kinds = new Map(); // model id -> kind
+const labelsOf = new Map(); // model id -> its label schema {general, findings}, from GET /v1/models
 // Kinds that generate on their own (a stage-2 model needs its stage 1: use its GDGAN bundle).
 const GENERATES = new Set(["gdgan", "acgan", "gdgan-stage1"]);
 
@@ -32,7 +33,10 @@ async function loadList() {
     const items = Array.isArray(body) ? body : body.models || body.items || [];
     clear(list);
     const sorted = [...items]; // the API lists newest first
-    for (const m of sorted) kinds.set(modelId(m), m.kind);
+    for (const m of sorted) {
+      kinds.set(modelId(m), m.kind);
+      if (m.labels) labelsOf.set(modelId(m), m.labels);
+    }
     fillCompareChoices(sorted);
     for (const m of sorted) {
       const id = modelId(m);
@@ -214,6 +218,24 @@ function fillCompareChoices(items) {
     if ([...sel.options].some((o) => o.value === cur)) sel.value = cur;
     else if (sel.options.length > i) sel.selectedIndex = i; // A = newest, B = the next one
   });
+  syncCompareLabels();
+}
+
+/**
+ * Both models get the same labels, so the form offers only what both schemas have: the findings
+ * they share, and gender / view only when both condition on them.
+ */
+function syncCompareLabels() {
+  const f = cmpForm.elements;
+  const schemas = [f.a.value, f.b.value].map((id) => labelsOf.get(id)).filter(Boolean);
+  if (!schemas.length) return;
+  const shared = schemas[0].findings.filter((x) => schemas.every((sc) => sc.findings.includes(x)));
+  fillFindings(f.finding, shared, { none: NO_FINDING });
+  for (const g of ["gender", "view"]) {
+    const has = schemas.every((sc) => (sc.general || []).includes(g));
+    f[g].disabled = !has;
+    f[g].closest(".field").hidden = !has;
+  }
 }
 
 /** One side of the comparison: the images, each with its labels, and the model's final losses. */
@@ -238,7 +260,8 @@ async function compare(e) {
   const f = cmpForm.elements;
   const finding = f.finding.value === "__none__" ? null : f.finding.value;
   // gender and view are given, not drawn from each model's own label mix, so both sides get the same labels
-  const base = { n: Number(f.n.value || 8), seed: Number(f.seed.value || 0), finding, gender: f.gender.value, view: f.view.value };
+  const given = (name) => (f[name].disabled ? null : f[name].value);
+  const base = { n: Number(f.n.value || 8), seed: Number(f.seed.value || 0), finding, gender: given("gender"), view: given("view") };
   const ids = [f.a.value, f.b.value];
   if (!ids[0] || !ids[1]) {
     showError(cmpError, new Error("Pick two models (train them on the Jobs page)."));
@@ -252,7 +275,7 @@ async function compare(e) {
     const bodyFor = (id) => ({ ...base, model: id, ...(kinds.get(id) === "gdgan-stage1" ? { stage: 1 } : {}) });
     const outs = await Promise.all(ids.map((id) => generateJson(bodyFor(id))));
     clear(cmpOut).append(
-      el("p", {}, `Same seed (${base.seed}) and labels (${finding ? finding.replaceAll("_", " ") : NO_FINDING} · ${base.gender} · ${base.view}) for both models.`),
+      el("p", {}, `Same seed (${base.seed}) and labels (${[finding ? finding.replaceAll("_", " ") : NO_FINDING, base.gender, base.view].filter(Boolean).join(" · ")}) for both models.`),
       el("div", { class: "compare-grid", id: "compare-grid" }, outs.map((o, i) => compareColumn(ids[i], o))),
     );
   } catch (err) {
@@ -267,10 +290,9 @@ export function init() {
   cmpForm = document.getElementById("compare-form");
   cmpOut = document.getElementById("compare-out");
   cmpError = document.getElementById("compare-error");
-  const fsel = document.getElementById("cmp-finding");
-  fsel.append(el("option", { value: "__none__" }, NO_FINDING));
-  for (const f of FINDINGS) fsel.append(el("option", { value: f, selected: f === "Cardiomegaly" }, f.replaceAll("_", " ")));
   cmpForm.addEventListener("submit", compare);
+  cmpForm.elements.a.addEventListener("change", syncCompareLabels);
+  cmpForm.elements.b.addEventListener("change", syncCompareLabels);
   list = document.getElementById("models-list");
   detail = document.getElementById("model-detail");
   errorBox = document.getElementById("models-error");
