@@ -35,6 +35,8 @@ class Cancelled(RuntimeError):
 
 
 ProgressCallback = Callable[[Progress], None]
+# (phase, step, PNG of the sample grid): a training run's live preview
+PreviewCallback = Callable[[str, int, bytes], None]
 StopFlag = Callable[[], bool]
 
 
