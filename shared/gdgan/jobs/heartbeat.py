@@ -50,7 +50,7 @@ from typing import Any
 
 import redis
 from celery import signals
-from celery.exceptions import SoftTimeLimitExceeded
+from celery import exceptions as celery_exceptions
 from gdgan.jobs.records import PREFIX, JobNotFound, JobStore
 from gdgan.schemas import JobRecord, RunningOn
 from gdgan.settings import Settings, get_settings
@@ -415,6 +415,14 @@ class Monitor(threading.Thread):
 
 
 _monitor: Monitor | None = None
+
+
+class SoftTimeLimitExceeded(celery_exceptions.SoftTimeLimitExceeded):
+    """Celery's exception (handlers that catch it keep working), with a plain message: billiard's
+    own prints its repr, which would reach the job's error line."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "soft time limit exceeded"
 
 
 def _raise_soft_limit(signum: int, _frame: object) -> None:
