@@ -49,8 +49,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from celery import signals
 from celery import exceptions as celery_exceptions
+from celery import signals
 from gdgan.jobs.records import PREFIX, JobNotFound, JobStore
 from gdgan.schemas import JobRecord, RunningOn
 from gdgan.settings import Settings, get_settings
