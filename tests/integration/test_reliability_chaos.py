@@ -183,8 +183,8 @@ def _lost_at_most_one_interval(events: list[tuple[str, dict]], phase: str) -> No
 
 # --- the matrix ----------------------------------------------------------------------------------
 TRAIN_CELLS = [
-    ("trainer", "stage1"),
-    ("trainer", "stage2"),
+    ("trainer-0", "stage1"),
+    ("trainer-0", "stage2"),
     ("redis", "stage1"),
     ("s3", "stage2"),
     ("gateway", "stage1"),
