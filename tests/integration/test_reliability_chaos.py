@@ -293,3 +293,44 @@ def _post_ok(url: str, body: dict[str, Any]) -> httpx.Response | None:
         return None
     assert r.status_code < 500 or r.status_code == 503, r.text
     return r if r.status_code == 200 else None
+
+
+def test_evaluation_survives_an_evaluator_kill_in_the_report(
+    stack: Stack, api: httpx.Client, dataset: str, models: dict[str, str]
+) -> None:
+    reports_before = len(api.get("/v1/reports").json())
+    body = {
+        "dataset_id": dataset,
+        "gdgan": models["gdgan"],
+        "acgan": models["acgan"],
+        "repeats": 1,
+        "preset": "tiny",
+        "strategies": ["none", "gdgan"],
+    }
+    job_id = api.post("/v1/jobs/evaluate", json=body).json()["job_id"]
+    wait_for(
+        lambda: _rec(api, job_id)["parts"].get("report") == "running", 300, "the report part", interval=0.05
+    )
+    _kill(stack, "evaluator-0")
+    rec = _wait_end(api, job_id, 900)
+    assert rec["status"] == "succeeded", rec
+    reports = [x["id"] for x in api.get("/v1/reports").json()]
+    assert len(reports) == reports_before + 1 and rec["result"]["report_id"] in reports
+    _no_half_visible_artifact(stack)
+
+
+def test_generate_job_survives_an_evaluator_kill(
+    stack: Stack, api: httpx.Client, models: dict[str, str]
+) -> None:
+    store = _store(stack)
+    sets_before = len(store.list("synthetic"))
+    job_id = api.post("/v1/jobs/generate", json={"model": models["gdgan"], "n": 3000, "seed": 4}).json()[
+        "job_id"
+    ]
+    wait_for(lambda: _rec(api, job_id)["progress"]["step"] > 0, 300, "generation under way", interval=0.05)
+    _kill(stack, "evaluator-0")
+    rec = _wait_end(api, job_id, 600)
+    assert rec["status"] == "succeeded", rec
+    sets = store.list("synthetic")
+    assert len(sets) == sets_before + 1 and rec["result"]["artifact_id"] in [m.id for m in sets]
+    _no_half_visible_artifact(stack)
