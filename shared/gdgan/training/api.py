@@ -3,9 +3,11 @@
 ``kind``: ``stage1`` | ``stage2`` (needs ``stage1_model``) | ``gdgan`` (stage 1, then stage 2
 with G1/D1 frozen, then a bundle artifact naming both) | ``acgan``. Every phase checkpoints to
 the store under ``run_id``; calling ``train`` again with the same ``run_id`` resumes (finished
-phases are skipped, the running one continues from its latest checkpoint with the config it
-started with). ``should_stop`` is polled every step; when it returns True a checkpoint is
-written and the result has status ``"cancelled"``.
+phases are skipped, the running one continues from its latest checkpoint). What the run was
+started with is stored (:mod:`gdgan.training.runs`); a call that contradicts it (another
+preset or override, other data, another stage-1 model) raises :class:`ConfigError`.
+``should_stop`` is polled every step; when it returns True a checkpoint is written and the
+result has status ``"cancelled"``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from gdgan.training.loop import PhaseRun, run_phase
 from gdgan.training.losses import LossWeights
 from gdgan.training.phases import ConditionalPhase, Stage2Phase
 from gdgan.training.presets import ConfigError, TrainConfig, get_config
+from gdgan.training.runs import RunRecord, check_resume, load_run_record, save_run_record
 from gdgan.training.sampling import CRITIC_FILE, GENERATOR_FILE, LoadedGenerator, label_mix, resolve_model
 
 log = logging.getLogger(__name__)
@@ -242,6 +245,46 @@ def _resolve_dataset(store: ArtifactStore, dataset: ImageDataset | str) -> Image
     return load_dataset(store, str(dataset))
 
 
+def _check_run(
+    store: ArtifactStore,
+    run_id: str,
+    kind: str,
+    ds: ImageDataset,
+    preset: str,
+    overrides: dict[str, Any] | None,
+    split_seed: int,
+    train_idx: np.ndarray | None,
+    idx: np.ndarray,
+    cfg: TrainConfig,
+    stage1_model: str | None,
+) -> str | None:
+    """Store what this run is started with, or refuse a call that contradicts the stored run.
+
+    Returns the stage-1 model id to use: the one the run started with, so a resumed stage 2
+    refines the same G1 even if an alias such as ``gdgan`` now points elsewhere.
+    """
+    stored = load_run_record(store, run_id)
+    resolved = None
+    if stage1_model and not (stored and stored.stage1_given == stage1_model):
+        resolved = resolve_model(store, stage1_model).id
+    asked = RunRecord(
+        kind=kind,
+        dataset_id=ds.id,
+        preset=preset,
+        overrides={k: str(v) for k, v in (overrides or {}).items()},
+        split_seed=split_seed if train_idx is None else None,
+        train_digest=index_digest(idx),
+        config=cfg.to_dict(),
+        stage1_given=stage1_model,
+        stage1_model=resolved,
+    )
+    if stored is None:
+        save_run_record(store, run_id, asked)
+        return resolved or stage1_model
+    check_resume(run_id, stored, asked)
+    return stored.stage1_model or stage1_model
+
+
 def train(
     kind: str,
     dataset: ImageDataset | str,
@@ -275,13 +318,14 @@ def train(
             raise ConfigError(f"train_idx: need a non-empty 1-D array of indices into {len(ds)} images")
     from gdgan.settings import get_settings, resolve_device
 
-    if device is None:
-        device = resolve_device()
+    device = resolve_device(None if device is None else str(device))
     if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
         torch.set_num_threads(get_settings().num_threads)
-    ctx = _Context(
-        ds, idx, split_seed, store, run_id or new_id("run"), torch.device(device), progress, should_stop
+    run_id = run_id or new_id("run")
+    stage1_model = _check_run(
+        store, run_id, kind, ds, preset, overrides, split_seed, train_idx, idx, cfg, stage1_model
     )
+    ctx = _Context(ds, idx, split_seed, store, run_id, torch.device(device), progress, should_stop)
     result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
 
     def record(name: str, model_id: str | None, run: PhaseRun | None) -> bool:

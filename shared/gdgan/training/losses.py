@@ -50,8 +50,8 @@ def gradient_penalty(
     with torch.autocast(device_type=real.device.type, enabled=False):
         scores = critic(x_hat).float()
         (grad,) = torch.autograd.grad(scores.sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(2, dim=1)
-    return lam * ((norms - 1.0) ** 2).mean()
+        norms = grad.float().flatten(1).norm(2, dim=1)
+        return lam * ((norms - 1.0) ** 2).mean()
 
 
 def aux_bce(logits: Tensor, labels: Tensor, weight: float = 1.0) -> Tensor:
