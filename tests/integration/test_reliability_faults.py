@@ -166,3 +166,29 @@ def test_soft_time_limit_fails_the_job_with_the_reason(stack: Stack, dataset: st
         if trainer.proc is not None and trainer.alive:
             os.kill(trainer.proc.pid, signal.SIGKILL)
             _restarted(stack, "trainer-0", before)
+
+
+def test_with_every_worker_gone_the_gateway_requeues_the_job(stack: Stack, dataset: str) -> None:
+    """No worker left to reap: the gateway's reaper takes the job out of ``running`` (back to
+    ``queued``, with a ``stalled`` event); when workers return, the job resumes and succeeds."""
+    url = stack.cfg.gateway_url
+    job_id = _train(stack, dataset, steps=80)
+    wait_for(lambda: _rec(stack, job_id)["progress"]["step"] >= 12, 300, "a checkpoint")
+    stack.cfg.restart = False  # the supervisor stands by: nothing comes back
+    workers = [_svc(stack, "trainer-0"), _svc(stack, "evaluator-0")]
+    try:
+        for w in workers:
+            assert w.proc is not None
+            os.kill(w.proc.pid, signal.SIGKILL)
+            w.proc.wait(10)
+        rec = wait_for(lambda: (x := _rec(stack, job_id))["status"] == "queued" and x, 60, "the job requeued")
+        assert "stopped sending heartbeats" in rec["progress"]["message"], rec
+        assert rec["running_on"] == [] and not rec["stalled"]
+    finally:
+        before = {w.name: w.restarts for w in workers}
+        stack.cfg.restart = True
+    for w in workers:
+        _restarted(stack, w.name, before[w.name])
+    final = wait_job(url, job_id, 300)
+    assert final["status"] == "succeeded", final
+    assert final["attempts"] == 2

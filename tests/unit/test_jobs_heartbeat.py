@@ -168,3 +168,65 @@ def test_redelivery_breaks_only_the_dead_workers_leases(r: redis.Redis, jobs: Jo
     assert jobs.lease_owner(rec.id) is None  # the dead worker's
     assert jobs.lease_owner(f"{rec.id}:clf:none:r0") is None
     assert jobs.lease_owner(f"{rec.id}:clf:none:r1") == "h:10:task-c"  # another worker's: kept
+
+
+WATCHED_TASK = """
+import signal, sys, time
+from gdgan.jobs import heartbeat as hb
+from gdgan.settings import get_settings
+
+class Task:
+    name = "gdgan.train"
+    class request:
+        delivery_info = {"routing_key": "train"}
+
+m = hb.Monitor(get_settings(), "trainer-test@h")
+signal.signal(hb.SOFT_LIMIT_SIGNAL, hb._raise_soft_limit)
+m.task_started(Task, "task-1", (sys.argv[1],))
+m.start()
+if sys.argv[2] == "stuck":  # a main thread that never unwinds: the soft signal stays pending
+    signal.pthread_sigmask(signal.SIG_BLOCK, {hb.SOFT_LIMIT_SIGNAL})
+try:
+    time.sleep(60)
+except hb.SoftTimeLimitExceeded as exc:
+    print("interrupted:", exc)
+"""
+
+
+@pytest.mark.parametrize("mode", ["interruptible", "stuck"])
+def test_time_limits_in_a_real_process(redis_url: str, jobs: JobStore, tmp_path, mode: str) -> None:
+    """Soft limit: the task's main thread gets SoftTimeLimitExceeded. Hard limit (the main thread did
+    not unwind): the job fails with the reason and the process is SIGKILLed."""
+    import os
+    import subprocess
+    import sys
+
+    rec = jobs.create("train", {})
+    jobs.set_status(rec.id, "running")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    env.update(
+        {
+            "GDGAN_REDIS_URL": redis_url,
+            "GDGAN_DATA_DIR": str(tmp_path),
+            "GDGAN_WORKER_HEARTBEAT_S": "0.2",
+            "GDGAN_WORKER_DEAD_AFTER_S": "5",
+            "GDGAN_TASK_SOFT_TIME_LIMIT_S": "1",
+            "GDGAN_TASK_TIME_LIMIT_S": "2",
+        }
+    )
+    script = tmp_path / "task.py"
+    script.write_text(WATCHED_TASK)
+    out = subprocess.run(
+        [sys.executable, str(script), rec.id, mode], env=env, capture_output=True, text=True, timeout=60
+    )
+    if mode == "interruptible":
+        assert out.returncode == 0, out.stderr
+        assert "interrupted: soft time limit (1 s, GDGAN_TASK_SOFT_TIME_LIMIT_S) exceeded" in out.stdout
+        assert jobs.get(rec.id).status == "running"  # run_job, not the watchdog, records this failure
+    else:
+        assert out.returncode == -9, (out.returncode, out.stderr[-2000:])
+        done = jobs.get(rec.id)
+        assert done.status == "failed"
+        assert (done.error or "").startswith(
+            "TimeLimitExceeded: hard time limit (2 s, GDGAN_TASK_TIME_LIMIT_S)"
+        )

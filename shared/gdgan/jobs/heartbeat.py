@@ -251,6 +251,29 @@ def _break_leases(jobs: JobStore, e: dict[str, Any]) -> None:
             jobs.release_lease(key, owner)
 
 
+def start_reaper(settings: Settings | None = None) -> threading.Event:
+    """The reaper alone, for a process that is not a worker (the gateway): if every worker of a
+    deployment is gone, their jobs are still redelivered, then failed, instead of staying
+    ``running``. Set the returned event to stop it."""
+    s = settings or get_settings()
+    done = threading.Event()
+
+    def loop() -> None:
+        r = _client(s)
+        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s)
+        while not done.wait(s.worker_heartbeat_s):
+            try:
+                reap_once(r, jobs, s)
+            except redis.RedisError as exc:  # Redis down: /readyz says so; retry next beat
+                log.debug("reaper: %s", exc)
+            except Exception:
+                log.exception("reaper error")
+        r.close()
+
+    threading.Thread(target=loop, daemon=True, name="gdgan-reaper").start()
+    return done
+
+
 # --------------------------------------------------------------------------------------------
 # in the worker
 def _stack_signature(thread_id: int) -> tuple[tuple[int, int], ...] | None:
