@@ -190,7 +190,7 @@ class RunningOn(BaseModel):
     worker: str = Field(description="Celery node name of the worker.")
     since: str = Field(description="When this worker took the task.")
     heartbeat_age_s: float | None = Field(description="Seconds since its last heartbeat; null = none left.")
-    stalled: bool = Field(description="No heartbeat for GDGAN_WORKER_DEAD_AFTER_S: the task is redelivered.")
+    stalled: bool = Field(description="Three heartbeats missed; redelivered after GDGAN_WORKER_DEAD_AFTER_S.")
 
 
 class JobRecord(BaseModel):

@@ -125,7 +125,8 @@ def test_sigkill_only_trainer_under_gdgan_up_ends_succeeded(up: dict[str, Any]) 
 
     # the job is visibly stalled (its worker sends no heartbeat) before it is redelivered
     stalled = wait_for(lambda: (x := rec())["stalled"] and x, 60, "the job to show stalled", interval=0.1)
-    assert stalled["status"] == "running" and stalled["running_on"][0]["heartbeat_age_s"] is None
+    age = stalled["running_on"][0]["heartbeat_age_s"]
+    assert stalled["status"] == "running" and (age is None or age > 3), stalled  # 3 beats missed
 
     # the supervisor restarted the trainer, and says so
     st = wait_for(

@@ -69,6 +69,10 @@ def test_annotate_shows_the_heartbeat_age_and_stalled(r: redis.Redis, jobs: JobS
     live = hb.annotate(r, jobs.get(rec.id), s)
     assert not live.stalled and live.running_on[0].heartbeat_age_s is not None
     assert live.running_on[0].worker == "trainer-h:1@h"
+    # three beats missed (1 s each): stalled already, though not yet declared dead (10 s)
+    r.set(hb.worker_key("h:1"), json.dumps({"id": "h:1", "t": time.time() - 4}), ex=30)
+    late = hb.annotate(r, jobs.get(rec.id), s)
+    assert late.stalled and late.running_on[0].heartbeat_age_s >= 4
     r.delete(hb.worker_key("h:1"))
     gone = hb.annotate(r, jobs.get(rec.id), s)
     assert gone.stalled and gone.running_on[0].heartbeat_age_s is None

@@ -141,7 +141,9 @@ def live_workers(r: redis.Redis) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # the live view served with a job record
 def annotate(r: redis.Redis, rec: JobRecord, settings: Settings | None = None) -> JobRecord:
-    """Fill ``running_on`` and ``stalled`` from the registry and the heartbeats (read-only)."""
+    """Fill ``running_on`` and ``stalled`` from the registry and the heartbeats (read-only). A job is
+    stalled once its worker missed three heartbeats, before the reaper (which waits the full
+    GDGAN_WORKER_DEAD_AFTER_S) redelivers it."""
     if rec.terminal:
         return rec
     s = settings or get_settings()
@@ -153,7 +155,9 @@ def annotate(r: redis.Redis, rec: JobRecord, settings: Settings | None = None) -
     for e in mine:
         hb = last.get(e["worker"])
         age = None if hb is None else round(now - float(hb["t"]), 1)
-        stalled = hb is None or (age is not None and age > s.worker_dead_after_s) or bool(e.get("fault"))
+        # three missed beats already say "stalled"; redelivery waits for GDGAN_WORKER_DEAD_AFTER_S
+        late = age is not None and age > min(3 * s.worker_heartbeat_s, s.worker_dead_after_s)
+        stalled = hb is None or late or bool(e.get("fault"))
         rec.running_on.append(
             RunningOn(
                 part=e.get("part"),
