@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
+    patient_id_salt: SecretStr = Field(
+        default=SecretStr(""),
+        description="Salt of the patient-id hash adapters store; empty = a fresh random salt per ingest.",
+    )
 
     # --- services --------------------------------------------------------------------------------
     api_token: SecretStr = SecretStr("")

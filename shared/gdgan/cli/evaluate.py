@@ -77,9 +77,13 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
         err.print("stopping at the next step; Ctrl-C again to abort")
 
     try:
-        plan = EvaluationPlan(**plan_kwargs)
+        from gdgan.labels import NIH_SCHEMA, schema_of
+
         store = open_store()
-        store.manifest(plan.dataset_id)
+        schema = schema_of(store.manifest(plan_kwargs["dataset_id"]).meta)
+        if schema != NIH_SCHEMA and plan_kwargs.get("findings") is None:  # the dataset's own findings
+            plan_kwargs = {**plan_kwargs, "findings": list(schema.findings)}
+        plan = EvaluationPlan(**plan_kwargs)
     except _user_errors() as exc:
         _fail(str(exc).splitlines()[0] if "validation error" not in str(exc) else _pydantic_msg(exc))
         return

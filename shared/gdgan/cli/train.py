@@ -257,7 +257,6 @@ def sample(
 ) -> None:
     """Sample N images of a label from a trained model: PNGs, labels.csv and grid.png."""
     from gdgan.imaging import grid_png_bytes, save_png
-    from gdgan.labels import GENDERS, VIEWS, decode_findings
     from gdgan.store import open_store
     from gdgan.training.sampling import load_generator
 
@@ -272,15 +271,15 @@ def sample(
         return
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, img in enumerate(batch.images):
+    for i, (img, lab) in enumerate(zip(batch.images, batch.label_rows())):
         name = f"{i:04d}.png"
         save_png(out / name, img)
         rows.append(
             {
                 "file": name,
-                "gender": GENDERS[batch.gender[i]],
-                "view": VIEWS[batch.view[i]],
-                "findings": decode_findings(batch.findings[i]),
+                "gender": lab["gender"],
+                "view": lab["view"],
+                "findings": lab["finding_labels"],
                 "seed": batch.seed,
                 "model": gen.model_id,
                 "stage": stage or max(gen.stages),

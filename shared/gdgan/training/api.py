@@ -22,6 +22,7 @@ from safetensors.torch import load as st_load
 
 from gdgan.data.dataset import ImageDataset, load_dataset
 from gdgan.data.splits import patient_split
+from gdgan.labels import schema_of
 from gdgan.models.acgan import build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.progress import ProgressCallback, StopFlag
@@ -115,7 +116,8 @@ class _Context:
     ) -> None:
         self.ds, self.idx, self.split_seed, self.store = ds, idx, split_seed, store
         self.run_id, self.device, self.progress, self.should_stop = run_id, device, progress, should_stop
-        self.mix = label_mix(ds.general()[idx], ds.detail()[idx])
+        self.schema = ds.schema
+        self.mix = label_mix(ds.general()[idx], ds.detail()[idx], ds.schema)
         self.digest = index_digest(idx)
         self._data: dict[tuple[int, bool], TrainData] = {}
 
@@ -186,8 +188,10 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
         return done, None
     cfg = _phase_config(ctx.store, ctx.run_id, name, cfg)
     gan = _gan(cfg)
+    sch = ctx.schema
+    n_labels = sch.n_general + sch.n_findings if name == "acgan" else sch.n_general
     builder = build_acgan if name == "acgan" else build_stage1
-    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], builder, gan)
+    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], lambda g: builder(g, n_labels), gan)
     G.to(ctx.device)
     D.to(ctx.device)
     phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), use_detail=name == "acgan")
@@ -196,9 +200,9 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
         return None, run
     kind = ARTIFACT_KIND[name]
     sampler = (
-        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device)
+        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device, schema=sch)
         if name == "acgan"
-        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device)
+        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device, schema=sch)
     )
     m = ctx.write(kind, run, cfg, sampler, [], {})
     return m.id, run
@@ -211,7 +215,13 @@ def _load_stage1(ctx: _Context, stage1_id: str) -> tuple[Manifest, torch.nn.Modu
     if m.kind != "gdgan-stage1":
         raise ConfigError(f"stage1_model {stage1_id!r} is a {m.kind!r}, not a GDGAN stage-1 model")
     gan = GanConfig(**m.config["model"])
-    G1, D1 = build_stage1(gan)
+    s1_schema = schema_of(m.meta)
+    if s1_schema.general != ctx.schema.general:
+        raise ConfigError(
+            f"stage1_model {m.id} was trained on general labels {list(s1_schema.general)}, "
+            f"this dataset has {list(ctx.schema.general)}"
+        )
+    G1, D1 = build_stage1(gan, s1_schema.n_general)
     G1.load_state_dict(st_load(ctx.store.get_bytes(m.id, GENERATOR_FILE)))
     D1.load_state_dict(st_load(ctx.store.get_bytes(m.id, CRITIC_FILE)))
     return m, G1.to(ctx.device), D1.to(ctx.device)
@@ -229,12 +239,17 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
             f"size/nz ({cfg.size}, {cfg.nz}) differ from stage-1 model {s1.id} ({s1_gan.size}, {s1_gan.nz})"
         )
     gan = _gan(cfg)
-    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], build_stage2, gan)
+    if ctx.schema.n_findings == 0:
+        raise ConfigError("the dataset has no detail findings: stage 2 has nothing to condition on")
+    nf = ctx.schema.n_findings
+    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], lambda g: build_stage2(g, nf), gan)
     phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg))
     run = ctx.run(phase, cfg)
     if run.status != "succeeded":
         return None, run
-    sampler = LoadedGenerator("training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device)
+    sampler = LoadedGenerator(
+        "training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device, schema=ctx.schema
+    )
     m = ctx.write("gdgan-stage2", run, cfg, sampler, [s1.id], {"stage1": s1.id})
     return m.id, run
 
