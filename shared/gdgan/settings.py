@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     job_progress_interval_s: float = Field(
         default=0.5, ge=0, description="Minimum seconds between stored progress events of one job."
     )
+    job_preview_every_steps: int = Field(
+        default=50, ge=0, description="A training job's live sample grid, every this many steps; 0 = none."
+    )
     # --- liveness (gdgan.jobs.heartbeat) ---------------------------------------------------------
     worker_heartbeat_s: float = Field(
         default=5.0, gt=0, description="Seconds between a worker's heartbeats and its stalled-job scans."
