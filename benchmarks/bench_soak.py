@@ -179,9 +179,7 @@ def main() -> None:
         vals = [f"{r[c]:.0f}" if isinstance(r[c], float) else str(r[c]) for c in cols]
         print(("| " + " | ".join(vals) + " |") if args.markdown else "  ".join(vals))
     growth = rows[-1]["rss_mb"] - rows[0]["rss_mb"] if len(rows) > 1 else 0.0
-    print(
-        f"RSS growth, first to last window: {growth:+.0f} MB; 5xx total {sum(r['5xx'] for r in rows)}"
-    )
+    print(f"RSS growth, first to last window: {growth:+.0f} MB; 5xx total {sum(r['5xx'] for r in rows)}")
 
 
 if __name__ == "__main__":
