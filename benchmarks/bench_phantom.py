@@ -32,7 +32,6 @@ from gdgan.data.phantom import (  # noqa: E402
     render,
 )
 
-
 BASELINE_REF = "8c829cd"
 
 
