@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@# torch first, pinned: on the development machines this version installs from a local copy.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev,fid]'
+	@# the publishers' real label files for the adapter tests: data only, so without its dependencies
+	$(PY) -m pip install -q --no-deps 'torchxrayvision==1.5.7'
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 venv: $(STAMP)

@@ -22,7 +22,6 @@ from gdgan.evaluation.classifier import predict_logits, train_classifier
 from gdgan.evaluation.lineage import check_lineage
 from gdgan.evaluation.plan import GAN_STRATEGIES, EvaluationPlan
 from gdgan.evaluation.synthetic import sample_labelled
-from gdgan.labels import finding_index
 from gdgan.progress import Progress, ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore
 
@@ -58,7 +57,7 @@ def plan_splits(plan: EvaluationPlan, ds: ImageDataset) -> list[Split]:
 
 
 def target_column(plan: EvaluationPlan, ds: ImageDataset) -> np.ndarray:
-    return np.asarray(ds.labels["findings"][:, finding_index(plan.finding)]).astype(np.uint8)
+    return np.asarray(ds.labels["findings"][:, ds.schema.finding_index(plan.finding)]).astype(np.uint8)
 
 
 def plan_key(plan: EvaluationPlan) -> str:
