@@ -205,6 +205,13 @@ def test_clean_labels_switch() -> None:
     np.testing.assert_array_equal(lab["gt_ctr"] > CTR_THRESHOLD, lab["findings"][:, CM] == 1)
     assert lab["label_flipped"].sum() == 0
     np.testing.assert_array_equal(lab["gt_cardiomegaly"], lab["findings"][:, CM])
+    # Switching the noise off keeps every label and every image but the mislabelled hearts.
+    noisy = make_phantom(PhantomConfig(n=300, size=32, seed=12))
+    clean = make_phantom(PhantomConfig(n=300, size=32, seed=12, label_noise=0.0))
+    np.testing.assert_array_equal(noisy.labels["findings"], clean.labels["findings"])
+    changed = (noisy.images != clean.images).reshape(300, -1).any(axis=1)
+    np.testing.assert_array_equal(changed, noisy.labels["label_flipped"] == 1)
+    assert changed.any()
 
 
 @pytest.mark.parametrize("ppv, sens", [(0.70, 0.90), (0.5, 0.6)])
