@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,8 +99,11 @@ def run_phase(
     progress: ProgressCallback | None = None,
     should_stop: StopFlag | None = None,
     state_extra: dict[str, Any] | None = None,
+    on_step: Callable[[int, nn.Module], None] | None = None,
 ) -> PhaseRun:
-    """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any."""
+    """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any.
+
+    ``on_step(step, ema)`` runs after every step (the quality curve of :mod:`.curves`)."""
     progress = progress or no_progress
     should_stop = should_stop or never_stop
     G, D = phase.G, phase.D
@@ -194,6 +198,8 @@ def run_phase(
         D.requires_grad_(True)
         ema_update(ema, G, ema_decay_at(step, cfg.ema_decay))
         step += 1
+        if on_step is not None:
+            on_step(step, ema)
 
         if not names:
             names = [f"d_{k}" for k in parts_d] + [f"g_{k}" for k in parts_g]
