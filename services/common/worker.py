@@ -8,7 +8,8 @@ same code. A service here decides only which queue a process consumes and how it
   was touched; one worker per GPU);
 - a unique node name ``<role>-<pid>@<host>``: several workers may share a host, and the health
   check (docker/healthcheck.py) finds them by host;
-- no gossip/mingle: workers do not talk to each other; coordination is the job records' leases.
+- no gossip/mingle: workers do not talk to each other; coordination is the job records' leases
+  and the worker heartbeats (``gdgan.jobs.heartbeat``, connected to the worker's signals here).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def celery_argv(queue: str, role: str, loglevel: str = "INFO") -> list[str]:
 
 def run_worker(queue: str, role: str, loglevel: str = "INFO") -> None:
     """Block in a Celery worker consuming ``queue`` (no torch / CUDA import here)."""
+    import gdgan.jobs.heartbeat  # noqa: F401  (connects the heartbeat/watchdog to the worker's signals)
     from gdgan.jobs.celery_app import app as celery
 
     celery.worker_main(celery_argv(queue, role, loglevel))
