@@ -52,7 +52,7 @@ class Lease:
             except redis.RedisError as exc:  # a blip: the next beat retries while the TTL lasts
                 log.warning("lease renewal failed for %s: %s", self.key, exc)
                 continue
-            if not renewed:
+            if not renewed and not self._closed.is_set():  # (closing: we released it ourselves)
                 self._lose()
                 return
 
@@ -84,8 +84,11 @@ class Lease:
             raise LeaseLost(f"{self.key}: another worker owns this job now; not committing")
 
     def close(self) -> None:
-        """Stop the heartbeat and give the lease back (only if it is still ours)."""
+        """Stop the heartbeat and give the lease back (only if it is still ours). The heartbeat is
+        joined first, so a renewal racing the release cannot report a loss that is ours."""
         self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.jobs.lease_s)
         if not self.lost.is_set():
             try:
                 self.jobs.release_lease(self.key, self.owner)
