@@ -58,6 +58,11 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
     for r in table2_rows(report):
         t2.add_row(*r)
     console.print(t2)
+    harness = report["quality"].get("harness") or {}
+    if harness.get("available"):
+        from gdgan.cli.quality import print_quality
+
+        print_quality(harness, console)
     console.print(report["lineage"]["statement"], soft_wrap=True)
 
 
