@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 from gdgan import __version__
+from gdgan.labels import LabelError
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import open_store
@@ -38,6 +39,11 @@ def _stage_error(msg: str) -> HTTPException:
     return HTTPException(422, detail=[{"loc": ["body", "stage"], "msg": msg, "type": "value_error"}])
 
 
+def _label_error(req: GenerateRequest, msg: str) -> HTTPException:
+    field = next((f for f in ("gender", "view") if f"{f!r}" in msg or f"unknown {f}" in msg), "finding")
+    return HTTPException(422, detail=[{"loc": ["body", field], "msg": msg, "type": "unknown_label"}])
+
+
 @v1.post("/generate", response_class=Response, responses=RESPONSES)
 async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Response:
     """Generate ``n`` images for the labels; the same request with the same seed gives the same bytes."""
@@ -47,14 +53,17 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
         raise _stage_error(f"model {model_id} ({gen.kind}) has no stage 1")
     if req.stage == 2 and 2 not in gen.stages:
         raise _stage_error(f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
-    prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+    try:
+        prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+    except LabelError as exc:  # a label the model's own schema lacks: 422 naming it, listing its labels
+        raise _label_error(req, str(exc)) from None
     try:
         images = await batcher.submit(gen, req.stage, prepared)
     except QueueFull as exc:
         return JSONResponse(
             {"detail": f"{exc}; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
         )
-    labels = render.labels_of(prepared.general, prepared.detail)
+    labels = render.labels_of(prepared.general, prepared.detail, gen.schema)
     if req.format == "zip":
         body = await asyncio.to_thread(render.as_zip, images, labels)
     elif req.format == "png":

@@ -12,20 +12,18 @@ import zipfile
 
 import numpy as np
 from gdgan.imaging import grid_png_bytes, to_png_bytes
-from gdgan.labels import GENDERS, VIEWS, decode_findings
+from gdgan.labels import NIH_SCHEMA, LabelSchema
+from gdgan.training.sampling import caption, general_codes, label_rows
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 
 
-def labels_of(general: np.ndarray, detail: np.ndarray) -> list[dict[str, str]]:
-    return [
-        {
-            "finding_labels": decode_findings(d),
-            "gender": GENDERS[int(g[0] > 0.5)],
-            "view": VIEWS[int(g[1] > 0.5)],
-        }
-        for g, d in zip(general, detail)
-    ]
+def labels_of(
+    general: np.ndarray, detail: np.ndarray, schema: LabelSchema = NIH_SCHEMA
+) -> list[dict[str, str]]:
+    """Rows by the model's own schema; a general label it lacks is ''."""
+    gender, view = general_codes(schema, np.asarray(general))
+    return label_rows(schema, gender, view, np.asarray(detail))
 
 
 def as_zip(images: np.ndarray, labels: list[dict[str, str]]) -> bytes:
@@ -41,7 +39,7 @@ def as_zip(images: np.ndarray, labels: list[dict[str, str]]) -> bytes:
 
 
 def as_grid(images: np.ndarray, labels: list[dict[str, str]]) -> bytes:
-    captions = [f"{lab['gender']}/{lab['view']} {lab['finding_labels']}" for lab in labels]
+    captions = [caption(lab) for lab in labels]
     scale = max(1, 128 // images.shape[-1])
     return grid_png_bytes(images, captions, scale=scale)
 

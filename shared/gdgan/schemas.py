@@ -13,10 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gdgan.labels import FINDINGS, GENDERS, NO_FINDING, VIEWS
+from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS
 from gdgan.store.base import ID_RE
 
-FindingName = Literal[FINDINGS]  # type: ignore[valid-type]
+# Any name: the findings a request may use are the model's (or dataset's) own label schema, checked
+# against it where the model is known (generator: 422 naming the label and listing the model's).
+FindingName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[^|]+$", examples=["Cardiomegaly", "Effusion"])
+]
 Gender = Literal[GENDERS]  # type: ignore[valid-type]
 View = Literal[VIEWS]  # type: ignore[valid-type]
 Preset = Literal["tiny", "demo", "paper"]
@@ -61,12 +65,108 @@ class NihDatasetRequest(_Strict):
     size: Literal[32, 64, 128, 256] = 64
 
 
-DatasetRequest = Annotated[PhantomDatasetRequest | NihDatasetRequest, Field(discriminator="source")]
+_PathField = Annotated[str, Field(min_length=1, max_length=1000, description="Inside GDGAN_IMPORT_DIR.")]
+_Size = Literal[32, 64, 128, 256]
+_Limit = Annotated[int | None, Field(default=None, ge=1, description="Only the first N usable images.")]
+_Uncertainty = Literal["ones", "zeros", "ignore"]
+_Laterals = Literal["skip", "keep"]
+_General = Literal["auto"] | list[Literal["gender", "view"]]
+_Findings = Annotated[list[FindingName] | None, Field(default=None, max_length=500)]
+
+
+class ChexpertDatasetRequest(_Strict):
+    """CheXpert: train.csv/valid.csv (or their folder) + images; uncertain labels by ``uncertainty``."""
+
+    source: Literal["chexpert"]
+    csv: _PathField
+    images: _PathField
+    size: _Size = 64
+    uncertainty: _Uncertainty = Field(default="ones", description="U-Ones, U-Zeros, or leave out.")
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    limit: _Limit = None
+
+
+class MimicDatasetRequest(_Strict):
+    source: Literal["mimic"]
+    metadata: _PathField
+    labels: _PathField
+    images: _PathField
+    patients: _PathField | None = None
+    split: _PathField | None = None
+    size: _Size = 64
+    uncertainty: _Uncertainty = "ones"
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    limit: _Limit = None
+
+
+class PadchestDatasetRequest(_Strict):
+    source: Literal["padchest"]
+    csv: _PathField
+    images: _PathField
+    size: _Size = 64
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    min_count: int = Field(default=1, ge=1)
+    limit: _Limit = None
+
+
+class VindrDatasetRequest(_Strict):
+    source: Literal["vindr"]
+    labels: _PathField
+    images: _PathField
+    test_labels: _PathField | None = None
+    size: _Size = 64
+    merge: Literal["majority", "any"] = Field(default="majority", description="> half, or >= 1 reader.")
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+class CsvDatasetRequest(_Strict):
+    """Any CSV; ``mapping`` as in docs/notes/data.md (path, findings.list|columns, sex, view, ...)."""
+
+    source: Literal["csv"]
+    csv: _PathField
+    images: _PathField
+    mapping: dict[str, Any]
+    size: _Size = 64
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+class FolderDatasetRequest(_Strict):
+    source: Literal["folder"]
+    root: _PathField
+    finding: FindingName | None = Field(default=None, description="Class folders are true/false for it.")
+    size: _Size = 64
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+AdapterDatasetRequest = (
+    ChexpertDatasetRequest
+    | MimicDatasetRequest
+    | PadchestDatasetRequest
+    | VindrDatasetRequest
+    | CsvDatasetRequest
+    | FolderDatasetRequest
+)
+DatasetRequest = Annotated[
+    PhantomDatasetRequest | NihDatasetRequest | AdapterDatasetRequest, Field(discriminator="source")
+]
 
 
 class DatasetCreated(BaseModel):
     job_id: str
     dataset_id: str
+
+
+class LabelSchemaOut(BaseModel):
+    """A dataset's or model's labels: general labels present (maybe none), findings in order."""
+
+    general: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.general))
+    findings: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.findings))
 
 
 class DatasetSummary(BaseModel):
@@ -75,6 +175,7 @@ class DatasetSummary(BaseModel):
     config: dict[str, Any]
     n: int | None = None
     size: int | None = None
+    labels: LabelSchemaOut = Field(default_factory=LabelSchemaOut)
 
 
 class DatasetDetail(DatasetSummary):
@@ -224,6 +325,7 @@ class ModelSummary(BaseModel):
     created: str
     dataset_id: str | None = None
     preset: str | None = None
+    labels: LabelSchemaOut = Field(default_factory=LabelSchemaOut, description="The model's label schema.")
 
 
 class ModelDetail(ModelSummary):

@@ -9,6 +9,7 @@ back to a default.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -65,6 +66,10 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
+    patient_id_salt: SecretStr = Field(
+        default=SecretStr(""),
+        description="Salt of the patient-id hash adapters store; empty = a fresh random salt per ingest.",
+    )
 
     # --- services --------------------------------------------------------------------------------
     api_token: SecretStr = SecretStr("")
@@ -150,12 +155,31 @@ def get_settings() -> Settings:
     return load_settings()
 
 
-def resolve_device(setting: str | None = None) -> str:
-    """'auto' picks CUDA when available. Only call this inside the process that will compute,
-    never in a parent that forks afterwards (CUDA cannot survive a fork)."""
-    choice = setting or get_settings().device
-    if choice == "auto":
-        import torch
+_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
+
+def resolve_device(setting: str | None = None, source: str | None = None) -> str:
+    """``setting`` (else ``GDGAN_DEVICE``) as a torch device string, checked against this machine.
+
+    'auto' picks CUDA when available; 'cuda'/'cuda:N' without a usable GPU is a
+    :class:`SettingsError` naming ``source`` (default: ``GDGAN_DEVICE`` when the setting is
+    used, else ``device``) instead of a failure deep inside the first tensor op. Only call this
+    inside the process that will compute, never in a parent that forks afterwards (CUDA cannot
+    survive a fork); ``torch.cuda.is_available()`` does not initialise CUDA.
+    """
+    name = source or ("GDGAN_DEVICE" if setting is None else "device")
+    choice = str(setting or get_settings().device).strip().lower()
+    if not _DEVICE_RE.fullmatch(choice):
+        raise SettingsError(f"{name}: unknown device {choice!r}; expected auto, cpu, cuda or cuda:N")
+    if choice == "cpu":
+        return choice
+    import torch
+
+    if choice == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise SettingsError(f"{name}={choice!r} but CUDA is not available on this machine; use cpu or auto")
+    index = int(choice.split(":", 1)[1]) if ":" in choice else 0
+    if index >= torch.cuda.device_count():
+        raise SettingsError(f"{name}={choice!r} but this machine has {torch.cuda.device_count()} GPU(s)")
     return choice

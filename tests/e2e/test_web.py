@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
@@ -56,8 +57,8 @@ def _wait_cards(page, n: int, timeout: float = 60_000) -> None:
 
 def test_generate_8_cardiomegaly_images(page, web_stack, shot) -> None:
     page.goto("/")
-    # Landing page is Generate, with the schema's findings and Cardiomegaly preselected.
-    assert page.locator("#gen-form").get_by_label("Finding", exact=True).input_value() == "Cardiomegaly"
+    # Landing page is Generate, with the model's findings (from GET /v1/models) and Cardiomegaly preselected.
+    expect(page.locator("#gen-form").get_by_label("Finding", exact=True)).to_have_value("Cardiomegaly")
     assert page.get_by_label("Number of images (N)").input_value() == "16"
     _generate(page, 8)
     _wait_cards(page, 8)
@@ -501,3 +502,43 @@ def test_any_registered_model(page, web_stack) -> None:
     _wait_cards(page, 2)
     assert page.locator(".model-id").inner_text() == web_stack.model_ids["stage1"]
     assert "stage 1" in page.locator(".result-summary").inner_text()
+
+
+def test_a_model_with_another_label_schema_serves_its_own_labels(page, web_stack) -> None:
+    """A GDGAN trained on data with only a view and three findings of its own: the page offers
+    exactly that model's findings, hides gender, and the images carry the model's labels."""
+    import torch
+    from gdgan.data.dataset import ImageDataset
+    from gdgan.data.phantom import PhantomConfig, make_phantom
+    from gdgan.labels import LabelSchema
+    from gdgan.store.local import LocalStore
+    from gdgan.training.api import train
+
+    torch.set_num_threads(1)
+    store = LocalStore(web_stack.store_dir, cache_dir=web_stack.store_dir.parent / "cache-schema")
+    base = make_phantom(PhantomConfig(n=64, size=32, seed=5))
+    schema = LabelSchema(general=("view",), findings=("Opacity", "Tube", "Wire"))
+    rng = np.random.default_rng(0)
+    labels = {**base.labels, "findings": (rng.random((64, 3)) < 0.3).astype(np.uint8)}
+    ds = ImageDataset(np.asarray(base.images), labels, config={"source": "test"}, schema=schema)
+    ds.save(store)
+    fast = {"steps": 4, "checkpoint_every": 2, "batch_size": 8, "ngf": 8, "ndf": 8}
+    model_id = train("gdgan", ds.id, store=store, preset="tiny", overrides=fast, device="cpu").model_id
+    assert model_id
+
+    page.goto("/")
+    form = page.locator("#gen-form")
+    form.get_by_label("Model", exact=True).select_option(model_id)
+    finding = form.get_by_label("Finding", exact=True)
+    expect(finding).to_have_value("Opacity")  # the model's first finding; it has no Cardiomegaly
+    values = finding.evaluate("s => [...s.options].map(o => o.value)")
+    assert values == ["Opacity", "Tube", "Wire", "__none__"]
+    expect(page.locator("#gen-gender")).to_be_hidden()
+    expect(page.locator("#gen-view")).to_be_visible()
+    _generate(page, 3, seed=3, Finding="Tube", **{"View position": "AP"})
+    _wait_cards(page, 3)
+    assert page.locator("#gen-grid .card .labels").all_inner_texts() == ["Tube · AP"] * 3
+    # the NIH models still offer NIH's findings
+    form.get_by_label("Model", exact=True).select_option("acgan")
+    assert "Cardiomegaly" in finding.evaluate("s => [...s.options].map(o => o.value)")
+    expect(page.locator("#gen-gender")).to_be_visible()

@@ -1,12 +1,21 @@
-""" "Does it learn?" — the weak version on the tiny preset (the demo figures: docs/notes/training.md).
+""" "Does it learn?" on the tiny preset, against an untrained network and in the right direction
+(the demo figures: docs/notes/training.md).
 
-What is asserted at this budget (150 steps at 32 px, ~2 CPU-minutes): the real-trained judge
-recognises gender, view and Cardiomegaly on real test images; G1's output depends on the
-requested general labels; stage 2, from the very same stage-1 images, changes its output with
-the Cardiomegaly label so that the judge separates with/without clearly (|AUC - 0.5| > 0.2).
-Not asserted (reported, and measured at the demo budget in docs/notes/training.md): the judge's
-accuracy on stage-1 samples and the direction of the stage-2 effect — at 150 steps G1 is still
-near its "mean image" phase and those figures swing between runs.
+A small judge CNN is trained once on the real training split (gender, view, Cardiomegaly).
+
+- G1 is conditioned: after 600 stage-1 steps the judge reads the requested gender/view off G1's
+  samples clearly better than off an untrained G1 of the same shape (measured: mean accuracy
+  0.65 vs 0.50; gender 0.765). At 150 steps it is not yet (0.53), so the old check — the same z
+  with flipped labels gives a different image — passed for an untrained G1 as well (11 grey
+  levels mean difference against a threshold of 0.5).
+- Stage 2 learns the finding in the right direction: from the very same stage-1 images (150 +
+  150 steps), the judge's Cardiomegaly score is higher when stage 2 is asked for it (measured
+  AUC 0.93, higher in 100 % of pairs). The old check |AUC − 0.5| > 0.2 also passed for the
+  opposite direction.
+
+Not asserted, and recorded in docs/notes/training.md: on the 600-step G1, stage 2 at 100–150
+steps moves the judge the *wrong* way (AUC 0.45 / 0.42); the judge already scores those
+stage-1 images 0.79 for Cardiomegaly, i.e. it is out of its distribution there.
 """
 
 from __future__ import annotations
@@ -18,38 +27,54 @@ import pytest
 import torch
 from gdgan.data.phantom import PhantomConfig, make_phantom
 from gdgan.data.splits import patient_split
+from gdgan.models.gdgan import build_stage1
 from gdgan.store.local import LocalStore
 from gdgan.training import fidelity
 from gdgan.training.api import train
-from gdgan.training.sampling import load_generator
+from gdgan.training.data import resize_uint8
+from gdgan.training.sampling import LoadedGenerator, load_generator
 
 pytestmark = pytest.mark.integration
+EVERY = {"checkpoint_every": 10000}
 
 
-def test_tiny_gdgan_learns_general_labels_and_responds_to_detail(tmp_path: Path) -> None:
+def _general_acc(stage1: dict[str, float] | None) -> float:
+    assert stage1 is not None
+    return (stage1["acc_gender"] + stage1["acc_view"]) / 2
+
+
+def test_tiny_gdgan_beats_untrained_g1_and_stage2_goes_the_right_way(tmp_path: Path) -> None:
     torch.set_num_threads(1)
     ds = make_phantom(PhantomConfig(n=1000, size=32, seed=0, prevalence={"Cardiomegaly": 0.3}))
     split = patient_split(ds.labels["patient_id"], 0)
     store = LocalStore(tmp_path / "store")
-    ov = {"steps": 150, "checkpoint_every": 1000}
-    r = train("gdgan", ds, store=store, preset="tiny", overrides=ov, device="cpu")
-    gen = load_generator(store, r.model_id, device="cpu")
-    rep = fidelity.measure(ds, split.train, split.test, gen, None, n_samples=200, epochs=6)
-    print(rep.to_dict())
-    # the judge itself works on real images
-    assert rep.real["acc_gender"] > 0.8 and rep.real["acc_view"] > 0.8
-    assert rep.stage1 is not None  # reported above
-    z, general = fidelity.balanced_requests(gen, 64, seed=1)
-    no = np.zeros((64, 14), np.float32)
-    # G1 is conditioned: the same z with the opposite (gender, view) gives a different image
-    flipped = 1.0 - general
-    g1_diff = np.abs(
-        gen.generate(z, general, no, 1).astype(float) - gen.generate(z, flipped, no, 1).astype(float)
+    judge = fidelity.train_label_classifier(
+        resize_uint8(np.asarray(ds.images[split.train]), 32),
+        fidelity._targets(ds, split.train),
+        epochs=6,
+        seed=0,
     )
-    assert g1_diff.mean() > 0.5
-    # stage 2 changes its output with the finding, from the very same stage-1 images
-    yes = no.copy()
-    yes[:, fidelity.CARDIO] = 1
-    diff = np.abs(gen.generate(z, general, yes).astype(float) - gen.generate(z, general, no).astype(float))
-    assert diff.mean() > 1.0
-    assert rep.stage2 is not None and abs(rep.stage2["auc_cardiomegaly"] - 0.5) > 0.2
+
+    def measure(gen: LoadedGenerator) -> fidelity.FidelityReport:
+        rep = fidelity.measure(ds, split.train, split.test, gen, None, n_samples=200, classifier=judge)
+        print(gen.model_id, rep.to_dict())
+        return rep
+
+    # the judge itself works on real images
+    r1 = train("stage1", ds, store=store, preset="tiny", overrides={"steps": 600, **EVERY}, device="cpu")
+    trained = measure(load_generator(store, r1.model_id, device="cpu"))
+    assert trained.real["acc_gender"] > 0.8 and trained.real["acc_view"] > 0.8
+    # G1 is conditioned: compared with an untrained G1 of the same shape
+    torch.manual_seed(0)
+    g1_untrained, _ = build_stage1(trained_gan := load_generator(store, r1.model_id, device="cpu").gan)
+    untrained = measure(LoadedGenerator("untrained", "gdgan-stage1", trained_gan, {}, g1=g1_untrained))
+    assert _general_acc(untrained.stage1) < 0.56  # chance: the judge cannot read labels off noise
+    assert _general_acc(trained.stage1) > _general_acc(untrained.stage1) + 0.1
+    assert trained.stage1 is not None and trained.stage1["acc_gender"] > 0.65
+
+    # stage 2, from the very same stage-1 images, raises the judge's Cardiomegaly score
+    r = train("gdgan", ds, store=store, preset="tiny", overrides={"steps": 150, **EVERY}, device="cpu")
+    rep = measure(load_generator(store, r.model_id, device="cpu"))
+    assert rep.stage2 is not None
+    assert rep.stage2["auc_cardiomegaly"] > 0.7 and rep.stage2["paired_win_rate"] > 0.8
+    assert rep.stage2["mean_score_with"] > rep.stage2["mean_score_without"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from gdgan.cli.data import app
+from gdgan.data import phantom
 from gdgan.data.dataset import load_dataset
 from gdgan.store import open_store
 from typer.testing import CliRunner
@@ -25,7 +26,6 @@ def _json(result) -> dict:  # type: ignore[no-untyped-def]
 
 
 def test_phantom_json_then_show_and_list(tmp_path: Path) -> None:
-    pytest.importorskip("gdgan.data.phantom")
     store = (tmp_path / "s").as_uri()
     res = runner.invoke(
         app, ["phantom", "--n", "120", "--size", "32", "--seed", "1", "--cardiomegaly-rate", "0.3",
@@ -62,7 +62,6 @@ def test_phantom_json_then_show_and_list(tmp_path: Path) -> None:
 
 
 def test_ingest_nih_json(tmp_path: Path) -> None:
-    phantom = pytest.importorskip("gdgan.data.phantom")
     ds = phantom.make_phantom(phantom.PhantomConfig(n=30, size=64, seed=2))
     root = tmp_path / "nih"
     csv_path = phantom.write_nih_format(ds, root, layout="nih", per_folder=10)
@@ -115,7 +114,6 @@ def test_help_is_useful() -> None:
 
 def test_console_script_json_stdout_only(tmp_path: Path) -> None:
     """The installed `gdgan` command: one JSON line on stdout, progress on stderr."""
-    pytest.importorskip("gdgan.data.phantom")
     exe = Path(sys.executable).parent / "gdgan"
     if not exe.exists():
         pytest.skip("gdgan console script not installed")

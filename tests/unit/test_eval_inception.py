@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import threading
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,13 +14,14 @@ from gdgan.evaluation.inception import (
     InceptionWeightsError,
     PaperInception,
     StandardInception,
+    build_imagenet_inception,
     detect_variant,
     imagenet_availability,
     inception_score_from_logits,
     load_imagenet_inception,
     probs_to_logits,
 )
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 
 @pytest.mark.parametrize("k", [2, 3, 10])
@@ -72,7 +74,8 @@ def test_paper_loader_random_inception(tmp_path: Path) -> None:
     with torch.inference_mode():
         out = net(torch.randint(0, 255, (2, 64, 64), dtype=torch.uint8))
     assert out.shape == (2, 1000)
-    assert imagenet_availability(str(path), sha)["available"] is True
+    avail, weights = imagenet_availability(str(path), sha)
+    assert avail["available"] is True and weights is not None and weights.variant == "paper"
 
 
 def test_paper_loader_state_dict_file(tmp_path: Path) -> None:
@@ -99,27 +102,82 @@ def test_loader_rejects_bad_sha_and_shapes(tmp_path: Path) -> None:
         load_imagenet_inception("paper", tmp_path / "missing.safetensors")
 
 
-def test_standard_loader_random_tf_inception(tmp_path: Path) -> None:
+def _random_tf_weights(tmp_path: Path) -> Path:
+    """A randomly initialised torch-fidelity Inception saved as safetensors (no download)."""
     from torch_fidelity import feature_extractor_inceptionv3 as fe
 
-    # A randomly initialised torch-fidelity Inception (skip its weight download/load).
-    with (
-        mock.patch.object(fe.torch, "load", lambda *a, **k: {}),
-        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None),
-    ):
-        rnd = fe.FeatureExtractorInceptionV3(
-            "inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path="x"
-        )
+    class _Random(fe.FeatureExtractorInceptionV3):  # type: ignore[misc]
+        def load_state_dict(self, *_a: object, **_k: object) -> None:
+            return None
+
+    empty = io.BytesIO()
+    torch.save({}, empty)
+    empty.seek(0)
+    torch.manual_seed(0)
+    rnd = _Random("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=empty)
     path = tmp_path / "tf_inception.safetensors"
     save_file({k: v.contiguous() for k, v in rnd.state_dict().items()}, str(path))
+    return path
+
+
+def test_standard_loader_random_tf_inception(tmp_path: Path) -> None:
+    path = _random_tf_weights(tmp_path)
     assert detect_variant(path) == "standard"
     net = load_imagenet_inception("standard", path)
     assert isinstance(net, StandardInception)
+    want = load_file(str(path))
+    got = net.net.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
     with torch.inference_mode():
         out = net(torch.randint(0, 255, (1, 64, 64), dtype=torch.uint8))
     assert out.shape == (1, 1008)
 
 
+def test_standard_build_leaves_torch_load_alone(tmp_path: Path) -> None:
+    """Other threads calling torch.load while the TF Inception is built get their own file.
+
+    The old loader patched torch.load process-wide for the whole construction, so a
+    concurrent torch.load returned the Inception state dict instead.
+    """
+    path = _random_tf_weights(tmp_path)
+    avail, weights = imagenet_availability(str(path))
+    assert weights is not None and avail["variant"] == "standard"
+    other = tmp_path / "other.pt"
+    torch.save({"x": torch.arange(3)}, other)
+    done = threading.Event()
+    wrong: list[object] = []
+    calls = [0]
+
+    def load_loop() -> None:
+        while not done.is_set():
+            got = torch.load(other, weights_only=True)
+            calls[0] += 1
+            if not (isinstance(got, dict) and list(got) == ["x"]):
+                wrong.append(type(got))
+
+    t = threading.Thread(target=load_loop)
+    t.start()
+    try:
+        for _ in range(3):
+            build_imagenet_inception(weights)
+    finally:
+        done.set()
+        t.join()
+    assert calls[0] > 0 and wrong == []
+
+
+@pytest.mark.parametrize("kind", ["paper", "standard"])
+def test_weights_file_read_once(tmp_path: Path, kind: str) -> None:
+    """Availability reads and verifies the file; building the network needs it no more."""
+    path = _random_paper_weights(tmp_path)[0] if kind == "paper" else _random_tf_weights(tmp_path)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    avail, weights = imagenet_availability(str(path), sha)
+    assert avail["available"] and weights is not None and weights.variant == kind
+    path.unlink()
+    net = build_imagenet_inception(weights)
+    assert isinstance(net, PaperInception if kind == "paper" else StandardInception)
+
+
 def test_unavailable_without_weights() -> None:
-    a = imagenet_availability("")
-    assert a["available"] is False and "GDGAN_INCEPTION_WEIGHTS" in a["reason"]
+    a, w = imagenet_availability("")
+    assert a["available"] is False and w is None and "GDGAN_INCEPTION_WEIGHTS" in a["reason"]

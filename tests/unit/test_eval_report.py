@@ -14,7 +14,15 @@ from gdgan.evaluation.augment import strategy_counts
 from gdgan.evaluation.experiment import plan_splits
 from gdgan.evaluation.plan import EvaluationPlan
 from gdgan.evaluation.quality import compute_quality
-from gdgan.evaluation.report import TABLE2_HEADER, render_html, roc_png, table1_rows, table2_rows
+from gdgan.evaluation.report import (
+    STRATEGY_LABELS,
+    TABLE2_HEADER,
+    TABLE2_NOTE,
+    render_html,
+    roc_png,
+    table1_rows,
+    table2_rows,
+)
 from gdgan.evaluation.schema import validate_report
 
 
@@ -90,6 +98,53 @@ def test_tables(report: dict) -> None:
     label, t1 = table1_rows(report)
     assert "domain" in label and [r[0] for r in t1] == ["Real", "ACGAN", "GDGAN"]
     assert report["quality"]["inception_score"]["imagenet"]["available"] is False
+
+
+def test_table2_shows_both_intervals_and_a_repeat_level_verdict(report: dict) -> None:
+    """Both CIs in report.json, the rows, the HTML and the CLI table, each named for what it is;
+    the verdict comes from the repeat-level t-interval (checked against scipy.stats.t)."""
+    import io
+
+    from gdgan.cli.evaluate import print_tables
+    from rich.console import Console
+    from scipy import stats
+
+    t2 = report["table2"]
+    col = {h: i for i, h in enumerate(TABLE2_HEADER)}
+    rows = {r[0]: r for r in table2_rows(report)}
+    for s, row in t2["rows"].items():
+        aucs = row["auc_per_repeat"]
+        lo, hi = stats.t.interval(0.95, len(aucs) - 1, loc=np.mean(aucs), scale=stats.sem(aucs))
+        assert row["repeat_ci"]["lo"] == pytest.approx(lo) and row["repeat_ci"]["hi"] == pytest.approx(hi)
+        shown = rows[STRATEGY_LABELS[s]]
+        assert shown[col["95% CI retrain (t, repeats)"]] == f"[{lo:.4f}, {hi:.4f}]"
+        assert shown[col["95% CI test set (bootstrap)"]] == (
+            f"[{row['pooled_ci']['lo']:.4f}, {row['pooled_ci']['hi']:.4f}]"
+        )
+    for s, pd in t2["paired_vs_none"].items():
+        shown = rows[STRATEGY_LABELS[s]]
+        assert shown[col["Δ 95% CI retrain (t, repeats)"]] == f"[{pd['t_ci'][0]:+.4f}, {pd['t_ci'][1]:+.4f}]"
+        assert shown[col["verdict vs none (retrain CI)"]] == pd["verdict"]
+        excludes = pd["t_ci"][0] > 0 or pd["t_ci"][1] < 0
+        assert ("excludes 0" in pd["verdict"]) == excludes
+    assert "train again on new data" in t2["intervals"]["repeat_ci"]
+    html = render_html({k: v for k, v in report.items() if k != "_files"}, report["_files"])
+    assert "95% CI retrain (t, repeats)" in html and "95% CI test set (bootstrap)" in html
+    assert "the verdict uses only this one" in html
+    buf = io.StringIO()
+    print_tables(report, Console(file=buf, width=400))
+    printed = buf.getvalue()
+    assert "95% CI retrain (t, repeats)" in printed and "95% CI test set (bootstrap)" in printed
+    assert TABLE2_NOTE[:60] in printed
+
+
+def test_old_reports_get_the_repeat_interval_recomputed(report: dict) -> None:
+    old = json.loads(json.dumps({k: v for k, v in report.items() if k != "_files"}))
+    for row in old["table2"]["rows"].values():
+        del row["repeat_ci"]
+    for pd in old["table2"]["paired_vs_none"].values():
+        del pd["verdict"]
+    assert table2_rows(old) == table2_rows(report)
 
 
 def test_memorisation_flags_the_planted_copy(report: dict) -> None:

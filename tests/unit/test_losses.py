@@ -139,23 +139,79 @@ def test_stage2_critic_loss_terms() -> None:
     assert total.item() == pytest.approx(sum(hand.values()), rel=1e-5)
 
 
-def test_stage2_generator_gradient_reaches_x2_only() -> None:
-    """The general-label term pushes x2 (through D1) but the MSE anchor has zero gradient at x2 = x1."""
-    x1 = torch.tanh(_rand(2, 1, 4, 4, seed=20))
-    x2 = x1.clone().requires_grad_(True)
-    lin = torch.nn.Linear(16, 2)
-    for p in lin.parameters():
-        p.requires_grad_(False)
-    total, _ = L.stage2_generator_loss(
+def _stage2_g_loss(x2: torch.Tensor, x1: torch.Tensor, d1: torch.nn.Module, mse: float) -> torch.Tensor:
+    """Stage-2 generator loss with only the general-label term (through ``d1``) and the MSE."""
+    total, parts = L.stage2_generator_loss(
         torch.zeros(2),
         torch.zeros(2, 14),
-        lin(x2.flatten(1)),
+        d1(x2.flatten(1)),
         torch.zeros(2, 14),
         torch.ones(2, 2),
         x2,
         x1,
-        L.LossWeights(),
+        L.LossWeights(mse=mse),
     )
-    total.backward()
-    assert x2.grad is not None and x2.grad.abs().sum() > 0
+    assert parts["mse"].item() == pytest.approx(mse * torch.mean((x2 - x1) ** 2).item())
+    return total
+
+
+def test_stage2_generator_gradient_reaches_x2_only() -> None:
+    """The general-label term pushes x2 (through D1) but the MSE anchor has zero gradient at x2 = x1."""
+    x1 = torch.tanh(_rand(2, 1, 4, 4, seed=20))
+    lin = torch.nn.Linear(16, 2)
+    for p in lin.parameters():
+        p.requires_grad_(False)
+    grads = []
+    for mse in (1.0, 0.0, 100.0):  # λ_mse: the total gradient at x2 = x1 must not depend on it
+        x2 = x1.clone().requires_grad_(True)
+        _stage2_g_loss(x2, x1, lin, mse).backward()
+        assert x2.grad is not None
+        grads.append(x2.grad)
+    assert grads[0].abs().sum() > 0
     assert all(p.grad is None for p in lin.parameters())
+    torch.testing.assert_close(grads[1], grads[0], rtol=0, atol=0)
+    torch.testing.assert_close(grads[2], grads[0], rtol=0, atol=0)
+    mse_only = x1.clone().requires_grad_(True)
+    torch.nn.functional.mse_loss(mse_only, x1).backward()
+    assert mse_only.grad is not None and mse_only.grad.abs().max() == 0.0
+
+
+def test_stage2_phase_under_bf16_autocast_with_saturated_stage1() -> None:
+    """Stage 2 on a G1 whose pixels are all ±1 (bf16 under autocast): finite losses, and G2 still
+    gets a gradient. Before the logit residual ran in fp32, x2 stuck at ±1 and G2's gradient
+    through the image was exactly zero. Losses within 5 % of fp32 (bf16 convolutions); the
+    gradient of G2's last bias only in sign (bf16 critics move its size by tens of %)."""
+    from gdgan.models import GanConfig, build_stage1, build_stage2
+    from gdgan.training.phases import Batch, Stage2Phase
+
+    torch.manual_seed(0)
+    cfg = GanConfig(size=32, ngf=8, ndf=8, nz=16)
+    g1, d1 = build_stage1(cfg)
+    torch.nn.init.zeros_(g1.out.weight)
+    with torch.no_grad():
+        g1.out.bias.fill_(50.0)  # tanh(50) = 1: every stage-1 pixel saturated
+    g2, d2 = build_stage2(cfg)
+    torch.nn.init.normal_(g2.out.weight, std=0.05)
+    torch.nn.init.constant_(g2.out.bias, -2.0)
+    phase = Stage2Phase(g2, d2, g1, d1, cfg.nz, L.LossWeights())
+    b = Batch(torch.rand(4, 1, 32, 32) * 2 - 1, torch.tensor([[0.0, 1.0]] * 4), torch.zeros(4, 14))
+
+    def run(amp: bool) -> tuple[float, float, torch.Tensor]:
+        g2.zero_grad()
+        d2.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss_d, _ = phase.critic_loss(b, torch.Generator().manual_seed(1))
+        loss_d.backward()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+            loss_g, _ = phase.generator_loss(b, torch.Generator().manual_seed(2))
+        g2.zero_grad()
+        loss_g.backward()
+        assert g2.out.bias.grad is not None
+        return loss_d.item(), loss_g.item(), g2.out.bias.grad.clone()
+
+    d32, g32, grad32 = run(False)
+    d16, g16, grad16 = run(True)
+    assert all(np.isfinite([d16, g16])) and torch.isfinite(grad16).all()
+    assert grad16.abs().item() > 1e-3
+    assert d16 == pytest.approx(d32, rel=0.05) and g16 == pytest.approx(g32, rel=0.05)
+    assert grad16.sign() == grad32.sign()  # the size differs by tens of % through bf16 critics

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gdgan.data import nih
+from gdgan.data import nih, phantom
 from gdgan.data.nih import (
     REQUIRED_CSV_COLUMNS,
     DecodeError,
@@ -24,7 +24,6 @@ from PIL import Image
 
 # --- phantom in NIH format -------------------------------------------------------------------------
 def _phantom(n: int, seed: int = 0):  # type: ignore[no-untyped-def]
-    phantom = pytest.importorskip("gdgan.data.phantom")
     return phantom, phantom.make_phantom(phantom.PhantomConfig(n=n, size=64, seed=seed))
 
 

@@ -13,7 +13,12 @@ from gdgan.labels import FINDINGS, LabelError
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.store.local import LocalStore
 from gdgan.training.api import train
-from gdgan.training.sampling import LoadedGenerator, ModelNotFound, load_generator
+from gdgan.training.sampling import (
+    BATCH_TOLERANCE_GREY_LEVELS,
+    LoadedGenerator,
+    ModelNotFound,
+    load_generator,
+)
 
 FAST = {"steps": 3, "checkpoint_every": 2, "batch_size": 8, "ngf": 8, "ndf": 8}
 
@@ -55,7 +60,7 @@ def test_unknown_model_errors_name_it(trained: tuple[LocalStore, dict[str, str],
         load_generator(empty, "acgan", device="cpu")
 
 
-def test_same_seed_same_images_and_batch_independence(
+def test_same_seed_same_images(
     trained: tuple[LocalStore, dict[str, str], str],
 ) -> None:
     store, _, _ = trained
@@ -67,18 +72,35 @@ def test_same_seed_same_images_and_batch_independence(
         assert a.images.dtype == np.uint8 and a.images.shape == (6, 32, 32)
         assert np.array_equal(a.images, b.images) and not np.array_equal(a.images, c.images)
         assert (a.findings[:, FINDINGS.index("Cardiomegaly")] == 1).all() and a.findings.sum() == 6
-        # two requests generated in one forward pass == each alone
-        r1, r2 = g.prepare(3, "Cardiomegaly", seed=1), g.prepare(4, None, gender="F", seed=2)
-        joint = g.generate(
-            np.concatenate([r1.z, r2.z]),
-            np.concatenate([r1.general, r2.general]),
-            np.concatenate([r1.detail, r2.detail]),
-        )
-        alone = np.concatenate(
-            [g.generate(r1.z, r1.general, r1.detail), g.generate(r2.z, r2.general, r2.detail)]
-        )
-        assert np.abs(joint.astype(int) - alone.astype(int)).max() <= 1
+        r2 = g.prepare(4, None, gender="F", seed=2)
         assert (r2.general[:, 0] == 1).all() and r2.detail.sum() == 0
+
+
+@pytest.mark.parametrize("split", [(3, 4, 33), (1, 39), (20, 20), (5,)])
+def test_batched_within_one_grey_level_of_alone_and_alone_is_exact(
+    trained: tuple[LocalStore, dict[str, str], str], split: tuple[int, ...]
+) -> None:
+    """The sampling guarantee (module docstring of gdgan.training.sampling): a request run alone
+    twice gives the same bytes; run in one forward pass with others, every pixel is within
+    BATCH_TOLERANCE_GREY_LEVELS of the alone image. Byte equality batched is *not* promised: with
+    these splits a few pixels do differ by 1 on CPU."""
+    store, _, _ = trained
+    for alias in ("gdgan", "acgan"):
+        g = load_generator(store, alias, device="cpu")
+        reqs = [g.prepare(k, "Cardiomegaly", seed=10 + i) for i, k in enumerate(split)]
+        for stage in g.stages:
+            joint = g.generate(
+                np.concatenate([r.z for r in reqs]),
+                np.concatenate([r.general for r in reqs]),
+                np.concatenate([r.detail for r in reqs]),
+                stage,
+            )
+            alone = [g.generate(r.z, r.general, r.detail, stage) for r in reqs]
+            again = [g.generate(r.z, r.general, r.detail, stage) for r in reqs]
+            assert all(a.tobytes() == b.tobytes() for a, b in zip(alone, again))
+            diff = np.abs(joint.astype(int) - np.concatenate(alone).astype(int))
+            assert diff.max() <= BATCH_TOLERANCE_GREY_LEVELS, (alias, stage, split)
+            assert (diff > 0).mean() < 1e-3  # rare: measured 0-7 pixels in 40k-164k
 
 
 def test_stage1_and_stage2_images(trained: tuple[LocalStore, dict[str, str], str]) -> None:

@@ -78,8 +78,13 @@ def _check_model_kind(store: ArtifactStore, model_id: str | None, kind: str, fie
 @router.post("/evaluate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
 def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreated:
     from gdgan.evaluation.plan import EvaluationPlan
+    from gdgan.labels import NIH_SCHEMA, LabelError, schema_of
 
-    dataset_manifest(store, req.dataset_id)
+    schema = schema_of(dataset_manifest(store, req.dataset_id).meta)
+    try:  # any finding of the dataset's own label schema can be the target
+        schema.finding_index(req.finding)
+    except LabelError as exc:
+        raise _field_error(["body", "finding"], str(exc)) from None
     _check_model_kind(store, req.gdgan, "gdgan", "gdgan")
     _check_model_kind(store, req.acgan, "acgan", "acgan")
     try:
@@ -91,6 +96,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
             strategies=list(req.strategies),
             gdgan_model=req.gdgan,
             acgan_model=req.acgan,
+            findings=None if schema == NIH_SCHEMA else list(schema.findings),
         )
     except ValueError as exc:
         raise _field_error(["body"], str(exc).splitlines()[0]) from None
@@ -101,7 +107,19 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
 
 @router.post("/generate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
 def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCreated:
+    from gdgan.labels import LabelError, schema_of
+
     model_id = resolve_model(store, req.model)
+    schema = schema_of(store.manifest(model_id).meta)
+    findings = [] if req.finding is None else [req.finding] if isinstance(req.finding, str) else req.finding
+    try:  # the model's own labels, checked now rather than failing the job later
+        for f in findings:
+            schema.finding_index(f)
+        for name in ("gender", "view"):
+            schema.check_general(name, getattr(req, name))
+    except LabelError as exc:
+        field = "finding" if "finding" in str(exc) else ("gender" if "gender" in str(exc) else "view")
+        raise _field_error(["body", field], str(exc)) from None
     params = req.model_dump()
     params["model"] = model_id
     rec = jobs.create("generate", params)

@@ -6,7 +6,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from gdgan.schemas import MODEL_ALIASES, ModelDetail, ModelList, ModelSummary
+from gdgan.labels import schema_of
+from gdgan.schemas import MODEL_ALIASES, LabelSchemaOut, ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
 
 from services.gateway.deps import Auth, SettingsD, Store, checked_id
@@ -25,6 +26,7 @@ def model_summary(m: Manifest) -> ModelSummary:
         created=m.created,
         dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
         preset=_preset_name(m.config.get("preset") or m.meta.get("preset")),
+        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
     )
 
 

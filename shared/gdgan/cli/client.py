@@ -239,12 +239,22 @@ def cancel_job(job_id: str, url: Url = None, as_json: Json = False) -> None:
 
 @app.command("ingest")
 def ingest(
-    source: Annotated[str, typer.Option(help="phantom or nih")] = "phantom",
+    source: Annotated[
+        str, typer.Option(help="phantom, nih, chexpert, mimic, padchest, vindr, csv or folder")
+    ] = "phantom",
     n: Annotated[int, typer.Option(help="Phantom images.")] = 8000,
     size: Annotated[int, typer.Option(help="Image side: 32, 64, 128 or 256.")] = 64,
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
     csv: Annotated[str | None, typer.Option(help="NIH: Data_Entry CSV inside GDGAN_IMPORT_DIR.")] = None,
     images: Annotated[str | None, typer.Option(help="NIH: image folder inside GDGAN_IMPORT_DIR.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            help="Another field of the source's request, KEY=VALUE (VALUE may be JSON), repeatable; "
+            "e.g. --option merge=majority --option root=xrays",
+        ),
+    ] = None,
     url: Url = None,
     wait: Wait = True,
     as_json: Json = False,
@@ -253,8 +263,18 @@ def ingest(
     body: dict[str, Any] = {"source": source, "size": size}
     if source == "phantom":
         body.update(n=n, seed=seed)
-    else:
+    elif source == "nih":
         body.update(csv=csv, images=images)
+    else:  # the bring-your-own sources: paths and options as the REST request names them
+        body.update({k: v for k, v in (("csv", csv), ("images", images)) if v is not None})
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _die(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            body[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            body[key.strip()] = value
     try:
         c = _client(url)
         r = c.post("/v1/datasets", body)

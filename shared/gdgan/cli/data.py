@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 app = typer.Typer(
-    help="Build, ingest and inspect datasets (phantom chest X-rays or NIH ChestX-ray14).",
+    help="Build, ingest and inspect datasets (phantom, NIH ChestX-ray14, CheXpert, MIMIC-CXR-JPG, "
+    "PadChest, VinDr-CXR, any CSV or class folders).",
     no_args_is_help=True,
 )
 err = Console(stderr=True)
@@ -335,3 +336,8 @@ def list_cmd(
     Console().print(t)
     if not rows:
         err.print("no datasets yet: try `gdgan data phantom --n 8000 --size 64`")
+
+
+# the ingest-chexpert|mimic|padchest|vindr|csv|folder verbs live in their own module; importing it
+# registers them on ``app``
+from gdgan.cli import data_ingest  # noqa: E402, F401

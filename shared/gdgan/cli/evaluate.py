@@ -37,7 +37,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def print_tables(report: dict[str, Any], console: Console = out) -> None:
     """Tables 1 and 2 of the report as rich tables (ours next to the paper's)."""
-    from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, table1_rows, table2_rows
+    from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, TABLE2_NOTE, table1_rows, table2_rows
 
     label, rows1 = table1_rows(report)
     t1 = Table(title=f"Table 1 — inception score ({label})", title_justify="left")
@@ -58,6 +58,7 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
     for r in table2_rows(report):
         t2.add_row(*r)
     console.print(t2)
+    console.print(TABLE2_NOTE, soft_wrap=True)
     harness = report["quality"].get("harness") or {}
     if harness.get("available"):
         from gdgan.cli.quality import print_quality
@@ -81,9 +82,13 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
         err.print("stopping at the next step; Ctrl-C again to abort")
 
     try:
-        plan = EvaluationPlan(**plan_kwargs)
+        from gdgan.labels import NIH_SCHEMA, schema_of
+
         store = open_store()
-        store.manifest(plan.dataset_id)
+        schema = schema_of(store.manifest(plan_kwargs["dataset_id"]).meta)
+        if schema != NIH_SCHEMA and plan_kwargs.get("findings") is None:  # the dataset's own findings
+            plan_kwargs = {**plan_kwargs, "findings": list(schema.findings)}
+        plan = EvaluationPlan(**plan_kwargs)
     except _user_errors() as exc:
         _fail(str(exc).splitlines()[0] if "validation error" not in str(exc) else _pydantic_msg(exc))
         return

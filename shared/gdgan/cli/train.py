@@ -3,7 +3,8 @@
 Thin wrappers over :func:`gdgan.training.api.train` and
 :func:`gdgan.training.sampling.load_generator`: a rich progress bar on stderr, ``--json`` for
 one JSON object on stdout, and a one-line error with exit code 2 for bad input. Ctrl-C stops
-training at the next step with a checkpoint; ``--resume RUN_ID`` continues it.
+training at the next step with a checkpoint; ``--resume RUN_ID`` continues it with the
+arguments the run was started with (stored by :mod:`gdgan.training.runs`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,20 +71,52 @@ def _progress_bar(enabled: bool) -> Iterator[Callable[[Prog], None]]:
         yield update
 
 
-def _run(
-    kind: str,
-    dataset: str,
-    preset: str,
-    split_seed: int,
-    sets: list[str],
-    resume: str | None,
-    as_json: bool,
-    stage1: str | None,
-    device: str | None,
-) -> None:
+@dataclass
+class _Flags:
+    """The flags of one ``gdgan train`` call that a stored run can supply on ``--resume``."""
+
+    dataset: str | None
+    preset: str | None
+    split_seed: int | None
+    sets: list[str]
+    resume: str | None
+    stage1: str | None = None
+
+
+def _resolve_args(store: Any, kind: str, f: _Flags) -> tuple[str, str, int, dict[str, str], str | None]:
+    """(dataset, preset, split seed, overrides, stage 1): from the flags, and on ``--resume`` of a
+    stored run from that run for every flag not given (a given flag that contradicts the run is
+    refused by train())."""
+    from gdgan.training.presets import parse_overrides
+    from gdgan.training.runs import load_run_record
+
+    overrides = parse_overrides(f.sets)
+    rec = load_run_record(store, f.resume) if f.resume else None
+    if rec is None:
+        if not f.dataset:
+            fail("--dataset is required (unless --resume names a stored run)")
+        if kind == "stage2" and not f.stage1:
+            fail("--stage1 is required (unless --resume names a stored run)")
+        return str(f.dataset), f.preset or "demo", f.split_seed or 0, overrides, f.stage1
+    if rec.kind != kind:
+        fail(
+            f"run {f.resume} is a {rec.kind!r} run: resume it with gdgan train {rec.kind} --resume {f.resume}"
+        )
+    if not (f.dataset or rec.dataset_id):
+        fail(f"run {f.resume} was trained on an in-memory dataset: pass --dataset")
+    seed = rec.split_seed if f.split_seed is None and rec.split_seed is not None else (f.split_seed or 0)
+    return (
+        str(f.dataset or rec.dataset_id),
+        f.preset or rec.preset,
+        seed,
+        {**rec.overrides, **overrides},
+        f.stage1 or rec.stage1_model,
+    )
+
+
+def _run(kind: str, flags: _Flags, as_json: bool, device: str | None) -> None:
     from gdgan.store import open_store
     from gdgan.training.api import train
-    from gdgan.training.presets import parse_overrides
 
     stop = {"flag": False}
 
@@ -93,8 +127,11 @@ def _run(
         err.print("stopping at the next step (checkpointing); Ctrl-C again to abort")
 
     try:
-        overrides = parse_overrides(sets)
+        from gdgan.settings import resolve_device
+
+        device = resolve_device(device, "--device") if device else None  # None: GDGAN_DEVICE
         store = open_store()
+        dataset, preset, split_seed, overrides, stage1 = _resolve_args(store, kind, flags)
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
             with _progress_bar(not as_json or sys.stderr.isatty()) as bar:
@@ -106,7 +143,7 @@ def _run(
                     overrides=overrides,
                     split_seed=split_seed,
                     stage1_model=stage1,
-                    run_id=resume,
+                    run_id=flags.resume,
                     progress=bar,
                     should_stop=lambda: stop["flag"],
                     device=device,
@@ -119,7 +156,7 @@ def _run(
     if as_json:
         print(json.dumps(result.to_dict()))
     elif result.status == "cancelled":
-        err.print(f"cancelled; resume with: gdgan train {kind} --dataset {dataset} --resume {result.run_id}")
+        err.print(f"cancelled; resume with: gdgan train {kind} --resume {result.run_id}")
     else:
         for name, mid in result.model_ids.items():
             print(f"{name}: {mid}")
@@ -127,70 +164,83 @@ def _run(
         raise typer.Exit(1)
 
 
-DATASET = typer.Option(..., "--dataset", help="Dataset artifact id.")
-PRESET = typer.Option("demo", "--preset", help="tiny | demo | paper")
-SPLIT = typer.Option(0, "--split-seed", help="Patient-wise split seed; training uses its train part.")
-SET = typer.Option([], "--set", help="Override a config field: key=value (repeatable).")
-RESUME = typer.Option(None, "--resume", help="Run id to resume (or to key a new run's checkpoints).")
+DATASET = typer.Option(None, "--dataset", help="Dataset artifact id (on --resume: the run's).")
+PRESET = typer.Option(None, "--preset", help="tiny | demo | paper (default demo; on --resume: the run's).")
+SPLIT = typer.Option(
+    None,
+    "--split-seed",
+    help="Patient-wise split seed, training uses its train part (default 0; on --resume: the run's).",
+)
+SET = typer.Option(
+    [], "--set", help="Override a config field: key=value (repeatable; on --resume added to the run's)."
+)
+RESUME = typer.Option(
+    None,
+    "--resume",
+    help="Run id to resume: dataset, preset, split seed, --set values and stage-1 model come from "
+    "the run, and a flag that contradicts them is an error. An unknown id keys a new run.",
+)
 JSON = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 DEVICE = typer.Option(None, "--device", help="cpu | cuda (default: GDGAN_DEVICE / auto).")
 
 
 @app.command("stage1")
 def stage1_cmd(
-    dataset: str = DATASET,
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
 ) -> None:
     """Train GDGAN stage 1: G1(z, gender/view) against D1."""
-    _run("stage1", dataset, preset, split_seed, set_, resume, json_, None, device)
+    _run("stage1", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
 
 
 @app.command("stage2")
 def stage2_cmd(
-    dataset: str = DATASET,
-    stage1: str = typer.Option(..., "--stage1", help="Stage-1 (or gdgan) model id to refine."),
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    stage1: str | None = typer.Option(
+        None, "--stage1", help="Stage-1 (or gdgan) model id to refine (on --resume: the run's)."
+    ),
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
 ) -> None:
     """Train GDGAN stage 2 (G2/D2) on top of a frozen stage-1 model."""
-    _run("stage2", dataset, preset, split_seed, set_, resume, json_, stage1, device)
+    _run("stage2", _Flags(dataset, preset, split_seed, set_, resume, stage1), json_, device)
 
 
 @app.command("gdgan")
 def gdgan_cmd(
-    dataset: str = DATASET,
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
 ) -> None:
     """Train both GDGAN stages and write the bundle artifact."""
-    _run("gdgan", dataset, preset, split_seed, set_, resume, json_, None, device)
+    _run("gdgan", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
 
 
 @app.command("acgan")
 def acgan_cmd(
-    dataset: str = DATASET,
-    preset: str = PRESET,
-    split_seed: int = SPLIT,
+    dataset: str | None = DATASET,
+    preset: str | None = PRESET,
+    split_seed: int | None = SPLIT,
     set_: list[str] = SET,
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
 ) -> None:
     """Train the one-stage ACGAN baseline (all labels)."""
-    _run("acgan", dataset, preset, split_seed, set_, resume, json_, None, device)
+    _run("acgan", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
 
 
 def sample(
@@ -207,27 +257,29 @@ def sample(
 ) -> None:
     """Sample N images of a label from a trained model: PNGs, labels.csv and grid.png."""
     from gdgan.imaging import grid_png_bytes, save_png
-    from gdgan.labels import GENDERS, VIEWS, decode_findings
     from gdgan.store import open_store
     from gdgan.training.sampling import load_generator
 
     try:
-        gen = load_generator(open_store(), model, device=device or "cpu")
+        from gdgan.settings import resolve_device
+
+        dev = resolve_device(device, "--device" if device else None)  # GDGAN_DEVICE when not given
+        gen = load_generator(open_store(), model, device=dev)
         batch = gen.sample(n, finding=finding, gender=gender, view=view, seed=seed, stage=stage)
     except _user_errors() as exc:
         fail(str(exc))
         return
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    for i, img in enumerate(batch.images):
+    for i, (img, lab) in enumerate(zip(batch.images, batch.label_rows())):
         name = f"{i:04d}.png"
         save_png(out / name, img)
         rows.append(
             {
                 "file": name,
-                "gender": GENDERS[batch.gender[i]],
-                "view": VIEWS[batch.view[i]],
-                "findings": decode_findings(batch.findings[i]),
+                "gender": lab["gender"],
+                "view": lab["view"],
+                "findings": lab["finding_labels"],
                 "seed": batch.seed,
                 "model": gen.model_id,
                 "stage": stage or max(gen.stages),

@@ -26,7 +26,7 @@ from gdgan.evaluation.context import (
 from gdgan.evaluation.lineage import check_lineage
 from gdgan.evaluation.paper import PAPER_REF, PAPER_TABLE1, PAPER_TABLE2
 from gdgan.evaluation.plan import EvaluationPlan
-from gdgan.evaluation.stats import bootstrap_mean_auc_ci, mean_sd, paired_difference
+from gdgan.evaluation.stats import bootstrap_mean_auc_ci, mean_sd, paired_difference, t_interval
 from gdgan.progress import ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore, StoreError
 
@@ -52,6 +52,14 @@ def fixed_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+INTERVALS = {
+    "repeat_ci": "repeat-level 95% t-interval over repeats (train again on new data); verdicts use it",
+    "pooled_ci": "test-set bootstrap 95% CI, classifiers fixed (test-image sampling only)",
+    "t_ci": "repeat-level 95% t-interval of the paired difference; verdicts use it",
+    "bootstrap_ci": "test-set paired bootstrap 95% CI of the difference, classifiers fixed",
+}
+
+
 def classification_summary(plan: EvaluationPlan, parts: list[dict[str, Any]], n_boot: int) -> dict[str, Any]:
     """Table 2 rows, ROC data and paired comparisons against ``none``."""
     by: dict[str, dict[int, dict[str, Any]]] = {}
@@ -70,8 +78,10 @@ def classification_summary(plan: EvaluationPlan, parts: list[dict[str, Any]], n_
         rows[s] = {
             "auc_per_repeat": aucs,
             **{f"auc_{k}": v for k, v in mean_sd([a for a in aucs if a is not None]).items()},
-            # 95 % CI of the mean AUC: bootstrap over the pooled test predictions, resampled
-            # within each repeat (each classifier keeps its own score scale).
+            # Two 95 % CIs of the mean AUC (stats module docstring): over repeats (retraining on
+            # new data; verdicts use it) and the test-set bootstrap with classifiers fixed
+            # (resampled within each repeat: each classifier keeps its own score scale).
+            "repeat_ci": t_interval(aucs),
             "pooled_ci": bootstrap_mean_auc_ci(
                 [(np.asarray(r["test_labels"]), np.asarray(r["test_scores"])) for r in reps],
                 n_boot=n_boot,
@@ -103,7 +113,7 @@ def classification_summary(plan: EvaluationPlan, parts: list[dict[str, Any]], n_
                 n_boot=n_boot,
                 seed=plan.seed_for("paired", s),
             )
-    return {"rows": rows, "paired_vs_none": paired}
+    return {"rows": rows, "paired_vs_none": paired, "intervals": INTERVALS}
 
 
 def _lineage(

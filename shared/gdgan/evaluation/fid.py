@@ -41,11 +41,12 @@ def fid_helper_model_path() -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
-def load_fid_network() -> torch.jit.ScriptModule:
+@lru_cache(maxsize=2)
+def load_fid_network(device: str = "cpu") -> torch.jit.ScriptModule:
+    """The FID Inception on ``device`` (cached per device: loading it costs seconds)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        return torch.jit.load(str(fid_helper_model_path()), map_location="cpu").eval()
+        return torch.jit.load(str(fid_helper_model_path()), map_location=device).eval()
 
 
 def fid_network_status() -> dict[str, Any]:
@@ -68,14 +69,15 @@ def to_fid_input(images_u8: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def inception_features(images_u8: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    net = load_fid_network()
+def inception_features(images_u8: np.ndarray, batch_size: int = 32, device: str = "cpu") -> np.ndarray:
+    """2048-d pool features, computed on ``device`` (the evaluation's; 299² passes are the cost)."""
+    net = load_fid_network(str(device))
     out = []
     for i in range(0, len(images_u8), batch_size):
-        f = net(to_fid_input(images_u8[i : i + batch_size]))
+        f = net(to_fid_input(images_u8[i : i + batch_size]).to(device))
         if f.ndim > 2:
             f = f.mean(dim=tuple(range(2, f.ndim)))
-        out.append(f.double())
+        out.append(f.double().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 2048))
 
 

@@ -12,17 +12,19 @@ per-split scores are kept for Welch's t-test. This module supplies the networks 
 ImageNet weights are never downloaded: the user supplies a file (``GDGAN_INCEPTION_WEIGHTS``,
 safetensors or a plain state-dict file loaded with ``weights_only=True``), checked against an
 optional sha256 (``GDGAN_INCEPTION_SHA256``) and against the network's parameter shapes.
-Images are replicated to three channels and resized to 299 × 299.
+The file is read once (:func:`imagenet_availability` returns the verified weights, which
+:func:`build_imagenet_inception` turns into the network). Images are replicated to three
+channels and resized to 299 × 299.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from unittest import mock
 
 import numpy as np
 import torch
@@ -154,58 +156,95 @@ class PaperInception(nn.Module):
         return self.net((x - self.mean) / self.std)
 
 
+def _tf_inception(state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """torch-fidelity's Inception with ``state_dict`` loaded into it, nothing read from disk.
+
+    Its constructor insists on ``torch.load(path, weights_only=False)`` followed by
+    ``self.load_state_dict(...)``. It gets an in-memory pickle of an empty dict (written here, so
+    unpickling it runs nothing foreign) and a subclass whose ``load_state_dict`` takes the
+    verified weights instead: no process-wide patch of ``torch.load`` (which other threads would
+    see), no second read of the user's file.
+    """
+    from torch_fidelity import feature_extractor_inceptionv3 as fe
+
+    class _Verified(fe.FeatureExtractorInceptionV3):  # type: ignore[misc]
+        def load_state_dict(self, _placeholder: Any, strict: bool = True, assign: bool = False) -> Any:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    placeholder = io.BytesIO()
+    torch.save({}, placeholder)
+    placeholder.seek(0)
+    return _Verified("inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path=placeholder)
+
+
 class StandardInception(nn.Module):
     """torch-fidelity's TF-ported Inception; ``logits_unbiased`` (1008) as in Salimans' code."""
 
     def __init__(self, state_dict: dict[str, torch.Tensor]) -> None:
         super().__init__()
-        from torch_fidelity import feature_extractor_inceptionv3 as fe
-
-        # torch-fidelity reads the file itself with torch.load(weights_only=False); hand it the
-        # state dict we already read safely instead, so nothing is unpickled.
-        with mock.patch.object(fe.torch, "load", lambda *a, **k: state_dict):
-            try:
-                self.net = fe.FeatureExtractorInceptionV3(
-                    "inception-v3-compat", ["logits_unbiased"], feature_extractor_weights_path="<verified>"
-                )
-            except RuntimeError as exc:
-                raise InceptionWeightsError(f"standard Inception: weights do not fit: {exc}") from None
+        try:
+            self.net = _tf_inception(state_dict)
+        except RuntimeError as exc:
+            raise InceptionWeightsError(f"standard Inception: weights do not fit: {exc}") from None
 
     def forward(self, images_u8: torch.Tensor) -> torch.Tensor:
         x = images_u8.unsqueeze(1).expand(-1, 3, -1, -1).contiguous()
         return self.net(x)[0]
 
 
-def load_imagenet_inception(variant: Variant, path: str | Path, sha256: str = "") -> nn.Module:
-    sd = read_state_dict(path, sha256)
-    if variant == "paper":
-        return PaperInception(sd)
-    if variant == "standard":
-        return StandardInception(sd)
-    raise InceptionWeightsError(f"unknown Inception variant {variant!r}; known: paper, standard")
-
-
-def detect_variant(path: str | Path) -> Variant:
+def variant_of(state_dict: dict[str, torch.Tensor]) -> Variant:
     """1008-class fc → ``standard`` (TF port), otherwise ``paper``."""
-    sd = read_state_dict(path)
-    fc = sd.get("fc.weight")
+    fc = state_dict.get("fc.weight")
     return "standard" if fc is not None and fc.shape[0] == 1008 else "paper"
 
 
-def imagenet_availability(weights: str, sha256: str = "") -> dict[str, Any]:
-    """Whether the ImageNet IS can be computed, with the reason when it cannot."""
+@dataclass(frozen=True)
+class ImagenetWeights:
+    """A weights file read and verified once: its variant and state dict."""
+
+    path: str
+    sha256: str
+    variant: Variant
+    state_dict: dict[str, torch.Tensor] = field(repr=False)
+
+
+def read_imagenet_weights(path: str | Path, sha256: str = "") -> ImagenetWeights:
+    sd = read_state_dict(path, sha256)
+    return ImagenetWeights(str(path), sha256, variant_of(sd), sd)
+
+
+def build_imagenet_inception(weights: ImagenetWeights, variant: Variant | None = None) -> nn.Module:
+    """The network for already-read weights (``variant`` defaults to the detected one)."""
+    variant = variant or weights.variant
+    if variant == "paper":
+        return PaperInception(weights.state_dict)
+    if variant == "standard":
+        return StandardInception(weights.state_dict)
+    raise InceptionWeightsError(f"unknown Inception variant {variant!r}; known: paper, standard")
+
+
+def load_imagenet_inception(variant: Variant, path: str | Path, sha256: str = "") -> nn.Module:
+    """Read ``path`` once and build ``variant`` from it."""
+    return build_imagenet_inception(read_imagenet_weights(path, sha256), variant)
+
+
+def detect_variant(path: str | Path) -> Variant:
+    return variant_of(read_state_dict(path))
+
+
+def imagenet_availability(weights: str, sha256: str = "") -> tuple[dict[str, Any], ImagenetWeights | None]:
+    """(whether the ImageNet IS can be computed, with the reason when not; the weights, read once)."""
     if not weights:
         return {
             "available": False,
             "reason": "no ImageNet Inception weights supplied (set GDGAN_INCEPTION_WEIGHTS to a "
             "safetensors/state-dict file; nothing is downloaded at run time)",
-        }
+        }, None
     try:
-        variant = detect_variant(weights)
-        read_state_dict(weights, sha256)
+        w = read_imagenet_weights(weights, sha256)
     except InceptionWeightsError as exc:
-        return {"available": False, "reason": str(exc)}
-    return {"available": True, "variant": variant, "path": str(weights), "sha256": sha256 or None}
+        return {"available": False, "reason": str(exc)}, None
+    return {"available": True, "variant": w.variant, "path": str(weights), "sha256": sha256 or None}, w
 
 
 @torch.inference_mode()

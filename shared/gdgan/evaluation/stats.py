@@ -1,8 +1,16 @@
-"""Statistics for the report: mean ± SD, bootstrap CIs, paired differences, Welch's t-test.
+"""Statistics for the report: mean ± SD, two kinds of CI, paired differences, Welch's t-test.
 
-The paper reports mean ± SD over three splits only; with three numbers an SD says little, so
-the report adds a 95 % bootstrap CI on the pooled test predictions and a paired comparison of
-each strategy against ``none`` (same split, same test images), resampling test images.
+The report shows two 95 % intervals for each mean AUC and each difference against ``none``,
+because they answer different questions:
+
+- **repeat-level t-interval** (:func:`t_interval`, ``paired_difference(...)["t_ci"]``): over the
+  repeats (new patient split, newly trained GANs and classifier each time), Student's t with
+  n − 1 degrees of freedom. It is the uncertainty of "train again on new data" — the question a
+  claim such as "GDGAN images improve the classifier" is about, so verdicts use it. With three
+  repeats it is wide (t₀.₉₇₅,₂ = 4.30).
+- **test-set bootstrap** (:func:`bootstrap_mean_auc_ci`, ``paired_difference(...)["bootstrap_ci"]``):
+  resamples the test images of each repeat, the trained classifiers held fixed. It says how much
+  the AUCs of *these* classifiers move with the test sample, nothing about retraining.
 """
 
 from __future__ import annotations
@@ -58,6 +66,33 @@ def mean_sd(values: Sequence[float]) -> dict[str, float]:
     }
 
 
+def t_interval(values: Sequence[float], level: float = 0.95) -> dict[str, object]:
+    """Student-t CI of the mean of ``values`` (one per repeat): mean ± t_{1-α/2, n-1}·SD/√n.
+
+    ``lo``/``hi`` are None with fewer than two values (no spread to estimate).
+    """
+    v = np.asarray([x for x in values if x is not None], dtype=np.float64)
+    if v.size == 0:
+        raise ValueError("t-interval needs at least one value")
+    out: dict[str, object] = {"mean": float(v.mean()), "n": int(v.size), "level": level}
+    if v.size < 2:
+        return out | {"lo": None, "hi": None, "half_width": None, "df": None}
+    half = float(sps.t.ppf(1 - (1 - level) / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
+    return out | {"lo": out["mean"] - half, "hi": out["mean"] + half, "half_width": half, "df": v.size - 1}  # type: ignore[operator]
+
+
+def verdict(ci: Sequence[float] | None, what: str = "difference") -> str:
+    """Plain words for a CI of a difference: only an interval excluding 0 earns a direction."""
+    if ci is None:
+        return f"no verdict: one repeat gives no repeat-level interval for the {what}"
+    lo, hi = ci
+    if lo > 0:
+        return "higher (repeat-level 95% CI excludes 0)"
+    if hi < 0:
+        return "lower (repeat-level 95% CI excludes 0)"
+    return "no difference shown (repeat-level 95% CI includes 0)"
+
+
 def _stratified_resample(y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap indices that keep the positive/negative counts (so every replicate has an AUC)."""
     pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
@@ -110,8 +145,9 @@ def paired_difference(
     seed: int = 0,
     level: float = 0.95,
 ) -> dict[str, object]:
-    """AUC(a) − AUC(b) per repeat, their mean with a t-interval over repeats, and a paired
-    bootstrap CI that resamples the (shared) test images of every repeat jointly.
+    """AUC(a) − AUC(b) per repeat; their mean with the repeat-level t-interval (``t_ci``, the
+    basis of ``verdict``) and the test-set paired bootstrap CI (``bootstrap_ci``: the test images
+    of every repeat resampled jointly, classifiers fixed). See the module docstring.
 
     ``runs_a[r]`` and ``runs_b[r]`` are (y_true, scores) on the same test images of repeat r.
     """
@@ -124,11 +160,9 @@ def paired_difference(
         diffs.append(roc_auc(ya, sa) - roc_auc(yb, sb))
     d = np.asarray(diffs)
     out: dict[str, object] = {"per_repeat": [float(x) for x in d], "mean": float(d.mean())}
-    if d.size > 1:
-        half = sps.t.ppf(1 - (1 - level) / 2, d.size - 1) * d.std(ddof=1) / math.sqrt(d.size)
-        out["t_ci"] = [float(d.mean() - half), float(d.mean() + half)]
-    else:
-        out["t_ci"] = None
+    ti = t_interval(d, level)
+    out["t_ci"] = [ti["lo"], ti["hi"]] if ti["lo"] is not None else None
+    out["verdict"] = verdict(out["t_ci"])  # type: ignore[arg-type]
     rng = np.random.default_rng(seed)
     reps = np.empty(n_boot)
     for i in range(n_boot):

@@ -239,7 +239,7 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         )
         ds.save(store, artifact_id=dataset_id)
         ctx.progress(Progress("phantom", p["n"], p["n"], message="saved"))
-    else:
+    elif p["source"] == "nih":
         from gdgan.data.nih import ingest_nih_to_store
 
         ingest_nih_to_store(
@@ -250,6 +250,20 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             artifact_id=dataset_id,
             progress=ctx.progress,
             should_stop=ctx.should_stop,
+        )
+    else:  # chexpert, mimic, padchest, vindr, csv, folder
+        from gdgan.data.adapters import ingest_source_to_store
+
+        options = {k: v for k, v in p.items() if k not in ("source", "size", "limit", "dataset_id")}
+        ingest_source_to_store(
+            p["source"],
+            p["size"],
+            options,
+            store,
+            artifact_id=dataset_id,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            limit=p.get("limit"),
         )
     if ctx.should_stop() and not store.exists(dataset_id):
         return "cancelled", {}
@@ -303,7 +317,6 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     import zipfile
 
     from gdgan.imaging import to_png_bytes
-    from gdgan.labels import FINDINGS, decode_findings
     from gdgan.training.sampling import load_generator
 
     _threads()
@@ -331,13 +344,10 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
                 seed=sub_seed,
                 stage=p.get("stage", 2),
             )
-            for i in range(k):
+            for i, lab in enumerate(b.label_rows()):
                 name = f"img_{done + i:06d}.png"
                 zf.writestr(name, to_png_bytes(b.images[i]))
-                rows.append(
-                    f"{name},{decode_findings(b.findings[i])},{'MF'[int(b.gender[i])]},"
-                    f"{('PA', 'AP')[int(b.view[i])]}"
-                )
+                rows.append(f"{name},{lab['finding_labels']},{lab['gender']},{lab['view']}")
             done += k
             ctx.progress(Progress("generate", done, n))
         zf.writestr("labels.csv", "\n".join(rows) + "\n")
@@ -347,7 +357,7 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         m = w.commit(
             config={k: v for k, v in p.items()},
             parents=[gen.model_id],
-            meta={"n": n, "findings_order": list(FINDINGS)},
+            meta={"n": n, "findings_order": list(gen.schema.findings), "label_schema": gen.schema.to_dict()},
         )
     return "succeeded", {
         "artifact_id": m.id,

@@ -17,7 +17,8 @@ Read top to bottom; tensor shapes are in the comments (B = batch, S = image size
 
 Generators use ``GroupNorm`` rather than batch-norm so a sample does not depend on what else
 is in its batch: the generator service batches unrelated requests together and must give each
-the image its seed alone determines.
+the image its seed determines — exactly when the request runs alone, within 1 grey level when
+batched (floating-point kernels vary with the batch size; :mod:`gdgan.training.sampling`).
 
 Mapping to uint8 (everywhere, see :func:`to_uint8`): ``round((x + 1) * 127.5)`` clamped to
 [0, 255]; the inverse for training data is ``x = u / 127.5 - 1``.
@@ -185,16 +186,31 @@ class Refiner(nn.Module):
                 h = torch.cat([h, skips.pop()], dim=1)
             h = up(h)  # doubles resolution
         delta = self.out(torch.cat([h, skips.pop()], dim=1))  # (B, 1, S, S)
-        base = torch.atanh(x1.clamp(-0.999, 0.999))  # logit-space residual keeps x2 in (-1, 1)
-        return torch.tanh(base + delta)
+        return logit_residual(x1, delta)
+
+
+ATANH_CLAMP = 0.999  # atanh(±0.999) ≈ ±3.8: saturated stage-1 pixels stay finite and trainable
+
+
+def logit_residual(x1: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+    """``tanh(atanh(x1) + delta)`` in float32 with autocast off, whatever dtype comes in.
+
+    Under bf16 autocast x1 arrives in bf16, where 0.999 rounds to 1.0: the clamp would let
+    saturated pixels (±1) through to ``atanh`` = ±inf, with no gradient, and disagree with fp32
+    inference. tests/unit/test_models.py checks ±1 inputs under CPU bf16 autocast.
+    """
+    with torch.autocast(device_type=x1.device.type, enabled=False):
+        base = torch.atanh(x1.float().clamp(-ATANH_CLAMP, ATANH_CLAMP))
+        return torch.tanh(base + delta.float())
 
 
 # --- builders: the two stages ------------------------------------------------------------------
-def build_stage1(cfg: GanConfig) -> tuple[Generator, Critic]:
-    """G1(z, y_general) and D1(x) -> (score, general logits)."""
-    return Generator(cfg, N_GENERAL), Critic(cfg, N_GENERAL)
+def build_stage1(cfg: GanConfig, n_general: int = N_GENERAL) -> tuple[Generator, Critic]:
+    """G1(z, y_general) and D1(x) -> (score, general logits); sized by the data's label schema
+    (``n_general`` = 0: an unconditional stage 1 for data without sex or view)."""
+    return Generator(cfg, n_general), Critic(cfg, n_general)
 
 
-def build_stage2(cfg: GanConfig) -> tuple[Refiner, Critic]:
-    """G2(x1, y_detail) and D2(x) -> (score, detail logits)."""
-    return Refiner(cfg, N_FINDINGS), Critic(cfg, N_FINDINGS)
+def build_stage2(cfg: GanConfig, n_findings: int = N_FINDINGS) -> tuple[Refiner, Critic]:
+    """G2(x1, y_detail) and D2(x) -> (score, detail logits); ``n_findings`` from the schema."""
+    return Refiner(cfg, n_findings), Critic(cfg, n_findings)

@@ -3,9 +3,11 @@
 ``kind``: ``stage1`` | ``stage2`` (needs ``stage1_model``) | ``gdgan`` (stage 1, then stage 2
 with G1/D1 frozen, then a bundle artifact naming both) | ``acgan``. Every phase checkpoints to
 the store under ``run_id``; calling ``train`` again with the same ``run_id`` resumes (finished
-phases are skipped, the running one continues from its latest checkpoint with the config it
-started with). ``should_stop`` is polled every step; when it returns True a checkpoint is
-written and the result has status ``"cancelled"``.
+phases are skipped, the running one continues from its latest checkpoint). What the run was
+started with is stored (:mod:`gdgan.training.runs`); a call that contradicts it (another
+preset or override, other data, another stage-1 model) raises :class:`ConfigError`.
+``should_stop`` is polled every step; when it returns True a checkpoint is written and the
+result has status ``"cancelled"``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from safetensors.torch import load as st_load
 
 from gdgan.data.dataset import ImageDataset, load_dataset
 from gdgan.data.splits import patient_split
+from gdgan.labels import schema_of
 from gdgan.models.acgan import build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.progress import ProgressCallback, StopFlag
@@ -31,6 +34,7 @@ from gdgan.training.loop import PhaseRun, run_phase
 from gdgan.training.losses import LossWeights
 from gdgan.training.phases import ConditionalPhase, Stage2Phase
 from gdgan.training.presets import ConfigError, TrainConfig, get_config
+from gdgan.training.runs import RunRecord, check_resume, load_run_record, save_run_record
 from gdgan.training.sampling import CRITIC_FILE, GENERATOR_FILE, LoadedGenerator, label_mix, resolve_model
 
 log = logging.getLogger(__name__)
@@ -112,7 +116,8 @@ class _Context:
     ) -> None:
         self.ds, self.idx, self.split_seed, self.store = ds, idx, split_seed, store
         self.run_id, self.device, self.progress, self.should_stop = run_id, device, progress, should_stop
-        self.mix = label_mix(ds.general()[idx], ds.detail()[idx])
+        self.schema = ds.schema
+        self.mix = label_mix(ds.general()[idx], ds.detail()[idx], ds.schema)
         self.digest = index_digest(idx)
         self._data: dict[tuple[int, bool], TrainData] = {}
 
@@ -152,12 +157,23 @@ class _Context:
 
         def sampler(ema: torch.nn.Module) -> LoadedGenerator:
             if phase.name == "acgan":
-                return LoadedGenerator("training", kind, gan, self.mix, acgan=ema, device=self.device)
+                return LoadedGenerator(
+                    "training", kind, gan, self.mix, acgan=ema, device=self.device, schema=self.schema
+                )
             if phase.name == "stage2":
                 return LoadedGenerator(
-                    "training", kind, gan, self.mix, g1=phase.G1, g2=ema, device=self.device
+                    "training",
+                    kind,
+                    gan,
+                    self.mix,
+                    g1=phase.G1,
+                    g2=ema,
+                    device=self.device,
+                    schema=self.schema,
                 )
-            return LoadedGenerator("training", kind, gan, self.mix, g1=ema, device=self.device)
+            return LoadedGenerator(
+                "training", kind, gan, self.mix, g1=ema, device=self.device, schema=self.schema
+            )
 
         return build_curve(
             phase.name,
@@ -215,8 +231,10 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
         return done, None
     cfg = _phase_config(ctx.store, ctx.run_id, name, cfg)
     gan = _gan(cfg)
+    sch = ctx.schema
+    n_labels = sch.n_general + sch.n_findings if name == "acgan" else sch.n_general
     builder = build_acgan if name == "acgan" else build_stage1
-    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], builder, gan)
+    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], lambda g: builder(g, n_labels), gan)
     G.to(ctx.device)
     D.to(ctx.device)
     phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), use_detail=name == "acgan")
@@ -225,9 +243,9 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
         return None, run
     kind = ARTIFACT_KIND[name]
     sampler = (
-        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device)
+        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device, schema=sch)
         if name == "acgan"
-        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device)
+        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device, schema=sch)
     )
     m = ctx.write(kind, run, cfg, sampler, [], {})
     return m.id, run
@@ -240,7 +258,13 @@ def _load_stage1(ctx: _Context, stage1_id: str) -> tuple[Manifest, torch.nn.Modu
     if m.kind != "gdgan-stage1":
         raise ConfigError(f"stage1_model {stage1_id!r} is a {m.kind!r}, not a GDGAN stage-1 model")
     gan = GanConfig(**m.config["model"])
-    G1, D1 = build_stage1(gan)
+    s1_schema = schema_of(m.meta)
+    if s1_schema.general != ctx.schema.general:
+        raise ConfigError(
+            f"stage1_model {m.id} was trained on general labels {list(s1_schema.general)}, "
+            f"this dataset has {list(ctx.schema.general)}"
+        )
+    G1, D1 = build_stage1(gan, s1_schema.n_general)
     G1.load_state_dict(st_load(ctx.store.get_bytes(m.id, GENERATOR_FILE)))
     D1.load_state_dict(st_load(ctx.store.get_bytes(m.id, CRITIC_FILE)))
     return m, G1.to(ctx.device), D1.to(ctx.device)
@@ -258,12 +282,17 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
             f"size/nz ({cfg.size}, {cfg.nz}) differ from stage-1 model {s1.id} ({s1_gan.size}, {s1_gan.nz})"
         )
     gan = _gan(cfg)
-    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], build_stage2, gan)
+    if ctx.schema.n_findings == 0:
+        raise ConfigError("the dataset has no detail findings: stage 2 has nothing to condition on")
+    nf = ctx.schema.n_findings
+    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], lambda g: build_stage2(g, nf), gan)
     phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg))
     run = ctx.run(phase, cfg)
     if run.status != "succeeded":
         return None, run
-    sampler = LoadedGenerator("training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device)
+    sampler = LoadedGenerator(
+        "training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device, schema=ctx.schema
+    )
     m = ctx.write("gdgan-stage2", run, cfg, sampler, [s1.id], {"stage1": s1.id})
     return m.id, run
 
@@ -272,6 +301,46 @@ def _resolve_dataset(store: ArtifactStore, dataset: ImageDataset | str) -> Image
     if isinstance(dataset, ImageDataset):
         return dataset
     return load_dataset(store, str(dataset))
+
+
+def _check_run(
+    store: ArtifactStore,
+    run_id: str,
+    kind: str,
+    ds: ImageDataset,
+    preset: str,
+    overrides: dict[str, Any] | None,
+    split_seed: int,
+    train_idx: np.ndarray | None,
+    idx: np.ndarray,
+    cfg: TrainConfig,
+    stage1_model: str | None,
+) -> str | None:
+    """Store what this run is started with, or refuse a call that contradicts the stored run.
+
+    Returns the stage-1 model id to use: the one the run started with, so a resumed stage 2
+    refines the same G1 even if an alias such as ``gdgan`` now points elsewhere.
+    """
+    stored = load_run_record(store, run_id)
+    resolved = None
+    if stage1_model and not (stored and stored.stage1_given == stage1_model):
+        resolved = resolve_model(store, stage1_model).id
+    asked = RunRecord(
+        kind=kind,
+        dataset_id=ds.id,
+        preset=preset,
+        overrides={k: str(v) for k, v in (overrides or {}).items()},
+        split_seed=split_seed if train_idx is None else None,
+        train_digest=index_digest(idx),
+        config=cfg.to_dict(),
+        stage1_given=stage1_model,
+        stage1_model=resolved,
+    )
+    if stored is None:
+        save_run_record(store, run_id, asked)
+        return resolved or stage1_model
+    check_resume(run_id, stored, asked)
+    return stored.stage1_model or stage1_model
 
 
 def train(
@@ -307,13 +376,14 @@ def train(
             raise ConfigError(f"train_idx: need a non-empty 1-D array of indices into {len(ds)} images")
     from gdgan.settings import get_settings, resolve_device
 
-    if device is None:
-        device = resolve_device()
+    device = resolve_device(None if device is None else str(device))
     if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
         torch.set_num_threads(get_settings().num_threads)
-    ctx = _Context(
-        ds, idx, split_seed, store, run_id or new_id("run"), torch.device(device), progress, should_stop
+    run_id = run_id or new_id("run")
+    stage1_model = _check_run(
+        store, run_id, kind, ds, preset, overrides, split_seed, train_idx, idx, cfg, stage1_model
     )
+    ctx = _Context(ds, idx, split_seed, store, run_id, torch.device(device), progress, should_stop)
     result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
 
     def record(name: str, model_id: str | None, run: PhaseRun | None) -> bool:

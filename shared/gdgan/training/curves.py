@@ -134,11 +134,12 @@ def build_curve(
 
     try:
         split = model_split(ds, int(split_seed or 0), index_digest(np.asarray(train_idx)))
-        judge = get_judge(store, ds, split, judge_config(getattr(cfg, "quality_judge", "demo")))
+        finding = cfg.grid_finding if cfg.grid_finding in ds.schema.findings else ds.schema.findings[0]
+        judge = get_judge(store, ds, split, judge_config(cfg.quality_judge), finding=finding)
         return QualityCurve(
             phase, every, total, make_sampler, judge, ds, split, int(cfg.quality_n), cfg.seed, progress
         )
-    except ValueError as exc:  # HarnessError / JudgeError: no split or no positives to judge with
+    except (ValueError, IndexError) as exc:  # no split, no positives or no finding to judge with
         log.warning("quality curve of %s skipped: %s", phase, exc)
         return None
 

@@ -5,8 +5,9 @@ one EMA update. All randomness comes from two seeded ``torch.Generator``s (batch
 CPU, noise on the training device) whose states are checkpointed with the weights and both
 Adam states, so a resumed run replays the uninterrupted one bit for bit on CPU.
 
-CUDA: bf16 autocast around the forward passes (the gradient penalty switches it off and runs
-in fp32), channels-last memory format, optional ``torch.compile`` of the generator. Nothing
+CUDA: bf16 autocast around the forward passes; the numerically fragile parts switch it off
+and run in fp32 (the gradient penalty and its norms, stage 2's ``atanh`` logit residual); losses
+cast their inputs to fp32. Channels-last memory format, optional ``torch.compile`` of the generator. Nothing
 here touches CUDA unless the caller passes a CUDA device.
 """
 

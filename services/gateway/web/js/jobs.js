@@ -3,7 +3,7 @@
 // The list is also re-polled every few seconds so jobs started elsewhere (CLI, curl) appear.
 
 import { getJson, postJson, request, streamEvents } from "./api.js";
-import { FINDINGS, PRESETS, TRAIN_MODELS } from "./labels.js";
+import { PRESETS, TRAIN_MODELS, fillFindings } from "./labels.js";
 import { announce, clear, el, fmtEta, fmtNumber, fmtTime, hideNotice, progressBar, setProgress, showError, showInfo } from "./ui.js";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -232,6 +232,14 @@ async function submitJob(form, path, body, what, jobType) {
   }
 }
 
+let datasetLabels = {}; // dataset id -> its label schema, from GET /v1/datasets
+
+/** Any finding of the chosen dataset can be the evaluation target: the list is the dataset's own. */
+function syncEvalFindings() {
+  const labels = datasetLabels[document.getElementById("ev-dataset").value];
+  fillFindings(document.getElementById("ev-finding"), labels ? labels.findings : []);
+}
+
 async function loadChoices() {
   const fill = (select, items, { blank = null } = {}) => {
     const cur = select.value;
@@ -243,12 +251,14 @@ async function loadChoices() {
   try {
     const body = await getJson("/v1/datasets");
     const list = Array.isArray(body) ? body : body.datasets || body.items || [];
+    datasetLabels = Object.fromEntries(list.filter((d) => d.labels).map((d) => [d.id || d.dataset_id, d.labels]));
     const items = list.map((d) => {
       const id = d.id || d.dataset_id;
       const n = d.n ?? d.size_n ?? d.meta?.n ?? d.counts?.total;
       return [id, n ? `${id} (${n} images)` : id];
     }); // newest first, as the API lists them
     document.querySelectorAll(".dataset-select").forEach((s) => fill(s, items, { blank: items.length ? null : "— no datasets yet —" }));
+    syncEvalFindings();
   } catch {
     /* the list error shows via refresh() */
   }
@@ -272,8 +282,7 @@ export function init() {
   });
   const trModel = document.getElementById("tr-model");
   for (const [k, v] of Object.entries(TRAIN_MODELS)) trModel.append(el("option", { value: k }, v));
-  const evFinding = document.getElementById("ev-finding");
-  for (const f of FINDINGS) evFinding.append(el("option", { value: f, selected: f === "Cardiomegaly" }, f.replaceAll("_", " ")));
+  document.getElementById("ev-dataset").addEventListener("change", syncEvalFindings);
 
   const dsForm = document.getElementById("job-dataset-form");
   dsForm.addEventListener("submit", (e) => {
