@@ -28,6 +28,8 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+# (phase, step, PNG of the sample grid): a training run's live preview
+PreviewCallback = Callable[[str, int, bytes], None]
 StopFlag = Callable[[], bool]
 
 

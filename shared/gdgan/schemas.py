@@ -274,11 +274,16 @@ class JobCreated(BaseModel):
 
 
 class JobProgress(BaseModel):
+    """``fraction`` and ``eta_s`` are the whole job's (one bar across its phases); ``step``/``total``
+    and ``phase_fraction`` are the current phase's, ``phases`` the job's phases in order."""
+
     phase: str = ""
     step: int = 0
     total: int = 0
     fraction: float = 0.0
     eta_s: float | None = None
+    phase_fraction: float | None = None
+    phases: list[str] = Field(default_factory=list)
     losses: dict[str, float] = Field(default_factory=dict)
     images_per_s: float | None = None
     message: str = ""
@@ -334,6 +339,15 @@ class ModelDetail(ModelSummary):
     parents: list[str]
     lineage: list[dict[str, Any]] = Field(description="Ancestors, nearest first: id, kind, created.")
     files: dict[str, int] = Field(description="Payload file sizes in bytes.")
+
+
+class LossCurves(BaseModel):
+    """``phases``: per training phase (stage1, stage2, acgan), ``step`` and one list per loss term;
+    ``quality``: the same for the quality harness's measures, when the run recorded them."""
+
+    model_id: str
+    phases: dict[str, dict[str, list[float]]]
+    quality: dict[str, dict[str, list[float | None]]] = Field(default_factory=dict)
 
 
 class ModelList(BaseModel):

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     job_progress_interval_s: float = Field(
         default=0.5, ge=0, description="Minimum seconds between stored progress events of one job."
     )
+    job_preview_every_steps: int = Field(
+        default=50, ge=0, description="A training job's live sample grid, every this many steps; 0 = none."
+    )
 
     # --- compute ---------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = "auto"

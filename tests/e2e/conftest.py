@@ -104,6 +104,8 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         "GDGAN_API_TOKEN": token,
         # every training step is a progress event, so the browser sees the bar move on a tiny run
         "GDGAN_JOB_PROGRESS_INTERVAL_S": "0",
+        # a live sample grid every 5 steps, so a 30-step tiny run shows several per phase
+        "GDGAN_JOB_PREVIEW_EVERY_STEPS": "5",
     }
     stack = start_stack(base / "home", redis_url=redis_url, env=env, store_url=store_dir.resolve().as_uri())
     try:

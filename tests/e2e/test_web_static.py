@@ -57,3 +57,19 @@ def test_every_page_section_exists() -> None:
     for page in ("generate", "jobs", "models", "reports"):
         assert f'id="page-{page}"' in html
         assert f'href="#/{page}"' in html
+
+
+def test_vendored_libraries_carry_their_licence_and_pinned_version() -> None:
+    """uPlot (the page's charts) and axe-core (the browser tests' accessibility checks) are
+    vendored from npm, unmodified, each with its licence; the version in the file is the pinned one."""
+    e2e = Path(__file__).resolve().parent
+    for lib, licence, version, marker in [
+        (WEB / "vendor" / "uplot" / "uPlot.esm.js", "MIT License", "1.6.32", "(v1.6.32)"),
+        (e2e / "vendor" / "axe-core" / "axe.min.js", "Mozilla Public License", "4.14.1", "axe v4.14.1"),
+    ]:
+        assert marker in lib.read_text()[:400], lib
+        assert licence in (lib.parent / "LICENSE").read_text()[:200], lib.parent
+        assert version in (lib.parent / "VERSION").read_text(), lib.parent
+    # the page imports the vendored module, not a copy elsewhere
+    chart = (WEB / "js" / "chart.js").read_text()
+    assert 'from "../vendor/uplot/uPlot.esm.js"' in chart

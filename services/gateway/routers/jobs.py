@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import redis.asyncio as aredis
-from fastapi import APIRouter, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
 from gdgan.schemas import (
     TERMINAL,
@@ -157,6 +157,27 @@ def cancel_job(job_id: str, jobs: Jobs) -> CancelResponse:
     except JobNotFound as exc:
         raise HTTPException(404, detail=str(exc)) from None
     return CancelResponse(job_id=rec.id, status=rec.status, cancel_requested=True)
+
+
+@router.get(
+    "/{job_id}/preview.png",
+    response_class=Response,
+    responses={
+        404: {"description": "unknown job, or no preview yet"},
+        200: {"content": {"image/png": {}}, "description": "the latest sample grid of a training job"},
+    },
+)
+def job_preview(job_id: str, jobs: Jobs) -> Response:
+    """The training job's latest live sample grid (fixed seeds, the same label groups as the model's
+    samples.png); its phase and step are in the X-GDGAN-Phase / X-GDGAN-Step headers. A ``preview``
+    event on the job's event stream announces each new one."""
+    _get_job(jobs, job_id)
+    got = jobs.get_preview(job_id)
+    if got is None:
+        raise HTTPException(404, detail=f"job {job_id!r} has no preview yet")
+    meta, png = got
+    headers = {"X-GDGAN-Phase": meta["phase"], "X-GDGAN-Step": str(meta["step"]), "Cache-Control": "no-store"}
+    return Response(png, media_type="image/png", headers=headers)
 
 
 @router.get(

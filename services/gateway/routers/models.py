@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from gdgan.labels import schema_of
-from gdgan.schemas import MODEL_ALIASES, LabelSchemaOut, ModelDetail, ModelList, ModelSummary
+from gdgan.schemas import MODEL_ALIASES, LabelSchemaOut, LossCurves, ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
+from gdgan.training.loss_curves import loss_curves, quality_curves
 
 from services.gateway.deps import Auth, SettingsD, Store, checked_id
 from services.gateway.routers.generate import forward_generate
@@ -112,6 +113,18 @@ async def model_samples(model_id: str, request: Request, store: Store, settings:
         return Response(data, media_type="image/png")
     body = {"model": m.id, "n": 16, "seed": 0, "format": "png", "finding": None}
     return await forward_generate(body, request, settings)
+
+
+@router.get("/v1/models/{model_id}/losses", response_model=LossCurves, responses=NOT_FOUND)
+def model_losses(
+    model_id: str, store: Store, max_points: int = Query(400, ge=2, le=5000, description="points per curve")
+) -> LossCurves:
+    """The loss curves the training run recorded, per phase (a GDGAN bundle: its two stages), and
+    the quality harness's curves when it scored the run as it trained."""
+    m = model_manifest(store, resolve_model(store, model_id))
+    return LossCurves(
+        model_id=m.id, phases=loss_curves(store, m, max_points=max_points), quality=quality_curves(store, m)
+    )
 
 
 @router.get(

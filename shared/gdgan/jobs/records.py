@@ -12,6 +12,8 @@ Layout (all keys expire after GDGAN_JOB_TTL_S):
                              redelivered while the owner still runs sees the lease and does nothing;
                              after a crash the lease lapses and the redelivered task resumes.
 - ``gdgan:job:<id>:parts``   fan-out results (evaluation), one hash field per part
+- ``gdgan:job:<id>:preview`` a training job's latest sample grid (phase, step, PNG), replaced
+                             at each new one; a ``preview`` event announces it
 
 Updates are read-modify-write under WATCH, so a worker's progress write cannot undo a status
 change the gateway made at the same moment (e.g. queued -> cancelled).
@@ -19,6 +21,7 @@ change the gateway made at the same moment (e.g. queued -> cancelled).
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -194,6 +197,22 @@ class JobStore:
 
         self.update(job_id, fn)
         self.publish(job_id, "progress", progress)
+
+    def set_preview(self, job_id: str, phase: str, step: int, png: bytes) -> None:
+        """Keep only the latest sample grid of a training job (one key, replaced) and announce it
+        on the event stream; the image itself is fetched separately, so events stay small."""
+        meta = {"phase": phase, "step": int(step)}
+        blob = json.dumps({**meta, "png": base64.b64encode(png).decode()})
+        self.r.set(_k(job_id, "preview"), blob, ex=self.ttl_s)
+        self.publish(job_id, "preview", meta)
+
+    def get_preview(self, job_id: str) -> tuple[dict[str, Any], bytes] | None:
+        """(``{"phase", "step"}``, PNG) of the latest preview, or None before the first one."""
+        raw = self.r.get(_k(job_id, "preview"))
+        if raw is None:
+            return None
+        d = json.loads(raw)
+        return {"phase": d["phase"], "step": d["step"]}, base64.b64decode(d["png"])
 
     def set_part(self, job_id: str, part: str, status: str) -> None:
         def fn(rec: JobRecord) -> JobRecord | None:

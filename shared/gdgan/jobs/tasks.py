@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE, app, send
 from gdgan.jobs.records import JobNotFound, JobStore
 from gdgan.progress import Progress
@@ -95,6 +96,7 @@ class _ProgressPublisher:
         self.interval = get_settings().job_progress_interval_s
         self.last = 0.0
         self.phases: list[str] = []
+        self.t0: float | None = None
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
@@ -104,8 +106,14 @@ class _ProgressPublisher:
         self.last = now
         d = p.to_dict()
         d["losses"] = {k: float(v) for k, v in (d.get("losses") or {}).items()}
-        if p.phase in self.phases:
-            d["fraction"] = (self.phases.index(p.phase) + p.fraction) / len(self.phases)
+        if self.t0 is None:
+            self.t0 = now
+        d["phase_fraction"] = p.fraction
+        # a sub-phase ("stage1 quality": work done at stage-1 steps) counts in its phase's slot
+        base = p.phase.split(" ", 1)[0]
+        if base in self.phases:
+            d["fraction"] = (self.phases.index(base) + p.fraction) / len(self.phases)
+            d["phases"] = list(self.phases)
         try:
             if self.part:
                 # the job's fraction is over all parts: finished ones plus this one's share
@@ -113,9 +121,21 @@ class _ProgressPublisher:
                 parts = self.jobs.get(self.job_id).parts
                 done = sum(1 for v in parts.values() if v == "succeeded")
                 d["fraction"] = min(1.0, (done + p.fraction) / max(1, len(parts)))
+            if self.phases or self.part:
+                d["eta_s"] = _overall_eta(now - self.t0, d["fraction"], d.get("eta_s"))
             self.jobs.set_progress(self.job_id, d, monotonic=bool(self.part))
         except Exception as exc:  # progress is best effort; the job goes on
             log.warning("progress write failed for %s: %s", self.job_id, exc)
+
+
+def _overall_eta(elapsed_s: float, fraction: float, phase_eta_s: float | None) -> float | None:
+    """The whole job's ETA, extrapolated from its own pace: a phase's ETA ignores the phases
+    still to come. Before 2 % of the job the pace means little, so the phase's ETA stands."""
+    if fraction >= 1.0:
+        return 0.0
+    if fraction < 0.02 or elapsed_s <= 0:
+        return phase_eta_s
+    return elapsed_s * (1.0 - fraction) / fraction
 
 
 def _make_stop(jobs: JobStore, job_id: str) -> Callable[[], bool]:
@@ -287,6 +307,14 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     ds = load_dataset(store, p["dataset_id"])
     if p["model"] == "gdgan":
         ctx.progress.phases = ["stage1", "stage2"]
+    jobs = ctx.progress.jobs
+
+    def preview(phase: str, step: int, png: bytes) -> None:
+        try:
+            jobs.set_preview(ctx.job_id, phase, step, png)
+        except redis.RedisError as exc:  # a preview is best effort, like progress; training goes on
+            log.warning("preview write failed for %s: %s", ctx.job_id, exc)
+
     res = train(
         p["model"],
         ds,
@@ -298,6 +326,8 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         run_id=ctx.job_id,
         progress=ctx.progress,
         should_stop=ctx.should_stop,
+        preview=preview,
+        preview_every=get_settings().job_preview_every_steps,
     )
     result: dict[str, Any] = {"model_ids": dict(res.model_ids or {})}
     if res.model_id:

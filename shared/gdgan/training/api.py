@@ -25,10 +25,10 @@ from gdgan.data.splits import patient_split
 from gdgan.labels import schema_of
 from gdgan.models.acgan import build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
-from gdgan.progress import ProgressCallback, StopFlag
+from gdgan.progress import PreviewCallback, ProgressCallback, StopFlag
 from gdgan.store import ArtifactStore, Manifest, new_id
 from gdgan.training import checkpoint as ck
-from gdgan.training.artifacts import SAMPLES_FILE, write_bundle, write_model
+from gdgan.training.artifacts import SAMPLES_FILE, sample_grid, write_bundle, write_model
 from gdgan.training.data import TrainData, index_digest
 from gdgan.training.loop import PhaseRun, run_phase
 from gdgan.training.losses import LossWeights
@@ -120,6 +120,8 @@ class _Context:
         self.mix = label_mix(ds.general()[idx], ds.detail()[idx], ds.schema)
         self.digest = index_digest(idx)
         self._data: dict[tuple[int, bool], TrainData] = {}
+        self.preview: PreviewCallback | None = None
+        self.preview_every = 0
 
     def data(self, cfg: TrainConfig) -> TrainData:
         cl = self.device.type == "cuda" and cfg.channels_last
@@ -128,14 +130,37 @@ class _Context:
             self._data[key] = TrainData.from_dataset(self.ds, self.idx, cfg.size, self.device, cl)
         return self._data[key]
 
-    def run(self, phase: Any, cfg: TrainConfig) -> PhaseRun:
+    def _on_step(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
+        """Every ``preview_every`` steps, the model's sample grid (the one its artifact will keep:
+        fixed seeds, the same label groups) drawn from the EMA weights so far. The grid's latents
+        come from numpy generators, never torch's global RNG, so a watched run stays identical
+        to an unwatched one (tests/unit/test_training_preview.py)."""
+        preview, every = self.preview, self.preview_every
+        if preview is None or every <= 0:
+            return None
+
+        def on_step(step: int, ema: torch.nn.Module) -> None:
+            if step % every == 0 or step == total:
+                preview(name, step, sample_grid(sampler_for(ema), cfg))
+
+        return on_step
+
+    def run(self, phase: Any, cfg: TrainConfig, sampler_for: Any = None) -> PhaseRun:
         data = self.data(cfg)
-        curve = self.curve(phase, cfg, cfg.total_steps(len(data)))
+        total = cfg.total_steps(len(data))
+        preview = self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None
+        curve = self.curve(phase.name, cfg, total, sampler_for) if sampler_for else None
+        hooks = [h for h in (preview, curve) if h is not None]
+
+        def on_step(step: int, ema: torch.nn.Module) -> None:
+            for hook in hooks:
+                hook(step, ema)
+
         run = run_phase(
             phase,
             data,
             cfg,
-            total=cfg.total_steps(len(data)),
+            total=total,
             store=self.store,
             run_id=self.run_id,
             device=self.device,
@@ -143,47 +168,25 @@ class _Context:
             progress=self.progress,
             should_stop=self.should_stop,
             state_extra={"data_digest": self.digest},
-            on_step=curve,
+            on_step=on_step if hooks else None,
         )
         if curve is not None:
             run.extra["quality_curve"] = curve.to_dict()
         return run
 
-    def curve(self, phase: Any, cfg: TrainConfig, total: int) -> Any:
+    def curve(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
         """The quality-curve hook of this phase (None when ``quality_every`` is 0)."""
         from gdgan.training.curves import build_curve
 
-        gan, kind = _gan(cfg), ARTIFACT_KIND[phase.name]
-
-        def sampler(ema: torch.nn.Module) -> LoadedGenerator:
-            if phase.name == "acgan":
-                return LoadedGenerator(
-                    "training", kind, gan, self.mix, acgan=ema, device=self.device, schema=self.schema
-                )
-            if phase.name == "stage2":
-                return LoadedGenerator(
-                    "training",
-                    kind,
-                    gan,
-                    self.mix,
-                    g1=phase.G1,
-                    g2=ema,
-                    device=self.device,
-                    schema=self.schema,
-                )
-            return LoadedGenerator(
-                "training", kind, gan, self.mix, g1=ema, device=self.device, schema=self.schema
-            )
-
         return build_curve(
-            phase.name,
+            name,
             cfg,
             total,
             self.ds,
             self.idx,
             self.split_seed,
             self.store,
-            sampler,
+            sampler_for,
             self.progress or (lambda _p: None),
         )
 
@@ -238,15 +241,17 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
     G.to(ctx.device)
     D.to(ctx.device)
     phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), use_detail=name == "acgan")
-    run = ctx.run(phase, cfg)
+    kind = ARTIFACT_KIND[name]
+
+    def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
+        if name == "acgan":
+            return LoadedGenerator("training", kind, gan, ctx.mix, acgan=ema, device=ctx.device, schema=sch)
+        return LoadedGenerator("training", kind, gan, ctx.mix, g1=ema, device=ctx.device, schema=sch)
+
+    run = ctx.run(phase, cfg, sampler_for)
     if run.status != "succeeded":
         return None, run
-    kind = ARTIFACT_KIND[name]
-    sampler = (
-        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device, schema=sch)
-        if name == "acgan"
-        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device, schema=sch)
-    )
+    sampler = sampler_for(run.ema)
     m = ctx.write(kind, run, cfg, sampler, [], {})
     return m.id, run
 
@@ -287,12 +292,16 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
     nf = ctx.schema.n_findings
     G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], lambda g: build_stage2(g, nf), gan)
     phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg))
-    run = ctx.run(phase, cfg)
+
+    def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
+        return LoadedGenerator(
+            "training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=ema, device=ctx.device, schema=ctx.schema
+        )
+
+    run = ctx.run(phase, cfg, sampler_for)
     if run.status != "succeeded":
         return None, run
-    sampler = LoadedGenerator(
-        "training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device, schema=ctx.schema
-    )
+    sampler = sampler_for(run.ema)
     m = ctx.write("gdgan-stage2", run, cfg, sampler, [s1.id], {"stage1": s1.id})
     return m.id, run
 
@@ -357,8 +366,13 @@ def train(
     progress: ProgressCallback | None = None,
     should_stop: StopFlag | None = None,
     device: str | torch.device | None = None,
+    preview: PreviewCallback | None = None,
+    preview_every: int = 0,
 ) -> TrainResult:
-    """Train ``kind`` on ``dataset`` (object or dataset id); see the module docstring."""
+    """Train ``kind`` on ``dataset`` (object or dataset id); see the module docstring.
+
+    ``preview(phase, step, png)``: every ``preview_every`` steps (and at a phase's last step) the
+    sample grid of the model so far, so a person can watch it learn (0 = never)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown training kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "stage2" and not stage1_model:
@@ -384,6 +398,7 @@ def train(
         store, run_id, kind, ds, preset, overrides, split_seed, train_idx, idx, cfg, stage1_model
     )
     ctx = _Context(ds, idx, split_seed, store, run_id, torch.device(device), progress, should_stop)
+    ctx.preview, ctx.preview_every = preview, preview_every
     result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
 
     def record(name: str, model_id: str | None, run: PhaseRun | None) -> bool:

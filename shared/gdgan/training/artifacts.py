@@ -20,6 +20,7 @@ from gdgan.labels import NO_FINDING, SCHEMA_KEY
 from gdgan.models.gdgan import GanConfig
 from gdgan.store import ArtifactStore, Manifest
 from gdgan.training.loop import PhaseRun
+from gdgan.training.loss_curves import LOSSES_FILE
 from gdgan.training.presets import TrainConfig
 from gdgan.training.sampling import (
     CRITIC_FILE,
@@ -28,7 +29,6 @@ from gdgan.training.sampling import (
 )
 
 SAMPLES_FILE = "samples.png"
-LOSSES_FILE = "losses.json"
 GRID_SCALE = 2
 
 

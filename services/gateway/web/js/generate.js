@@ -74,7 +74,7 @@ async function callGenerate(body, format, onBusy = () => {}) {
   }
 }
 
-async function generateJson(body, onBusy) {
+export async function generateJson(body, onBusy = () => {}) {
   const resp = await callGenerate(body, "json", onBusy);
   const data = await resp.json();
   const seedHeader = resp.headers.get("X-GDGAN-Seed") ?? resp.headers.get("X-Seed");
