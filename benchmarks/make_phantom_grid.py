@@ -3,8 +3,9 @@
 Rows are the (gender, view) groups M/PA, M/AP, F/PA, F/AP; in each row the left half shows
 phantoms (first without, then with Cardiomegaly) and the right half real NIH images of the same
 group from the shared 64-px sample (../shared/data/nih_sample64). Below, a strip shows one
-phantom chest without and with each of the 14 findings. Real images are read at run time and
-only ever land inside this one composite figure.
+phantom chest without and with each of the 14 findings. Phantom captions give the true CTR and
+mark with * the labels that disagree with it (text-mining label noise, as in NIH). Real images
+are read at run time and only ever land inside this one composite figure.
 
 Usage: python benchmarks/make_phantom_grid.py [--nih DIR] [--out docs/img/phantom_vs_nih.png]
 """
@@ -92,7 +93,8 @@ def main() -> None:
             idx = np.flatnonzero((lab["gender"] == gi) & (lab["view"] == vi) & (card == cardio))[:PER_CELL]
             for i in idx:
                 tiles.append(ds.images[i])
-                caps.append(f"phantom {g}/{v}{' CM' if cardio else ''}\nCTR {lab['gt_ctr'][i]:.2f}")
+                flip = "*" if lab["label_flipped"][i] else ""
+                caps.append(f"phantom {g}/{v}{' CM' if cardio else ''}\nCTR {lab['gt_ctr'][i]:.2f}{flip}")
         for cardio in (False, True):
             real = _pick_nih(nih_rows, args.nih, g, v, cardio, PER_CELL) if nih_rows else []
             for img in real + [blank] * (PER_CELL - len(real)):
@@ -108,7 +110,9 @@ def main() -> None:
     draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
     half = grid.width // 2
-    draw.text((4, 2), "PHANTOM (no CM | Cardiomegaly)", fill=0, font=font)
+    draw.text(
+        (4, 2), "PHANTOM (no CM | Cardiomegaly label; * label disagrees with the true CTR)", fill=0, font=font
+    )
     draw.text((half + 4, 2), "REAL NIH ChestX-ray14, 64 px sample (no CM | Cardiomegaly)", fill=0, font=font)
     draw.line([(half - 1, 0), (half - 1, grid.height + title_h)], fill=0, width=2)
     draw.line([(0, grid.height + title_h + 2), (canvas.width, grid.height + title_h + 2)], fill=0, width=2)

@@ -1,0 +1,267 @@
+"""The renderer: analytic soft masks of the anatomy on a (B, H, W) grid, then findings,
+confounders (devices) and the film (texture, exposure, grain)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gdgan.data.phantom.config import ANATOMY, FINE_GRID, TEXTURE_GRID
+from gdgan.data.phantom.confounders import add_devices
+from gdgan.data.phantom.findings import _add_findings
+from gdgan.data.phantom.texture import (
+    Noise,
+    _box_slices,
+    _f32,
+    _interp_matrix,
+    _s,
+    _upsample,
+    apply_film,
+)
+
+
+def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Noise, size: int) -> np.ndarray:
+    """Render B images (parameters ``p``, each (B,)) on pixel-centre coordinates ``xs``, ``ys``.
+
+    ``xs``/``ys`` are sorted frame coordinates in [-1, 1]; passing one pixel's coordinates
+    renders that pixel alone (the benchmark's naive baseline does exactly that and gets the same
+    grey values). ``size`` sets the edge softness (about a pixel) so edges are anti-aliased at
+    every resolution. Local layers (heart, clavicles, breasts, ...) are evaluated only inside
+    their bounding box on the film, which is exact because soft masks are exactly zero a pixel
+    beyond their edge. Returns float32 (B, len(ys), len(xs)) in [0, 1].
+    """
+    A = ANATOMY
+    ew = np.float32(2.0 / size)  # one pixel in frame units
+    inv_ew = np.float32(1.0) / (ew * A.edge_px)
+    margin = 3.0 * float(ew)
+    xs = _f32(xs)
+    ys = _f32(ys)
+
+    def c(name: str) -> np.ndarray:
+        return p[name][:, None, None]
+
+    # Patient placement: rotation, shift and zoom applied to the sampling grid.
+    rot, zoom = p["rot"].astype(np.float64), p["zoom"].astype(np.float64)
+    cos_r, sin_r = np.cos(rot), np.sin(rot)
+    cr, sr = _f32(cos_r / zoom)[:, None, None], _f32(sin_r / zoom)[:, None, None]
+    xsft = xs[None, None, :] - c("shift_x")
+    ysft = ys[None, :, None] - c("shift_y")
+    X = cr * xsft + sr * ysft
+    Y = cr * ysft - sr * xsft
+    AX = np.abs(X)
+
+    zc, zs = zoom * cos_r, zoom * sin_r
+    sx64, sy64 = p["shift_x"].astype(np.float64), p["shift_y"].astype(np.float64)
+
+    def flat(v: np.ndarray | float) -> np.ndarray | float:
+        return v if isinstance(v, float) else np.asarray(v, dtype=np.float64).reshape(-1)
+
+    def box(
+        xl: np.ndarray | float, xh: np.ndarray | float, yl: np.ndarray | float, yh: np.ndarray | float
+    ) -> tuple[slice, slice, slice]:
+        """(all images, rows, cols) of the film covering the patient-frame box [xl, xh] × [yl, yh].
+
+        The film is a rotation + zoom + shift of the patient frame, so a box's extremes lie at
+        its corners: a few (B,) operations instead of a search over pixels."""
+        xl, xh, yl, yh = flat(xl), flat(xh), flat(yl), flat(yh)
+        sxl, sxh, syl, syh = zs * xl, zs * xh, zs * yl, zs * yh
+        rows = _box_slices(
+            ys, sy64 + np.minimum(sxl, sxh) + zc * yl, sy64 + np.maximum(sxl, sxh) + zc * yh, margin
+        )
+        cols = _box_slices(
+            xs, sx64 + zc * xl - np.maximum(syl, syh), sx64 + zc * xh - np.minimum(syl, syh), margin
+        )
+        return slice(None), rows, cols
+
+    tw, lung_len, y_apex = c("tw"), c("lung_len"), c("y_apex")
+    y_cp = y_apex + lung_len  # costophrenic angles
+    ap = c("ap")
+    big = 4.0  # beyond the frame, in patient-frame units (for boxes open on a side)
+
+    # ---- body outline: neck, sloping shoulders, trunk ---------------------------------------------
+    bw_trunk = tw + c("body_extra")
+    tt = np.clip((Y - (y_apex - A.shoulder_drop)) * (1.0 / A.shoulder_span), 0.0, 1.0)
+    bw = A.neck_half_width + (bw_trunk - A.neck_half_width) * (tt * (2.0 - tt))  # rounded shoulders
+    body = _s((bw - AX) * inv_ew)
+    rel = np.minimum(AX / bw, 1.0)
+    D = body * (A.tissue + A.tissue_centre * (1.0 - rel * rel))
+
+    # ---- diaphragm domes (right = image left, higher; atelectasis lifts its side) --------------------
+    dome_h = c("dome_h")
+    atel_side = np.sign(np.nan_to_num(c("atel_x")))
+    atel_lift = np.nan_to_num(c("atel_lift"))
+    dome_top_l = y_cp - dome_h - atel_lift * (atel_side > 0)  # image right (patient left)
+    dome_top_r = y_cp - dome_h - c("dome_right_up") - atel_lift * (atel_side < 0)
+    leftf = (X < 0).astype(np.float32)
+    dome_top = dome_top_l + (dome_top_r - dome_top_l) * leftf
+    xdc = A.dome_peak * tw
+    q = (AX - xdc) * (1.0 / (tw - xdc))
+    q = np.maximum(q, q * A.dome_medial_flat)  # flatter medially (q < 0)
+    y_dome = dome_top + (y_cp - dome_top) * (q * q)
+    above = _s((y_dome - Y) * inv_ew)
+    abd = box(-big, big, np.minimum(dome_top_l, dome_top_r), big)
+    below = (1.0 - above[abd]) * body[abd]
+    D[abd] += A.abdomen * below
+
+    # ---- lungs inside the rib cage ---------------------------------------------------------------------
+    t = np.maximum((y_cp - Y) * (1.0 / lung_len), 0.0)
+    t2 = t * t
+    rx = AX * (1.0 / tw)
+    rc = rx * rx + t2 * (A.apex_round + (1.0 - A.apex_round) * t2)  # < 1 inside the cage
+    depth = np.clip(1.0 - rc, 0.0, 1.0)
+    cage = np.minimum(depth * (tw * 0.5 * inv_ew), 1.0)
+    cage_above = cage * above
+
+    # ---- heart (rotated ellipse; horizontal extent = CTR × thoracic width) ----------------------------
+    heart_w = c("ctr") * 2.0 * tw
+    phi = c("heart_tilt")
+    cphi, sphi = np.cos(phi), np.sin(phi)
+    asp = c("heart_aspect")
+    ext = np.sqrt(cphi * cphi + asp * asp * sphi * sphi)  # horizontal half-extent for a = 1
+    a = heart_w * 0.5 / ext
+    b = a * asp
+    vert = np.sqrt(a * a * sphi * sphi + b * b * cphi * cphi)
+    # more of the heart lies to the patient's left (image right); rotation about the long axis
+    # moves the heart and mediastinum off the spine
+    ash = c("axial_shift")
+    hx = A.heart_left_shift * heart_w + ash
+    # The widest points of a tilted ellipse lie at different heights (clinically the CTR adds the
+    # right and left extents measured at their own levels); the lower of the two sits
+    # ``heart_clear`` above the left dome so the whole CTR stays visible, the rest of the heart
+    # sinks into the diaphragm shadow.
+    dy_ext = (a * a - b * b) * sphi * cphi / (0.5 * heart_w)
+    hy = dome_top_l - np.abs(dy_ext) - A.heart_clear
+    solid = np.zeros_like(D)
+    hb = box(hx - 0.5 * heart_w, hx + 0.5 * heart_w, hy - vert, hy + vert)
+    dx, dy = X[hb] - hx, Y[hb] - hy
+    u = (dx * cphi + dy * sphi) / a
+    v = (dy * cphi - dx * sphi) / b
+    heart = _s((1.0 - np.sqrt(u * u + v * v)) * (b * inv_ew))
+    solid[hb] = heart
+    D[hb] += A.heart_density * heart * above[hb]
+
+    # ---- mediastinum, trachea, aortic knob ----------------------------------------------------------------
+    # the upper mediastinum widens smoothly into the cardiac silhouette (no "ball on a stick")
+    # (its centre drifts towards the heart's, so the left border runs knob -> ventricle smoothly;
+    # it stays inside the heart's horizontal extent, so the CTR is still the ellipse's)
+    med_top = A.med_half_width
+    med_low = np.maximum(A.med_into_heart * 0.5 * heart_w, med_top)
+    m0 = 0.015 + ash
+    mb = box(m0 - med_low, hx + med_low, -big, big)
+    grow = np.clip((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)), 0.0, 1.0)
+    grow = grow * (2.0 - grow)
+    med_w = med_top + (med_low - med_top) * grow
+    med_c = m0 + (hx - m0) * grow
+    med = _s((med_w - np.abs(X[mb] - med_c)) * inv_ew)
+    np.maximum(solid[mb], med, out=solid[mb])
+    kx, ky = A.knob_x * tw + ash, y_apex + A.knob_y * lung_len
+    kb = box(kx - A.knob_r, kx + A.knob_r, ky - A.knob_r, ky + A.knob_r)
+    knob = _s((A.knob_r - np.sqrt((X[kb] - kx) ** 2 + (Y[kb] - ky) ** 2)) * inv_ew)
+    np.maximum(solid[kb], knob, out=solid[kb])
+    lung = cage_above * (1.0 - solid)
+    y_car = y_apex + A.carina * lung_len
+    t0 = 0.01 + ash
+    trb = box(t0 - A.trachea_half_width, t0 + A.trachea_half_width, -big, y_car)
+    trachea = _s((A.trachea_half_width - np.abs(X[trb] - t0[trb[0]])) * inv_ew) * _s(
+        (y_car - Y[trb]) * inv_ew
+    )
+    D[trb] -= A.trachea * trachea
+
+    # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
+    # Evaluated inside the lung box only: ``lung`` is exactly 0 beyond |X| = tw, above the apex
+    # and below the costophrenic angles (the domes never drop below them).
+    tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
+    lb = box(-tw, tw, y_apex, y_cp)
+    texl = tex[lb]
+    hdy = Y[lb] - (y_apex + A.hilum_y * lung_len)
+    hd2 = (AX[lb] - A.hilum_x * tw) ** 2 + hdy * hdy
+    hilar = 1.0 / (1.0 + hd2 * A.hilum_falloff)
+    # lung markings: vessels radiating from each hilum (spokes in the direction sin(angle) =
+    # dy / r, broken up by the texture field), fading towards the periphery, plus hilar shadows
+    spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
+    vessels = np.clip(spokes * 3.0 - 2.0 + 0.6 * texl, 0.0, 1.0)
+    marks_l = A.marking_base * np.maximum(texl, 0.0) + A.vessel * np.sqrt(hilar) * vessels
+    marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
+    air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
+    marks = np.zeros_like(D)
+    marks[lb] = marks_l
+    air_removed = np.zeros_like(D)
+    air_removed[lb] = lung[lb] * (air - marks_l)
+    D[lb] -= air_removed[lb]
+
+    # ---- bones: spine, ribs, clavicles, scapulae ---------------------------------------------------------
+    sw = c("spine_w")
+    sb = box(-sw, sw, -big, big)
+    vph = (Y[sb] - y_apex) * (1.0 / (A.vertebra * lung_len))
+    vmod = 0.6 + 0.8 * np.abs(vph - np.floor(vph) - 0.5)  # vertebral bodies and discs
+    D[sb] += A.spine * _s((sw - AX[sb]) * inv_ew) * vmod * body[sb]
+
+    rb = box(-big, big, y_apex - 0.05 * lung_len, y_cp)
+    spacing = lung_len * (1.0 / A.ribs_per_lung)
+    rxb = rx[rb]
+    curve = lung_len * (rxb * (A.rib_rise + A.rib_droop * rxb))  # posterior ribs: up, then down laterally
+    ph = (Y[rb] - y_apex - curve) * (1.0 / spacing) + c("rib_phase")
+    fr = np.abs(ph - np.floor(ph) - 0.5)
+    rib_band = _s((A.rib_width - fr) * (spacing * inv_ew))
+    rib_zone = np.clip((1.12 - rc[rb]) * 4.0, 0.0, 1.0) * above[rb]
+    D[rb] += A.rib * rib_band * rib_zone * body[rb] * (1.0 - A.rib_hidden * solid[rb])
+
+    # clavicles: sternal end near the midline, lateral end higher on PA, nearly horizontal on AP
+    slope = A.clavicle_slope_pa + (A.clavicle_slope_ap - A.clavicle_slope_pa) * ap
+    cl0 = y_apex + A.clavicle_y - A.clavicle_ap_up * ap + slope * 0.10
+    cl_end = tw * A.clavicle_len
+    th = A.clavicle_half_thick
+    cb = box(-cl_end, cl_end, cl0 - slope * cl_end - th, cl0 - slope * 0.07 + th)
+    axc = AX[cb]
+    clav = (
+        _s((th - np.abs(Y[cb] - (cl0 - slope * axc))) * inv_ew)
+        * _s((axc - 0.07) * inv_ew)
+        * _s((cl_end - axc) * inv_ew)
+    )
+    D[cb] += A.clavicle * clav
+
+    # scapulae: lateral to the lungs on PA (rotated forward), over the upper lung fields on AP
+    scx = tw * (A.scapula_x_pa + (A.scapula_x_ap - A.scapula_x_pa) * ap)
+    scy = y_apex + A.scapula_y * lung_len
+    sch = A.scapula_h * lung_len
+    scb = box(-scx - A.scapula_w, scx + A.scapula_w, scy - sch, scy + sch)
+    e = ((AX[scb] - scx) * (1.0 / A.scapula_w)) ** 2 + ((Y[scb] - scy) / sch) ** 2
+    D[scb] += A.scapula * _s((1.0 - e) * (A.scapula_w * 0.5 * inv_ew)) * body[scb]
+
+    # breast shadows (F only): soft tissue over the lower lung fields with a curved lower border
+    fem = np.flatnonzero(p["breast"] > 0)
+    if fem.size:
+        pf = {k: p[k][fem] for k in ("breast_r", "tw", "y_apex", "lung_len", "breast")}
+        twf = pf["tw"][:, None, None]
+        br = pf["breast_r"][:, None, None] * twf
+        bx = A.breast_x * twf
+        by = (pf["y_apex"] + pf["lung_len"])[:, None, None] - A.breast_up
+        br_all = c("breast_r") * tw
+        by_all = y_cp - A.breast_up
+        _, brr, _ = box(-big, big, by_all - br_all, by_all + br_all)
+        Xf, Yf = AX[fem, brr], Y[fem, brr]
+        be = ((Xf - bx) / (br * 1.2)) ** 2 + ((Yf - by) / br) ** 2
+        breast = np.clip((1.0 - be) * 3.0, 0.0, 1.0) * np.clip((Yf - by + br) / (1.5 * br), 0.0, 1.0)
+        D[fem, brr] += (A.breast * pf["breast"][:, None, None]) * breast * body[fem, brr]
+
+    # bowel gas and the gastric bubble under the left hemidiaphragm (image right)
+    D[abd] -= A.bowel_gas * np.clip(tex[abd] - 0.6, 0.0, 1.0) * below
+    gx, gy = 0.42 * tw, dome_top_l + 0.11
+    gb = box(gx - 0.10, gx + 0.10, gy - 0.06, gy + 0.06)
+    gbd = ((X[gb] - gx) * (1.0 / 0.10)) ** 2 + ((Y[gb] - gy) * (1.0 / 0.06)) ** 2
+    D[gb] -= (A.gastric * c("bubble")) * np.clip(1.0 - gbd, 0.0, 1.0) * (1.0 - above[gb])
+
+    # ---- findings ------------------------------------------------------------------------------------
+    _add_findings(D, p, X, Y, AX, tw, y_cp, rc, lung, cage_above, air_removed, marks, noise, xs, ys, inv_ew)
+
+    # ---- confounders: lines, tubes, pacemakers, ECG electrodes -------------------------------------------
+    add_devices(D, p, X, Y, tw, y_apex, lung_len, np.minimum(dome_top_l, dome_top_r), inv_ew)
+
+    # ---- film realism: soft-tissue mottling and fine lung texture (two scales of smooth noise) ----------
+    amp = float(p["tex_amp"][0]) if len(p["tex_amp"]) else 0.0
+    if amp > 0:
+        fine = _upsample(noise.fine, _interp_matrix(ys, FINE_GRID), _interp_matrix(xs, FINE_GRID))
+        D += (amp * A.soft_tissue_texture) * (0.6 * tex + 0.4 * fine) * body
+        D += (amp * A.lung_texture) * fine * lung
+
+    # ---- film: response curve, window/level, heel effect, gamma, grain, collimation, markers -------------
+    return apply_film(D, p, xs, ys, noise, inv_ew)

@@ -1,0 +1,282 @@
+"""What the phantom draws from: NIH's label facts, the cardiac and anatomical models, and
+:class:`PhantomConfig` with the documented properties of real labels and films (sources in
+docs/notes/phantom.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gdgan.labels import (
+    FINDINGS,
+    NIH_CARDIOMEGALY_BY_GROUP,
+    NIH_FINDING_COUNTS,
+    NIH_TOTAL_IMAGES,
+    finding_index,
+)
+
+# --------------------------------------------------------------------------------------------
+# NIH facts used as defaults
+# --------------------------------------------------------------------------------------------
+_GROUP_IMAGES = {k: v[1] for k, v in NIH_CARDIOMEGALY_BY_GROUP.items()}
+NIH_FEMALE_FRACTION = (_GROUP_IMAGES[("F", "AP")] + _GROUP_IMAGES[("F", "PA")]) / NIH_TOTAL_IMAGES
+# P(AP | gender) from the (gender, view) image counts.
+NIH_AP_GIVEN_GENDER = {
+    g: _GROUP_IMAGES[(g, "AP")] / (_GROUP_IMAGES[(g, "AP")] + _GROUP_IMAGES[(g, "PA")]) for g in ("M", "F")
+}
+NIH_CARDIOMEGALY_RATE = {k: pos / n for k, (pos, n) in NIH_CARDIOMEGALY_BY_GROUP.items()}
+NIH_PREVALENCE = {name: NIH_FINDING_COUNTS[name] / NIH_TOTAL_IMAGES for name in FINDINGS}
+NIH_PATIENTS = 30_805
+NIH_IMAGES_PER_PATIENT = NIH_TOTAL_IMAGES / NIH_PATIENTS
+NIH_AGE_MEAN, NIH_AGE_SD = 46.9, 16.6
+CARDIOMEGALY = "Cardiomegaly"
+CTR_THRESHOLD = 0.5
+
+# Pixels rendered per vectorised chunk (8 images at 64 px): each float32 layer is then 128 kB
+# and stays in cache, which measured ~2× faster than 128-image chunks. Part of the determinism
+# contract (noise is drawn per chunk), so it is a constant rather than a config field.
+RENDER_CHUNK_PIXELS = 8 * 64 * 64
+# Size of the coarse noise grids that are interpolated to the image (lung texture, patches).
+COARSE_GRID = 10
+TEXTURE_GRID = 14
+FINE_GRID = 22
+# Thoracic-width physical size used for the NIH CSV's pixel spacing (mm across the frame).
+FRAME_MM = 380.0
+
+
+@dataclass(frozen=True)
+class CardiacModel:
+    """How the cardiothoracic ratio on the film is drawn (see module doc)."""
+
+    normal_mean: float = 0.435  # PA normal CTR
+    normal_sd: float = 0.03
+    ap_magnification: tuple[float, float] = (1.10, 1.15)  # AP heart on film vs PA
+    cardiomegaly_margin: float = 0.004  # smallest excess over 0.5 (keeps labels unambiguous)
+    cardiomegaly_gamma_shape: float = 2.0  # CTR - 0.5 ~ Gamma(shape, scale): mean ≈ 0.57
+    cardiomegaly_gamma_scale: float = 0.033
+    cardiomegaly_max: float = 0.74
+    patient_correlation: float = 0.8  # how much of a normal CTR's z-score is the patient's
+
+
+CARDIAC = CardiacModel()
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Geometry (frame units, the image spans [-1, 1]) and densities of the rendered anatomy.
+
+    Densities add up to a radiographic "attenuation" that the film curve maps to grey levels;
+    the values were tuned by eye against NIH radiographs at 64 px (docs/img/phantom_vs_nih.png).
+    """
+
+    edge_px: float = 1.3  # anti-aliasing ramp of soft masks, in output pixels
+    # body
+    neck_half_width: float = 0.36
+    shoulder_drop: float = 0.12  # shoulders reach trunk width this far above the lung apex...
+    shoulder_span: float = 0.35  # ...rising from the neck over this height
+    tissue: float = 0.50
+    tissue_centre: float = 0.20
+    abdomen: float = 0.08
+    bowel_gas: float = 0.10
+    # domes and lungs
+    dome_peak: float = 0.45  # dome apex at this fraction of the thoracic half-width
+    dome_medial_flat: float = 0.45
+    apex_round: float = 0.6
+    air: float = 0.62
+    air_rim: float = 0.35  # lung air at the cage edge relative to the middle of the lung
+    hilum_x: float = 0.28
+    hilum_y: float = 0.52
+    hilum_falloff: float = 9.0
+    marking_base: float = 0.03
+    vessel: float = 0.07
+    vessel_spokes: float = 14.0  # radians of spoke phase per unit of sin(angle)
+    marking_hilar: float = 0.12
+    # heart and mediastinum
+    heart_left_shift: float = 0.13
+    heart_clear: float = 0.06  # lowest horizontal extreme of the heart above the left dome
+    heart_density: float = 0.05
+    med_half_width: float = 0.085
+    med_into_heart: float = 0.65
+    med_grow_start: float = 1.3  # in heart half-heights above the heart centre
+    med_grow_span: float = 1.2
+    knob_x: float = 0.13
+    knob_y: float = 0.33
+    knob_r: float = 0.07
+    trachea_half_width: float = 0.03
+    carina: float = 0.42
+    trachea: float = 0.10
+    # bones
+    spine: float = 0.05
+    vertebra: float = 0.085
+    ribs_per_lung: float = 9.5
+    rib_rise: float = -0.15
+    rib_droop: float = 0.45
+    rib_width: float = 0.18
+    rib: float = 0.055
+    rib_hidden: float = 0.7  # ribs fade over the heart and mediastinum
+    clavicle_y: float = 0.17
+    clavicle_ap_up: float = 0.07
+    clavicle_slope_pa: float = 0.40
+    clavicle_slope_ap: float = 0.10
+    clavicle_half_thick: float = 0.035
+    clavicle_len: float = 0.92
+    clavicle: float = 0.09
+    scapula_x_pa: float = 1.2
+    scapula_x_ap: float = 0.80
+    scapula_y: float = 0.36
+    scapula_w: float = 0.20
+    scapula_h: float = 0.34
+    scapula: float = 0.08
+    breast_x: float = 0.55
+    breast_up: float = 0.22
+    breast: float = 0.07
+    gastric: float = 0.14
+    # findings
+    ptx_lucency: float = 0.10
+    ptx_line: float = 0.18
+    effusion_extra: float = 0.08
+    nodule: float = 0.26
+    mass: float = 0.30
+    infiltration: float = 0.17
+    pneumonia: float = 0.27
+    consolidation: float = 0.32
+    atelectasis: float = 0.26
+    edema: float = 0.24
+    fibrosis: float = 0.16
+    pleural_thickening: float = 0.30
+    hernia: float = 0.10
+    hernia_gas: float = 0.26
+    # film
+    lead_sites: tuple[tuple[float, float], ...] = ((-0.55, -0.55), (0.55, -0.55), (0.62, 0.25))
+    lead_r: float = 0.03
+    lead: float = 0.32
+    # support devices (metal and radio-opaque plastic: brighter than bone)
+    tube: float = 0.30
+    tube_half_width: float = 0.016
+    pacer: float = 0.55
+    # film realism (scaled by PhantomConfig.texture)
+    soft_tissue_texture: float = 0.035
+    lung_texture: float = 0.045
+    film_gain: float = 1.0
+    film_offset: float = 0.0
+
+
+ANATOMY = Anatomy()
+
+
+class PhantomError(ValueError):
+    """A phantom configuration or export request that cannot be honoured."""
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+class PhantomConfig(BaseModel):
+    """What to generate. Defaults reproduce NIH ChestX-ray14's label mix."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(default=8000, ge=1, le=5_000_000, description="Number of images.")
+    size: int = Field(default=64, ge=32, le=256, description="Image side in pixels.")
+    seed: int = Field(default=0, ge=0, description="Same seed, same images and labels.")
+    prevalence: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-finding prevalence overrides, e.g. {'Cardiomegaly': 0.2}. Cardiomegaly keeps "
+        "NIH's (gender, view) ratios, scaled to the requested overall rate.",
+    )
+    female_fraction: float = Field(default=NIH_FEMALE_FRACTION, ge=0.0, le=1.0)
+    ap_fraction: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="P(AP); None = NIH's per-gender rates."
+    )
+    images_per_patient: float = Field(default=NIH_IMAGES_PER_PATIENT, ge=1.0, le=100.0)
+    noise: float = Field(default=1.0, ge=0.0, le=5.0, description="Scale of the quantum noise.")
+    first_patient_id: int = Field(default=1, ge=0)
+    # ---- difficulty from documented properties of real labels and films (sources: docs/notes/phantom.md)
+    label_noise: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Scale of Cardiomegaly label errors: 1 = the audited rates below, 0 = every label is "
+        "the truth (gt_ctr > 0.5 iff labelled).",
+    )
+    label_ppv: float = Field(
+        default=0.80,
+        gt=0.0,
+        le=1.0,
+        description="Share of Cardiomegaly labels that are true (visual audit of ChestX-ray14: PPV 10-30 "
+        "points below the >0.9 the text mining claimed; physicians agreed with 65-80 %).",
+    )
+    label_sensitivity: float = Field(
+        default=0.90,
+        gt=0.0,
+        le=1.0,
+        description="Share of true cardiomegalies that carry the label (NIH's text mining: recall ~0.9).",
+    )
+    reader_ctr_sd: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=0.1,
+        description="Reader variability of the CTR; mislabelled hearts lie within it of 0.5 "
+        "(inter-observer CV ~2 %; AP-vs-PA CTR difference SD 0.029).",
+    )
+    borderline_share: float = Field(
+        default=0.7,
+        ge=0.0,
+        le=1.0,
+        description="Share of label errors that are reader disagreement on a borderline heart (the rest "
+        "are text-mining errors, at any heart size).",
+    )
+    device_rate_ap: float = Field(
+        default=0.50,
+        ge=0.0,
+        le=1.0,
+        description="AP (bedside) films with lines/tubes (CheXpert, mostly inpatient: 'Support Devices' on "
+        "52 % of images).",
+    )
+    device_rate_pa: float = Field(default=0.05, ge=0.0, le=1.0, description="PA films with lines/tubes.")
+    pacemaker_rate: float = Field(
+        default=0.03, ge=0.0, le=1.0, description="Films showing a pacemaker/ICD (all views)."
+    )
+    ecg_lead_rate_ap: float = Field(default=0.45, ge=0.0, le=1.0, description="AP films with ECG electrodes.")
+    low_inspiration_rate_ap: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="AP films taken at poor inspiration (fewer ribs above the domes, broader-looking heart).",
+    )
+    low_inspiration_rate_pa: float = Field(default=0.1, ge=0.0, le=1.0)
+    rotation_deg: float = Field(
+        default=4.0,
+        ge=0.0,
+        le=15.0,
+        description="SD of patient rotation about the long axis (degrees): the heart and mediastinum shift "
+        "off the spine.",
+    )
+    texture: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=3.0,
+        description="Scale of film realism: soft-tissue and lung texture, exposure (gamma, window, heel "
+        "effect), collimation and markers. 0 = the flat look of the first phantom.",
+    )
+
+    @field_validator("prevalence")
+    @classmethod
+    def _check_prevalence(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, p in v.items():
+            finding_index(name)  # LabelError (a ValueError) naming an unknown finding
+            if not 0.0 <= float(p) <= 1.0:
+                raise ValueError(f"prevalence of {name!r} must be within [0, 1], got {p}")
+        return {k: float(p) for k, p in v.items()}
+
+    def finding_rate(self, name: str) -> float:
+        """Overall target prevalence of a finding (override or NIH's)."""
+        return self.prevalence.get(name, NIH_PREVALENCE[name])
+
+    def cardiomegaly_rate(self, gender: str, view: str) -> float:
+        """Cardiomegaly rate in a (gender, view) group: NIH's, scaled to any override."""
+        base = NIH_CARDIOMEGALY_RATE[(gender, view)]
+        if CARDIOMEGALY not in self.prevalence:
+            return base
+        return min(1.0, base * self.prevalence[CARDIOMEGALY] / NIH_PREVALENCE[CARDIOMEGALY])
