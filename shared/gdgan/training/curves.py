@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CURVE_FILE = "quality_curve.json"
 CURVE_PNG = "quality_curve.png"
+PHASE_COLORS = {"stage1": "C0", "stage2": "C1", "acgan": "C2"}
 PLOTTED = (
     ("relative_fd", "relative FD (1 = real)"),
     ("precision", "precision"),
@@ -167,7 +168,8 @@ def curves_png(curves: list[dict[str, Any]]) -> bytes:
         for c in curves:
             pts = [(p["step"], p[key]) for p in c["points"] if p.get(key) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, lw=1.4, label=c["phase"])
+                color = PHASE_COLORS.get(c["phase"])  # one colour per phase in every panel
+                ax.plot(*zip(*pts), marker="o", ms=3, lw=1.4, label=c["phase"], color=color)
         ceil = next((ceiling_of[key](c["ceiling"]) for c in curves if key in ceiling_of), None)
         if ceil is not None:
             ax.axhline(ceil, ls=":", c="grey", lw=1, label="real test")
