@@ -23,10 +23,11 @@ def start_stack(
     trainers: int = 1,
     evaluators: int = 1,
     store_url: str = "",
+    s3: bool = False,
 ) -> Stack:
     """A started stack on free ports; every GDGAN_* setting explicit so the developer's environment
     cannot leak in. One torch thread per process: tests share two cores."""
-    gw, gen, rp = free_ports(3)
+    gw, gen, rp, s3p = free_ports(4)
     base = {
         "GDGAN_DATA_DIR": str(home / "data"),
         "GDGAN_CACHE_DIR": str(home / "cache"),
@@ -46,6 +47,8 @@ def start_stack(
         trainers=trainers,
         evaluators=evaluators,
         store_url=store_url,
+        s3=s3,
+        s3_port=s3p,
         env=base,
     )
     return Stack(cfg).start(timeout=120)

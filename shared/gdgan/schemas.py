@@ -289,6 +289,16 @@ class JobProgress(BaseModel):
     message: str = ""
 
 
+class RunningOn(BaseModel):
+    """A worker running (part of) a job, read from the heartbeats when the record is served."""
+
+    part: str | None = None
+    worker: str = Field(description="Celery node name of the worker.")
+    since: str = Field(description="When this worker took the task.")
+    heartbeat_age_s: float | None = Field(description="Seconds since its last heartbeat; null = none left.")
+    stalled: bool = Field(description="Three heartbeats missed; redelivered after GDGAN_WORKER_DEAD_AFTER_S.")
+
+
 class JobRecord(BaseModel):
     """The job record kept in Redis (and returned by GET /v1/jobs/{id})."""
 
@@ -306,6 +316,10 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     attempts: int = 0
     parts: dict[str, str] = Field(default_factory=dict, description="Fan-out parts and their status.")
+    running_on: list[RunningOn] = Field(
+        default_factory=list, description="Live view of the workers running it (not stored)."
+    )
+    stalled: bool = Field(default=False, description="Running, but a worker stopped sending heartbeats.")
 
     @property
     def terminal(self) -> bool:

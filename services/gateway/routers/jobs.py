@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import redis.asyncio as aredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from gdgan.jobs import heartbeat
 from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
 from gdgan.schemas import (
     TERMINAL,
@@ -134,12 +135,13 @@ def list_jobs(
     type: Annotated[JobType | None, Query()] = None,
     status: Annotated[JobStatus | None, Query()] = None,
 ) -> JobList:
-    return JobList(jobs=jobs.list(limit=limit, job_type=type, status=status))
+    return JobList(jobs=[heartbeat.annotate(jobs.r, rec) for rec in jobs.list(limit, type, status)])
 
 
 @router.get("/{job_id}", response_model=JobRecord, responses=NOT_FOUND)
 def show_job(job_id: str, jobs: Jobs) -> JobRecord:
-    return _get_job(jobs, job_id)
+    """The record, plus who runs it now and whether that worker still beats (``stalled``)."""
+    return heartbeat.annotate(jobs.r, _get_job(jobs, job_id))
 
 
 @router.post(

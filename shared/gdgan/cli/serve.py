@@ -50,6 +50,7 @@ def generator(host: Host = "127.0.0.1", port: Port = None) -> None:
 
 def _worker(queue: str, name: str, loglevel: str) -> None:
     # No torch / CUDA here: the solo pool runs tasks in this very process (no fork afterwards).
+    import gdgan.jobs.heartbeat  # noqa: F401  (connects the heartbeat/watchdog to the worker's signals)
     from gdgan.jobs.celery_app import app as celery
 
     celery.worker_main(
