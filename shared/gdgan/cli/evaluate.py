@@ -59,6 +59,11 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
         t2.add_row(*r)
     console.print(t2)
     console.print(TABLE2_NOTE, soft_wrap=True)
+    harness = report["quality"].get("harness") or {}
+    if harness.get("available"):
+        from gdgan.cli.quality import print_quality
+
+        print_quality(harness, console)
     console.print(report["lineage"]["statement"], soft_wrap=True)
 
 
