@@ -90,6 +90,19 @@ def model_losses(
     )
 
 
+@router.get(
+    "/v1/models/{model_id}/quality_curve.png",
+    response_class=Response,
+    responses={**NOT_FOUND, 200: {"content": {"image/png": {}}, "description": "quality over training"}},
+)
+def model_quality_curve(model_id: str, store: Store) -> Response:
+    """The harness figures over training (stored when the run had ``quality_every`` > 0)."""
+    m = catalog.resolve_model(store, model_id)
+    if "quality_curve.png" not in m.files:
+        raise ArtifactNotFound(f"model {m.id!r} has no quality curve (trained with quality_every=0)")
+    return Response(store.get_bytes(m.id, "quality_curve.png"), media_type="image/png")
+
+
 @router.get("/v1/reports/{report_id}", responses=NOT_FOUND)
 def show_report(report_id: str, store: Store) -> dict[str, Any]:
     m = _report_manifest(store, report_id)

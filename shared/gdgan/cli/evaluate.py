@@ -70,6 +70,11 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
         t2.add_row(*r)
     console.print(t2)
     console.print(TABLE2_NOTE, soft_wrap=True)
+    harness = (report.get("quality") or {}).get("harness") or {}
+    if harness.get("available"):
+        from gdgan.cli.quality import print_quality
+
+        print_quality(harness, console)
     if statement := (report.get("lineage") or {}).get("statement"):
         console.print(statement, soft_wrap=True)
 

@@ -6,6 +6,7 @@ import typer
 
 from gdgan.cli import client, data, demo, serve, stack
 from gdgan.cli import evaluate as evaluate_cli
+from gdgan.cli import quality as quality_cli
 from gdgan.cli import train as train_cli
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ app.add_typer(train_cli.app, name="train")
 app.command("sample")(train_cli.sample)
 app.command("evaluate")(evaluate_cli.evaluate)
 app.command("reproduce")(evaluate_cli.reproduce)
+app.command("quality")(quality_cli.quality)
 
 
 if __name__ == "__main__":

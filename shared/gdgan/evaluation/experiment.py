@@ -8,66 +8,43 @@ is seeded from ``plan.seed``, so a worker anywhere computes the same thing.
 
 from __future__ import annotations
 
-import hashlib
-import threading
 from typing import Any
 
 import numpy as np
 
-from gdgan.data.dataset import ImageDataset, load_dataset
-from gdgan.data.splits import Split, repeat_splits
+from gdgan.evaluation.assemble import assemble_report
 from gdgan.evaluation.auc import AUCError, roc_auc, roc_curve, thin_curve
 from gdgan.evaluation.augment import label_mix, plan_training_set
 from gdgan.evaluation.classifier import predict_logits, train_classifier
+from gdgan.evaluation.context import (
+    EvaluationCancelled,
+    EvaluationError,
+    load_eval_dataset,
+    plan_device,
+    plan_key,
+    plan_splits,
+    target_column,
+)
 from gdgan.evaluation.lineage import check_lineage
 from gdgan.evaluation.plan import GAN_STRATEGIES, EvaluationPlan
 from gdgan.evaluation.synthetic import sample_labelled
-from gdgan.progress import Cancelled, Progress, ProgressCallback, StopFlag, never_stop, no_progress
+from gdgan.progress import Progress, ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore
+
+__all__ = [
+    "EvaluationCancelled",
+    "EvaluationError",
+    "assemble_report",
+    "load_eval_dataset",
+    "plan_splits",
+    "run_classifier",
+    "run_evaluation",
+    "target_column",
+    "train_split_gans",
+]
 
 PART_KIND = "eval-part"
 PART_FILE = "part.json"
-
-
-class EvaluationCancelled(Cancelled):
-    """should_stop() returned True."""
-
-
-class EvaluationError(ValueError):
-    """The plan cannot be run on this data (e.g. a split without positives); names the cause."""
-
-
-_cache_lock = threading.Lock()
-_ds_cache: dict[tuple[str, str], ImageDataset] = {}
-
-
-def load_eval_dataset(store: ArtifactStore, dataset_id: str) -> ImageDataset:
-    key = (getattr(store, "url", str(id(store))), dataset_id)
-    with _cache_lock:
-        if key not in _ds_cache:
-            if len(_ds_cache) > 2:
-                _ds_cache.clear()
-            _ds_cache[key] = load_dataset(store, dataset_id, mmap=True)
-        return _ds_cache[key]
-
-
-def plan_splits(plan: EvaluationPlan, ds: ImageDataset) -> list[Split]:
-    """``plan.repeats`` patient-wise 70/10/20 splits (seeds split_base_seed + r)."""
-    return repeat_splits(ds.labels["patient_id"], plan.repeats, base_seed=plan.split_base_seed)
-
-
-def target_column(plan: EvaluationPlan, ds: ImageDataset) -> np.ndarray:
-    return np.asarray(ds.labels["findings"][:, ds.schema.finding_index(plan.finding)]).astype(np.uint8)
-
-
-def plan_key(plan: EvaluationPlan) -> str:
-    return hashlib.sha256(plan.model_dump_json().encode()).hexdigest()[:10]
-
-
-def _device(plan: EvaluationPlan) -> str:
-    from gdgan.settings import resolve_device
-
-    return resolve_device(plan.device)
 
 
 def _prefixed(progress: ProgressCallback, label: str) -> ProgressCallback:
@@ -125,7 +102,7 @@ def train_split_gans(
                 run_id=f"eval-{plan_key(plan)}-r{repeat}-{kind}",
                 progress=_prefixed(progress, f"{kind} r{repeat}"),
                 should_stop=should_stop,
-                device=_device(plan),
+                device=plan_device(plan),
             )
             if res.status != "succeeded" or not res.model_id:
                 raise EvaluationCancelled(f"{kind} training for repeat {repeat} was cancelled")
@@ -181,7 +158,7 @@ def run_classifier(
             raise EvaluationError(f"strategy {strategy!r} needs a {strategy} model id for repeat {repeat}")
         from gdgan.training.sampling import load_generator
 
-        gen = load_generator(store, model_id, device=_device(plan))
+        gen = load_generator(store, model_id, device=plan_device(plan))
         n = ts.counts.positives_added_synthetic
         syn = sample_labelled(
             gen,
@@ -204,14 +181,14 @@ def run_classifier(
         t[split.val],
         preset.classifier,
         seed=plan.seed_for("classifier", repeat),
-        device=_device(plan),
+        device=plan_device(plan),
         progress=_prefixed(progress, f"classifier {strategy} r{repeat}"),
         should_stop=should_stop,
     )
     if tc.cancelled:
         raise EvaluationCancelled(f"classifier {strategy} r{repeat} cancelled")
     y_test = t[split.test]
-    scores = predict_logits(tc.model, np.asarray(ds.images[split.test]), device=_device(plan))
+    scores = predict_logits(tc.model, np.asarray(ds.images[split.test]), device=plan_device(plan))
     try:
         auc: float | None = roc_auc(y_test, scores)
         fpr, tpr, _ = roc_curve(y_test, scores)
@@ -287,8 +264,6 @@ def run_evaluation(
         import torch
 
         torch.set_num_threads(get_settings().num_threads)
-    from gdgan.evaluation.assemble import assemble_report
-
     gan_w = 4.0 if plan.gdgan_model is None else 0.1  # training a GAN pair outweighs a classifier
     units = plan.repeats * (gan_w + len(plan.strategies)) + 2.0
     sub, done = _overall(progress, units)
@@ -315,10 +290,3 @@ def run_evaluation(
     done[0] += 2.0
     progress(Progress("evaluation", 1000, 1000, message=f"report {report_id}"))
     return report_id
-
-
-def assemble_report(*args: Any, **kwargs: Any) -> str:
-    """See :func:`gdgan.evaluation.assemble.assemble_report` (re-exported for the contract)."""
-    from gdgan.evaluation.assemble import assemble_report as _assemble
-
-    return _assemble(*args, **kwargs)

@@ -63,6 +63,9 @@ class EvalPreset(BaseModel):
     bootstrap: int = Field(default=2000, ge=10)
     grid_images: int = Field(default=16, ge=1)
     imagenet_is_images: int = Field(default=50_000, ge=2, description="Cap for the 299-px ImageNet IS.")
+    # Quality harness (gdgan.evaluation.harness): images per set and the judge preset.
+    harness_n: int = Field(default=500, ge=8)
+    harness_judge: str = Field(default="demo", description="Judge preset: tiny | demo.")
     # ``reproduce`` without --dataset builds a phantom dataset of this shape.
     phantom_n: int = Field(default=20_000, ge=50)
     phantom_size: int = Field(default=64, ge=32)
@@ -96,6 +99,8 @@ PRESETS: dict[str, EvalPreset] = {
         imagenet_is_images=16,
         phantom_n=500,
         phantom_size=32,
+        harness_n=40,
+        harness_judge="tiny",
         phantom_prevalence={"Cardiomegaly": 0.12},
     ),
     "demo": EvalPreset(

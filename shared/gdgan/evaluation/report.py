@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gdgan.evaluation.harness_report import harness_html
 from gdgan.evaluation.paper import PAPER_TABLE1, PAPER_TABLE2
 from gdgan.evaluation.stats import t_interval, verdict
 
@@ -326,6 +327,7 @@ def render_html(report: dict[str, Any], files: dict[str, bytes]) -> str:
         "roc": _img(files, "roc.png", f"Figure 3: ROC curves, {report['finding']}"),
         "fid": _fid_section(q),
         "fidelity": _fidelity_section(q),
+        "harness": harness_html(q.get("harness"), files),
         "memorisation": _memorisation_section(q, files),
         "grids": "".join(
             _img(

@@ -148,7 +148,15 @@ class _Context:
     def run(self, phase: Any, cfg: TrainConfig, sampler_for: Any = None) -> PhaseRun:
         data = self.data(cfg)
         total = cfg.total_steps(len(data))
-        return run_phase(
+        preview = self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None
+        curve = self.curve(phase.name, cfg, total, sampler_for) if sampler_for else None
+        hooks = [h for h in (preview, curve) if h is not None]
+
+        def on_step(step: int, ema: torch.nn.Module) -> None:
+            for hook in hooks:
+                hook(step, ema)
+
+        run = run_phase(
             phase,
             data,
             cfg,
@@ -160,7 +168,26 @@ class _Context:
             progress=self.progress,
             should_stop=self.should_stop,
             state_extra={"data_digest": self.digest},
-            on_step=self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None,
+            on_step=on_step if hooks else None,
+        )
+        if curve is not None:
+            run.extra["quality_curve"] = curve.to_dict()
+        return run
+
+    def curve(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
+        """The quality-curve hook of this phase (None when ``quality_every`` is 0)."""
+        from gdgan.training.curves import build_curve
+
+        return build_curve(
+            name,
+            cfg,
+            total,
+            self.ds,
+            self.idx,
+            self.split_seed,
+            self.store,
+            sampler_for,
+            self.progress or (lambda _p: None),
         )
 
     def write(

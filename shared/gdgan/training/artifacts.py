@@ -92,6 +92,13 @@ def write_model(
         w.put_bytes(CRITIC_FILE, _weights_bytes(run.D))
         w.put_bytes(SAMPLES_FILE, sample_grid(sampler, cfg))
         w.put_json(LOSSES_FILE, run.history)
+        curve = run.extra.get("quality_curve")
+        if curve:
+            from gdgan.training.curves import CURVE_FILE, CURVE_PNG, curves_png
+
+            w.put_json(CURVE_FILE, [curve])
+            w.put_bytes(CURVE_PNG, curves_png([curve]))
+            meta = {**meta, "quality": _final_headline(curve)}
         return w.commit(
             config={"train": cfg.to_dict(), "model": gan.to_dict()},
             parents=parents,
@@ -109,10 +116,23 @@ def write_model(
         )
 
 
+def _final_headline(curve: dict[str, Any]) -> dict[str, Any] | None:
+    """The last curve point (the stored weights' figures), for listings."""
+    pts = curve.get("points") or []
+    return {k: v for k, v in pts[-1].items() if k != "phase"} if pts else None
+
+
 def write_bundle(store: ArtifactStore, stage1: Manifest, stage2: Manifest, samples_png: bytes) -> Manifest:
-    """The GDGAN bundle: names both stages (parents [stage1, stage2]); load_generator follows them."""
+    """The GDGAN bundle: names both stages (parents [stage1, stage2]); load_generator follows them.
+    Both stages' quality curves, when recorded, are copied into one curve file and plot."""
+    from gdgan.training.curves import CURVE_FILE, CURVE_PNG, curves_png
+
+    curves = [c for m in (stage1, stage2) if CURVE_FILE in m.files for c in store.get_json(m.id, CURVE_FILE)]
     with store.writer("gdgan") as w:
         w.put_bytes(SAMPLES_FILE, samples_png)
+        if curves:
+            w.put_json(CURVE_FILE, curves)
+            w.put_bytes(CURVE_PNG, curves_png(curves))
         return w.commit(
             config={"model": stage1.config["model"], "stage1": stage1.config, "stage2": stage2.config},
             parents=[stage1.id, stage2.id],
@@ -127,5 +147,6 @@ def write_bundle(store: ArtifactStore, stage1: Manifest, stage2: Manifest, sampl
                 },
                 "label_mix": stage2.meta.get("label_mix", {}),
                 **({SCHEMA_KEY: stage2.meta[SCHEMA_KEY]} if SCHEMA_KEY in stage2.meta else {}),
+                **({"quality": stage2.meta["quality"]} if stage2.meta.get("quality") else {}),
             },
         )

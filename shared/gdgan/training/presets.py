@@ -58,6 +58,10 @@ class TrainConfig:
     progress_interval_s: float = 0.5  # minimum seconds between progress callbacks
     grid_per_group: int = 4  # samples per label group in samples.png
     grid_finding: str = "Cardiomegaly"  # the finding shown on/off in samples.png
+    # quality curve (gdgan.training.curves): the harness on the EMA weights every N steps
+    quality_every: int = 0  # 0 = off
+    quality_n: int = 200  # images per set at each point
+    quality_judge: str = "demo"  # judge preset (gdgan.evaluation.judge.JUDGE_PRESETS)
     # CUDA only (ignored on CPU, where everything is fp32 and deterministic)
     amp: bool = True  # bf16 autocast; the gradient penalty always runs in fp32
     channels_last: bool = True
@@ -84,6 +88,10 @@ class TrainConfig:
 
         if self.grid_finding not in FINDINGS:
             raise ConfigError(f"grid_finding: unknown finding {self.grid_finding!r}")
+        if self.quality_every < 0 or self.quality_n < 8:
+            raise ConfigError(
+                f"quality_every/quality_n: need >= 0 and >= 8, got {self.quality_every}, {self.quality_n}"
+            )
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
 
