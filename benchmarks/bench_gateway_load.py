@@ -1,7 +1,7 @@
 """Gateway under load while a training job runs: an open-loop 200 job-status polls per second plus 50
 open SSE streams on the same job. Reports the polls' p50/p99/max latency, the rate reached, errors,
 the SSE events delivered, and the gateway's RSS. Loopback only; the whole stack is real
-(``services.testing.start_stack``: Redis, gateway, generator, a trainer, an evaluator).
+(``tests/svcstack.py``'s ``start_stack``: Redis, gateway, generator, a trainer, an evaluator).
 
     PYTHONPATH=shared:. .venv/bin/python benchmarks/bench_gateway_load.py [--seconds 60] [--markdown]
 """
@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from pathlib import Path
 import httpx
 from gdgan.localstack.servers import RedisServer
 
-from services.testing import start_stack, wait_job
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test-only stack helper
+from svcstack import start_stack, wait_job
 
 
 def rss_mb(pid: int) -> float:

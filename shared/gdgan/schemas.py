@@ -31,7 +31,6 @@ JobType = Literal["ingest", "train", "evaluate", "generate"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ImageFormat = Literal["zip", "png", "json"]
-MODEL_ALIASES: tuple[str, ...] = ("gdgan", "acgan")
 SEED_MAX = 2**32 - 1
 
 ArtifactId = Annotated[
@@ -212,13 +211,19 @@ class EvaluateRequest(_Strict):
 
 
 def _check_model_ref(v: str) -> str:
-    if v in MODEL_ALIASES or ID_RE.fullmatch(v):
+    from gdgan.catalog import ALIASES
+
+    if v in ALIASES or ID_RE.fullmatch(v):
         return v
-    raise ValueError(f"model must be 'gdgan', 'acgan' or a model id, got {v[:100]!r}")
+    raise ValueError(f"model must be an alias ({', '.join(ALIASES)}) or a model id, got {v[:100]!r}")
 
 
 class _LabelRequest(_Strict):
-    model: str = Field(default="gdgan", max_length=96, description="'gdgan', 'acgan' (latest) or a model id.")
+    model: str = Field(
+        default="gdgan",
+        max_length=96,
+        description="An alias (gdgan, acgan, stage1, stage2: the latest of that kind) or a model id.",
+    )
     finding: FindingName | list[FindingName] | Literal["No Finding"] | None = Field(
         default=None, description="A finding, a list of findings, or null / 'No Finding' for none."
     )
@@ -287,6 +292,7 @@ class JobProgress(BaseModel):
     losses: dict[str, float] = Field(default_factory=dict)
     images_per_s: float | None = None
     message: str = ""
+    worker: str = Field(default="", description="host:pid:task of the worker that reported it.")
 
 
 class RunningOn(BaseModel):
@@ -371,10 +377,6 @@ class ModelList(BaseModel):
 class GeneratorModels(BaseModel):
     loaded: list[str]
     available: list[ModelSummary]
-
-
-class ErrorBody(BaseModel):
-    detail: Any
 
 
 class Health(BaseModel):

@@ -120,6 +120,14 @@ class Settings(BaseSettings):
         description="The only folder POST /v1/datasets (source nih) may read; default <data_dir>/imports.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    client_reconnects: int = Field(
+        default=30,
+        ge=0,
+        description="Times the CLI reconnects to a gateway that went away while following a job.",
+    )
+    client_reconnect_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between the CLI's reconnection attempts."
+    )
 
     # --- evaluation ------------------------------------------------------------------------------
     inception_weights: str = Field(default="", description="Path or store key of Inception-v3 weights.")

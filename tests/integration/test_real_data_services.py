@@ -20,8 +20,7 @@ import httpx
 import pytest
 from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Stack
-
-from services.testing import start_stack, wait_job
+from svcstack import start_stack, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.nih_sample]
 

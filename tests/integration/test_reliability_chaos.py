@@ -32,8 +32,7 @@ import httpx
 import pytest
 import redis
 from gdgan.localstack.stack import Service, Stack
-
-from services.testing import start_stack, wait_for, wait_job
+from svcstack import start_stack, wait_for, wait_job
 
 pytestmark = pytest.mark.integration
 

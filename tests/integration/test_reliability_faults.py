@@ -26,8 +26,7 @@ import httpx
 import pytest
 from gdgan.localstack.servers import RedisServer, SeaweedS3Server
 from gdgan.localstack.stack import Service, Stack
-
-from services.testing import sse, start_stack, wait_for, wait_job
+from svcstack import sse, start_stack, wait_for, wait_job
 
 pytestmark = pytest.mark.integration
 

@@ -26,8 +26,7 @@ import httpx
 import pytest
 from gdgan.localstack.servers import free_ports
 from gdgan.localstack.stack import pid_alive, read_state
-
-from services.testing import sse, wait_for
+from svcstack import sse, wait_for
 
 pytestmark = pytest.mark.integration
 

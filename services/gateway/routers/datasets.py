@@ -5,9 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-from fastapi import APIRouter, HTTPException
-from gdgan.data.dataset import DATASET_KIND, LABELS_FILE
+from fastapi import APIRouter
+from gdgan.data.dataset import DATASET_KIND, LABELS_FILE, load_labels, split_counts
 from gdgan.labels import schema_of
 from gdgan.schemas import (
     DatasetCreated,
@@ -20,6 +19,7 @@ from gdgan.schemas import (
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
 
+from services.common.http import field_error
 from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth])
@@ -50,27 +50,11 @@ def _inside(root: Path, given: str, field: str) -> str:
     p = Path(given)
     p = (p if p.is_absolute() else root / p).resolve()
     if p != root and root not in p.parents:
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", field],
-                    "type": "path_outside_import_dir",
-                    "msg": f"{field} must be inside the import folder {root}",
-                }
-            ],
+        raise field_error(
+            field, f"{field} must be inside the import folder {root}", "path_outside_import_dir"
         )
     if not p.exists():
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", field],
-                    "type": "path_missing",
-                    "msg": f"{field}: {given!r} does not exist in the import folder",
-                }
-            ],
-        )
+        raise field_error(field, f"{field}: {given!r} does not exist in the import folder", "path_missing")
     return str(p)
 
 
@@ -102,26 +86,7 @@ def list_datasets(store: Store) -> list[DatasetSummary]:
 @lru_cache(maxsize=32)
 def _split_counts(store: ArtifactStore, dataset_id: str, sha: str) -> dict[str, dict]:
     """Per-split label counts (seed 0). Keyed by the labels' sha256: artifacts are immutable."""
-    from gdgan.data.dataset import label_counts
-    from gdgan.data.splits import patient_split
-    from gdgan.labels import schema_of
-
-    schema = schema_of(store.manifest(dataset_id).meta)
-    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
-        labels = {k: z[k] for k in z.files}
-    split = patient_split(labels["patient_id"], seed=0, official_split=labels.get("official_split"))
-    out: dict[str, dict] = {}
-    for part in ("train", "val", "test"):
-        idx = split.part(part)
-        counts = label_counts(
-            schema,
-            labels["patient_id"][idx],
-            labels["gender"][idx],
-            labels["view"][idx],
-            labels["findings"][idx],
-        )
-        out[part] = {k: counts[k] for k in ("images", "patients", "gender", "view", "findings")}
-    return out
+    return split_counts(load_labels(store, dataset_id), schema_of(store.manifest(dataset_id).meta), seed=0)
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses={404: {"description": "unknown id"}})

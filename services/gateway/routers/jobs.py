@@ -9,8 +9,9 @@ from typing import Annotated, Any
 
 import redis.asyncio as aredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from gdgan import catalog
 from gdgan.jobs import heartbeat
-from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
+from gdgan.jobs.records import JobConflict, JobNotFound, JobStore, events_key
 from gdgan.schemas import (
     TERMINAL,
     CancelResponse,
@@ -26,18 +27,14 @@ from gdgan.schemas import (
 from gdgan.store import ArtifactStore
 from sse_starlette.sse import EventSourceResponse
 
+from services.common.http import field_error
 from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 from services.gateway.routers.datasets import dataset_manifest
-from services.gateway.routers.models import resolve_model
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Auth])
 
 NOT_FOUND = {404: {"description": "unknown id"}}
 BLOCK_MS = 5000  # one XREAD wait; between waits the stream checks for a disconnected client
-
-
-def _field_error(loc: list[Any], msg: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": "value_error"}])
 
 
 def _get_job(jobs: JobStore, job_id: str) -> JobRecord:
@@ -56,13 +53,13 @@ def create_train(req: TrainRequest, jobs: Jobs, store: Store) -> JobCreated:
     try:
         get_config(req.preset, req.overrides)
     except ConfigError as exc:
-        raise _field_error(["body", "overrides"], str(exc)) from None
+        raise field_error("overrides", str(exc)) from None
     if req.stage1_model:
         m = store.manifest(checked_id(req.stage1_model, "model"))
         if m.kind not in ("gdgan-stage1", "gdgan"):
-            raise _field_error(["body", "stage1_model"], f"{m.id!r} is a {m.kind!r}, not a stage-1 model")
+            raise field_error("stage1_model", f"{m.id!r} is a {m.kind!r}, not a stage-1 model")
     elif req.model == "stage2":
-        raise _field_error(["body", "stage1_model"], "model 'stage2' needs a stage1_model id")
+        raise field_error("stage1_model", "model 'stage2' needs a stage1_model id")
     rec = jobs.create("train", req.model_dump())
     enqueue(jobs, rec.id, "gdgan.train")
     return JobCreated(job_id=rec.id)
@@ -73,7 +70,7 @@ def _check_model_kind(store: ArtifactStore, model_id: str | None, kind: str, fie
         return
     m = store.manifest(checked_id(model_id, "model"))
     if m.kind != kind:
-        raise _field_error(["body", field], f"{model_id!r} is a {m.kind!r}, not a {kind!r} model")
+        raise field_error(field, f"{model_id!r} is a {m.kind!r}, not a {kind!r} model")
 
 
 @router.post("/evaluate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
@@ -85,7 +82,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
     try:  # any finding of the dataset's own label schema can be the target
         schema.finding_index(req.finding)
     except LabelError as exc:
-        raise _field_error(["body", "finding"], str(exc)) from None
+        raise field_error("finding", str(exc)) from None
     _check_model_kind(store, req.gdgan, "gdgan", "gdgan")
     _check_model_kind(store, req.acgan, "acgan", "acgan")
     try:
@@ -100,7 +97,7 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
             findings=None if schema == NIH_SCHEMA else list(schema.findings),
         )
     except ValueError as exc:
-        raise _field_error(["body"], str(exc).splitlines()[0]) from None
+        raise field_error(None, str(exc).splitlines()[0]) from None
     rec = jobs.create("evaluate", {"request": req.model_dump(), "plan": plan.model_dump()})
     enqueue(jobs, rec.id, "gdgan.evaluate")
     return JobCreated(job_id=rec.id)
@@ -110,8 +107,8 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
 def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCreated:
     from gdgan.labels import LabelError, schema_of
 
-    model_id = resolve_model(store, req.model)
-    schema = schema_of(store.manifest(model_id).meta)
+    m = catalog.resolve_model(store, req.model)
+    model_id, schema = m.id, schema_of(m.meta)
     findings = [] if req.finding is None else [req.finding] if isinstance(req.finding, str) else req.finding
     try:  # the model's own labels, checked now rather than failing the job later
         for f in findings:
@@ -120,7 +117,7 @@ def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCre
             schema.check_general(name, getattr(req, name))
     except LabelError as exc:
         field = "finding" if "finding" in str(exc) else ("gender" if "gender" in str(exc) else "view")
-        raise _field_error(["body", field], str(exc)) from None
+        raise field_error(field, str(exc)) from None
     params = req.model_dump()
     params["model"] = model_id
     rec = jobs.create("generate", params)
@@ -202,7 +199,7 @@ async def job_events(
     """Server-sent events until the job ends: first a ``job`` event with the whole record (unless
     resuming with Last-Event-ID), then each event as it is published."""
     await asyncio.to_thread(_get_job, jobs, job_id)
-    key = f"gdgan:job:{job_id}:events"
+    key = events_key(job_id)
     client = aredis.Redis.from_url(
         settings.redis_url,
         decode_responses=True,

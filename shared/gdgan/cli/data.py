@@ -266,18 +266,14 @@ def show(
 ) -> None:
     """Counts per gender, view, finding and per part of the patient-wise 70/10/20 split."""
     with _user_errors_exit():
-        from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, load_dataset
-        from gdgan.data.splits import patient_split
+        from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, load_dataset, split_counts
 
         st = _open_store(store)
         ds_id = _resolve_dataset(st, dataset)
         m = st.manifest(ds_id)
         ds = load_dataset(st, ds_id)
         official = ds.labels.get(OFFICIAL_SPLIT_COLUMN)
-        split = patient_split(ds.labels["patient_id"], seed=split_seed, official_split=official)
-        parts = {"all": ds.counts()}
-        for name in ("train", "val", "test"):
-            parts[name] = ds.counts(split.part(name))
+        parts = {"all": ds.counts(), **split_counts(ds.labels, ds.schema, seed=split_seed)}
     info = {
         "id": ds_id,
         "kind": m.kind,

@@ -96,11 +96,7 @@ class ImageDataset:
 
     def counts(self, idx: np.ndarray | None = None) -> dict[str, Any]:
         """Counts per gender, view, (gender, view) and finding — the ``data show`` table."""
-        sel = slice(None) if idx is None else np.asarray(idx)
-        g = self.labels["gender"][sel]
-        v = self.labels["view"][sel]
-        f = self.labels["findings"][sel]
-        return label_counts(self.schema, self.labels["patient_id"][sel], g, v, f)
+        return counts_of(self.labels, self.schema, idx)
 
     # -- store --------------------------------------------------------------------------------
     def save(
@@ -140,6 +136,33 @@ class ImageDataset:
         return m
 
 
+def counts_of(
+    labels: dict[str, np.ndarray], schema: LabelSchema = NIH_SCHEMA, idx: np.ndarray | None = None
+) -> dict[str, Any]:
+    """:func:`label_counts` of the rows ``idx`` (all rows when None) of a label table."""
+    sel = slice(None) if idx is None else np.asarray(idx)
+    return label_counts(
+        schema, labels["patient_id"][sel], labels["gender"][sel], labels["view"][sel], labels["findings"][sel]
+    )
+
+
+def load_labels(store: ArtifactStore, dataset_id: str) -> dict[str, np.ndarray]:
+    """The label table alone (no images): what counts and splits need."""
+    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def split_counts(
+    labels: dict[str, np.ndarray], schema: LabelSchema = NIH_SCHEMA, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """:func:`counts_of` per part of the patient-wise split with ``seed`` (train/val/test): what
+    the gateway's dataset page and ``gdgan data show`` print."""
+    from gdgan.data.splits import patient_split
+
+    split = patient_split(labels["patient_id"], seed=seed, official_split=labels.get(OFFICIAL_SPLIT_COLUMN))
+    return {part: counts_of(labels, schema, split.part(part)) for part in ("train", "val", "test")}
+
+
 def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> ImageDataset:
     """Load a dataset artifact; images are memory-mapped when ``mmap`` (no copy until touched)."""
     m = store.manifest(dataset_id)
@@ -148,10 +171,12 @@ def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> Im
     images = np.load(
         store.fetch(dataset_id, IMAGES_FILE), mmap_mode="r" if mmap else None, allow_pickle=False
     )
-    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
-        labels = {k: z[k] for k in z.files}
     return ImageDataset(
-        images=images, labels=labels, id=dataset_id, config=m.config, schema=schema_of(m.meta)
+        images=images,
+        labels=load_labels(store, dataset_id),
+        id=dataset_id,
+        config=m.config,
+        schema=schema_of(m.meta),
     )
 
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gdgan.labels import GENDERS, N_FINDINGS, VIEWS, LabelError, encode_findings
-from gdgan.progress import Progress, ProgressCallback, StopFlag
+from gdgan.progress import Cancelled, Progress, ProgressCallback, StopFlag
 
 if TYPE_CHECKING:  # imported lazily: reading a CSV needs no store or pydantic
     from gdgan.data.dataset import ImageDataset
@@ -62,7 +62,7 @@ class NIHFormatError(ValueError):
     """The CSV, image folder or official lists cannot be used at all (not a single bad row)."""
 
 
-class IngestCancelled(RuntimeError):
+class IngestCancelled(Cancelled):
     """``should_stop`` asked the ingest to stop; finished chunks stay in the work folder."""
 
 

@@ -15,10 +15,11 @@ import numpy as np
 from gdgan.data.dataset import ImageDataset, load_dataset
 from gdgan.data.splits import Split, repeat_splits
 from gdgan.evaluation.plan import EvaluationPlan
+from gdgan.progress import Cancelled
 from gdgan.store import ArtifactStore
 
 
-class EvaluationCancelled(RuntimeError):
+class EvaluationCancelled(Cancelled):
     """should_stop() returned True."""
 
 

@@ -54,6 +54,11 @@ def _k(job_id: str, suffix: str = "") -> str:
     return f"{PREFIX}job:{job_id}{':' + suffix if suffix else ''}"
 
 
+def events_key(job_id: str) -> str:
+    """The job's event stream, for readers with their own (async) Redis client: the gateway's SSE."""
+    return _k(job_id, "events")
+
+
 class JobStore:
     """All job state lives here; gateway, workers and CLI share this one implementation."""
 
@@ -224,7 +229,7 @@ class JobStore:
 
     # -- events -------------------------------------------------------------------------------
     def publish(self, job_id: str, event: str, data: dict[str, Any]) -> str:
-        key = _k(job_id, "events")
+        key = events_key(job_id)
         pipe = self.r.pipeline()
         pipe.xadd(key, {"event": event, "data": json.dumps(data, default=str)}, maxlen=STREAM_MAXLEN)
         pipe.expire(key, self.ttl_s)
@@ -233,7 +238,7 @@ class JobStore:
 
     def events(self, job_id: str, after: str = "0", block_ms: int = 1000) -> Iterator[tuple[str, str, dict]]:
         """Blocking iterator (CLI, tests) over events until the job ends."""
-        key = _k(job_id, "events")
+        key = events_key(job_id)
         last = after
         while True:
             resp = self.r.xread({key: last}, block=block_ms, count=100)

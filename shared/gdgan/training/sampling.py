@@ -25,44 +25,31 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from torch import nn
 
+from gdgan.catalog import ModelNotFound as ModelNotFound  # re-exported: callers catch it from here
+from gdgan.catalog import resolve_model
 from gdgan.labels import (
     GENDERS,
     NIH_SCHEMA,
     NO_FINDING,
-    SCHEMA_KEY,
     VIEWS,
     LabelSchema,
     schema_of,
 )
 from gdgan.models.acgan import acgan_labels, build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2, to_uint8
-from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
+from gdgan.store import ArtifactStore, Manifest
 
 GENERATOR_FILE = "generator.safetensors"
 CRITIC_FILE = "critic.safetensors"
-MODEL_KINDS = ("gdgan-stage1", "gdgan-stage2", "gdgan", "acgan")
-ALIASES = {
-    "gdgan": "gdgan",
-    "acgan": "acgan",
-    "stage1": "gdgan-stage1",
-    "stage2": "gdgan-stage2",
-    "gdgan-stage1": "gdgan-stage1",
-    "gdgan-stage2": "gdgan-stage2",
-}
 GROUPS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))  # (gender, view) codes
 MAX_FORWARD_BATCH = 256
 BATCH_TOLERANCE_GREY_LEVELS = 1  # batched vs alone, per pixel: the guarantee in the docstring
-
-
-class ModelNotFound(ArtifactNotFound):
-    """No such model (unknown id/alias, or the artifact is not a generator)."""
 
 
 def group_key(gender: int, view: int) -> str:
@@ -313,25 +300,6 @@ class LoadedGenerator:
 
 
 # --- loading -------------------------------------------------------------------------------------
-def resolve_model(store: ArtifactStore, model_id_or_alias: str) -> Manifest:
-    """Alias ('gdgan', 'acgan', 'stage1', 'stage2') -> latest of that kind; else an artifact id."""
-    key = str(model_id_or_alias)
-    if key in ALIASES:
-        m = store.latest(ALIASES[key])
-        if m is None:
-            raise ModelNotFound(f"no {ALIASES[key]!r} model in the store yet (alias {key!r})")
-        return m
-    try:
-        m = store.manifest(key)
-    except ArtifactNotFound:
-        raise ModelNotFound(f"no model {key!r} in the store") from None
-    except ValueError:
-        raise ModelNotFound(f"no model {key[:100]!r}: not a valid model id or alias") from None
-    if m.kind not in MODEL_KINDS:
-        raise ModelNotFound(f"artifact {key!r} is a {m.kind!r}, not a model ({', '.join(MODEL_KINDS)})")
-    return m
-
-
 def _weights(store: ArtifactStore, model_id: str, name: str) -> dict[str, torch.Tensor]:
     return st_load(store.get_bytes(model_id, name))
 
@@ -372,16 +340,3 @@ def load_generator(
         g2.load_state_dict(_weights(store, s2.id, GENERATOR_FILE))
     mix = (s2 or s1).meta.get("label_mix", {}) if m.kind != "gdgan" else m.meta.get("label_mix", {})
     return LoadedGenerator(m.id, m.kind, gan, mix, g1=g1, g2=g2, device=device, manifest=m, schema=schema)
-
-
-def describe(m: Manifest) -> dict[str, Any]:
-    """Short JSON summary of a model manifest (for CLIs and APIs)."""
-    return {
-        "id": m.id,
-        "kind": m.kind,
-        "created": m.created,
-        "parents": m.parents,
-        "size": m.config.get("model", {}).get("size"),
-        "final_losses": m.meta.get("final_losses", {}),
-        SCHEMA_KEY: schema_of(m.meta).to_dict(),
-    }

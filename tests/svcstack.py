@@ -1,5 +1,6 @@
-"""Helpers for the services' integration tests and benchmarks: a stack on free loopback ports and a
-small SSE reader. Real processes only (Redis, uvicorn, Celery workers); nothing is mocked."""
+"""The integration and e2e tests' stack helper (kept under tests/, not in the shipped ``services``
+package): a stack on free loopback ports and a small SSE reader. Real processes only (Redis,
+uvicorn, Celery workers); nothing is mocked."""
 
 from __future__ import annotations
 
