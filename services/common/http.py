@@ -5,7 +5,10 @@
 - A body-size limit enforced before the body reaches FastAPI (413), so a huge upload cannot
   exhaust memory through JSON parsing.
 - One mapping from library errors to status codes, so every route answers the same way and no
-  stack trace leaves the process: unknown ids -> 404, backends down -> 503.
+  stack trace leaves the process: unknown ids -> 404, a backend that cannot be reached (Redis
+  connection/timeout, the Celery broker, the S3 store) -> 503 with Retry-After, and everything
+  else -> 500 with the traceback in the service log. Handlers match exception classes, never
+  names, so a missing file in the local store is not mistaken for a queue outage.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from typing import Any
 
 import redis
 from fastapi import FastAPI, HTTPException, Request
@@ -21,8 +23,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from gdgan.settings import get_settings
 from gdgan.store import ArtifactNotFound, IntegrityError, InvalidArtifactId, StoreError, StoreUnavailable
+from kombu.exceptions import OperationalError as KombuOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,6 +44,12 @@ def check_token(expected: str, creds: HTTPAuthorizationCredentials | None) -> No
             detail="missing or wrong bearer token (Authorization: Bearer <GDGAN_API_TOKEN>)",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+def field_error(field: str | None, msg: str, kind: str = "value_error") -> HTTPException:
+    """A 422 shaped like FastAPI's own validation errors, naming the body field (None: the body)."""
+    loc = ["body", field] if field else ["body"]
+    return HTTPException(422, detail=[{"loc": loc, "msg": msg, "type": kind}])
 
 
 class BodyLimitMiddleware:
@@ -139,21 +147,62 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StoreError)
     async def _store_err(_: Request, exc: StoreError) -> JSONResponse:
-        return _json(503, f"artifact store error: {exc}", {"Retry-After": "5"})
+        # the remaining StoreErrors (bad store URL, a dataset that is not one...) are our bugs or
+        # configuration, not a backend that will come back: 500, with the traceback in the log
+        return _internal(exc)
 
-    @app.exception_handler(redis.RedisError)
-    async def _redis_down(_: Request, exc: redis.RedisError) -> JSONResponse:
+    @app.exception_handler(redis.ConnectionError)
+    async def _redis_down(_: Request, exc: redis.ConnectionError) -> JSONResponse:
         return _json(503, f"job queue (Redis) unavailable: {exc}", {"Retry-After": "5"})
+
+    @app.exception_handler(redis.TimeoutError)
+    async def _redis_slow(_: Request, exc: redis.TimeoutError) -> JSONResponse:
+        return _json(503, f"job queue (Redis) unavailable: {exc}", {"Retry-After": "5"})
+
+    @app.exception_handler(KombuOperationalError)
+    async def _broker_down(_: Request, exc: KombuOperationalError) -> JSONResponse:
+        # kombu wraps the broker's connection error when publishing a task
+        return _json(503, f"job queue (broker) unavailable: {exc}", {"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def _other(_: Request, exc: Exception) -> JSONResponse:
-        # kombu's OperationalError (broker down while publishing) has no common base with redis'
-        if type(exc).__name__ in ("OperationalError", "ConnectionError") or isinstance(
-            exc, ConnectionError | OSError
-        ):
-            return _json(503, f"job queue unavailable: {exc}", {"Retry-After": "5"})
-        log.exception("unhandled error")
-        return _json(500, f"internal error ({type(exc).__name__}); see the service log")
+        # anything else (a missing file or a full disk in the local store, a Redis command error,
+        # a bug) is ours to fix: 500, traceback in the log, no stack trace to the client
+        return _internal(exc)
+
+    app.add_middleware(_Unhandled)
+
+
+class _Unhandled:
+    """The 500 of an unexpected error, answered inside the app. Starlette's own handler for
+    ``Exception`` re-raises after answering, and uvicorn then drops the connection, so a
+    keep-alive client's next request on it fails with 'connection reset'."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(msg: Message) -> None:
+            nonlocal started
+            started = started or msg["type"] == "http.response.start"
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            if started:  # too late for a status code: let the server close the stream
+                raise
+            await _internal(exc)(scope, receive, send)
+
+
+def _internal(exc: BaseException) -> JSONResponse:
+    log.error("unhandled error", exc_info=exc)
+    return _json(500, f"internal error ({type(exc).__name__}); see the service log")
 
 
 class Metrics:
@@ -206,11 +255,3 @@ class Metrics:
         @app.get("/metrics", include_in_schema=False)
         def metrics_endpoint() -> PlainTextResponse:
             return PlainTextResponse(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
-
-
-def token_setting() -> str:
-    return get_settings().api_token.get_secret_value()
-
-
-def clear_error(detail: Any, status: int) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -15,9 +17,23 @@ from services.gateway.routers import datasets, generate, health, jobs, models
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
+@asynccontextmanager
+async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    """The reaper of last resort: redelivers (then fails) the tasks of dead workers even when no
+    worker is left to do it (gdgan.jobs.heartbeat)."""
+    from gdgan.jobs.heartbeat import start_reaper
+
+    done = start_reaper()
+    try:
+        yield
+    finally:
+        done.set()
+
+
 def create_app() -> FastAPI:
     settings = get_settings()
     app = FastAPI(
+        lifespan=lifespan,
         title="GDGAN gateway",
         version=__version__,
         description=(

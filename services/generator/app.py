@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
-from gdgan import __version__
+from gdgan import __version__, catalog
+from gdgan.labels import LabelError
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
-from gdgan.store import open_store
-from gdgan.training.sampling import MODEL_KINDS
+from gdgan.store import StoreError, open_store
 
-from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
+from services.common.http import BodyLimitMiddleware, Metrics, field_error, install_error_handlers
 from services.generator import render
 from services.generator.batcher import Batcher, BatcherMetrics, QueueFull
 from services.generator.deps import Auth, BatcherD, Cache, Store
@@ -34,8 +34,9 @@ RESPONSES: dict[int | str, dict] = {
 }
 
 
-def _stage_error(msg: str) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", "stage"], "msg": msg, "type": "value_error"}])
+def _label_error(msg: str) -> HTTPException:
+    field = next((f for f in ("gender", "view") if f"{f!r}" in msg or f"unknown {f}" in msg), "finding")
+    return field_error(field, msg, "unknown_label")
 
 
 @v1.post("/generate", response_class=Response, responses=RESPONSES)
@@ -44,19 +45,22 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
     model_id = await asyncio.to_thread(cache.resolve, req.model)
     gen = await asyncio.to_thread(cache.get, model_id)
     if req.stage == 1 and 1 not in gen.stages:
-        raise _stage_error(f"model {model_id} ({gen.kind}) has no stage 1")
+        raise field_error("stage", f"model {model_id} ({gen.kind}) has no stage 1")
     if req.stage == 2 and 2 not in gen.stages:
-        raise _stage_error(f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
-    prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+        raise field_error("stage", f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
+    try:
+        prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+    except LabelError as exc:  # a label the model's own schema lacks: 422 naming it, listing its labels
+        raise _label_error(str(exc)) from None
     try:
         images = await batcher.submit(gen, req.stage, prepared)
     except QueueFull as exc:
         return JSONResponse(
             {"detail": f"{exc}; retry shortly"}, status_code=503, headers={"Retry-After": "1"}
         )
-    labels = render.labels_of(prepared.general, prepared.detail)
+    labels = render.labels_of(prepared.general, prepared.detail, gen.schema)
     if req.format == "zip":
-        body = await asyncio.to_thread(render.as_zip, images, labels)
+        body = await asyncio.to_thread(render.as_zip, images, labels, model_id, prepared.seed, req.stage)
     elif req.format == "png":
         body = await asyncio.to_thread(render.as_grid, images, labels)
     else:
@@ -74,10 +78,7 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
 
 @v1.get("/models", response_model=GeneratorModels)
 def models(cache: Cache, store: Store) -> GeneratorModels:
-    from services.gateway.routers.models import model_summary
-
-    available = [model_summary(m) for m in reversed(store.list()) if m.kind in MODEL_KINDS]
-    return GeneratorModels(loaded=cache.loaded(), available=available)
+    return GeneratorModels(loaded=cache.loaded(), available=catalog.list_models(store))
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])
@@ -90,7 +91,7 @@ def readyz(store: Store) -> JSONResponse:
     try:
         store.ping()
         return JSONResponse(Health(status="ready", checks={"store": "ok"}).model_dump())
-    except Exception as exc:
+    except StoreError as exc:
         body = Health(status="unavailable", checks={"store": f"unavailable: {exc}"})
         return JSONResponse(body.model_dump(), status_code=503)
 

@@ -2,11 +2,14 @@
 
 A single consumer takes the first waiting request, then keeps collecting requests for the same
 model and stage until the batch holds GDGAN_GENERATE_MAX_BATCH images or GDGAN_GENERATE_MAX_WAIT_MS
-has passed, runs one forward pass in the (single) compute thread, and hands each request its
-slice. Determinism does not suffer: each request's latents and labels come from its own seed
-(``LoadedGenerator.prepare``) and the generators normalise per sample, so an image does not
-depend on its batch mates. The queue is bounded (GDGAN_GENERATE_QUEUE_SIZE requests): when full,
-``submit`` raises :class:`QueueFull` and the API answers 503 with Retry-After instead of letting
+has passed, drops requests whose callers went away, runs one forward pass in the (single) compute
+thread, and hands each request its slice. Each request's latents and labels come from its own
+seed (``LoadedGenerator.prepare``): the same model, seed and request on the same machine and
+device give the same bytes; batched with other requests, each pixel is within 1 grey level of the
+image made alone (the convolution kernels chosen depend on the batch size; see
+``gdgan.training.sampling``). The metrics (images per pass, images generated) count the images
+actually computed. The queue is bounded (GDGAN_GENERATE_QUEUE_SIZE requests): when full, ``submit``
+raises :class:`QueueFull` and the API answers 503 with Retry-After instead of letting
 memory grow. ``max_batch=1`` turns batching off (one request per pass; the benchmark's baseline).
 """
 
@@ -135,9 +138,12 @@ class Batcher:
                     break
                 batch.append(nxt)
                 total += nxt.req.n
+            # a request whose caller went away is dropped before the pass, and so are its images:
+            # the metrics count what was computed, not what was asked for
             batch = [b for b in batch if not b.future.cancelled()]
             if not batch:
                 continue
+            total = sum(b.req.n for b in batch)
             try:
                 t0 = time.perf_counter()
                 images = await loop.run_in_executor(self._pool, _forward, batch)

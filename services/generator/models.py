@@ -10,8 +10,9 @@ import threading
 import time
 from collections import OrderedDict
 
+from gdgan.catalog import ALIASES, resolve_model
 from gdgan.store import ArtifactStore
-from gdgan.training.sampling import ALIASES, LoadedGenerator, load_generator, resolve_model
+from gdgan.training.sampling import LoadedGenerator, load_generator
 
 
 class ModelCache:

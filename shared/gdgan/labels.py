@@ -1,4 +1,7 @@
-"""The NIH ChestX-ray14 label schema: general labels (gender, view) and the 14 detailed findings.
+"""Label schemas: NIH ChestX-ray14's (general labels gender, view; 14 findings) and any other.
+
+The module constants are NIH's schema, the default everywhere; :class:`LabelSchema` (at the end)
+describes whatever labels another dataset carries.
 
 Vectors are multi-hot float32 in a fixed column order so that every model, dataset and report
 agrees on what column 1 of a detail vector means (Cardiomegaly).
@@ -7,6 +10,8 @@ agrees on what column 1 of a detail vector means (Cardiomegaly).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -142,3 +147,125 @@ def decode_general(vec: Sequence[float] | np.ndarray) -> tuple[str, str]:
 def general_matrix(gender: np.ndarray, view: np.ndarray) -> np.ndarray:
     """Columns of gender codes (0=M, 1=F) and view codes (0=PA, 1=AP) -> (N, 2) float32."""
     return np.stack([np.asarray(gender) == 1, np.asarray(view) == 1], axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# label schema: which labels a dataset (and every model trained on it) carries
+# --------------------------------------------------------------------------------------------
+# The general labels GDGAN knows, in canonical column order, each a binary column whose 1-value
+# is the second code (gender=F, view=AP). A dataset carries any subset (a folder of PNGs: none).
+GENERAL_LABELS: dict[str, tuple[str, ...]] = {"gender": GENDERS, "view": VIEWS}
+_FINDING_NAME_MAX = 64
+
+
+@dataclass(frozen=True)
+class LabelSchema:
+    """General labels first (a subset of :data:`GENERAL_LABELS`), then detail findings, in column order.
+
+    Why a value object rather than module constants: GDGAN's idea (general labels, then details)
+    does not depend on NIH's exact lists, so the dataset says which labels it has, its manifest
+    records them, the networks are sized from them and every model artifact carries them, so
+    a generator validates requests against its own labels. :data:`NIH_SCHEMA` is the default
+    wherever nothing is recorded, which keeps every existing artifact loading unchanged.
+    """
+
+    general: tuple[str, ...] = ("gender", "view")
+    findings: tuple[str, ...] = FINDINGS
+
+    def __post_init__(self) -> None:
+        unknown = [g for g in self.general if g not in GENERAL_LABELS]
+        if unknown:
+            raise LabelError(f"unknown general label {unknown[0]!r}; known: {', '.join(GENERAL_LABELS)}")
+        order = [g for g in GENERAL_LABELS if g in self.general]
+        if list(self.general) != order:
+            raise LabelError(f"general labels must be in the order {', '.join(GENERAL_LABELS)}")
+        if len(set(self.findings)) != len(self.findings):
+            raise LabelError("finding names must not repeat")
+        for f in self.findings:
+            if not f or len(f) > _FINDING_NAME_MAX or f != f.strip() or "|" in f or f == NO_FINDING:
+                raise LabelError(f"bad finding name {f!r} (1-{_FINDING_NAME_MAX} characters, no '|')")
+
+    @property
+    def n_general(self) -> int:
+        return len(self.general)
+
+    @property
+    def n_findings(self) -> int:
+        return len(self.findings)
+
+    @property
+    def general_columns(self) -> tuple[str, ...]:
+        return tuple(f"{g}={GENERAL_LABELS[g][1]}" for g in self.general)
+
+    def has(self, general: str) -> bool:
+        return general in self.general
+
+    def finding_index(self, name: str) -> int:
+        """Column of a finding; a LabelError naming it and listing this schema's findings."""
+        try:
+            return self.findings.index(name)
+        except ValueError:
+            raise LabelError(
+                f"unknown finding {name!r}; this model/dataset has: {', '.join(self.findings)} "
+                f"(or {NO_FINDING!r})"
+            ) from None
+
+    def check_general(self, label: str, value: str | None) -> int | None:
+        """A general label's value -> its code (0/1); None stays None; absent labels are an error."""
+        if value is None:
+            return None
+        if label not in self.general:
+            have = ", ".join(self.general) or "none"
+            raise LabelError(f"this model/dataset has no {label!r} label (its general labels: {have})")
+        values = GENERAL_LABELS[label]
+        if value not in values:
+            raise LabelError(f"unknown {label} {value!r}; expected one of {', '.join(values)}")
+        return values.index(value)
+
+    def encode(self, names: Iterable[str]) -> np.ndarray:
+        vec = np.zeros(self.n_findings, dtype=np.float32)
+        for name in names:
+            vec[self.finding_index(name)] = 1.0
+        return vec
+
+    def decode(self, vec: Sequence[float] | np.ndarray, threshold: float = 0.5) -> str:
+        """Multi-hot -> 'A|B' string, 'No Finding' when none (NIH's convention, for any schema)."""
+        arr = np.asarray(vec, dtype=np.float32).reshape(-1)
+        if arr.shape[0] != self.n_findings:
+            raise LabelError(f"detail vector must have {self.n_findings} entries, got {arr.shape[0]}")
+        names = [self.findings[i] for i in np.flatnonzero(arr > threshold)]
+        return "|".join(names) if names else NO_FINDING
+
+    def groups(self) -> tuple[tuple[int, ...], ...]:
+        """Every combination of general codes (NIH: (0,0) (0,1) (1,0) (1,1); none: one empty group)."""
+        out: list[tuple[int, ...]] = [()]
+        for _ in self.general:
+            out = [(*g, c) for g in out for c in (0, 1)]
+        return tuple(out)
+
+    def group_key(self, codes: Sequence[int]) -> str:
+        """'M/PA' for NIH, 'PA' with only a view, 'all' without general labels."""
+        parts = [GENERAL_LABELS[g][int(c)] for g, c in zip(self.general, codes)]
+        return "/".join(parts) if parts else "all"
+
+    def to_dict(self) -> dict[str, list[str]]:
+        return {"general": list(self.general), "findings": list(self.findings)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> LabelSchema:
+        """A recorded schema; None (artifacts made before schemas existed) is NIH's."""
+        if not d:
+            return NIH_SCHEMA
+        try:
+            return cls(general=tuple(d["general"]), findings=tuple(d["findings"]))
+        except (KeyError, TypeError) as exc:
+            raise LabelError(f"malformed label schema {d!r}: {exc}") from None
+
+
+NIH_SCHEMA = LabelSchema()
+SCHEMA_KEY = "label_schema"  # where manifests record it (dataset and model meta)
+
+
+def schema_of(meta: dict[str, Any] | None) -> LabelSchema:
+    """The schema recorded in a manifest's meta (NIH's when absent)."""
+    return LabelSchema.from_dict((meta or {}).get(SCHEMA_KEY))

@@ -27,7 +27,16 @@ class Progress:
         return d
 
 
+class Cancelled(RuntimeError):
+    """A long task stopped because its ``should_stop`` flag said so (not a failure).
+
+    Every task-specific cancel exception derives from it, so the job runner recognises a
+    cancellation by type."""
+
+
 ProgressCallback = Callable[[Progress], None]
+# (phase, step, PNG of the sample grid): a training run's live preview
+PreviewCallback = Callable[[str, int, bytes], None]
 StopFlag = Callable[[], bool]
 
 

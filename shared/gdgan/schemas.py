@@ -13,10 +13,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gdgan.labels import FINDINGS, GENDERS, NO_FINDING, VIEWS
+from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS
 from gdgan.store.base import ID_RE
 
-FindingName = Literal[FINDINGS]  # type: ignore[valid-type]
+# Any name: the findings a request may use are the model's (or dataset's) own label schema, checked
+# against it where the model is known (generator: 422 naming the label and listing the model's).
+FindingName = Annotated[
+    str, Field(min_length=1, max_length=64, pattern=r"^[^|]+$", examples=["Cardiomegaly", "Effusion"])
+]
 Gender = Literal[GENDERS]  # type: ignore[valid-type]
 View = Literal[VIEWS]  # type: ignore[valid-type]
 Preset = Literal["tiny", "demo", "paper"]
@@ -27,7 +31,6 @@ JobType = Literal["ingest", "train", "evaluate", "generate"]
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 ImageFormat = Literal["zip", "png", "json"]
-MODEL_ALIASES: tuple[str, ...] = ("gdgan", "acgan")
 SEED_MAX = 2**32 - 1
 
 ArtifactId = Annotated[
@@ -61,12 +64,108 @@ class NihDatasetRequest(_Strict):
     size: Literal[32, 64, 128, 256] = 64
 
 
-DatasetRequest = Annotated[PhantomDatasetRequest | NihDatasetRequest, Field(discriminator="source")]
+_PathField = Annotated[str, Field(min_length=1, max_length=1000, description="Inside GDGAN_IMPORT_DIR.")]
+_Size = Literal[32, 64, 128, 256]
+_Limit = Annotated[int | None, Field(default=None, ge=1, description="Only the first N usable images.")]
+_Uncertainty = Literal["ones", "zeros", "ignore"]
+_Laterals = Literal["skip", "keep"]
+_General = Literal["auto"] | list[Literal["gender", "view"]]
+_Findings = Annotated[list[FindingName] | None, Field(default=None, max_length=500)]
+
+
+class ChexpertDatasetRequest(_Strict):
+    """CheXpert: train.csv/valid.csv (or their folder) + images; uncertain labels by ``uncertainty``."""
+
+    source: Literal["chexpert"]
+    csv: _PathField
+    images: _PathField
+    size: _Size = 64
+    uncertainty: _Uncertainty = Field(default="ones", description="U-Ones, U-Zeros, or leave out.")
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    limit: _Limit = None
+
+
+class MimicDatasetRequest(_Strict):
+    source: Literal["mimic"]
+    metadata: _PathField
+    labels: _PathField
+    images: _PathField
+    patients: _PathField | None = None
+    split: _PathField | None = None
+    size: _Size = 64
+    uncertainty: _Uncertainty = "ones"
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    limit: _Limit = None
+
+
+class PadchestDatasetRequest(_Strict):
+    source: Literal["padchest"]
+    csv: _PathField
+    images: _PathField
+    size: _Size = 64
+    laterals: _Laterals = "skip"
+    findings: _Findings = None
+    min_count: int = Field(default=1, ge=1)
+    limit: _Limit = None
+
+
+class VindrDatasetRequest(_Strict):
+    source: Literal["vindr"]
+    labels: _PathField
+    images: _PathField
+    test_labels: _PathField | None = None
+    size: _Size = 64
+    merge: Literal["majority", "any"] = Field(default="majority", description="> half, or >= 1 reader.")
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+class CsvDatasetRequest(_Strict):
+    """Any CSV; ``mapping`` as in docs/notes/data.md (path, findings.list|columns, sex, view, ...)."""
+
+    source: Literal["csv"]
+    csv: _PathField
+    images: _PathField
+    mapping: dict[str, Any]
+    size: _Size = 64
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+class FolderDatasetRequest(_Strict):
+    source: Literal["folder"]
+    root: _PathField
+    finding: FindingName | None = Field(default=None, description="Class folders are true/false for it.")
+    size: _Size = 64
+    general: _General = "auto"
+    limit: _Limit = None
+
+
+AdapterDatasetRequest = (
+    ChexpertDatasetRequest
+    | MimicDatasetRequest
+    | PadchestDatasetRequest
+    | VindrDatasetRequest
+    | CsvDatasetRequest
+    | FolderDatasetRequest
+)
+DatasetRequest = Annotated[
+    PhantomDatasetRequest | NihDatasetRequest | AdapterDatasetRequest, Field(discriminator="source")
+]
 
 
 class DatasetCreated(BaseModel):
     job_id: str
     dataset_id: str
+
+
+class LabelSchemaOut(BaseModel):
+    """A dataset's or model's labels: general labels present (maybe none), findings in order."""
+
+    general: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.general))
+    findings: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.findings))
 
 
 class DatasetSummary(BaseModel):
@@ -75,6 +174,7 @@ class DatasetSummary(BaseModel):
     config: dict[str, Any]
     n: int | None = None
     size: int | None = None
+    labels: LabelSchemaOut = Field(default_factory=LabelSchemaOut)
 
 
 class DatasetDetail(DatasetSummary):
@@ -111,13 +211,19 @@ class EvaluateRequest(_Strict):
 
 
 def _check_model_ref(v: str) -> str:
-    if v in MODEL_ALIASES or ID_RE.fullmatch(v):
+    from gdgan.catalog import ALIASES
+
+    if v in ALIASES or ID_RE.fullmatch(v):
         return v
-    raise ValueError(f"model must be 'gdgan', 'acgan' or a model id, got {v[:100]!r}")
+    raise ValueError(f"model must be an alias ({', '.join(ALIASES)}) or a model id, got {v[:100]!r}")
 
 
 class _LabelRequest(_Strict):
-    model: str = Field(default="gdgan", max_length=96, description="'gdgan', 'acgan' (latest) or a model id.")
+    model: str = Field(
+        default="gdgan",
+        max_length=96,
+        description="An alias (gdgan, acgan, stage1, stage2: the latest of that kind) or a model id.",
+    )
     finding: FindingName | list[FindingName] | Literal["No Finding"] | None = Field(
         default=None, description="A finding, a list of findings, or null / 'No Finding' for none."
     )
@@ -173,14 +279,30 @@ class JobCreated(BaseModel):
 
 
 class JobProgress(BaseModel):
+    """``fraction`` and ``eta_s`` are the whole job's (one bar across its phases); ``step``/``total``
+    and ``phase_fraction`` are the current phase's, ``phases`` the job's phases in order."""
+
     phase: str = ""
     step: int = 0
     total: int = 0
     fraction: float = 0.0
     eta_s: float | None = None
+    phase_fraction: float | None = None
+    phases: list[str] = Field(default_factory=list)
     losses: dict[str, float] = Field(default_factory=dict)
     images_per_s: float | None = None
     message: str = ""
+    worker: str = Field(default="", description="host:pid:task of the worker that reported it.")
+
+
+class RunningOn(BaseModel):
+    """A worker running (part of) a job, read from the heartbeats when the record is served."""
+
+    part: str | None = None
+    worker: str = Field(description="Celery node name of the worker.")
+    since: str = Field(description="When this worker took the task.")
+    heartbeat_age_s: float | None = Field(description="Seconds since its last heartbeat; null = none left.")
+    stalled: bool = Field(description="Three heartbeats missed; redelivered after GDGAN_WORKER_DEAD_AFTER_S.")
 
 
 class JobRecord(BaseModel):
@@ -200,6 +322,10 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     attempts: int = 0
     parts: dict[str, str] = Field(default_factory=dict, description="Fan-out parts and their status.")
+    running_on: list[RunningOn] = Field(
+        default_factory=list, description="Live view of the workers running it (not stored)."
+    )
+    stalled: bool = Field(default=False, description="Running, but a worker stopped sending heartbeats.")
 
     @property
     def terminal(self) -> bool:
@@ -224,6 +350,7 @@ class ModelSummary(BaseModel):
     created: str
     dataset_id: str | None = None
     preset: str | None = None
+    labels: LabelSchemaOut = Field(default_factory=LabelSchemaOut, description="The model's label schema.")
 
 
 class ModelDetail(ModelSummary):
@@ -234,6 +361,15 @@ class ModelDetail(ModelSummary):
     files: dict[str, int] = Field(description="Payload file sizes in bytes.")
 
 
+class LossCurves(BaseModel):
+    """``phases``: per training phase (stage1, stage2, acgan), ``step`` and one list per loss term;
+    ``quality``: the same for the quality harness's measures, when the run recorded them."""
+
+    model_id: str
+    phases: dict[str, dict[str, list[float]]]
+    quality: dict[str, dict[str, list[float | None]]] = Field(default_factory=dict)
+
+
 class ModelList(BaseModel):
     models: list[ModelSummary]
 
@@ -241,10 +377,6 @@ class ModelList(BaseModel):
 class GeneratorModels(BaseModel):
     loaded: list[str]
     available: list[ModelSummary]
-
-
-class ErrorBody(BaseModel):
-    detail: Any
 
 
 class Health(BaseModel):

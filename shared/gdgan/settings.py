@@ -61,11 +61,44 @@ class Settings(BaseSettings):
     job_progress_interval_s: float = Field(
         default=0.5, ge=0, description="Minimum seconds between stored progress events of one job."
     )
+    job_preview_every_steps: int = Field(
+        default=50, ge=0, description="A training job's live sample grid, every this many steps; 0 = none."
+    )
+    # --- liveness (gdgan.jobs.heartbeat) ---------------------------------------------------------
+    worker_heartbeat_s: float = Field(
+        default=5.0, gt=0, description="Seconds between a worker's heartbeats and its stalled-job scans."
+    )
+    worker_dead_after_s: float = Field(
+        default=30.0, gt=0, description="A worker silent this long is gone; its tasks are redelivered."
+    )
+    job_max_redeliveries: int = Field(
+        default=3, ge=0, description="Redeliveries of a lost or hung worker's task before its job fails."
+    )
+    job_hang_timeout_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="A task whose main thread shows the same stack this long is hung: its worker "
+        "restarts and the task is redelivered. 0 = off.",
+    )
+    task_soft_time_limit_s: float = Field(
+        default=48 * 3600.0,
+        ge=0,
+        description="A task running longer is interrupted (SoftTimeLimitExceeded); its job fails. 0 = off.",
+    )
+    task_time_limit_s: float = Field(
+        default=48 * 3600.0 + 600,
+        ge=0,
+        description="Hard limit: a task still running is failed and its worker restarted. 0 = off.",
+    )
 
     # --- compute ---------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
+    patient_id_salt: SecretStr = Field(
+        default=SecretStr(""),
+        description="Salt of the patient-id hash adapters store; empty = a fresh random salt per ingest.",
+    )
 
     # --- services --------------------------------------------------------------------------------
     api_token: SecretStr = SecretStr("")
@@ -87,6 +120,14 @@ class Settings(BaseSettings):
         description="The only folder POST /v1/datasets (source nih) may read; default <data_dir>/imports.",
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    client_reconnects: int = Field(
+        default=30,
+        ge=0,
+        description="Times the CLI reconnects to a gateway that went away while following a job.",
+    )
+    client_reconnect_interval_s: float = Field(
+        default=2.0, gt=0, description="Seconds between the CLI's reconnection attempts."
+    )
 
     # --- evaluation ------------------------------------------------------------------------------
     inception_weights: str = Field(default="", description="Path or store key of Inception-v3 weights.")
@@ -112,6 +153,11 @@ class Settings(BaseSettings):
     def _check_s3(self) -> Settings:
         if self.store_url.startswith("s3://") and not self.s3_endpoint:
             raise ValueError("GDGAN_S3_ENDPOINT is required when GDGAN_STORE_URL is s3://")
+        if self.worker_dead_after_s <= self.worker_heartbeat_s:
+            raise ValueError("GDGAN_WORKER_DEAD_AFTER_S must exceed GDGAN_WORKER_HEARTBEAT_S")
+        soft, hard = self.task_soft_time_limit_s, self.task_time_limit_s
+        if soft and hard and hard <= soft:
+            raise ValueError("GDGAN_TASK_TIME_LIMIT_S (hard) must exceed GDGAN_TASK_SOFT_TIME_LIMIT_S")
         return self
 
     @property

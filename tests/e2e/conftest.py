@@ -2,7 +2,7 @@
 
 Why real processes: the web client only talks HTTP to the gateway, so the honest test is the
 browser against the same commands docker-compose runs (``gdgan serve gateway|generator``,
-``gdgan worker trainer|evaluator``, started by ``services.testing.start_stack``), on loopback
+``gdgan worker trainer|evaluator``, started by ``svcstack.start_stack``), on loopback
 ports, with a ``tiny`` GDGAN and ACGAN trained beforehand on a phantom dataset in a temporary
 file store. The API token is switched on, so every page is
 exercised the way a protected deployment serves it (and the 401 path is real).
@@ -88,11 +88,11 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
-    """The services engineer's test stack (``services.testing.start_stack``: ``gdgan serve gateway``,
+    """The services engineer's test stack (``svcstack.start_stack``: ``gdgan serve gateway``,
     ``gdgan serve generator``, ``gdgan worker trainer`` and ``evaluator`` on free loopback ports)
     with the API token on, over a store that already holds a tiny GDGAN and ACGAN. Module-scoped,
     so the processes stop as soon as the browser tests are done, before other test modules run."""
-    from services.testing import start_stack
+    from svcstack import start_stack
 
     base = tmp_path_factory.mktemp("e2e")
     store_dir = base / "store"
@@ -104,6 +104,8 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         "GDGAN_API_TOKEN": token,
         # every training step is a progress event, so the browser sees the bar move on a tiny run
         "GDGAN_JOB_PROGRESS_INTERVAL_S": "0",
+        # a live sample grid every 5 steps, so a 30-step tiny run shows several per phase
+        "GDGAN_JOB_PREVIEW_EVERY_STEPS": "5",
     }
     stack = start_stack(base / "home", redis_url=redis_url, env=env, store_url=store_dir.resolve().as_uri())
     try:

@@ -12,11 +12,13 @@ import csv
 import io
 import re
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.e2e
 
@@ -56,8 +58,8 @@ def _wait_cards(page, n: int, timeout: float = 60_000) -> None:
 
 def test_generate_8_cardiomegaly_images(page, web_stack, shot) -> None:
     page.goto("/")
-    # Landing page is Generate, with the schema's findings and Cardiomegaly preselected.
-    assert page.locator("#gen-form").get_by_label("Finding", exact=True).input_value() == "Cardiomegaly"
+    # Landing page is Generate, with the model's findings (from GET /v1/models) and Cardiomegaly preselected.
+    expect(page.locator("#gen-form").get_by_label("Finding", exact=True)).to_have_value("Cardiomegaly")
     assert page.get_by_label("Number of images (N)").input_value() == "16"
     _generate(page, 8)
     _wait_cards(page, 8)
@@ -403,7 +405,7 @@ def test_keyboard_and_labels(page) -> None:
     assert page.evaluate("document.activeElement.matches('#gen-grid a[download]')")
 
 
-def test_narrow_window(open_page, shot) -> None:
+def test_narrow_window(open_page, web_stack, shot) -> None:
     page = open_page(viewport={"width": 390, "height": 844})
     if True:
         for route in ("#/generate", "#/jobs", "#/models", "#/reports"):
@@ -411,6 +413,11 @@ def test_narrow_window(open_page, shot) -> None:
             page.wait_for_timeout(300)
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 1, f"{route} scrolls sideways by {overflow}px on a narrow window"
+        # a model's page with its loss charts drawn, and the comparison form open
+        page.goto(f"/#/models/{web_stack.model_id}")
+        page.locator('#model-curves .loss-chart[data-phase="stage2"]').wait_for()
+        page.get_by_text("Compare two models side by side").click()
+        assert page.evaluate("document.documentElement.scrollWidth - window.innerWidth") <= 1
         page.goto("/")
         _generate(page, 4)
         _wait_cards(page, 4)
@@ -501,3 +508,296 @@ def test_any_registered_model(page, web_stack) -> None:
     _wait_cards(page, 2)
     assert page.locator(".model-id").inner_text() == web_stack.model_ids["stage1"]
     assert "stage 1" in page.locator(".result-summary").inner_text()
+
+
+# --- training you can watch: one bar across phases, loss curves, comparison, accessibility ----
+def _canvas_painted(page, selector: str) -> bool:
+    """True when the chart's canvas has drawn pixels of a series colour (not only axes/grid)."""
+    return page.evaluate(
+        """sel => { const c = document.querySelector(sel + ' canvas'); if (!c) return false;
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let coloured = 0;  // a saturated pixel: a curve, not the grey axes or grid
+        for (let i = 0; i < d.length; i += 4)
+          if (d[i + 3] > 0
+              && Math.max(d[i], d[i+1], d[i+2]) - Math.min(d[i], d[i+1], d[i+2]) > 60) coloured++;
+        return coloured > 20; }""",
+        selector,
+    )
+
+
+def test_gdgan_job_one_bar_across_phases_with_live_curves(page, web_stack, shot) -> None:
+    """A GDGAN job (stage 1, then stage 2) has one bar that never goes back, with the phase beside
+    the overall percentage and an ETA; its loss curves grow and its sample grid changes while it
+    trains."""
+    page.goto("/#/jobs")
+    page.get_by_text("Train a model").click()
+    form = page.locator("#job-train-form")
+    page.wait_for_function(
+        "id => [...document.querySelectorAll('#tr-dataset option')].some(o => o.value === id)",
+        arg=web_stack.dataset_id,
+    )
+    form.get_by_label("Dataset", exact=True).select_option(web_stack.dataset_id)
+    form.get_by_label("Model", exact=True).select_option("gdgan")
+    form.get_by_label("Preset", exact=True).select_option("tiny")
+    # Record every (bar value, text, ETA, points in the stage-1 chart) the row shows.
+    page.evaluate(
+        """() => {
+        window.__seen = [];
+        const tbody = document.querySelector('#jobs-table tbody');
+        new MutationObserver(() => {
+          for (const tr of tbody.querySelectorAll('tr[data-job-id]')) {
+            const below = `tr[data-curves-of='${tr.dataset.jobId}']`;
+            const c = tbody.querySelector(`${below} .loss-chart[data-phase='stage1']`);
+            const pv = tbody.querySelector(`${below} .job-preview img`);
+            window.__seen.push([tr.dataset.jobId, tr.querySelector('progress').getAttribute('value'),
+              tr.querySelector('.progress-text').textContent, tr.children[4].textContent,
+              c ? Number(c.dataset.points) : 0,
+              pv && pv.complete && pv.naturalWidth ? pv.closest('figure').dataset.phase + ' '
+                + pv.closest('figure').dataset.step : '']);
+          }
+        }).observe(tbody, {subtree: true, childList: true, characterData: true, attributes: true});
+      }"""
+    )
+    form.get_by_role("button", name="Start training").click()
+    info = page.locator("#jobs-error")
+    page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('job-train-')")
+    job_id = re.search(r"job (job-train-\S+?)[ .]", info.inner_text()).group(1)
+    curves = page.locator(f'tr[data-curves-of="{job_id}"]')
+    try:  # the picture for the docs: stage 2 under way, both charts drawn
+        page.wait_for_function(
+            "id => { const r = document.querySelector(`tr[data-job-id='${id}']`);"
+            " return r && r.dataset.status === 'running' && r.innerText.includes('Stage 2')"
+            " && Number(r.querySelector('progress').getAttribute('value')) >= 0.8; }",
+            arg=job_id,
+            timeout=240_000,
+        )
+        shot(page, "jobs_training", docs=True)
+    except PlaywrightTimeout:
+        pass
+    page.wait_for_selector(f'tr[data-job-id="{job_id}"][data-status="succeeded"]', timeout=300_000)
+    seen = [s for s in page.evaluate("window.__seen") if s[0] == job_id]
+    values = [float(v) for _, v, *_ in seen if v is not None]
+    assert values == sorted(values), f"the bar went backwards: {values}"
+    assert any(0.05 < v < 0.5 for v in values) and any(0.5 < v < 1 for v in values), values
+    texts = [t for _, _, t, *_ in seen]
+    assert any("Stage 1 (1 of 2)" in t for t in texts), texts[:5]
+    assert any("Stage 2 (2 of 2)" in t for t in texts), texts[-5:]
+    # an ETA in words while it ran (the whole job's, not stage 1's)
+    assert any(re.search(r"\d+ (s|min)", s[3]) for s in seen), {s[3] for s in seen}
+    # the live sample grid appeared and changed, every 5 steps of each phase
+    shown = list(dict.fromkeys(s[5] for s in seen if s[5]))
+    assert len(shown) >= 3 and any(p.startswith("stage1 ") for p in shown), shown
+    assert all(int(p.split()[1]) % 5 == 0 for p in shown), shown
+    # the last grid is the one the stage-2 model keeps (same EMA weights, same fixed seeds)
+    last = web_stack.api(f"/v1/jobs/{job_id}/preview.png")
+    assert (last.headers["X-GDGAN-Phase"], last.headers["X-GDGAN-Step"]) == ("stage2", "30")
+    stage2 = web_stack.api(f"/v1/jobs/{job_id}").json()["result"]["model_ids"]["stage2"]
+    assert last.content == web_stack.api(f"/v1/models/{stage2}/samples.png").content
+    # the stage-1 curve grew while the job ran, and both phases are drawn at the end
+    points = [s[4] for s in seen]
+    assert len({p for p in points if p > 0}) >= 3, f"stage-1 curve never grew live: {sorted(set(points))}"
+    for phase in ("stage1", "stage2"):
+        chart = curves.locator(f'.loss-chart[data-phase="{phase}"]')
+        chart.wait_for()
+        assert int(chart.get_attribute("data-points")) >= 2
+        assert _canvas_painted(page, f'tr[data-curves-of="{job_id}"] .loss-chart[data-phase="{phase}"]'), (
+            phase
+        )
+    assert web_stack.api(f"/v1/jobs/{job_id}").json()["progress"]["phases"] == ["stage1", "stage2"]
+    # opened later, the finished job keeps its curves behind a toggle: the stored ones, in full
+    page.reload()
+    toggle = page.get_by_role("button", name=f"Loss curves of job {job_id}")
+    toggle.click()
+    assert toggle.get_attribute("aria-expanded") == "true"
+    model = web_stack.api(f"/v1/jobs/{job_id}").json()["result"]["model_id"]
+    stored = web_stack.api(f"/v1/models/{model}/losses").json()["phases"]
+    for phase in ("stage1", "stage2"):
+        chart = curves.locator(f'.loss-chart[data-phase="{phase}"]')
+        chart.wait_for()
+        assert int(chart.get_attribute("data-points")) == len(stored[phase]["step"])
+    toggle.click()
+    curves.wait_for(state="detached")
+
+
+def test_models_page_loss_curves_match_the_api(page, web_stack, shot) -> None:
+    stored = web_stack.api(f"/v1/models/{web_stack.model_id}/losses").json()["phases"]
+    assert set(stored) == {"stage1", "stage2"}
+    page.goto(f"/#/models/{web_stack.model_id}")
+    box = page.locator("#model-curves")
+    for phase, curves in stored.items():
+        chart = box.locator(f'[data-phase="{phase}"]')
+        chart.wait_for()
+        assert int(chart.get_attribute("data-points")) == len(curves["step"])
+        # every recorded loss term is a series in the legend
+        legend = chart.locator(".u-legend").inner_text()
+        assert all(name in legend for name in curves if name != "step"), (legend, list(curves))
+        assert _canvas_painted(page, f'#model-curves [data-phase="{phase}"]'), phase
+    # an ACGAN has one phase
+    page.goto(f"/#/models/{web_stack.model_ids['acgan']}")
+    box.locator('[data-phase="acgan"]').wait_for()
+    assert box.locator(".loss-chart").count() == 1
+
+
+def test_compare_two_models_side_by_side(page, web_stack, shot) -> None:
+    gd, ac = web_stack.model_id, web_stack.model_ids["acgan"]
+    page.goto("/#/models")
+    page.get_by_text("Compare two models side by side").click()
+    page.wait_for_function(
+        "ids => ids.every(id => [...document.querySelectorAll('#cmp-b option')].some(o => o.value === id))",
+        arg=[gd, ac],
+    )
+    form = page.locator("#compare-form")
+    form.get_by_label("Model A").select_option(gd)
+    form.get_by_label("Model B").select_option(ac)
+    form.get_by_label("Finding").select_option("Cardiomegaly")
+    form.get_by_label("Gender").select_option("M")
+    form.get_by_label("View").select_option("AP")
+    form.get_by_label("Images each").fill("6")
+    form.get_by_label("Seed (both)").fill("77")
+    form.get_by_role("button", name="Compare").click()
+    page.locator("#compare-grid").wait_for(timeout=60_000)
+    sides = page.locator("#compare-grid .compare-side")
+    assert sides.count() == 2
+    assert [sides.nth(i).get_attribute("data-model") for i in range(2)] == [gd, ac]
+    labels = [sides.nth(i).locator(".card .labels").all_inner_texts() for i in range(2)]
+    assert len(labels[0]) == len(labels[1]) == 6
+    assert labels[0] == labels[1] == ["Cardiomegaly · M · AP"] * 6
+    # each side shows exactly what the API gives that model for the same seed and labels
+    for i, model in enumerate((gd, ac)):
+        body = {"model": model, "n": 6, "seed": 77, "finding": "Cardiomegaly", "gender": "M", "view": "AP"}
+        api = web_stack.api("/v1/generate", "POST", json={**body, "format": "json"}).json()["images"]
+        shown = sides.nth(i).locator(".card img").evaluate_all("els => els.map(e => e.src.split(',')[1])")
+        assert [_png_pixels(base64.b64decode(s)).tolist() for s in shown] == [
+            _png_pixels(base64.b64decode(a["png"])).tolist() for a in api
+        ]
+    # each side carries its model's quality figures, from the newest report that sampled it
+    reports = web_stack.api("/v1/reports").json()
+    for i, model in enumerate((gd, ac)):
+        q = sides.nth(i).locator(".compare-quality")
+        q.get_by_role("heading", name="Quality figures").wait_for()
+        if reports:  # the evaluation test (earlier in this module) scored both models
+            q.get_by_role("link", name=re.compile(r"^report-")).wait_for()
+            assert "finding AUC (label fidelity)" in q.inner_text(), model
+        else:
+            assert "No evaluation report has sampled this model yet" in q.inner_text()
+    shot(page, "models_compare", docs=True)
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"  # axe-core 4.14.1, MPL-2.0
+
+
+def _axe_violations(page) -> list[dict]:
+    page.add_script_tag(path=str(AXE))
+    result = page.evaluate(
+        "async () => (await axe.run(document, {runOnly: {type: 'tag', values:"
+        " ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})).violations"
+        ".map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))"
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("route", ["generate", "jobs", "models", "reports"])
+def test_no_serious_accessibility_violations(page, web_stack, route) -> None:
+    """axe-core (vendored) on every page, with its content loaded: keyboard, labels, contrast."""
+    page.goto(f"/#/{route}")
+    page.locator(f"#page-{route}").wait_for()
+    if route == "generate":
+        _generate(page, 4)
+        _wait_cards(page, 4)
+    elif route == "jobs":
+        page.wait_for_selector("#jobs-table tbody tr", timeout=30_000)
+    elif route == "models":
+        page.goto(f"/#/models/{web_stack.model_id}")
+        page.locator('#model-curves [data-phase="stage1"]').wait_for()
+        page.get_by_text("Compare two models side by side").click()
+    elif route == "reports":
+        page.wait_for_timeout(1000)  # the list (possibly empty) and the first report load
+    violations = _axe_violations(page)
+    assert not violations, violations
+
+
+def test_preview_and_curve_routes_refuse_bad_input_in_words(web_stack) -> None:
+    """The routes behind the live grid and the curves: clear 4xx, never a 5xx."""
+    r = web_stack.api("/v1/jobs/job-train-20260101-0000000000/preview.png")
+    assert r.status_code == 404, r.text
+    # a job that never trains has no preview, and says so
+    job = web_stack.api("/v1/datasets", "POST", json={"source": "phantom", "n": 300, "size": 32}).json()
+    r = web_stack.api(f"/v1/jobs/{job['job_id']}/preview.png")
+    assert r.status_code == 404 and "no preview yet" in r.json()["detail"], r.text
+    r = web_stack.api("/v1/models/gdgan-20260101-0000000000/losses")
+    assert r.status_code == 404
+    r = web_stack.api(f"/v1/models/{web_stack.model_id}/losses", params={"max_points": 1})
+    assert r.status_code == 422 and "max_points" in r.text
+    few = web_stack.api(f"/v1/models/{web_stack.model_id}/losses", params={"max_points": 5}).json()
+    assert all(len(c["step"]) == 5 for c in few["phases"].values())
+
+
+def test_models_page_draws_the_harness_quality_curves(page, web_stack) -> None:
+    """A model whose run the quality harness scored (its ``quality_curve.json``, planted here as a
+    copy of the fixture's stage-1 model plus a curve) shows those curves beside its losses."""
+    from gdgan.store.local import LocalStore
+    from gdgan.training.loss_curves import QUALITY_CURVE_FILE
+
+    store = LocalStore(web_stack.store_dir, cache_dir=web_stack.store_dir.parent / "cache-q")
+    src = store.manifest(web_stack.model_ids["stage1"])
+    points = [
+        {"step": s, "phase": "stage1", "relative_fd": 4.0 / s, "recall": s / 40, "cpu_s": 1.0}
+        for s in (10, 20, 30)
+    ]
+    with store.writer(src.kind) as w:
+        for name in src.files:
+            w.put_bytes(name, store.get_bytes(src.id, name))
+        w.put_json(QUALITY_CURVE_FILE, [{"phase": "stage1", "every": 10, "points": points}])
+        m = w.commit(config=src.config, parents=src.parents, meta=src.meta)
+    api = web_stack.api(f"/v1/models/{m.id}/losses").json()
+    assert api["quality"]["stage1"]["recall"] == [0.25, 0.5, 0.75]
+    page.goto(f"/#/models/{m.id}")
+    chart = page.locator('#model-curves .quality-chart[data-quality-phase="stage1"]')
+    chart.wait_for()
+    assert chart.get_attribute("data-points") == "3"
+    legend = chart.locator(".u-legend").inner_text()
+    assert "relative_fd" in legend and "recall" in legend and "cpu_s" not in legend
+    assert _canvas_painted(page, '#model-curves .quality-chart[data-quality-phase="stage1"]')
+    # the loss chart of the same phase is still there, separately
+    page.locator('#model-curves .loss-chart[data-phase="stage1"]').wait_for()
+
+
+def test_a_model_with_another_label_schema_serves_its_own_labels(page, web_stack) -> None:
+    """A GDGAN trained on data with only a view and three findings of its own: the page offers
+    exactly that model's findings, hides gender, and the images carry the model's labels."""
+    import torch
+    from gdgan.data.dataset import ImageDataset
+    from gdgan.data.phantom import PhantomConfig, make_phantom
+    from gdgan.labels import LabelSchema
+    from gdgan.store.local import LocalStore
+    from gdgan.training.api import train
+
+    torch.set_num_threads(1)
+    store = LocalStore(web_stack.store_dir, cache_dir=web_stack.store_dir.parent / "cache-schema")
+    base = make_phantom(PhantomConfig(n=64, size=32, seed=5))
+    schema = LabelSchema(general=("view",), findings=("Opacity", "Tube", "Wire"))
+    rng = np.random.default_rng(0)
+    labels = {**base.labels, "findings": (rng.random((64, 3)) < 0.3).astype(np.uint8)}
+    ds = ImageDataset(np.asarray(base.images), labels, config={"source": "test"}, schema=schema)
+    ds.save(store)
+    fast = {"steps": 4, "checkpoint_every": 2, "batch_size": 8, "ngf": 8, "ndf": 8}
+    model_id = train("gdgan", ds.id, store=store, preset="tiny", overrides=fast, device="cpu").model_id
+    assert model_id
+
+    page.goto("/")
+    form = page.locator("#gen-form")
+    form.get_by_label("Model", exact=True).select_option(model_id)
+    finding = form.get_by_label("Finding", exact=True)
+    expect(finding).to_have_value("Opacity")  # the model's first finding; it has no Cardiomegaly
+    values = finding.evaluate("s => [...s.options].map(o => o.value)")
+    assert values == ["Opacity", "Tube", "Wire", "__none__"]
+    expect(page.locator("#gen-gender")).to_be_hidden()
+    expect(page.locator("#gen-view")).to_be_visible()
+    _generate(page, 3, seed=3, Finding="Tube", **{"View position": "AP"})
+    _wait_cards(page, 3)
+    assert page.locator("#gen-grid .card .labels").all_inner_texts() == ["Tube · AP"] * 3
+    # the NIH models still offer NIH's findings
+    form.get_by_label("Model", exact=True).select_option("acgan")
+    assert "Cardiomegaly" in finding.evaluate("s => [...s.options].map(o => o.value)")
+    expect(page.locator("#gen-gender")).to_be_visible()

@@ -14,8 +14,7 @@ import httpx
 import pytest
 from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Service, Stack
-
-from services.testing import sse, start_stack, wait_for
+from svcstack import sse, start_stack, wait_for
 
 pytestmark = pytest.mark.integration
 

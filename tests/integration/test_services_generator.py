@@ -21,8 +21,7 @@ from gdgan.localstack.stack import stop_process
 from gdgan.store.local import LocalStore
 from gdgan.training.sampling import BATCH_TOLERANCE_GREY_LEVELS
 from PIL import Image
-
-from services.testing import wait_for
+from svcstack import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -90,8 +90,8 @@ def test_train_and_sample_from_the_command_line(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stderr
     rows = list(csv.DictReader((dest / "labels.csv").read_text().splitlines()))
-    assert [r["file"] for r in rows] == [f"{i:04d}.png" for i in range(6)]
-    assert all(r["view"] == "AP" and r["findings"] == "Cardiomegaly" for r in rows)
+    assert [r["file"] for r in rows] == [f"img_{i:06d}.png" for i in range(6)]
+    assert all(r["view"] == "AP" and r["finding_labels"] == "Cardiomegaly" for r in rows)
     assert (dest / "grid.png").stat().st_size > 0
     again = tmp_path / "again"
     _run(

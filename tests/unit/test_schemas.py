@@ -21,7 +21,8 @@ def _locs(exc: ValidationError) -> set[str]:
     [
         ({"n": 0}, "n"),
         ({"n": 10_000}, "n"),
-        ({"finding": "Heart"}, "finding"),
+        ({"finding": "Heart|Lung"}, "finding"),  # names come from the model; '|' never is one
+        ({"finding": ""}, "finding"),
         ({"gender": "m"}, "gender"),
         ({"view": "LAT"}, "view"),
         ({"stage": 0}, "stage"),

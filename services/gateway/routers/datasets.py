@@ -5,19 +5,21 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-from fastapi import APIRouter, HTTPException
-from gdgan.data.dataset import DATASET_KIND, LABELS_FILE
+from fastapi import APIRouter
+from gdgan.data.dataset import DATASET_KIND, LABELS_FILE, load_labels, split_counts
+from gdgan.labels import schema_of
 from gdgan.schemas import (
     DatasetCreated,
     DatasetDetail,
     DatasetRequest,
     DatasetSummary,
+    LabelSchemaOut,
     NihDatasetRequest,
 )
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
 
+from services.common.http import field_error
 from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth])
@@ -25,7 +27,12 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth]
 
 def _summary(m: Manifest) -> DatasetSummary:
     return DatasetSummary(
-        id=m.id, created=m.created, config=m.config, n=m.meta.get("n"), size=m.meta.get("size")
+        id=m.id,
+        created=m.created,
+        config=m.config,
+        n=m.meta.get("n"),
+        size=m.meta.get("size"),
+        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
     )
 
 
@@ -43,27 +50,11 @@ def _inside(root: Path, given: str, field: str) -> str:
     p = Path(given)
     p = (p if p.is_absolute() else root / p).resolve()
     if p != root and root not in p.parents:
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", field],
-                    "type": "path_outside_import_dir",
-                    "msg": f"{field} must be inside the import folder {root}",
-                }
-            ],
+        raise field_error(
+            field, f"{field} must be inside the import folder {root}", "path_outside_import_dir"
         )
     if not p.exists():
-        raise HTTPException(
-            422,
-            detail=[
-                {
-                    "loc": ["body", field],
-                    "type": "path_missing",
-                    "msg": f"{field}: {given!r} does not exist in the import folder",
-                }
-            ],
-        )
+        raise field_error(field, f"{field}: {given!r} does not exist in the import folder", "path_missing")
     return str(p)
 
 
@@ -73,11 +64,14 @@ def import_root(settings: Settings) -> Path:
 
 @router.post("", status_code=202, response_model=DatasetCreated)
 def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> DatasetCreated:
+    from gdgan.data.adapters import PATH_OPTIONS
+
     params = req.model_dump()
-    if isinstance(req, NihDatasetRequest):
-        root = import_root(settings)
-        params["csv"] = _inside(root, req.csv, "csv")
-        params["images"] = _inside(root, req.images, "images")
+    paths = ("csv", "images") if isinstance(req, NihDatasetRequest) else PATH_OPTIONS.get(req.source, ())
+    root = import_root(settings)
+    for name in paths:
+        if params.get(name) is not None:
+            params[name] = _inside(root, params[name], name)
     params["dataset_id"] = new_id(DATASET_KIND)
     rec = jobs.create("ingest", params)
     enqueue(jobs, rec.id, "gdgan.ingest")
@@ -92,25 +86,7 @@ def list_datasets(store: Store) -> list[DatasetSummary]:
 @lru_cache(maxsize=32)
 def _split_counts(store: ArtifactStore, dataset_id: str, sha: str) -> dict[str, dict]:
     """Per-split label counts (seed 0). Keyed by the labels' sha256: artifacts are immutable."""
-    from gdgan.data.splits import patient_split
-
-    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
-        labels = {k: z[k] for k in z.files}
-    split = patient_split(labels["patient_id"], seed=0, official_split=labels.get("official_split"))
-    out: dict[str, dict] = {}
-    for part in ("train", "val", "test"):
-        idx = split.part(part)
-        g, v, f = labels["gender"][idx], labels["view"][idx], labels["findings"][idx]
-        from gdgan.labels import FINDINGS
-
-        out[part] = {
-            "images": len(idx),
-            "patients": len(np.unique(labels["patient_id"][idx])),
-            "gender": {"M": int((g == 0).sum()), "F": int((g == 1).sum())},
-            "view": {"PA": int((v == 0).sum()), "AP": int((v == 1).sum())},
-            "findings": {name: int(f[:, i].sum()) for i, name in enumerate(FINDINGS)},
-        }
-    return out
+    return split_counts(load_labels(store, dataset_id), schema_of(store.manifest(dataset_id).meta), seed=0)
 
 
 @router.get("/{dataset_id}", response_model=DatasetDetail, responses={404: {"description": "unknown id"}})

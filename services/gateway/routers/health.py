@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import redis
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from gdgan.schemas import Health
+from gdgan.store import StoreError
 
 from services.gateway.deps import Jobs, Store
 
@@ -22,12 +24,12 @@ def readyz(jobs: Jobs, store: Store) -> JSONResponse:
     try:
         jobs.ping()
         checks["redis"] = "ok"
-    except Exception as exc:
+    except redis.RedisError as exc:
         checks["redis"] = f"unavailable: {exc}"
     try:
         store.ping()
         checks["store"] = "ok"
-    except Exception as exc:
+    except StoreError as exc:
         checks["store"] = f"unavailable: {exc}"
     ok = all(v == "ok" for v in checks.values())
     body = Health(status="ready" if ok else "unavailable", checks=checks)

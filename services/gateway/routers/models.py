@@ -4,53 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
-from gdgan.schemas import MODEL_ALIASES, ModelDetail, ModelList, ModelSummary
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from gdgan import catalog
+from gdgan.imageset import SYNTHETIC_KIND, ZIP_FILE
+from gdgan.schemas import LossCurves, ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
+from gdgan.training.loss_curves import loss_curves, quality_curves
 
 from services.gateway.deps import Auth, SettingsD, Store, checked_id
 from services.gateway.routers.generate import forward_generate
 
-MODEL_KINDS: tuple[str, ...] = ("gdgan", "gdgan-stage1", "gdgan-stage2", "acgan")
 NOT_FOUND = {404: {"description": "unknown id"}}
 
 router = APIRouter(tags=["models"], dependencies=[Auth])
-
-
-def model_summary(m: Manifest) -> ModelSummary:
-    return ModelSummary(
-        id=m.id,
-        kind=m.kind,
-        created=m.created,
-        dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
-        preset=_preset_name(m.config.get("preset") or m.meta.get("preset")),
-    )
-
-
-def _preset_name(preset: Any) -> str | None:
-    """Model manifests record the preset's name; reports record the whole preset (a dict)."""
-    if isinstance(preset, dict):
-        return preset.get("name")
-    return preset
-
-
-def resolve_model(store: ArtifactStore, ref: str) -> str:
-    """'gdgan' / 'acgan' -> the latest such model; an id -> itself if it is a model. Else 404."""
-    if ref in MODEL_ALIASES:
-        m = store.latest(ref)
-        if m is None:
-            raise ArtifactNotFound(f"no {ref!r} model in the store yet: train one first")
-        return m.id
-    return model_manifest(store, ref).id
-
-
-def model_manifest(store: ArtifactStore, model_id: str) -> Manifest:
-    checked_id(model_id, "model")
-    m = store.manifest(model_id)
-    if m.kind not in MODEL_KINDS:
-        raise ArtifactNotFound(f"no model {model_id!r} (it is a {m.kind!r})")
-    return m
 
 
 def _lineage(store: ArtifactStore, m: Manifest, depth: int = 8) -> list[dict[str, Any]]:
@@ -77,16 +44,15 @@ def _lineage(store: ArtifactStore, m: Manifest, depth: int = 8) -> list[dict[str
 
 @router.get("/v1/models", response_model=ModelList)
 def list_models(store: Store) -> ModelList:
-    ms = [m for m in store.list() if m.kind in MODEL_KINDS]
-    return ModelList(models=[model_summary(m) for m in reversed(ms)])
+    return ModelList(models=catalog.list_models(store))
 
 
 @router.get("/v1/models/{model_id}", response_model=ModelDetail, responses=NOT_FOUND)
 def show_model(model_id: str, store: Store) -> ModelDetail:
     """``model_id`` may also be an alias ('gdgan', 'acgan'): the latest model of that kind."""
-    m = model_manifest(store, resolve_model(store, model_id))
+    m = catalog.resolve_model(store, model_id)
     return ModelDetail(
-        **model_summary(m).model_dump(),
+        **catalog.summary(m).model_dump(),
         config=m.config,
         meta=m.meta,
         parents=m.parents,
@@ -104,12 +70,24 @@ async def model_samples(model_id: str, request: Request, store: Store, settings:
     """The grid the training run stored; models without one are sampled by the generator (seed 0)."""
     import asyncio
 
-    m = await asyncio.to_thread(model_manifest, store, model_id)
+    m = await asyncio.to_thread(catalog.resolve_model, store, model_id)
     if "samples.png" in m.files:
         data = await asyncio.to_thread(store.get_bytes, m.id, "samples.png")
         return Response(data, media_type="image/png")
     body = {"model": m.id, "n": 16, "seed": 0, "format": "png", "finding": None}
     return await forward_generate(body, request, settings)
+
+
+@router.get("/v1/models/{model_id}/losses", response_model=LossCurves, responses=NOT_FOUND)
+def model_losses(
+    model_id: str, store: Store, max_points: int = Query(400, ge=2, le=5000, description="points per curve")
+) -> LossCurves:
+    """The loss curves the training run recorded, per phase (a GDGAN bundle: its two stages), and
+    the quality harness's curves when it scored the run as it trained."""
+    m = catalog.resolve_model(store, model_id)
+    return LossCurves(
+        model_id=m.id, phases=loss_curves(store, m, max_points=max_points), quality=quality_curves(store, m)
+    )
 
 
 @router.get(
@@ -119,7 +97,7 @@ async def model_samples(model_id: str, request: Request, store: Store, settings:
 )
 def model_quality_curve(model_id: str, store: Store) -> Response:
     """The harness figures over training (stored when the run had ``quality_every`` > 0)."""
-    m = model_manifest(store, model_id)
+    m = catalog.resolve_model(store, model_id)
     if "quality_curve.png" not in m.files:
         raise ArtifactNotFound(f"model {m.id!r} has no quality curve (trained with quality_every=0)")
     return Response(store.get_bytes(m.id, "quality_curve.png"), media_type="image/png")
@@ -152,7 +130,7 @@ def report_file(report_id: str, name: str, store: Store) -> Response:
 
 @router.get("/v1/reports", response_model=list[ModelSummary])
 def list_reports(store: Store) -> list[ModelSummary]:
-    return [model_summary(m) for m in reversed(store.list("report"))]
+    return [catalog.summary(m) for m in reversed(store.list("report"))]
 
 
 def _report_manifest(store: ArtifactStore, report_id: str) -> Manifest:
@@ -165,16 +143,14 @@ def _report_manifest(store: ArtifactStore, report_id: str) -> Manifest:
 
 @router.get(
     "/v1/synthetic/{artifact_id}/images.zip",
-    response_class=Response,
+    response_class=FileResponse,
     responses={**NOT_FOUND, 200: {"content": {"application/zip": {}}, "description": "PNGs plus labels.csv"}},
 )
-def synthetic_zip(artifact_id: str, store: Store) -> Response:
+def synthetic_zip(artifact_id: str, store: Store) -> FileResponse:
+    """Streamed from a verified local copy (the store's own file, or S3's cached download): a
+    100,000-image set never sits in the gateway's memory."""
     checked_id(artifact_id, "synthetic set")
     m = store.manifest(artifact_id)
-    if m.kind != "synthetic":
+    if m.kind != SYNTHETIC_KIND:
         raise ArtifactNotFound(f"no synthetic set {artifact_id!r}")
-    return Response(
-        store.get_bytes(m.id, "images.zip"),
-        media_type="application/zip",
-        headers={"Content-Disposition": f'attachment; filename="{m.id}.zip"'},
-    )
+    return FileResponse(store.fetch(m.id, ZIP_FILE), media_type="application/zip", filename=f"{m.id}.zip")

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,11 +43,20 @@ def _detail(resp: httpx.Response) -> str:
 class GatewayClient:
     """A thin typed wrapper of the gateway's REST API (used by the CLI verbs and the demo)."""
 
-    def __init__(self, url: str | None = None, token: str | None = None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         from gdgan.settings import get_settings
 
         s = get_settings()
         self.url = (url or s.gateway_url).rstrip("/")
+        self.reconnects = s.client_reconnects
+        self.reconnect_interval_s = s.client_reconnect_interval_s
+        self.say = say or (lambda msg: print(msg, file=sys.stderr, flush=True))
         tok = s.api_token.get_secret_value() if token is None else token
         headers = {"Authorization": f"Bearer {tok}"} if tok else {}
         self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
@@ -70,8 +79,12 @@ class GatewayClient:
         return self.request("POST", path, json=body or {}).json()
 
     def events(self, job_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(event, data) pairs until the job ends; reconnects with Last-Event-ID."""
+        """(event, data) pairs until the job ends. A dropped connection is retried with
+        Last-Event-ID (no event lost), at most GDGAN_CLIENT_RECONNECTS times in a row,
+        GDGAN_CLIENT_RECONNECT_INTERVAL_S apart, each attempt said on stderr; then ClientError.
+        The job itself runs on: the error says how to look at it again."""
         last: str | None = None
+        failures = 0
         while True:
             headers = {"Last-Event-ID": last} if last else {}
             ended = False
@@ -86,6 +99,9 @@ class GatewayClient:
                         resp.read()
                         raise ClientError(f"events of {job_id}: HTTP {resp.status_code}: {_detail(resp)}")
                     event, data = "message", ""
+                    if failures:
+                        self.say(f"reconnected to {self.url}; following job {job_id} again")
+                        failures = 0
                     for line in resp.iter_lines():
                         if line.startswith("event:"):
                             event = line[6:].strip()
@@ -102,8 +118,19 @@ class GatewayClient:
                                 ended = True
                             event, data = "message", ""
                     ended = True  # the server closes the stream when the job ended
-            except (httpx.TransportError, httpx.RemoteProtocolError):
-                time.sleep(1.0)
+            except httpx.TransportError as exc:  # RemoteProtocolError is one too
+                failures += 1
+                if failures > self.reconnects:
+                    raise ClientError(
+                        f"lost the gateway at {self.url} while following job {job_id} "
+                        f"({type(exc).__name__}: {exc}); gave up after {self.reconnects} reconnection "
+                        f"attempts. The job itself may still be running: 'gdgan jobs show {job_id}'"
+                    ) from None
+                self.say(
+                    f"connection to {self.url} lost ({type(exc).__name__}); reconnecting in "
+                    f"{self.reconnect_interval_s:g} s (attempt {failures}/{self.reconnects})"
+                )
+                time.sleep(self.reconnect_interval_s)
                 continue
             if ended:
                 return
@@ -178,6 +205,18 @@ def _finish(
         raise typer.Exit(1)
 
 
+def _submit(
+    url: str | None, path: str, body: dict[str, Any], wait: bool, as_json: bool, extra: tuple[str, ...] = ()
+) -> None:
+    """POST a job-creating request, then report (and follow) the job like every verb does."""
+    try:
+        c = _client(url)
+        r = c.post(path, body)
+        _finish(c, r["job_id"], wait, as_json, {k: r[k] for k in extra})
+    except ClientError as exc:
+        _die(str(exc))
+
+
 @app.command("list")
 def list_jobs(
     url: Url = None,
@@ -239,12 +278,22 @@ def cancel_job(job_id: str, url: Url = None, as_json: Json = False) -> None:
 
 @app.command("ingest")
 def ingest(
-    source: Annotated[str, typer.Option(help="phantom or nih")] = "phantom",
+    source: Annotated[
+        str, typer.Option(help="phantom, nih, chexpert, mimic, padchest, vindr, csv or folder")
+    ] = "phantom",
     n: Annotated[int, typer.Option(help="Phantom images.")] = 8000,
     size: Annotated[int, typer.Option(help="Image side: 32, 64, 128 or 256.")] = 64,
     seed: Annotated[int, typer.Option(help="Phantom seed.")] = 0,
     csv: Annotated[str | None, typer.Option(help="NIH: Data_Entry CSV inside GDGAN_IMPORT_DIR.")] = None,
     images: Annotated[str | None, typer.Option(help="NIH: image folder inside GDGAN_IMPORT_DIR.")] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            help="Another field of the source's request, KEY=VALUE (VALUE may be JSON), repeatable; "
+            "e.g. --option merge=majority --option root=xrays",
+        ),
+    ] = None,
     url: Url = None,
     wait: Wait = True,
     as_json: Json = False,
@@ -253,14 +302,19 @@ def ingest(
     body: dict[str, Any] = {"source": source, "size": size}
     if source == "phantom":
         body.update(n=n, seed=seed)
-    else:
+    elif source == "nih":
         body.update(csv=csv, images=images)
-    try:
-        c = _client(url)
-        r = c.post("/v1/datasets", body)
-        _finish(c, r["job_id"], wait, as_json, {"dataset_id": r["dataset_id"]})
-    except ClientError as exc:
-        _die(str(exc))
+    else:  # the bring-your-own sources: paths and options as the REST request names them
+        body.update({k: v for k, v in (("csv", csv), ("images", images)) if v is not None})
+    for item in option or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            _die(f"--option expects KEY=VALUE, got {item!r}")
+        try:
+            body[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            body[key.strip()] = value
+    _submit(url, "/v1/datasets", body, wait, as_json, extra=("dataset_id",))
 
 
 @app.command("train")
@@ -293,12 +347,7 @@ def train(
     }
     if stage1_model:
         body["stage1_model"] = stage1_model
-    try:
-        c = _client(url)
-        r = c.post("/v1/jobs/train", body)
-        _finish(c, r["job_id"], wait, as_json)
-    except ClientError as exc:
-        _die(str(exc))
+    _submit(url, "/v1/jobs/train", body, wait, as_json)
 
 
 @app.command("evaluate")
@@ -322,12 +371,7 @@ def evaluate(
         "gdgan": gdgan,
         "acgan": acgan,
     }
-    try:
-        c = _client(url)
-        r = c.post("/v1/jobs/evaluate", body)
-        _finish(c, r["job_id"], wait, as_json)
-    except ClientError as exc:
-        _die(str(exc))
+    _submit(url, "/v1/jobs/evaluate", body, wait, as_json)
 
 
 def save_images(content: bytes, out: Path) -> list[Path]:

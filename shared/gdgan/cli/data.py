@@ -20,7 +20,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 app = typer.Typer(
-    help="Build, ingest and inspect datasets (phantom chest X-rays or NIH ChestX-ray14).",
+    help="Build, ingest and inspect datasets (phantom, NIH ChestX-ray14, CheXpert, MIMIC-CXR-JPG, "
+    "PadChest, VinDr-CXR, any CSV or class folders).",
     no_args_is_help=True,
 )
 err = Console(stderr=True)
@@ -265,18 +266,14 @@ def show(
 ) -> None:
     """Counts per gender, view, finding and per part of the patient-wise 70/10/20 split."""
     with _user_errors_exit():
-        from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, load_dataset
-        from gdgan.data.splits import patient_split
+        from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, load_dataset, split_counts
 
         st = _open_store(store)
         ds_id = _resolve_dataset(st, dataset)
         m = st.manifest(ds_id)
         ds = load_dataset(st, ds_id)
         official = ds.labels.get(OFFICIAL_SPLIT_COLUMN)
-        split = patient_split(ds.labels["patient_id"], seed=split_seed, official_split=official)
-        parts = {"all": ds.counts()}
-        for name in ("train", "val", "test"):
-            parts[name] = ds.counts(split.part(name))
+        parts = {"all": ds.counts(), **split_counts(ds.labels, ds.schema, seed=split_seed)}
     info = {
         "id": ds_id,
         "kind": m.kind,
@@ -335,3 +332,8 @@ def list_cmd(
     Console().print(t)
     if not rows:
         err.print("no datasets yet: try `gdgan data phantom --n 8000 --size 64`")
+
+
+# the ingest-chexpert|mimic|padchest|vindr|csv|folder verbs live in their own module; importing it
+# registers them on ``app``
+from gdgan.cli import data_ingest  # noqa: E402, F401

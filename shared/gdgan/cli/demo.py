@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from gdgan.cli.client import ClientError, GatewayClient, save_images
+from gdgan.cli.evaluate import print_tables
 from gdgan.localstack.stack import read_state
 
 
@@ -79,25 +80,16 @@ def _run(c: GatewayClient, label: str, path: str, body: dict[str, Any]) -> dict[
     return {**_wait(c, label, r["job_id"]), **{k: v for k, v in r.items() if k != "job_id"}}
 
 
-def print_tables(report: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, table1_rows, table2_rows
-
-    console = Console(width=None if sys.stdout.isatty() else 200)  # a log file gets whole tables
-    try:
-        label, rows1 = table1_rows(report)
-        t1 = Table(*TABLE1_HEADER, title=f"Table 1: inception score ({label})")
-        for row in rows1:
-            t1.add_row(*row)
-        console.print(t1)
-    except (KeyError, TypeError) as exc:
-        _say(f"(Table 1 unavailable in this report: {exc})")
-    t2 = Table(*TABLE2_HEADER, title=f"Table 2: {report.get('finding', '')} classifier, test ROC AUC")
-    for row in table2_rows(report):
-        t2.add_row(*row)
-    console.print(t2)
+def report_models(report: dict[str, Any]) -> dict[str, str]:
+    """The GDGAN and ACGAN ids the evaluation used for its first split: the models its Table 1
+    scores. The demo's images come from these, not from whatever 'latest' is by then (another
+    run may have trained a newer model meanwhile)."""
+    repeats = (report.get("lineage") or {}).get("repeats") or []
+    models = dict(repeats[0].get("models") or {}) if repeats else {}
+    missing = [k for k in ("gdgan", "acgan") if not models.get(k)]
+    if missing:
+        raise ClientError(f"report {report.get('id', '')} names no {' or '.join(missing)} model for split 0")
+    return {k: str(models[k]) for k in ("gdgan", "acgan")}
 
 
 QUALITY_COLUMNS = (
@@ -214,11 +206,11 @@ def demo(
         )
         report_id = ev["result"]["report_id"]
         report = c.get(f"/v1/reports/{report_id}")
-        acgan_id = c.get("/v1/models/acgan")["id"]  # latest: the last split's models
-        body = {"model": "gdgan", "n": 16, "finding": "Cardiomegaly", "seed": 0, "format": "zip"}
+        used = report_models(report)
+        gdgan_id, acgan_id = used["gdgan"], used["acgan"]
+        body = {"model": gdgan_id, "n": 16, "finding": "Cardiomegaly", "seed": 0, "format": "zip"}
         out = home / "images"
         resp = c.request("POST", "/v1/generate", json=body, timeout=600)
-        gdgan_id = resp.headers.get("X-GDGAN-Model-Id", "gdgan")
         save_images(resp.content, out)
         grid = c.request("POST", "/v1/generate", json={**body, "format": "png"}, timeout=600).content
         (out / "grid.png").write_bytes(grid)
@@ -246,7 +238,7 @@ def demo(
     }
     typer.echo(json.dumps(summary, indent=1))
     _say(f"report: {summary['report_url']}" + (f"  ({local})" if local else ""))
-    _say(f"16 synthetic Cardiomegaly images: {out} (grid.png)")
+    _say(f"16 synthetic Cardiomegaly images from {gdgan_id} (split 0's GDGAN): {out} (grid.png)")
     if not stop:
         _say(f"web page: {url}/   (stop the stack with: gdgan down --home {home})")
     _say(f"total {summary['seconds']:.0f} s")

@@ -29,6 +29,9 @@ def _fail(message: str) -> None:
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    """What a bad command line or environment raises while the run is being set up: answered
+    with one line and exit code 2. Only checked before the run starts: once it runs, a ValueError
+    or KeyError is a bug or a broken artifact and keeps its traceback (exit code 1)."""
     from gdgan.settings import SettingsError
     from gdgan.store import StoreError
 
@@ -36,21 +39,29 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def print_tables(report: dict[str, Any], console: Console = out) -> None:
-    """Tables 1 and 2 of the report as rich tables (ours next to the paper's)."""
+    """Tables 1 and 2 of the report as rich tables (ours next to the paper's); ``gdgan evaluate``,
+    ``gdgan reproduce`` and ``gdgan demo`` all print them through here."""
     from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, TABLE2_NOTE, table1_rows, table2_rows
 
-    label, rows1 = table1_rows(report)
-    t1 = Table(title=f"Table 1 — inception score ({label})", title_justify="left")
-    for h in TABLE1_HEADER:
-        t1.add_column(h, justify="right" if h != TABLE1_HEADER[0] else "left")
-    for r in rows1:
-        t1.add_row(*r)
-    console.print(t1)
-    imagenet = report["quality"]["inception_score"]["imagenet"]
-    if not imagenet.get("available"):
-        console.print(f"[yellow]ImageNet IS unavailable:[/yellow] {imagenet.get('reason')}", soft_wrap=True)
+    try:
+        label, rows1 = table1_rows(report)
+    except (KeyError, TypeError) as exc:  # a report without the quality section (e.g. no GAN)
+        console.print(f"(Table 1 unavailable in this report: {exc})", soft_wrap=True)
+    else:
+        t1 = Table(title=f"Table 1 — inception score ({label})", title_justify="left")
+        for h in TABLE1_HEADER:
+            t1.add_column(h, justify="right" if h != TABLE1_HEADER[0] else "left")
+        for r in rows1:
+            t1.add_row(*r)
+        console.print(t1)
+        imagenet = report["quality"]["inception_score"]["imagenet"]
+        if not imagenet.get("available"):
+            console.print(
+                f"[yellow]ImageNet IS unavailable:[/yellow] {imagenet.get('reason')}", soft_wrap=True
+            )
+    repeats = (report.get("plan") or {}).get("repeats", "?")
     t2 = Table(
-        title=f"Table 2 — {report['finding']} classification, {report['plan']['repeats']} repeats",
+        title=f"Table 2 — {report.get('finding', '')} classification, {repeats} repeats",
         title_justify="left",
     )
     for h in TABLE2_HEADER:
@@ -59,14 +70,21 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
         t2.add_row(*r)
     console.print(t2)
     console.print(TABLE2_NOTE, soft_wrap=True)
-    console.print(report["lineage"]["statement"], soft_wrap=True)
+    harness = (report.get("quality") or {}).get("harness") or {}
+    if harness.get("available"):
+        from gdgan.cli.quality import print_quality
+
+        print_quality(harness, console)
+    if statement := (report.get("lineage") or {}).get("statement"):
+        console.print(statement, soft_wrap=True)
 
 
 def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
-    from gdgan.evaluation.experiment import EvaluationCancelled, run_evaluation
+    from gdgan.catalog import resolve_model
+    from gdgan.evaluation.experiment import EvaluationCancelled, EvaluationError, run_evaluation
     from gdgan.evaluation.plan import EvaluationPlan
     from gdgan.progress import Progress as Prog
-    from gdgan.store import open_store
+    from gdgan.store import StoreUnavailable, open_store
 
     stop = {"flag": False}
 
@@ -77,9 +95,16 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
         err.print("stopping at the next step; Ctrl-C again to abort")
 
     try:
-        plan = EvaluationPlan(**plan_kwargs)
+        from gdgan.labels import NIH_SCHEMA, schema_of
+
         store = open_store()
-        store.manifest(plan.dataset_id)
+        schema = schema_of(store.manifest(plan_kwargs["dataset_id"]).meta)
+        if schema != NIH_SCHEMA and plan_kwargs.get("findings") is None:  # the dataset's own findings
+            plan_kwargs = {**plan_kwargs, "findings": list(schema.findings)}
+        plan = EvaluationPlan(**plan_kwargs)
+        for given in (plan.gdgan_model, plan.acgan_model):
+            if given:
+                resolve_model(store, given)  # a wrong id is the user's: say so before 30 minutes
     except _user_errors() as exc:
         _fail(str(exc).splitlines()[0] if "validation error" not in str(exc) else _pydantic_msg(exc))
         return
@@ -104,9 +129,12 @@ def _run(plan_kwargs: dict[str, Any], as_json: bool, extra: dict[str, Any] | Non
     except EvaluationCancelled as exc:
         _fail(f"cancelled: {exc}")
         return
-    except _user_errors() as exc:
+    except EvaluationError as exc:  # the data cannot support the plan (e.g. a split without positives)
         _fail(str(exc).splitlines()[0])
         return
+    except StoreUnavailable as exc:  # the environment, not a bug: one line, but not 'bad input'
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     finally:
         signal.signal(signal.SIGINT, old)
     wall = time.perf_counter() - t0

@@ -93,6 +93,7 @@ def quality(
     n: int = typer.Option(500, "--n", min=5, help="Images per set."),
     seed: int = typer.Option(0, "--seed", help="Seed of every draw."),
     judge: str = typer.Option("demo", "--judge", help="Judge preset: tiny | demo."),
+    finding: str = typer.Option("Cardiomegaly", "--finding", help="The finding GAN-test asks for."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Image quality of trained generators: distances, GAN-test, and the real-test ceiling."""
@@ -114,6 +115,7 @@ def quality(
             n=n,
             seed=seed,
             judge=judge,
+            finding=finding,
             progress=show,
         )
         qid = store_scores(store, q)

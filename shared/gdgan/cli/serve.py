@@ -1,9 +1,9 @@
 """``gdgan serve gateway|generator`` and ``gdgan worker trainer|evaluator``: one command per
-service, the same commands docker-compose and k8s run."""
+service, the same commands docker-compose and k8s run. Each starts the service that lives in
+``services/<name>`` (an app factory or a worker's wiring); this module only parses options."""
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -48,36 +48,21 @@ def generator(host: Host = "127.0.0.1", port: Port = None) -> None:
     _uvicorn("services.generator.app:create_app", host, port or get_settings().generator_port)
 
 
-def _worker(queue: str, name: str, loglevel: str) -> None:
-    # No torch / CUDA here: the solo pool runs tasks in this very process (no fork afterwards).
-    from gdgan.jobs.celery_app import app as celery
-
-    celery.worker_main(
-        [
-            "worker",
-            "-Q",
-            queue,
-            "--pool=solo",
-            "--concurrency=1",
-            "-n",
-            f"{name}-{os.getpid()}@%h",  # unique: several workers may share a host
-            f"--loglevel={loglevel}",
-            "--without-gossip",
-            "--without-mingle",
-        ]
-    )
-
-
 LogLevel = Annotated[str, typer.Option(help="Celery log level.")]
 
 
 @worker_app.command("trainer")
 def trainer(loglevel: LogLevel = "INFO") -> None:
-    """Ingest and training tasks (queue 'train'), one at a time."""
-    _worker("train", "trainer", loglevel)
+    """Ingest and training tasks (queue 'train'), one at a time (services/trainer)."""
+    from services.trainer.worker import main
+
+    main(loglevel)
 
 
 @worker_app.command("evaluator")
 def evaluator(loglevel: LogLevel = "INFO") -> None:
-    """Evaluation parts, reports and large generation jobs (queue 'eval'), one at a time."""
-    _worker("eval", "evaluator", loglevel)
+    """Evaluation parts, reports and large generation jobs (queue 'eval'), one at a time
+    (services/evaluator)."""
+    from services.evaluator.worker import main
+
+    main(loglevel)

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from gdgan.localstack.stack import STATE_FILE, Stack, StackConfig, StackError, down, read_state
+from gdgan.localstack.stack import STATE_FILE, Stack, StackConfig, StackError, down, pid_alive, read_state
 
 
 def _die(msg: str) -> None:
@@ -129,3 +129,54 @@ def down_cmd(home: Home = None) -> None:
     if not down(home):
         _die(f"no stack runs from {home} (no {STATE_FILE})")
     typer.echo("stack stopped", err=True)
+
+
+def status_cmd(home: Home = None) -> None:
+    """Show the local stack: each service's pid, whether it runs, restarts and last exit code; the
+    workers' heartbeats and the tasks they run (a stalled one has no live heartbeat)."""
+    home = (home or default_home()).resolve()
+    st = read_state(home)
+    if not st or not pid_alive(int(st.get("supervisor", 0))):
+        _die(f"no stack runs from {home} (start one with 'gdgan up')")
+    typer.echo(f"gateway {st['gateway']}  generator {st['generator']}  redis {st['redis']}")
+    typer.echo(f"{'SERVICE':<14}{'PID':>8}  {'STATE':<10}{'RESTARTS':>9}  LAST EXIT")
+    for name, row in (st.get("status") or {}).items():
+        pid = row.get("pid")
+        alive = bool(pid) and pid_alive(int(pid))
+        state = "up" if alive else ("restarting" if row.get("restart_in_s") is not None else "down")
+        last = "" if row.get("last_exit") is None else str(row["last_exit"])
+        typer.echo(f"{name:<14}{pid or '-':>8}  {state:<10}{row.get('restarts', 0):>9}  {last}")
+    _show_heartbeats(st.get("redis") or "")
+
+
+def _show_heartbeats(redis_url: str) -> None:
+    import time
+
+    import redis
+
+    from gdgan.jobs import heartbeat
+
+    if not redis_url:
+        return
+    r = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=3, decode_responses=True)
+    try:
+        workers = heartbeat.live_workers(r)
+        running = heartbeat.running_entries(r)
+    except redis.RedisError as exc:
+        typer.echo(f"redis unreachable: {exc}")
+        return
+    finally:
+        r.close()
+    now = time.time()
+    for w in sorted(workers, key=lambda w: w["node"]):
+        task = w.get("task") or {}
+        doing = "idle"
+        if task:
+            doing = f"job {task['job_id']}" + (f" part {task['part']}" if task.get("part") else "")
+        typer.echo(f"worker {w['node']:<32} heartbeat {now - w['t']:4.1f} s ago  {doing}")
+    alive = {w["id"] for w in workers}
+    for e in running.values():
+        if e["worker"] not in alive:
+            typer.echo(
+                f"STALLED job {e['job_id']} {e['task']} on {e.get('node')} (no heartbeat): redelivery pending"
+            )

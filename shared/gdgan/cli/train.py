@@ -9,7 +9,6 @@ arguments the run was started with (stored by :mod:`gdgan.training.runs`).
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import sys
@@ -256,8 +255,8 @@ def sample(
     json_: bool = JSON,
 ) -> None:
     """Sample N images of a label from a trained model: PNGs, labels.csv and grid.png."""
-    from gdgan.imaging import grid_png_bytes, save_png
-    from gdgan.labels import GENDERS, VIEWS, decode_findings
+    from gdgan.imageset import folder_writer
+    from gdgan.imaging import grid_png_bytes
     from gdgan.store import open_store
     from gdgan.training.sampling import load_generator
 
@@ -270,26 +269,8 @@ def sample(
     except _user_errors() as exc:
         fail(str(exc))
         return
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i, img in enumerate(batch.images):
-        name = f"{i:04d}.png"
-        save_png(out / name, img)
-        rows.append(
-            {
-                "file": name,
-                "gender": GENDERS[batch.gender[i]],
-                "view": VIEWS[batch.view[i]],
-                "findings": decode_findings(batch.findings[i]),
-                "seed": batch.seed,
-                "model": gen.model_id,
-                "stage": stage or max(gen.stages),
-            }
-        )
-    with open(out / "labels.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    with folder_writer(out, gen.model_id, batch.seed, stage or max(gen.stages)) as w:
+        w.add_batch(batch)
     (out / "grid.png").write_bytes(grid_png_bytes(batch.images, batch.captions(), scale=2))
     summary = {"id": gen.model_id, "kind": gen.kind, "n": n, "seed": batch.seed, "out": str(out)}
     print(json.dumps(summary) if json_ else f"wrote {n} images, labels.csv and grid.png to {out}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gdgan.labels import FINDINGS, N_FINDINGS, general_matrix
+from gdgan.labels import NIH_SCHEMA, SCHEMA_KEY, LabelSchema, general_matrix, schema_of
 from gdgan.store import ArtifactStore, Manifest, StoreError
 
 DATASET_KIND = "dataset"
@@ -29,9 +29,9 @@ REQUIRED_COLUMNS: dict[str, str] = {
     "patient_id": "i",
     "follow_up": "i",
     "age": "i",  # -1 where unknown
-    "gender": "u",  # 0 = M, 1 = F
-    "view": "u",  # 0 = PA, 1 = AP
-    "findings": "u",  # (N, 14) multi-hot, order of gdgan.labels.FINDINGS
+    "gender": "u",  # 0 = M, 1 = F (0 throughout when the schema has no gender)
+    "view": "u",  # 0 = PA, 1 = AP (0 throughout when the schema has no view)
+    "findings": "u",  # (N, F) multi-hot, in the order of the dataset's schema findings
 }
 # 0 = not given, 1 = NIH train_val_list.txt, 2 = NIH test_list.txt
 OFFICIAL_SPLIT_COLUMN = "official_split"
@@ -49,6 +49,7 @@ class ImageDataset:
     labels: dict[str, np.ndarray]
     id: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    schema: LabelSchema = NIH_SCHEMA
 
     def __post_init__(self) -> None:
         if self.images.ndim != 3 or self.images.dtype != np.uint8:
@@ -62,8 +63,9 @@ class ImageDataset:
                 raise DatasetError(f"label column {col!r} has {arr.shape[0]} rows, images have {n}")
             if arr.dtype.kind != kind and not (kind in "iu" and arr.dtype.kind in "iu"):
                 raise DatasetError(f"label column {col!r} has dtype {arr.dtype}, expected kind {kind!r}")
-        if self.labels["findings"].shape[1:] != (N_FINDINGS,):
-            raise DatasetError(f"findings must be (N, {N_FINDINGS})")
+        nf = self.schema.n_findings
+        if self.labels["findings"].ndim != 2 or self.labels["findings"].shape[1:] != (nf,):
+            raise DatasetError(f"findings must be (N, {nf}) for the schema's {nf} findings")
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -73,11 +75,13 @@ class ImageDataset:
         return int(self.images.shape[1])
 
     def general(self) -> np.ndarray:
-        """(N, 2) float32 [is_female, is_AP]."""
-        return general_matrix(self.labels["gender"], self.labels["view"])
+        """(N, G) float32: the schema's general columns (NIH: [is_female, is_AP]; none: (N, 0))."""
+        full = general_matrix(self.labels["gender"], self.labels["view"])
+        cols = [i for i, g in enumerate(("gender", "view")) if self.schema.has(g)]
+        return full if len(cols) == 2 else np.ascontiguousarray(full[:, cols])
 
     def detail(self) -> np.ndarray:
-        """(N, 14) float32 multi-hot findings."""
+        """(N, F) float32 multi-hot findings (the schema's order)."""
         return self.labels["findings"].astype(np.float32)
 
     def subset(self, idx: np.ndarray) -> ImageDataset:
@@ -87,28 +91,12 @@ class ImageDataset:
             labels={k: v[idx] for k, v in self.labels.items()},
             id=self.id,
             config=dict(self.config),
+            schema=self.schema,
         )
 
     def counts(self, idx: np.ndarray | None = None) -> dict[str, Any]:
         """Counts per gender, view, (gender, view) and finding — the ``data show`` table."""
-        sel = slice(None) if idx is None else np.asarray(idx)
-        g = self.labels["gender"][sel]
-        v = self.labels["view"][sel]
-        f = self.labels["findings"][sel]
-        out: dict[str, Any] = {
-            "images": len(g),
-            "patients": len(np.unique(self.labels["patient_id"][sel])),
-            "gender": {"M": int((g == 0).sum()), "F": int((g == 1).sum())},
-            "view": {"PA": int((v == 0).sum()), "AP": int((v == 1).sum())},
-            "group": {
-                f"{gn}/{vn}": int(((g == gi) & (v == vi)).sum())
-                for gi, gn in enumerate(("M", "F"))
-                for vi, vn in enumerate(("PA", "AP"))
-            },
-            "findings": {name: int(f[:, i].sum()) for i, name in enumerate(FINDINGS)},
-            "no_finding": int((f.sum(axis=1) == 0).sum()),
-        }
-        return out
+        return counts_of(self.labels, self.schema, idx)
 
     # -- store --------------------------------------------------------------------------------
     def save(
@@ -135,11 +123,44 @@ class ImageDataset:
             m = w.commit(
                 config=config,
                 parents=parents,
-                meta={"counts": self.counts(), "n": len(self), "size": self.size, **(meta or {})},
+                meta={
+                    "counts": self.counts(),
+                    "n": len(self),
+                    "size": self.size,
+                    SCHEMA_KEY: self.schema.to_dict(),
+                    **(meta or {}),
+                },
             )
         self.id = m.id
         self.config = config
         return m
+
+
+def counts_of(
+    labels: dict[str, np.ndarray], schema: LabelSchema = NIH_SCHEMA, idx: np.ndarray | None = None
+) -> dict[str, Any]:
+    """:func:`label_counts` of the rows ``idx`` (all rows when None) of a label table."""
+    sel = slice(None) if idx is None else np.asarray(idx)
+    return label_counts(
+        schema, labels["patient_id"][sel], labels["gender"][sel], labels["view"][sel], labels["findings"][sel]
+    )
+
+
+def load_labels(store: ArtifactStore, dataset_id: str) -> dict[str, np.ndarray]:
+    """The label table alone (no images): what counts and splits need."""
+    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def split_counts(
+    labels: dict[str, np.ndarray], schema: LabelSchema = NIH_SCHEMA, seed: int = 0
+) -> dict[str, dict[str, Any]]:
+    """:func:`counts_of` per part of the patient-wise split with ``seed`` (train/val/test): what
+    the gateway's dataset page and ``gdgan data show`` print."""
+    from gdgan.data.splits import patient_split
+
+    split = patient_split(labels["patient_id"], seed=seed, official_split=labels.get(OFFICIAL_SPLIT_COLUMN))
+    return {part: counts_of(labels, schema, split.part(part)) for part in ("train", "val", "test")}
 
 
 def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> ImageDataset:
@@ -150,6 +171,34 @@ def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> Im
     images = np.load(
         store.fetch(dataset_id, IMAGES_FILE), mmap_mode="r" if mmap else None, allow_pickle=False
     )
-    with np.load(store.fetch(dataset_id, LABELS_FILE), allow_pickle=False) as z:
-        labels = {k: z[k] for k in z.files}
-    return ImageDataset(images=images, labels=labels, id=dataset_id, config=m.config)
+    return ImageDataset(
+        images=images,
+        labels=load_labels(store, dataset_id),
+        id=dataset_id,
+        config=m.config,
+        schema=schema_of(m.meta),
+    )
+
+
+def label_counts(
+    schema: LabelSchema, patient_id: np.ndarray, gender: np.ndarray, view: np.ndarray, findings: np.ndarray
+) -> dict[str, Any]:
+    """Counts per general label, group and finding; a general label the schema lacks is ``{}``."""
+    has_g, has_v = schema.has("gender"), schema.has("view")
+    codes = [c for c, present in ((gender, has_g), (view, has_v)) if present]
+    groups: dict[str, int] = {}
+    if codes:
+        for key in schema.groups():
+            mask = np.ones(len(gender), bool)
+            for col, c in zip(codes, key):
+                mask &= col == c
+            groups[schema.group_key(key)] = int(mask.sum())
+    return {
+        "images": len(gender),
+        "patients": len(np.unique(patient_id)),
+        "gender": {"M": int((gender == 0).sum()), "F": int((gender == 1).sum())} if has_g else {},
+        "view": {"PA": int((view == 0).sum()), "AP": int((view == 1).sum())} if has_v else {},
+        "group": groups,
+        "findings": {name: int(findings[:, i].sum()) for i, name in enumerate(schema.findings)},
+        "no_finding": int((findings.sum(axis=1) == 0).sum()),
+    }

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gdgan.labels import GENDERS, N_FINDINGS, VIEWS, LabelError, encode_findings
-from gdgan.progress import Progress, ProgressCallback, StopFlag
+from gdgan.progress import Cancelled, Progress, ProgressCallback, StopFlag
 
 if TYPE_CHECKING:  # imported lazily: reading a CSV needs no store or pydantic
     from gdgan.data.dataset import ImageDataset
@@ -62,7 +62,7 @@ class NIHFormatError(ValueError):
     """The CSV, image folder or official lists cannot be used at all (not a single bad row)."""
 
 
-class IngestCancelled(RuntimeError):
+class IngestCancelled(Cancelled):
     """``should_stop`` asked the ingest to stop; finished chunks stay in the work folder."""
 
 
@@ -101,6 +101,11 @@ class IngestReport:
     corrupt_files: Problem = field(default_factory=Problem)
     implausible_ages: Problem = field(default_factory=Problem)
     unlisted: Problem = field(default_factory=Problem)
+    # used by the other adapters (gdgan.data.adapters); always zero for NIH
+    unknown_labels: Problem = field(default_factory=Problem)
+    excluded: Problem = field(default_factory=Problem)
+    missing_general: Problem = field(default_factory=Problem)
+    notes: dict[str, Any] = field(default_factory=dict)
     source_modes: dict[str, int] = field(default_factory=dict)
     non_square: int = 0
     chunks: int = 0
@@ -133,6 +138,9 @@ class IngestReport:
             "corrupt files": self.corrupt_files,
             "implausible ages (kept as unknown)": self.implausible_ages,
             "not in the official lists (kept, official_split=0)": self.unlisted,
+            "unknown label values": self.unknown_labels,
+            "excluded by request": self.excluded,
+            "lacking a general label of the schema": self.missing_general,
         }
 
     def summary(self) -> str:
@@ -170,12 +178,21 @@ def _high_depth_to_float(arr: np.ndarray) -> np.ndarray:
 
 
 def decode_gray(data_or_path: bytes | str | Path, size: int) -> tuple[np.ndarray, str, tuple[int, int]]:
-    """Decode a PNG (any mode Pillow reads) to an anti-aliased ``size``² uint8 grayscale array.
+    """Decode a PNG/JPEG (any mode Pillow reads) or a DICOM file (:mod:`gdgan.data.dicom`) to an
+    anti-aliased ``size``² uint8 grayscale array.
 
     Returns (image, source mode, source (width, height)); raises DecodeError with the reason.
     """
     from PIL import Image
 
+    if not isinstance(data_or_path, bytes):
+        from gdgan.data.dicom import DicomError, decode_dicom, is_dicom
+
+        if is_dicom(data_or_path):  # same contract, for adapters that meet DICOM files
+            try:
+                return decode_dicom(data_or_path, size)
+            except DicomError as exc:
+                raise DecodeError(str(exc)) from None
     try:
         src = io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path
         with Image.open(src) as im:
@@ -472,6 +489,95 @@ def _run_chunks(tasks: list[tuple[int, list[str], list[str], int, str]], workers
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def decode_images(
+    names: Sequence[str],
+    paths: Sequence[str],
+    size: int,
+    report: IngestReport,
+    *,
+    work_key: str,
+    lines: Sequence[int] | None = None,
+    workers: int | None = None,
+    resume_dir: str | Path | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopFlag | None = None,
+    keep_work: bool = False,
+    chunk_size: int = CHUNK_SIZE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``paths`` (PNG, JPEG, DICOM, ...) to ``(N, size, size)`` uint8 plus a kept mask.
+
+    The machinery every adapter shares: a thread pool decodes chunks into a resumable work folder
+    ``<resume_dir>/<work_key>-<size>px`` (the caller keys it by what defines its input), a file
+    that cannot be decoded is reported in ``report.corrupt_files`` and masked out, progress is
+    published as ``ingest`` records, and ``should_stop`` raises :class:`IngestCancelled`.
+    """
+    if resume_dir is None:
+        from gdgan.settings import get_settings
+
+        resume_dir = get_settings().cache_dir / "ingest"
+    work = Path(resume_dir) / f"{work_key}-{size}px"
+    work.mkdir(parents=True, exist_ok=True)
+    names = list(names)
+    nw = max(1, int(workers) if workers else default_workers())
+    report.workers = nw
+    total = len(names)
+    starts = list(range(0, total, chunk_size))
+    report.chunks = len(starts)
+    chunk_names = [names[s : s + chunk_size] for s in starts]
+    todo = []
+    done = 0
+    for k, s in enumerate(starts):
+        if _load_chunk(_chunk_file(work, k), chunk_names[k]) is not None:
+            report.chunks_reused += 1
+            done += len(chunk_names[k])
+        else:
+            todo.append((k, chunk_names[k], list(paths[s : s + chunk_size]), size, str(work)))
+
+    def emit(step: int, message: str = "") -> None:
+        if progress is None:
+            return
+        el = time.monotonic() - t_decode
+        rate = (step - resumed) / el if el > 0 and step > resumed else None
+        eta = (total - step) / rate if rate else None
+        progress(Progress("ingest", step, total, images_per_s=rate, eta_s=eta, message=message))
+
+    resumed, t_decode = done, time.monotonic()
+    emit(done, f"{report.chunks_reused} chunks resumed" if report.chunks_reused else "decoding")
+    chunks = _run_chunks(todo, nw)
+    try:
+        for k in chunks:
+            done += len(chunk_names[k])
+            emit(done)
+            if should_stop is not None and should_stop():
+                raise IngestCancelled(f"ingest cancelled after {done} of {total} images; rerun to resume")
+    finally:
+        chunks.close()  # cancel queued chunks and wait for running ones now, not at garbage collection
+
+    # Assemble in input order from the chunk files.
+    images = np.empty((total, size, size), np.uint8)
+    keep = np.zeros(total, bool)
+    modes: Counter[str] = Counter()
+    for k, s in enumerate(starts):
+        data = _load_chunk(_chunk_file(work, k), chunk_names[k])
+        if data is None:  # vanished between decode and assembly: redo in-process
+            _decode_chunk((k, chunk_names[k], list(paths[s : s + chunk_size]), size, str(work)))
+            data = _load_chunk(_chunk_file(work, k), chunk_names[k])
+            assert data is not None
+        n = len(chunk_names[k])
+        images[s : s + n] = data["images"]
+        keep[s : s + n] = data["ok"]
+        modes.update(m for m in data["modes"].tolist() if m)
+        report.decode_cpu_s += float(data.get("cpu_s", 0.0))
+        report.non_square += int(np.sum(data["ok"] & (data["wh"][:, 0] != data["wh"][:, 1])))
+        for i, msg in zip(data["err_idx"].tolist(), data["err_msg"].tolist()):
+            where = f"line {lines[s + i]}: " if lines is not None else ""
+            report.corrupt_files.add(f"{where}{names[s + i]}: {msg}")
+    report.source_modes = dict(sorted(modes.items()))
+    if not keep_work:
+        shutil.rmtree(work, ignore_errors=True)
+    return images, keep
+
+
 # --------------------------------------------------------------------------------------------
 # entry point
 # --------------------------------------------------------------------------------------------
@@ -520,74 +626,27 @@ def ingest_nih(
         if limit is not None and len(usable) >= limit:
             break
 
-    if resume_dir is None:
-        from gdgan.settings import get_settings
-
-        resume_dir = get_settings().cache_dir / "ingest"
     digest = _csv_digest(csv_file)
     # Keyed by the CSV's content, the image folder, size, chunking and pipeline version, so a
     # rerun of the *same* ingest resumes and anything else starts afresh.
     key = hashlib.sha256(
         f"{digest}|{Path(images_root).resolve()}|{size}|{chunk_size}|{PIPELINE_VERSION}".encode()
     ).hexdigest()[:20]
-    work = Path(resume_dir) / f"nih-{key}-{size}px"
-    work.mkdir(parents=True, exist_ok=True)
-
-    nw = max(1, int(workers) if workers else default_workers())
-    report.workers = nw
-    starts = list(range(0, len(usable), chunk_size))
-    report.chunks = len(starts)
-    chunk_names = [[r.image_index for r in usable[s : s + chunk_size]] for s in starts]
-    todo = []
-    done = 0
-    for k, s in enumerate(starts):
-        if _load_chunk(_chunk_file(work, k), chunk_names[k]) is not None:
-            report.chunks_reused += 1
-            done += len(chunk_names[k])
-        else:
-            todo.append((k, chunk_names[k], paths[s : s + chunk_size], size, str(work)))
+    images, keep = decode_images(
+        [r.image_index for r in usable],
+        paths,
+        size,
+        report,
+        work_key=f"nih-{key}",
+        lines=[r.line for r in usable],
+        workers=workers,
+        resume_dir=resume_dir,
+        progress=progress,
+        should_stop=should_stop,
+        keep_work=keep_work,
+        chunk_size=chunk_size,
+    )
     total = len(usable)
-
-    def emit(step: int, message: str = "") -> None:
-        if progress is None:
-            return
-        el = time.monotonic() - t_decode
-        rate = (step - resumed) / el if el > 0 and step > resumed else None
-        eta = (total - step) / rate if rate else None
-        progress(Progress("ingest", step, total, images_per_s=rate, eta_s=eta, message=message))
-
-    resumed, t_decode = done, time.monotonic()
-    emit(done, f"{report.chunks_reused} chunks resumed" if report.chunks_reused else "decoding")
-    chunks = _run_chunks(todo, nw)
-    try:
-        for k in chunks:
-            done += len(chunk_names[k])
-            emit(done)
-            if should_stop is not None and should_stop():
-                raise IngestCancelled(f"ingest cancelled after {done} of {total} images; rerun to resume")
-    finally:
-        chunks.close()  # cancel queued chunks and wait for running ones now, not at garbage collection
-
-    # Assemble in CSV order from the chunk files.
-    images = np.empty((total, size, size), np.uint8)
-    keep = np.zeros(total, bool)
-    modes: Counter[str] = Counter()
-    for k, s in enumerate(starts):
-        data = _load_chunk(_chunk_file(work, k), chunk_names[k])
-        if data is None:  # vanished between decode and assembly: redo in-process
-            _decode_chunk((k, chunk_names[k], paths[s : s + chunk_size], size, str(work)))
-            data = _load_chunk(_chunk_file(work, k), chunk_names[k])
-            assert data is not None
-        n = len(chunk_names[k])
-        images[s : s + n] = data["images"]
-        keep[s : s + n] = data["ok"]
-        modes.update(m for m in data["modes"].tolist() if m)
-        report.decode_cpu_s += float(data.get("cpu_s", 0.0))
-        report.non_square += int(np.sum(data["ok"] & (data["wh"][:, 0] != data["wh"][:, 1])))
-        for i, msg in zip(data["err_idx"].tolist(), data["err_msg"].tolist()):
-            r = usable[s + i]
-            report.corrupt_files.add(f"line {r.line}: {r.image_index}: {msg}")
-    report.source_modes = dict(sorted(modes.items()))
 
     idx = np.flatnonzero(keep)
     kept = [usable[i] for i in idx]
@@ -621,8 +680,6 @@ def ingest_nih(
         "resize": "pillow-lanczos(reducing_gap=3)",
     }
     ds = ImageDataset(images=out_images, labels=labels, config=config)
-    if not keep_work:
-        shutil.rmtree(work, ignore_errors=True)
     return ds, report
 
 

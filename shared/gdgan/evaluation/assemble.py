@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +32,24 @@ from gdgan.store import ArtifactStore, StoreError
 
 REPORT_KIND = "report"
 REPORT_SCHEMA_VERSION = 1
+# The report's networks (domain network, judge) are trained and run with this many intra-op
+# threads whatever the machine or GDGAN_NUM_THREADS: CPU kernels split their sums by thread, so
+# another thread count changes the last bits of every step, and over a training run those bits
+# grew into a different synthetic-image IS (ACGAN 1.0068 vs 1.0407 on re-assembly).
+REPORT_THREADS = 1
+
+
+@contextmanager
+def fixed_threads(n: int) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
 
 
 INTERVALS = {
@@ -155,20 +175,21 @@ def assemble_report(
         for kind in ("acgan", "gdgan"):
             if first.get(kind):
                 generators[kind] = load_generator(store, first[kind], device=plan_device(plan))
-    quality, files = compute_quality(
-        plan, preset, ds, splits[0], target, generators, progress, should_stop, device=plan_device(plan)
-    )
-    quality["harness"], harness_files = harness_section(
-        store,
-        ds,
-        splits[0],
-        generators,
-        plan.finding,
-        preset.harness_n,
-        preset.harness_judge,
-        plan.seed_for("harness"),
-        progress,
-    )
+    with fixed_threads(REPORT_THREADS):
+        quality, files = compute_quality(
+            plan, preset, ds, splits[0], target, generators, progress, should_stop, device=plan_device(plan)
+        )
+        quality["harness"], harness_files = harness_section(
+            store,
+            ds,
+            splits[0],
+            generators,
+            plan.finding,
+            preset.harness_n,
+            preset.harness_judge,
+            plan.seed_for("harness"),
+            progress,
+        )
     files.update(harness_files)
     report = build_report(
         plan, ds, splits, target, classification, lineage, quality, created=_parts_created(store, parts)

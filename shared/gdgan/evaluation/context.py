@@ -15,11 +15,11 @@ import numpy as np
 from gdgan.data.dataset import ImageDataset, load_dataset
 from gdgan.data.splits import Split, repeat_splits
 from gdgan.evaluation.plan import EvaluationPlan
-from gdgan.labels import finding_index
+from gdgan.progress import Cancelled
 from gdgan.store import ArtifactStore
 
 
-class EvaluationCancelled(RuntimeError):
+class EvaluationCancelled(Cancelled):
     """should_stop() returned True."""
 
 
@@ -47,7 +47,7 @@ def plan_splits(plan: EvaluationPlan, ds: ImageDataset) -> list[Split]:
 
 
 def target_column(plan: EvaluationPlan, ds: ImageDataset) -> np.ndarray:
-    return np.asarray(ds.labels["findings"][:, finding_index(plan.finding)]).astype(np.uint8)
+    return np.asarray(ds.labels["findings"][:, ds.schema.finding_index(plan.finding)]).astype(np.uint8)
 
 
 def plan_key(plan: EvaluationPlan) -> str:

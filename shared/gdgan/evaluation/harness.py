@@ -32,7 +32,7 @@ from gdgan.evaluation.auc import AUCError, roc_auc
 from gdgan.evaluation.distances import DEFAULT_K, set_distances
 from gdgan.evaluation.judge import CTR_THRESHOLD, Judge, JudgeReading, judge_targets
 from gdgan.evaluation.synthetic import labels_like
-from gdgan.labels import FINDINGS
+from gdgan.labels import NIH_SCHEMA, LabelSchema
 from gdgan.progress import Progress, ProgressCallback, no_progress
 
 DEFAULT_N = 500
@@ -95,21 +95,33 @@ class QualityScores:
 
 
 # -- drawing -----------------------------------------------------------------------------------
-def _detail(finding: str, on: np.ndarray) -> np.ndarray:
-    d = np.zeros((len(on), len(FINDINGS)), np.float32)
-    d[:, FINDINGS.index(finding)] = np.asarray(on, np.float32)
+def _detail(schema: LabelSchema, finding: str, on: np.ndarray) -> np.ndarray:
+    d = np.zeros((len(on), schema.n_findings), np.float32)
+    d[:, schema.finding_index(finding)] = np.asarray(on, np.float32)
     return d
 
 
+def _general(schema: LabelSchema, gender: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """(n, G): the schema's general columns (NIH: [is_female, is_AP]; none: (n, 0))."""
+    cols = [c for name, c in (("gender", gender), ("view", view)) if schema.has(name)]
+    return np.stack(cols, 1).astype(np.float32) if cols else np.zeros((len(gender), 0), np.float32)
+
+
 def _draw(
-    gen: Any, gender: np.ndarray, view: np.ndarray, target: np.ndarray, finding: str, seed: int
+    gen: Any,
+    schema: LabelSchema,
+    gender: np.ndarray,
+    view: np.ndarray,
+    target: np.ndarray,
+    finding: str,
+    seed: int,
 ) -> tuple[np.ndarray | None, np.ndarray]:
     """(stage-1 images or None, final images) for exactly these labels; z ~ U[0,1) from ``seed``
     (the samplers' latent law), one forward pass for both stages so they share z."""
     rng = np.random.default_rng(seed)
     z = rng.random((len(gender), gen.nz), dtype=np.float32)
-    general = np.stack([gender, view], 1).astype(np.float32)
-    return gen.forward_both(z, general, _detail(finding, target), refine=_refines(gen))
+    general = _general(schema, gender, view)
+    return gen.forward_both(z, general, _detail(schema, finding, target), refine=_refines(gen))
 
 
 def _refines(gen: Any) -> bool:
@@ -150,8 +162,14 @@ def finding_contrast(pos: JudgeReading, neg: JudgeReading) -> dict[str, Any]:
     return out
 
 
-def general_accuracy(r: JudgeReading, gender: np.ndarray, view: np.ndarray) -> dict[str, float]:
-    return {"gender_accuracy": _acc(r.p_female, gender), "view_accuracy": _acc(r.p_ap, view)}
+def general_accuracy(
+    r: JudgeReading, gender: np.ndarray, view: np.ndarray, schema: LabelSchema = NIH_SCHEMA
+) -> dict[str, float | None]:
+    """Share read right per general label; None for a label the dataset does not have."""
+    return {
+        "gender_accuracy": _acc(r.p_female, gender) if schema.has("gender") else None,
+        "view_accuracy": _acc(r.p_ap, view) if schema.has("view") else None,
+    }
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -164,7 +182,7 @@ def real_ceiling(judge: Judge, ds: ImageDataset, idx: np.ndarray) -> dict[str, A
     out: dict[str, Any] = {
         "n": len(idx),
         "finding_truth": judge.summary.get("finding_truth", "label"),
-        **general_accuracy(r, t[:, 0], t[:, 1]),
+        **general_accuracy(r, t[:, 0], t[:, 1], ds.schema),
         "finding_auc": _auc(t[:, 2], r.p_finding),
     }
     if r.ctr is not None and ctr is not None and len(pos) and len(neg):
@@ -219,11 +237,12 @@ def _model_scores(
     ``cache`` shares the forward passes of a GDGAN's stages (stage 1 and 2 from the same z)."""
     out: dict[str, Any] = {"model_id": getattr(gen, "model_id", None), "stage": stage}
     pick = 0 if stage == 1 else 1
+    schema = getattr(gen, "schema", None) or NIH_SCHEMA
 
     def draw(key: str, g: np.ndarray, v: np.ndarray, t: np.ndarray, s: int) -> np.ndarray:
         ck = (id(gen), key)
         if ck not in cache:
-            cache[ck] = _draw(gen, g, v, t, finding, s)
+            cache[ck] = _draw(gen, schema, g, v, t, finding, s)
         img = cache[ck][pick]
         if img is None:
             raise HarnessError(f"model {out['model_id']} has no stage-{stage} images")
@@ -237,7 +256,7 @@ def _model_scores(
     if stage == 1:  # G1 has no finding input: one set of general-label requests suffices
         r = judge.read(draw("pair-on", gg, vv, np.ones(m), seed + 1))
         out["gan_test"] = {
-            **general_accuracy(r, gg, vv),
+            **general_accuracy(r, gg, vv, schema),
             "n": m,
             "note": "stage 1 has no finding input: finding figures start at stage 2",
         }
@@ -248,15 +267,19 @@ def _model_scores(
     # independent: positives and negatives from separate latents, each with its class's label mix
     r_pos = judge.read(draw("ind-pos", g_pos, v_pos, np.ones(m), seed + 2))
     r_neg = judge.read(draw("ind-neg", gg, vv, np.zeros(m), seed + 3))
-    acc_on = general_accuracy(r_on, gg, vv)
-    acc_off = general_accuracy(r_off, gg, vv)
+    acc_on = general_accuracy(r_on, gg, vv, schema)
+    acc_off = general_accuracy(r_off, gg, vv, schema)
     gan_test: dict[str, Any] = {
-        "gender_accuracy": (acc_on["gender_accuracy"] + acc_off["gender_accuracy"]) / 2,
-        "view_accuracy": (acc_on["view_accuracy"] + acc_off["view_accuracy"]) / 2,
-        "n": 2 * m,
-        "paired": finding_contrast(r_on, r_off),
-        "independent": finding_contrast(r_pos, r_neg),
+        key: None if acc_on[key] is None else (acc_on[key] + acc_off[key]) / 2  # type: ignore[operator]
+        for key in ("gender_accuracy", "view_accuracy")
     }
+    gan_test.update(
+        {
+            "n": 2 * m,
+            "paired": finding_contrast(r_on, r_off),
+            "independent": finding_contrast(r_pos, r_neg),
+        }
+    )
     out["gan_test"] = gan_test
     return out
 
@@ -297,7 +320,7 @@ def score_generators(
     progress(Progress("quality", 1, steps, message="real reference"))
     # requested labels: the training part's mix (distances), balanced on/off (GAN-test)
     g_all, v_all = np.asarray(ds.labels["gender"]), np.asarray(ds.labels["view"])
-    t_all = np.asarray(ds.labels["findings"][:, FINDINGS.index(finding)])
+    t_all = np.asarray(ds.labels["findings"][:, ds.schema.finding_index(finding)])
     tr = np.asarray(split.train)
     dist_labels = labels_like(g_all[tr], v_all[tr], t_all[tr], m, seed + 11)
     gg, vv, _ = labels_like(g_all[tr], v_all[tr], t_all[tr], m, seed + 12)

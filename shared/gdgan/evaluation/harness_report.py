@@ -34,18 +34,21 @@ def harness_section(
 
     if not generators:
         return {"available": False, "reason": "no GAN in this evaluation"}, {}
-    judge = get_judge(store, ds, split, judge_config(judge_preset), finding=finding, progress=progress)
-    q = score_generators(
-        judge,
-        None,
-        generators.get("gdgan"),
-        generators.get("acgan"),
-        ds=ds,
-        split=split,
-        n=n,
-        seed=seed,
-        progress=progress,
-    )
+    try:
+        judge = get_judge(store, ds, split, judge_config(judge_preset), finding=finding, progress=progress)
+        q = score_generators(
+            judge,
+            None,
+            generators.get("gdgan"),
+            generators.get("acgan"),
+            ds=ds,
+            split=split,
+            n=n,
+            seed=seed,
+            progress=progress,
+        )
+    except ValueError as exc:  # JudgeError / HarnessError: e.g. no positives to learn the finding
+        return {"available": False, "reason": str(exc)}, {}
     out = q.to_dict()
     # timings vary from run to run; the report must re-assemble to the same bytes
     for key in ("seconds", "cpu_seconds"):

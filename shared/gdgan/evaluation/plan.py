@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gdgan.evaluation.presets import EvalPreset, get_eval_preset
-from gdgan.labels import finding_index
+from gdgan.labels import LabelSchema, finding_index
 
 Strategy = Literal["none", "undersample", "oversample", "acgan", "gdgan"]
 STRATEGIES: tuple[str, ...] = ("none", "undersample", "oversample", "acgan", "gdgan")
@@ -37,11 +37,18 @@ class EvaluationPlan(BaseModel):
     split_base_seed: int = 0
     device: str | None = None
 
-    @field_validator("finding")
-    @classmethod
-    def _known_finding(cls, v: str) -> str:
-        finding_index(v)  # raises LabelError naming the label
-        return v
+    findings: list[str] | None = Field(
+        default=None, description="The dataset's findings (its label schema); None = NIH's 14."
+    )
+
+    @model_validator(mode="after")
+    def _known_finding(self) -> EvaluationPlan:
+        """Any finding of the dataset can be the target; an unknown one is named (LabelError)."""
+        if self.findings is None:
+            finding_index(self.finding)
+        else:
+            LabelSchema(general=(), findings=tuple(self.findings)).finding_index(self.finding)
+        return self
 
     @field_validator("strategies")
     @classmethod

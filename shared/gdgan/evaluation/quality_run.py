@@ -85,6 +85,7 @@ def score_models(
     n: int = DEFAULT_N,
     seed: int = 0,
     judge: str | JudgeConfig | None = None,
+    finding: str = "Cardiomegaly",
     progress: ProgressCallback = no_progress,
     device: str = "cpu",
 ) -> QualityScores:
@@ -114,7 +115,7 @@ def score_models(
     for m, meta in zip(manifests, metas):
         if meta["dataset_id"] and meta["dataset_id"] != ds_id:
             raise HarnessError(f"model {m.id} was trained on {meta['dataset_id']}, not on {ds_id}")
-    j = get_judge(store, ds, split, judge_config(judge), progress=progress)
+    j = get_judge(store, ds, split, judge_config(judge), finding=finding, progress=progress)
     gens = {role: load_generator(store, m.id, device=device) for role, m in roles.items()}
     return score_generators(
         j,

@@ -51,8 +51,13 @@ def sample_labelled(
         if rows.size == 0:
             continue
         g, v, t = k // 4, (k // 2) % 2, k % 2
+        schema = getattr(gen, "schema", None)  # a model without sex/view: those codes are all 0
         batch = gen.sample(  # type: ignore[attr-defined]
-            int(rows.size), finding=finding if t else None, gender=GENDERS[g], view=VIEWS[v], seed=seed + k
+            int(rows.size),
+            finding=finding if t else None,
+            gender=GENDERS[g] if schema is None or schema.has("gender") else None,
+            view=VIEWS[v] if schema is None or schema.has("view") else None,
+            seed=seed + k,
         )
         out[rows] = _resize(np.asarray(batch.images), size)
     return SyntheticSet(out, gender, view, target, getattr(gen, "model_id", "?"))

@@ -11,6 +11,9 @@ Delivery semantics, and why:
 - The visibility timeout must exceed the longest task, or a running task is delivered twice.
   That is made harmless, not just unlikely: tasks are idempotent by job id (``tasks.run_job``
   checks the record and an ownership lease before doing anything).
+- A worker killed outright never acknowledges, and the visibility timeout is hours: the worker
+  heartbeats of ``gdgan.jobs.heartbeat`` redeliver its task within GDGAN_WORKER_DEAD_AFTER_S instead,
+  and enforce the time limits and the hang timeout.
 - Nothing here imports torch: the worker's pool is ``solo`` (no fork), and tasks import the
   library lazily, so CUDA is first touched inside the process that computes.
 """
@@ -42,7 +45,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "socket_connect_timeout": 5,
         "socket_timeout": 30,
     }
-    app = Celery("gdgan", broker=s.redis_url, backend=s.redis_url, include=["gdgan.jobs.tasks"])
+    app = Celery(
+        "gdgan",
+        broker=s.redis_url,
+        backend=s.redis_url,
+        include=["gdgan.jobs.tasks", "gdgan.jobs.heartbeat"],
+    )
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -62,6 +70,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=True,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
+        # enforced by Celery under the prefork pool; our solo workers enforce the same values in
+        # gdgan.jobs.heartbeat (Celery's limits need a child process to signal or kill)
+        task_soft_time_limit=s.task_soft_time_limit_s or None,
+        task_time_limit=s.task_time_limit_s or None,
         enable_utc=True,
     )
     return app

@@ -12,6 +12,8 @@ Layout (all keys expire after GDGAN_JOB_TTL_S):
                              redelivered while the owner still runs sees the lease and does nothing;
                              after a crash the lease lapses and the redelivered task resumes.
 - ``gdgan:job:<id>:parts``   fan-out results (evaluation), one hash field per part
+- ``gdgan:job:<id>:preview`` a training job's latest sample grid (phase, step, PNG), replaced
+                             at each new one; a ``preview`` event announces it
 
 Updates are read-modify-write under WATCH, so a worker's progress write cannot undo a status
 change the gateway made at the same moment (e.g. queued -> cancelled).
@@ -19,6 +21,7 @@ change the gateway made at the same moment (e.g. queued -> cancelled).
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -49,6 +52,11 @@ def new_job_id(job_type: str) -> str:
 
 def _k(job_id: str, suffix: str = "") -> str:
     return f"{PREFIX}job:{job_id}{':' + suffix if suffix else ''}"
+
+
+def events_key(job_id: str) -> str:
+    """The job's event stream, for readers with their own (async) Redis client: the gateway's SSE."""
+    return _k(job_id, "events")
 
 
 class JobStore:
@@ -195,6 +203,22 @@ class JobStore:
         self.update(job_id, fn)
         self.publish(job_id, "progress", progress)
 
+    def set_preview(self, job_id: str, phase: str, step: int, png: bytes) -> None:
+        """Keep only the latest sample grid of a training job (one key, replaced) and announce it
+        on the event stream; the image itself is fetched separately, so events stay small."""
+        meta = {"phase": phase, "step": int(step)}
+        blob = json.dumps({**meta, "png": base64.b64encode(png).decode()})
+        self.r.set(_k(job_id, "preview"), blob, ex=self.ttl_s)
+        self.publish(job_id, "preview", meta)
+
+    def get_preview(self, job_id: str) -> tuple[dict[str, Any], bytes] | None:
+        """(``{"phase", "step"}``, PNG) of the latest preview, or None before the first one."""
+        raw = self.r.get(_k(job_id, "preview"))
+        if raw is None:
+            return None
+        d = json.loads(raw)
+        return {"phase": d["phase"], "step": d["step"]}, base64.b64decode(d["png"])
+
     def set_part(self, job_id: str, part: str, status: str) -> None:
         def fn(rec: JobRecord) -> JobRecord | None:
             rec.parts[part] = status
@@ -205,7 +229,7 @@ class JobStore:
 
     # -- events -------------------------------------------------------------------------------
     def publish(self, job_id: str, event: str, data: dict[str, Any]) -> str:
-        key = _k(job_id, "events")
+        key = events_key(job_id)
         pipe = self.r.pipeline()
         pipe.xadd(key, {"event": event, "data": json.dumps(data, default=str)}, maxlen=STREAM_MAXLEN)
         pipe.expire(key, self.ttl_s)
@@ -214,7 +238,7 @@ class JobStore:
 
     def events(self, job_id: str, after: str = "0", block_ms: int = 1000) -> Iterator[tuple[str, str, dict]]:
         """Blocking iterator (CLI, tests) over events until the job ends."""
-        key = _k(job_id, "events")
+        key = events_key(job_id)
         last = after
         while True:
             resp = self.r.xread({key: last}, block=block_ms, count=100)

@@ -9,7 +9,9 @@ same life cycle:
 3. another live worker holds the job's lease -> this delivery is a duplicate; re-check later
    (``retry``), so if that owner dies the job is still finished by someone;
 4. otherwise take the lease, mark running, run the body with a progress callback and a stop flag
-   (a heartbeat thread keeps the lease alive), and store the outcome. Errors become a one-line,
+   (a heartbeat thread keeps the lease alive), and store the outcome. A worker that loses the
+   lease mid-run (it stalled, and a redelivery took the job over) stops and writes nothing more:
+   no progress, no artifact commits, no outcome (``gdgan.jobs.lease``). Errors become a one-line,
    human-readable message in the record; the traceback goes only to the worker log.
 
 Evaluation fans out without Celery chords, which do not compose with the per-job idempotency
@@ -21,20 +23,21 @@ part that completes the set enqueues the report task (exactly once, via SET NX).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
-import threading
 import time
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE, app, send
+from gdgan.jobs.lease import Lease
 from gdgan.jobs.records import JobNotFound, JobStore
-from gdgan.progress import Progress
+from gdgan.progress import Cancelled, Progress
 from gdgan.settings import get_settings
 
 log = logging.getLogger("gdgan.jobs")
@@ -42,6 +45,8 @@ log = logging.getLogger("gdgan.jobs")
 GAN_STRATEGIES = ("acgan", "gdgan")
 
 _jobs: JobStore | None = None
+# the lease of the job this worker process runs now (set by run_job; read by _store)
+_LEASE: ContextVar[Lease | None] = ContextVar("gdgan_lease", default=None)
 
 
 def job_store() -> JobStore:
@@ -70,42 +75,36 @@ class JobContext:
     part: str | None = None
 
 
-class _Heartbeat(threading.Thread):
-    def __init__(self, jobs: JobStore, lease_key: str, owner: str) -> None:
-        super().__init__(daemon=True, name="gdgan-lease")
-        self.jobs, self.lease_key, self.owner = jobs, lease_key, owner
-        self.stop_event = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop_event.wait(self.jobs.lease_s / 3):
-            try:
-                self.jobs.renew_lease(self.lease_key, self.owner)
-            except Exception as exc:  # Redis blip: the next beat retries
-                log.warning("lease renewal failed for %s: %s", self.lease_key, exc)
-
-
 class _ProgressPublisher:
     """Progress callback: throttled writes to the job record and its event stream.
 
     ``phases``: a multi-phase job (GDGAN = stage 1 then stage 2) maps each phase's own fraction
     onto one overall fraction, so a progress bar does not run to 100 % twice."""
 
-    def __init__(self, jobs: JobStore, job_id: str, part: str | None) -> None:
-        self.jobs, self.job_id, self.part = jobs, job_id, part
+    def __init__(self, jobs: JobStore, job_id: str, part: str | None, lease: Lease) -> None:
+        self.jobs, self.job_id, self.part, self.lease = jobs, job_id, part, lease
         self.interval = get_settings().job_progress_interval_s
         self.last = 0.0
         self.phases: list[str] = []
+        self.t0: float | None = None
 
     def __call__(self, p: Progress) -> None:
         now = time.monotonic()
         final = p.total and p.step >= p.total
-        if not final and now - self.last < self.interval:
-            return
+        if self.lease.lost.is_set() or (not final and now - self.last < self.interval):
+            return  # a worker that lost the job publishes nothing more
         self.last = now
         d = p.to_dict()
+        d["worker"] = self.lease.owner
         d["losses"] = {k: float(v) for k, v in (d.get("losses") or {}).items()}
-        if p.phase in self.phases:
-            d["fraction"] = (self.phases.index(p.phase) + p.fraction) / len(self.phases)
+        if self.t0 is None:
+            self.t0 = now
+        d["phase_fraction"] = p.fraction
+        # a sub-phase ("stage1 quality": work done at stage-1 steps) counts in its phase's slot
+        base = p.phase.split(" ", 1)[0]
+        if base in self.phases:
+            d["fraction"] = (self.phases.index(base) + p.fraction) / len(self.phases)
+            d["phases"] = list(self.phases)
         try:
             if self.part:
                 # the job's fraction is over all parts: finished ones plus this one's share
@@ -113,22 +112,37 @@ class _ProgressPublisher:
                 parts = self.jobs.get(self.job_id).parts
                 done = sum(1 for v in parts.values() if v == "succeeded")
                 d["fraction"] = min(1.0, (done + p.fraction) / max(1, len(parts)))
+            if self.phases or self.part:
+                d["eta_s"] = _overall_eta(now - self.t0, d["fraction"], d.get("eta_s"))
             self.jobs.set_progress(self.job_id, d, monotonic=bool(self.part))
-        except Exception as exc:  # progress is best effort; the job goes on
+        except (redis.RedisError, JobNotFound) as exc:  # progress is best effort; the job goes on
             log.warning("progress write failed for %s: %s", self.job_id, exc)
 
 
-def _make_stop(jobs: JobStore, job_id: str) -> Callable[[], bool]:
-    """The cooperative cancel flag; read at most every 0.1 s (training calls it every step)."""
+def _overall_eta(elapsed_s: float, fraction: float, phase_eta_s: float | None) -> float | None:
+    """The whole job's ETA, extrapolated from its own pace: a phase's ETA ignores the phases
+    still to come. Before 2 % of the job the pace means little, so the phase's ETA stands."""
+    if fraction >= 1.0:
+        return 0.0
+    if fraction < 0.02 or elapsed_s <= 0:
+        return phase_eta_s
+    return elapsed_s * (1.0 - fraction) / fraction
+
+
+def _make_stop(jobs: JobStore, job_id: str, lease: Lease) -> Callable[[], bool]:
+    """The cooperative cancel flag, also raised when the lease is lost; read from Redis at most
+    every 0.1 s (training calls it every step)."""
     state = {"t": 0.0, "v": False}
 
     def should_stop() -> bool:
+        if lease.lost.is_set():
+            return True
         now = time.monotonic()
         if not state["v"] and now - state["t"] >= 0.1:
             state["t"] = now
             try:
                 state["v"] = jobs.cancel_requested(job_id)
-            except Exception:
+            except redis.RedisError:  # cannot read the flag now: keep going, ask again later
                 state["v"] = False
         return bool(state["v"])
 
@@ -161,8 +175,9 @@ def run_job(
         holder = jobs.lease_owner(lease_key)
         log.info("job %s is run by %s: re-checking in %.0f s", lease_key, holder, jobs.lease_s)
         raise task.retry(countdown=jobs.lease_s, max_retries=None)
-    beat = _Heartbeat(jobs, lease_key, owner)
-    beat.start()
+    lease = Lease(jobs, lease_key, owner).start()
+    token = _LEASE.set(lease)
+    where = f" part {part}" if part else ""
     try:
         if part:
             # a fan-out part: the job is 'running' once; attempts count deliveries of whole jobs
@@ -175,42 +190,56 @@ def run_job(
         ctx = JobContext(
             job_id=job_id,
             params=rec.params,
-            progress=_ProgressPublisher(jobs, job_id, part),
-            should_stop=_make_stop(jobs, job_id),
+            progress=_ProgressPublisher(jobs, job_id, part, lease),
+            should_stop=_make_stop(jobs, job_id, lease),
             part=part,
         )
         try:
             outcome = body(ctx)
         except Exception as exc:
-            if ctx.should_stop() or type(exc).__name__ in ("EvaluationCancelled", "TrainingCancelled"):
-                log.info("job %s%s cancelled: %s", job_id, f" part {part}" if part else "", exc)
+            if not lease.held():
+                log.warning(
+                    "job %s%s: lease lost (%s); the new owner records the outcome", job_id, where, exc
+                )
+                return
+            if isinstance(exc, Cancelled) or ctx.should_stop():
+                log.info("job %s%s cancelled: %s", job_id, where, exc)
                 if part:
                     jobs.set_part(job_id, part, "cancelled")
                 jobs.set_status(job_id, "cancelled")
                 return
-            log.error("job %s%s failed:\n%s", job_id, f" part {part}" if part else "", traceback.format_exc())
-            where = f"{part}: " if part else ""
+            log.error("job %s%s failed:\n%s", job_id, where, traceback.format_exc())
             if part:
                 jobs.set_part(job_id, part, "failed")
                 jobs.flag_stop(job_id)  # the job failed: its other parts stop at their next step
-            jobs.set_status(job_id, "failed", error=where + human_error(exc))
+            jobs.set_status(job_id, "failed", error=(f"{part}: " if part else "") + human_error(exc))
             return
         if outcome is None:
+            return
+        if not lease.held():
+            log.warning("job %s%s: lease lost; not recording %s", job_id, where, outcome[0])
             return
         status, result = outcome
         if part:
             jobs.set_part(job_id, part, status)
         jobs.set_status(job_id, status, result=result)
     finally:
-        beat.stop_event.set()
-        with contextlib.suppress(Exception):
-            jobs.release_lease(lease_key, owner)
+        _LEASE.reset(token)
+        lease.close()
+
+
+def _fenced(store: Any) -> Any:
+    """Commits from this store need the current job's lease (a no-op outside a job)."""
+    lease = _LEASE.get()
+    if lease is not None:
+        store.fence = lease.fence
+    return store
 
 
 def _store():  # -> ArtifactStore
     from gdgan.store import open_store
 
-    return open_store()
+    return _fenced(open_store())
 
 
 def _threads() -> None:
@@ -239,7 +268,7 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         )
         ds.save(store, artifact_id=dataset_id)
         ctx.progress(Progress("phantom", p["n"], p["n"], message="saved"))
-    else:
+    elif p["source"] == "nih":
         from gdgan.data.nih import ingest_nih_to_store
 
         ingest_nih_to_store(
@@ -250,6 +279,20 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             artifact_id=dataset_id,
             progress=ctx.progress,
             should_stop=ctx.should_stop,
+        )
+    else:  # chexpert, mimic, padchest, vindr, csv, folder
+        from gdgan.data.adapters import ingest_source_to_store
+
+        options = {k: v for k, v in p.items() if k not in ("source", "size", "limit", "dataset_id")}
+        ingest_source_to_store(
+            p["source"],
+            p["size"],
+            options,
+            store,
+            artifact_id=dataset_id,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            limit=p.get("limit"),
         )
     if ctx.should_stop() and not store.exists(dataset_id):
         return "cancelled", {}
@@ -273,6 +316,14 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     ds = load_dataset(store, p["dataset_id"])
     if p["model"] == "gdgan":
         ctx.progress.phases = ["stage1", "stage2"]
+    jobs = ctx.progress.jobs
+
+    def preview(phase: str, step: int, png: bytes) -> None:
+        try:
+            jobs.set_preview(ctx.job_id, phase, step, png)
+        except redis.RedisError as exc:  # a preview is best effort, like progress; training goes on
+            log.warning("preview write failed for %s: %s", ctx.job_id, exc)
+
     res = train(
         p["model"],
         ds,
@@ -284,6 +335,8 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         run_id=ctx.job_id,
         progress=ctx.progress,
         should_stop=ctx.should_stop,
+        preview=preview,
+        preview_every=get_settings().job_preview_every_steps,
     )
     result: dict[str, Any] = {"model_ids": dict(res.model_ids or {})}
     if res.model_id:
@@ -299,60 +352,32 @@ def train_task(self: Any, job_id: str) -> None:
 # --------------------------------------------------------------------------------------------
 # generate (large sets -> a 'synthetic' artifact)
 def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
-    import io
-    import zipfile
-
-    from gdgan.imaging import to_png_bytes
-    from gdgan.labels import FINDINGS, decode_findings
+    from gdgan.imageset import ZIP_FILE, write_synthetic_set
     from gdgan.training.sampling import load_generator
 
     _threads()
     p = ctx.params
     store = _store()
     gen = load_generator(store, p["model"])
-    chunk = get_settings().generate_max_batch
-    n = int(p["n"])
-    seed = p.get("seed")
-    buf = io.BytesIO()
-    rows = ["file,finding_labels,gender,view"]
-    done = 0
-    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
-        while done < n:
-            if ctx.should_stop():
-                return "cancelled", {}
-            k = min(chunk, n - done)
-            # one seed per chunk, derived from the request's seed: reproducible for a given n
-            sub_seed = None if seed is None else (int(seed) * 1_000_003 + done) % (2**32)
-            b = gen.sample(
-                k,
-                finding=p.get("finding"),
-                gender=p.get("gender"),
-                view=p.get("view"),
-                seed=sub_seed,
-                stage=p.get("stage", 2),
-            )
-            for i in range(k):
-                name = f"img_{done + i:06d}.png"
-                zf.writestr(name, to_png_bytes(b.images[i]))
-                rows.append(
-                    f"{name},{decode_findings(b.findings[i])},{'MF'[int(b.gender[i])]},"
-                    f"{('PA', 'AP')[int(b.view[i])]}"
-                )
-            done += k
-            ctx.progress(Progress("generate", done, n))
-        zf.writestr("labels.csv", "\n".join(rows) + "\n")
-    with store.writer("synthetic") as w:
-        w.put_bytes("images.zip", buf.getvalue())
-        w.put_bytes("labels.csv", ("\n".join(rows) + "\n").encode())
-        m = w.commit(
-            config={k: v for k, v in p.items()},
-            parents=[gen.model_id],
-            meta={"n": n, "findings_order": list(FINDINGS)},
-        )
+    m = write_synthetic_set(
+        store,
+        gen,
+        int(p["n"]),
+        finding=p.get("finding"),
+        gender=p.get("gender"),
+        view=p.get("view"),
+        seed=p.get("seed"),
+        stage=p.get("stage", 2),
+        chunk=get_settings().generate_max_batch,
+        config=dict(p),
+        progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
     return "succeeded", {
         "artifact_id": m.id,
         "model_id": gen.model_id,
-        "download": f"/v1/synthetic/{m.id}/images.zip",
+        "seed": m.meta["seed"],
+        "download": f"/v1/synthetic/{m.id}/{ZIP_FILE}",
     }
 
 
@@ -437,6 +462,8 @@ def evaluate_task(self: Any, job_id: str) -> None:
 
 def _part_done(ctx: JobContext, result: dict[str, Any]) -> None:
     jobs = job_store()
+    if (lease := _LEASE.get()) is not None:
+        lease.fence()  # a part whose lease moved on must not publish a second result
     jobs.put_part_result(ctx.job_id, ctx.part or "", result)
     jobs.set_part(ctx.job_id, ctx.part or "", "succeeded")
     rec = jobs.get(ctx.job_id)
@@ -466,8 +493,7 @@ def _eval_gan_body(ctx: JobContext) -> None:
     if done is None:
         ids = train_split_gans(plan, repeat, _store(), ctx.progress, ctx.should_stop, kinds=(kind,))
         if ctx.should_stop():
-            jobs.set_status(ctx.job_id, "cancelled")
-            return None
+            raise Cancelled(f"{ctx.part} stopped")
         _part_done(ctx, dict(ids))
     if jobs.claim_once(ctx.job_id, f"after:{ctx.part}"):
         send("gdgan.eval_classifier", ctx.job_id, f"clf:{kind}:r{repeat}")
@@ -492,8 +518,7 @@ def _eval_classifier_body(ctx: JobContext) -> None:
         gan_ids = _gan_ids(results, repeat)
         res = run_classifier(plan, repeat, strategy, gan_ids, _store(), ctx.progress, ctx.should_stop)
         if ctx.should_stop():
-            jobs.set_status(ctx.job_id, "cancelled")
-            return None
+            raise Cancelled(f"{ctx.part} stopped")
         _part_done(ctx, dict(res))
     _maybe_report(ctx.job_id, plan)
     return None

@@ -6,6 +6,14 @@ as child processes of one supervisor. The supervisor writes ``stack.json`` (pids
 stack folder, every service logs to ``<folder>/logs/<name>.log``, and on SIGINT/SIGTERM (Ctrl-C or
 ``gdgan down``) it stops the services in reverse order: SIGTERM, a grace period, then SIGKILL.
 A port that is taken is a clear error before anything starts.
+
+Supervision follows compose's ``restart: unless-stopped`` with Docker's back-off: a child that
+exits (crash, SIGKILL, OOM) is started again after a delay that begins at
+``StackConfig.restart_delay_s`` and doubles with each restart, up to ``restart_max_delay_s``, and goes
+back to the start once the child has stayed up ``restart_reset_s``. Redis (with its append-only
+file) and the S3 server are supervised the same way. ``stack.json`` records each child's pid,
+restarts and last exit; ``gdgan status`` shows them. A task whose worker died is redelivered by the
+worker heartbeats (gdgan.jobs.heartbeat), not by the supervisor.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +38,7 @@ from gdgan.localstack.servers import (
     ServerError,
     port_in_use,
 )
+from gdgan.settings import get_settings, load_settings
 
 STATE_FILE = "stack.json"
 READY_TIMEOUT_S = 120.0
@@ -53,6 +63,11 @@ class StackConfig:
     trainers: int = 1
     evaluators: int = 1
     env: dict[str, str] = field(default_factory=dict)  # extra GDGAN_* for every service
+    # restart policy: Docker's restart back-off (100 ms doubling to 1 min, reset after 10 s up)
+    restart: bool = True
+    restart_delay_s: float = 0.1
+    restart_max_delay_s: float = 60.0
+    restart_reset_s: float = 10.0
 
     @property
     def gateway_url(self) -> str:
@@ -75,8 +90,24 @@ class Service:
     proc: subprocess.Popen[bytes] | None = None
 
     offset: int = 0  # log size at start: readiness is judged on this run's lines only
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    restarts: int = 0
+    started_at: float = 0.0  # monotonic
+    last_exit: int | None = None
+    delay: float = 0.0  # the next restart's back-off
+    restart_at: float | None = None  # monotonic time of a pending restart
+    beat_seen: bool = False  # this process has sent a worker heartbeat (workers only)
+    beat_missing_since: float | None = None
+
+    @property
+    def is_worker(self) -> bool:
+        return self.name.startswith(("trainer", "evaluator"))
 
     def start(self, env: dict[str, str], cwd: Path) -> None:
+        self.env, self.cwd = env, cwd
+        self.started_at = time.monotonic()
+        self.beat_seen, self.beat_missing_since = False, None
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.offset = self.log.stat().st_size if self.log.exists() else 0
         with open(self.log, "ab") as out:
@@ -168,6 +199,12 @@ class Stack:
         self.s3: SeaweedS3Server | None = None
         self.services: list[Service] = []
         self.env: dict[str, str] = {}
+        self.stopping = False
+        self.server_restarts: dict[str, int] = {"redis": 0, "s3": 0}
+        self._server_down_since: dict[str, float] = {}
+        self._lock = threading.RLock()
+        self._last_probe = 0.0
+        self.worker_settings = get_settings()
 
     # -- environment --------------------------------------------------------------------------
     def _base_env(self) -> dict[str, str]:
@@ -227,6 +264,7 @@ class Stack:
                     c.store_url or env.get("GDGAN_STORE_URL") or ((self.home / "store").resolve().as_uri())
                 )
             self.env = env
+            self.worker_settings = load_settings({k: v for k, v in env.items() if k.startswith("GDGAN_")})
             self.services = [
                 Service(
                     "gateway",
@@ -290,19 +328,41 @@ class Stack:
             raise StackError(f"not ready after {timeout:.0f} s: {names} (logs: {logs})")
 
     def stop(self) -> None:
-        for s in reversed(self.services):
-            if s.proc is not None and s.proc.poll() is None:
-                stop_process(s.proc)
-        if self.s3 is not None:
-            self.s3.stop()
-        if self.redis is not None:
-            self.redis.stop()
-        with contextlib.suppress(FileNotFoundError):
-            (self.home / STATE_FILE).unlink()
+        self.stopping = True
+        with self._lock:  # not while a restart is half done
+            for s in reversed(self.services):
+                if s.proc is not None and s.proc.poll() is None:
+                    stop_process(s.proc)
+            if self.s3 is not None:
+                self.s3.stop()
+            if self.redis is not None:
+                self.redis.stop()
+            with contextlib.suppress(FileNotFoundError):
+                (self.home / STATE_FILE).unlink()
 
     def state(self) -> dict[str, Any]:
         c = self.cfg
+        now = time.monotonic()
+        status = {
+            s.name: {
+                "pid": s.proc.pid if s.proc is not None else None,
+                "alive": s.alive,
+                "restarts": s.restarts,
+                "last_exit": s.last_exit,
+                "up_s": round(now - s.started_at, 1) if s.alive else None,
+                "restart_in_s": round(max(0.0, s.restart_at - now), 1) if s.restart_at else None,
+            }
+            for s in self.services
+        }
+        for name, srv in (("redis", self.redis), ("s3", self.s3)):
+            if srv is not None:
+                status[name] = {
+                    "pid": srv.proc.pid if srv.proc is not None else None,
+                    "alive": srv.running,
+                    "restarts": self.server_restarts[name],
+                }
         return {
+            "status": status,
             "supervisor": os.getpid(),
             "gateway": c.gateway_url,
             "generator": c.generator_url,
@@ -323,8 +383,121 @@ class Stack:
         tmp.write_text(json.dumps(self.state(), indent=1))
         tmp.replace(path)
 
+    # -- supervision --------------------------------------------------------------------------
+    def check_once(self) -> bool:
+        """One supervision pass: note children that exited, restart those whose back-off is over.
+        Returns True when something changed (the state file is rewritten then)."""
+        c = self.cfg
+        if self.stopping or not c.restart:
+            return False
+        changed = False
+        now = time.monotonic()
+        with self._lock:
+            for name, srv in (("redis", self.redis), ("s3", self.s3)):
+                changed |= self._check_server(name, srv, now)
+            self._check_liveness(now)
+            for s in self.services:
+                if s.proc is None or s.alive:
+                    continue
+                if s.restart_at is None:
+                    s.last_exit = s.proc.returncode
+                    up = now - s.started_at
+                    s.delay = (
+                        c.restart_delay_s
+                        if up >= c.restart_reset_s or not s.delay
+                        else min(c.restart_max_delay_s, s.delay * 2)
+                    )
+                    s.restart_at = now + s.delay
+                    _say(
+                        f"{s.name} exited with code {s.last_exit} after {up:.1f} s; restarting in "
+                        f"{s.delay:.1f} s (restart {s.restarts + 1}, log {s.log})"
+                    )
+                    changed = True
+                elif now >= s.restart_at and not self.stopping:
+                    s.restart_at = None
+                    s.restarts += 1
+                    s.start(s.env, s.cwd or self.home)
+                    _say(f"{s.name} restarted (pid {s.proc.pid if s.proc else '?'})")
+                    changed = True
+            if changed:
+                self.write_state()
+        return changed
+
+    def _check_liveness(self, now: float) -> None:
+        """The liveness probe of a worker: it has sent heartbeats, and none for
+        GDGAN_WORKER_DEAD_AFTER_S while Redis answered. A process that is alive but silent (stopped,
+        stuck holding the GIL) is killed, so the restart policy replaces it."""
+        if now - self._last_probe < self.worker_settings.worker_heartbeat_s:
+            return
+        self._last_probe = now
+        workers = [s for s in self.services if s.is_worker and s.alive and s.proc is not None]
+        if not workers:
+            return
+        import redis
+
+        from gdgan.jobs.heartbeat import worker_id, worker_key
+
+        try:
+            r = redis.Redis.from_url(self.env["GDGAN_REDIS_URL"], socket_connect_timeout=1, socket_timeout=2)
+            try:
+                flags = [bool(r.exists(worker_key(worker_id(s.proc.pid)))) for s in workers if s.proc]
+            finally:
+                r.close()
+        except redis.RedisError:
+            for s in workers:
+                s.beat_missing_since = None  # Redis down: silence proves nothing
+            return
+        for s, ok in zip(workers, flags):
+            if ok:
+                s.beat_seen, s.beat_missing_since = True, None
+            elif s.beat_seen:
+                s.beat_missing_since = s.beat_missing_since or now
+                if now - s.beat_missing_since >= self.worker_settings.worker_dead_after_s and s.proc:
+                    silent = now - s.beat_missing_since
+                    _say(f"{s.name} (pid {s.proc.pid}) sent no heartbeat for {silent:.0f} s: killing it")
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(s.proc.pid, signal.SIGKILL)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        s.proc.wait(5)
+
+    def _check_server(self, name: str, srv: RedisServer | SeaweedS3Server | None, now: float) -> bool:
+        """Redis / S3 died: start it again on the same port and folder (Redis replays its AOF)."""
+        if srv is None or srv.proc is None or srv.proc.poll() is None:
+            return False
+        since = self._server_down_since.setdefault(name, now)
+        delay = min(self.cfg.restart_max_delay_s, self.cfg.restart_delay_s * 2 ** self.server_restarts[name])
+        if now - since < delay:
+            return False
+        _say(f"{name} exited with code {srv.proc.returncode}; restarting it")
+        srv._close_log()
+        srv.proc = None
+        try:
+            srv.start(timeout=60)
+        except ServerError as exc:
+            _say(f"{name} did not come back: {exc}")
+            self._server_down_since[name] = now
+            self.server_restarts[name] += 1
+            return True
+        self._server_down_since.pop(name, None)
+        self.server_restarts[name] += 1
+        return True
+
+    def watch(self, interval: float = 0.5) -> threading.Event:
+        """Supervise from a background thread (tests, benchmarks); set the returned event to stop."""
+        done = threading.Event()
+
+        def loop() -> None:
+            while not done.wait(interval):
+                try:
+                    self.check_once()
+                except Exception as exc:  # keep supervising: one failed restart is retried
+                    _say(f"supervision error: {exc}")
+
+        threading.Thread(target=loop, daemon=True, name="gdgan-supervisor").start()
+        return done
+
     def supervise(self) -> None:
-        """Block until SIGINT/SIGTERM; report services that die meanwhile."""
+        """Block until SIGINT/SIGTERM, restarting children that exit (see the module docstring)."""
         stop = {"flag": False}
 
         def handler(signum: int, _frame: object) -> None:
@@ -335,10 +508,16 @@ class Stack:
         reported: set[str] = set()
         try:
             while not stop["flag"]:
-                for s in self.services:
-                    if not s.alive and s.name not in reported:
-                        reported.add(s.name)
-                        print(f"gdgan up: {s.name} exited (log {s.log})", file=sys.stderr, flush=True)
+                if self.cfg.restart:
+                    try:
+                        self.check_once()
+                    except Exception as exc:  # keep supervising: one failed restart is retried
+                        _say(f"supervision error: {exc}")
+                else:
+                    for s in self.services:
+                        if not s.alive and s.name not in reported:
+                            reported.add(s.name)
+                            _say(f"{s.name} exited (log {s.log})")
                 time.sleep(0.5)
         finally:
             self.stop()
@@ -348,6 +527,10 @@ class Stack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _say(msg: str) -> None:
+    print(f"gdgan up: {msg}", file=sys.stderr, flush=True)
 
 
 def read_state(home: Path) -> dict[str, Any] | None:

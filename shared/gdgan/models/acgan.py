@@ -21,5 +21,6 @@ def acgan_labels(general: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
     return torch.cat([general, detail], dim=1)
 
 
-def build_acgan(cfg: GanConfig) -> tuple[Generator, Critic]:
-    return Generator(cfg, N_ACGAN_LABELS), Critic(cfg, N_ACGAN_LABELS)
+def build_acgan(cfg: GanConfig, n_labels: int = N_ACGAN_LABELS) -> tuple[Generator, Critic]:
+    """``n_labels`` = the schema's general + detail columns (NIH: 16)."""
+    return Generator(cfg, n_labels), Critic(cfg, n_labels)

@@ -233,11 +233,12 @@ def logit_residual(x1: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
 
 
 # --- builders: the two stages ------------------------------------------------------------------
-def build_stage1(cfg: GanConfig) -> tuple[Generator, Critic]:
-    """G1(z, y_general) and D1(x) -> (score, general logits)."""
-    return Generator(cfg, N_GENERAL), Critic(cfg, N_GENERAL)
+def build_stage1(cfg: GanConfig, n_general: int = N_GENERAL) -> tuple[Generator, Critic]:
+    """G1(z, y_general) and D1(x) -> (score, general logits); sized by the data's label schema
+    (``n_general`` = 0: an unconditional stage 1 for data without sex or view)."""
+    return Generator(cfg, n_general), Critic(cfg, n_general)
 
 
-def build_stage2(cfg: GanConfig) -> tuple[Refiner, Critic]:
-    """G2(x1, y_detail) and D2(x) -> (score, detail logits)."""
-    return Refiner(cfg, N_FINDINGS), Critic(cfg, N_FINDINGS)
+def build_stage2(cfg: GanConfig, n_findings: int = N_FINDINGS) -> tuple[Refiner, Critic]:
+    """G2(x1, y_detail) and D2(x) -> (score, detail logits); ``n_findings`` from the schema."""
+    return Refiner(cfg, n_findings), Critic(cfg, n_findings)

@@ -15,7 +15,7 @@ import secrets
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -141,6 +141,8 @@ class ArtifactWriter:
     ) -> Manifest:
         for p in parents or []:
             validate_id(p)
+        if self.store.fence is not None:
+            self.store.fence()  # raises when the caller may no longer publish (e.g. a lost job lease)
         manifest = Manifest(
             id=self.id,
             kind=self.kind,
@@ -173,6 +175,9 @@ class ArtifactStore(ABC):
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self.cache_dir = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / "gdgan-cache"
+        # Called before every commit; raising stops the commit, and the writer's context manager
+        # removes the payload files. A job worker sets it to its lease check (gdgan.jobs.lease).
+        self.fence: Callable[[], None] | None = None
 
     # -- primitives (backend) ------------------------------------------------------------------
     @abstractmethod

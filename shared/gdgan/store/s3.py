@@ -71,7 +71,11 @@ class S3Store(ArtifactStore):
             if exc.code in _AUTH:
                 raise StoreUnavailable(f"{self._where()} refused the credentials: {exc.code}") from None
             raise StoreUnavailable(f"{self._where()} error: {exc.code}: {exc.message}") from None
-        except (urllib3.exceptions.HTTPError, MinioException, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, MinioException, ConnectionError, TimeoutError) as exc:
+            # urllib3 wraps socket failures (MaxRetryError, ProtocolError...); minio raises
+            # ServerError / InvalidResponseError for a proxy or server that answers garbage. Other
+            # OSErrors (a full local disk under fget_object) are not the endpoint's fault: they
+            # propagate as themselves.
             raise StoreUnavailable(f"{self._where()} is unreachable: {type(exc).__name__}") from None
 
     def _ensure_bucket(self) -> None:

@@ -22,13 +22,13 @@ from safetensors.torch import load as st_load
 
 from gdgan.data.dataset import ImageDataset, load_dataset
 from gdgan.data.splits import patient_split
-from gdgan.labels import FINDINGS
+from gdgan.labels import schema_of
 from gdgan.models.acgan import build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
-from gdgan.progress import ProgressCallback, StopFlag
+from gdgan.progress import PreviewCallback, ProgressCallback, StopFlag
 from gdgan.store import ArtifactStore, Manifest, new_id
 from gdgan.training import checkpoint as ck
-from gdgan.training.artifacts import SAMPLES_FILE, write_bundle, write_model
+from gdgan.training.artifacts import SAMPLES_FILE, sample_grid, write_bundle, write_model
 from gdgan.training.data import TrainData, index_digest
 from gdgan.training.loop import PhaseRun, run_phase
 from gdgan.training.losses import LossWeights
@@ -122,9 +122,12 @@ class _Context:
     ) -> None:
         self.ds, self.idx, self.split_seed, self.store = ds, idx, split_seed, store
         self.run_id, self.device, self.progress, self.should_stop = run_id, device, progress, should_stop
-        self.mix = label_mix(ds.general()[idx], ds.detail()[idx])
+        self.schema = ds.schema
+        self.mix = label_mix(ds.general()[idx], ds.detail()[idx], ds.schema)
         self.digest = index_digest(idx)
         self._data: dict[tuple[int, bool], TrainData] = {}
+        self.preview: PreviewCallback | None = None
+        self.preview_every = 0
 
     def data(self, cfg: TrainConfig) -> TrainData:
         cl = self.device.type == "cuda" and cfg.channels_last
@@ -133,16 +136,44 @@ class _Context:
             self._data[key] = TrainData.from_dataset(self.ds, self.idx, cfg.size, self.device, cl)
         return self._data[key]
 
-    def run(self, phase: Any, cfg: TrainConfig) -> PhaseRun:
+    def _on_step(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
+        """Every ``preview_every`` steps, the model's sample grid (the one its artifact will keep:
+        fixed seeds, the same label groups) drawn from the EMA weights so far. The grid's latents
+        come from numpy generators, never torch's global RNG, so a watched run stays identical
+        to an unwatched one (tests/unit/test_training_preview.py)."""
+        preview, every = self.preview, self.preview_every
+        if preview is None or every <= 0:
+            return None
+
+        def on_step(step: int, ema: torch.nn.Module) -> None:
+            if step % every == 0 or step == total:
+                preview(name, step, sample_grid(sampler_for(ema), cfg))
+
+        return on_step
+
+    def run(self, phase: Any, cfg: TrainConfig, sampler_for: Any = None) -> PhaseRun:
         data = self.data(cfg)
         if phase.name != "stage1" and cfg.focus_finding:  # only finding-conditioned phases
-            data = data.with_focus(FINDINGS.index(cfg.focus_finding), cfg.focus_share)
-        curve = self.curve(phase, cfg, cfg.total_steps(len(data), phase.name))
+            if cfg.focus_finding in self.schema.findings:
+                data = data.with_focus(self.schema.findings.index(cfg.focus_finding), cfg.focus_share)
+            else:  # a preset's focus on a dataset without that finding: plain batches
+                log.warning(
+                    "focus_finding %r: not a finding of this dataset; plain batches", cfg.focus_finding
+                )
+        total = cfg.total_steps(len(data), phase.name)
+        preview = self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None
+        curve = self.curve(phase.name, cfg, total, sampler_for) if sampler_for else None
+        hooks = [h for h in (preview, curve) if h is not None]
+
+        def on_step(step: int, ema: torch.nn.Module) -> None:
+            for hook in hooks:
+                hook(step, ema)
+
         run = run_phase(
             phase,
             data,
             cfg,
-            total=cfg.total_steps(len(data), phase.name),
+            total=total,
             store=self.store,
             run_id=self.run_id,
             device=self.device,
@@ -150,36 +181,25 @@ class _Context:
             progress=self.progress,
             should_stop=self.should_stop,
             state_extra={"data_digest": self.digest},
-            on_step=curve,
+            on_step=on_step if hooks else None,
         )
         if curve is not None:
             run.extra["quality_curve"] = curve.to_dict()
         return run
 
-    def curve(self, phase: Any, cfg: TrainConfig, total: int) -> Any:
+    def curve(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
         """The quality-curve hook of this phase (None when ``quality_every`` is 0)."""
         from gdgan.training.curves import build_curve
 
-        gan, kind = _gan(cfg), ARTIFACT_KIND[phase.name]
-
-        def sampler(ema: torch.nn.Module) -> LoadedGenerator:
-            if phase.name == "acgan":
-                return LoadedGenerator("training", kind, gan, self.mix, acgan=ema, device=self.device)
-            if phase.name == "stage2":
-                return LoadedGenerator(
-                    "training", kind, gan, self.mix, g1=phase.G1, g2=ema, device=self.device
-                )
-            return LoadedGenerator("training", kind, gan, self.mix, g1=ema, device=self.device)
-
         return build_curve(
-            phase.name,
+            name,
             cfg,
             total,
             self.ds,
             self.idx,
             self.split_seed,
             self.store,
-            sampler,
+            sampler_for,
             self.progress or (lambda _p: None),
         )
 
@@ -227,20 +247,24 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
         return done, None
     cfg = _phase_config(ctx.store, ctx.run_id, name, cfg)
     gan = _gan(cfg)
+    sch = ctx.schema
+    n_labels = sch.n_general + sch.n_findings if name == "acgan" else sch.n_general
     builder = build_acgan if name == "acgan" else build_stage1
-    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], builder, gan)
+    G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], lambda g: builder(g, n_labels), gan)
     G.to(ctx.device)
     D.to(ctx.device)
     phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), name == "acgan", _recipe(cfg))
-    run = ctx.run(phase, cfg)
+    kind = ARTIFACT_KIND[name]
+
+    def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
+        if name == "acgan":
+            return LoadedGenerator("training", kind, gan, ctx.mix, acgan=ema, device=ctx.device, schema=sch)
+        return LoadedGenerator("training", kind, gan, ctx.mix, g1=ema, device=ctx.device, schema=sch)
+
+    run = ctx.run(phase, cfg, sampler_for)
     if run.status != "succeeded":
         return None, run
-    kind = ARTIFACT_KIND[name]
-    sampler = (
-        LoadedGenerator("training", kind, gan, ctx.mix, acgan=run.ema, device=ctx.device)
-        if name == "acgan"
-        else LoadedGenerator("training", kind, gan, ctx.mix, g1=run.ema, device=ctx.device)
-    )
+    sampler = sampler_for(run.ema)
     m = ctx.write(kind, run, cfg, sampler, [], {})
     return m.id, run
 
@@ -252,7 +276,13 @@ def _load_stage1(ctx: _Context, stage1_id: str) -> tuple[Manifest, torch.nn.Modu
     if m.kind != "gdgan-stage1":
         raise ConfigError(f"stage1_model {stage1_id!r} is a {m.kind!r}, not a GDGAN stage-1 model")
     gan = GanConfig(**m.config["model"])
-    G1, D1 = build_stage1(gan)
+    s1_schema = schema_of(m.meta)
+    if s1_schema.general != ctx.schema.general:
+        raise ConfigError(
+            f"stage1_model {m.id} was trained on general labels {list(s1_schema.general)}, "
+            f"this dataset has {list(ctx.schema.general)}"
+        )
+    G1, D1 = build_stage1(gan, s1_schema.n_general)
     G1.load_state_dict(st_load(ctx.store.get_bytes(m.id, GENERATOR_FILE)))
     D1.load_state_dict(st_load(ctx.store.get_bytes(m.id, CRITIC_FILE)))
     return m, G1.to(ctx.device), D1.to(ctx.device)
@@ -270,12 +300,21 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
             f"size/nz ({cfg.size}, {cfg.nz}) differ from stage-1 model {s1.id} ({s1_gan.size}, {s1_gan.nz})"
         )
     gan = _gan(cfg)
-    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], build_stage2, gan)
+    if ctx.schema.n_findings == 0:
+        raise ConfigError("the dataset has no detail findings: stage 2 has nothing to condition on")
+    nf = ctx.schema.n_findings
+    G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], lambda g: build_stage2(g, nf), gan)
     phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg), _recipe(cfg))
-    run = ctx.run(phase, cfg)
+
+    def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
+        return LoadedGenerator(
+            "training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=ema, device=ctx.device, schema=ctx.schema
+        )
+
+    run = ctx.run(phase, cfg, sampler_for)
     if run.status != "succeeded":
         return None, run
-    sampler = LoadedGenerator("training", "gdgan-stage2", gan, ctx.mix, g1=G1, g2=run.ema, device=ctx.device)
+    sampler = sampler_for(run.ema)
     m = ctx.write("gdgan-stage2", run, cfg, sampler, [s1.id], {"stage1": s1.id})
     return m.id, run
 
@@ -340,8 +379,13 @@ def train(
     progress: ProgressCallback | None = None,
     should_stop: StopFlag | None = None,
     device: str | torch.device | None = None,
+    preview: PreviewCallback | None = None,
+    preview_every: int = 0,
 ) -> TrainResult:
-    """Train ``kind`` on ``dataset`` (object or dataset id); see the module docstring."""
+    """Train ``kind`` on ``dataset`` (object or dataset id); see the module docstring.
+
+    ``preview(phase, step, png)``: every ``preview_every`` steps (and at a phase's last step) the
+    sample grid of the model so far, so a person can watch it learn (0 = never)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown training kind {kind!r}; expected one of {', '.join(KINDS)}")
     if kind == "stage2" and not stage1_model:
@@ -367,6 +411,7 @@ def train(
         store, run_id, kind, ds, preset, overrides, split_seed, train_idx, idx, cfg, stage1_model
     )
     ctx = _Context(ds, idx, split_seed, store, run_id, torch.device(device), progress, should_stop)
+    ctx.preview, ctx.preview_every = preview, preview_every
     result = TrainResult(status="succeeded", model_id=None, run_id=ctx.run_id)
 
     def record(name: str, model_id: str | None, run: PhaseRun | None) -> bool:

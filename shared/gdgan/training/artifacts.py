@@ -16,21 +16,19 @@ from safetensors.torch import save as st_save
 from torch import nn
 
 from gdgan.imaging import grid_png_bytes
-from gdgan.labels import FINDINGS, NO_FINDING
+from gdgan.labels import NO_FINDING, SCHEMA_KEY
 from gdgan.models.gdgan import GanConfig
 from gdgan.store import ArtifactStore, Manifest
 from gdgan.training.loop import PhaseRun
+from gdgan.training.loss_curves import LOSSES_FILE
 from gdgan.training.presets import TrainConfig
 from gdgan.training.sampling import (
     CRITIC_FILE,
     GENERATOR_FILE,
-    GROUPS,
     LoadedGenerator,
-    group_key,
 )
 
 SAMPLES_FILE = "samples.png"
-LOSSES_FILE = "losses.json"
 GRID_SCALE = 2
 
 
@@ -45,14 +43,18 @@ def sample_grid(gen: LoadedGenerator, cfg: TrainConfig) -> bytes:
     finding, which makes the stage-2 effect visible; stage 1 shows the four groups.
     """
     k = cfg.grid_per_group
-    finding = cfg.grid_finding
+    schema = gen.schema
+    # the preset's finding when the model has it, else the schema's first (a non-NIH dataset)
+    finding = cfg.grid_finding if cfg.grid_finding in schema.findings else (schema.findings or ("",))[0]
     imgs: list[np.ndarray] = []
     caps: list[str] = []
-    for gi, (g, v) in enumerate(GROUPS):
-        gname = group_key(g, v)
-        base = gen.prepare(k, None, gname.split("/")[0], gname.split("/")[1], seed=cfg.seed * 1000 + gi)
+    for gi, codes in enumerate(schema.groups()):
+        gname = schema.group_key(codes)
+        given = dict(zip(schema.general, gname.split("/")))
+        base = gen.prepare(k, None, given.get("gender"), given.get("view"), seed=cfg.seed * 1000 + gi)
         with_f = np.zeros_like(base.detail)
-        with_f[:, FINDINGS.index(finding)] = 1.0
+        if finding:
+            with_f[:, schema.finding_index(finding)] = 1.0
         if gen.acgan is None and gen.g2 is None:  # stage 1
             imgs += list(gen.generate(base.z, base.general, base.detail, stage=1))
             caps += [gname] * k
@@ -108,6 +110,7 @@ def write_model(
                 "wall_s": round(run.wall_s, 3),
                 "images_per_s": round(run.images_per_s, 2),
                 "label_mix": mix,
+                SCHEMA_KEY: sampler.schema.to_dict(),
                 **meta,
             },
         )
@@ -143,6 +146,7 @@ def write_bundle(store: ArtifactStore, stage1: Manifest, stage2: Manifest, sampl
                     "stage2": stage2.meta.get("final_losses"),
                 },
                 "label_mix": stage2.meta.get("label_mix", {}),
+                **({SCHEMA_KEY: stage2.meta[SCHEMA_KEY]} if SCHEMA_KEY in stage2.meta else {}),
                 **({"quality": stage2.meta["quality"]} if stage2.meta.get("quality") else {}),
             },
         )

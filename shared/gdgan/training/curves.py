@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 CURVE_FILE = "quality_curve.json"
 CURVE_PNG = "quality_curve.png"
+PHASE_COLORS = {"stage1": "C0", "stage2": "C1", "acgan": "C2"}
 PLOTTED = (
     ("relative_fd", "relative FD (1 = real)"),
     ("precision", "precision"),
@@ -134,11 +135,12 @@ def build_curve(
 
     try:
         split = model_split(ds, int(split_seed or 0), index_digest(np.asarray(train_idx)))
-        judge = get_judge(store, ds, split, judge_config(getattr(cfg, "quality_judge", "demo")))
+        finding = cfg.grid_finding if cfg.grid_finding in ds.schema.findings else ds.schema.findings[0]
+        judge = get_judge(store, ds, split, judge_config(cfg.quality_judge), finding=finding)
         return QualityCurve(
             phase, every, total, make_sampler, judge, ds, split, int(cfg.quality_n), cfg.seed, progress
         )
-    except ValueError as exc:  # HarnessError / JudgeError: no split or no positives to judge with
+    except (ValueError, IndexError) as exc:  # no split, no positives or no finding to judge with
         log.warning("quality curve of %s skipped: %s", phase, exc)
         return None
 
@@ -166,7 +168,8 @@ def curves_png(curves: list[dict[str, Any]]) -> bytes:
         for c in curves:
             pts = [(p["step"], p[key]) for p in c["points"] if p.get(key) is not None]
             if pts:
-                ax.plot(*zip(*pts), marker="o", ms=3, lw=1.4, label=c["phase"])
+                color = PHASE_COLORS.get(c["phase"])  # one colour per phase in every panel
+                ax.plot(*zip(*pts), marker="o", ms=3, lw=1.4, label=c["phase"], color=color)
         ceil = next((ceiling_of[key](c["ceiling"]) for c in curves if key in ceiling_of), None)
         if ceil is not None:
             ax.axhline(ceil, ls=":", c="grey", lw=1, label="real test")

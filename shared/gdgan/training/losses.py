@@ -105,7 +105,13 @@ def gradient_penalty(
 
 
 def aux_bce(logits: Tensor, labels: Tensor, weight: float = 1.0) -> Tensor:
-    """weight · mean BCE-with-logits of multi-hot ``labels`` (the auxiliary classifier term)."""
+    """weight · mean BCE-with-logits of multi-hot ``labels`` (the auxiliary classifier term).
+
+    Zero when there are no label columns (an unconditional stage 1: data without general labels),
+    where the mean over an empty tensor would be NaN.
+    """
+    if labels.shape[-1] == 0:
+        return logits.sum() * 0.0
     return weight * F.binary_cross_entropy_with_logits(logits.float(), labels.float())
 
 

@@ -86,7 +86,9 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # free-form notes carried into manifests
 
     def __post_init__(self) -> None:
-        from gdgan.models.gdgan import SUPPORTED_SIZES
+        # the dataset's list, not the model module's: validating a preset (the gateway does, for
+        # every training request) must not import torch (~600 MB)
+        from gdgan.data.dataset import SUPPORTED_SIZES
 
         if self.size not in SUPPORTED_SIZES:
             raise ConfigError(f"size: must be one of {SUPPORTED_SIZES}, got {self.size}")

@@ -25,69 +25,58 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from torch import nn
 
+from gdgan.catalog import ModelNotFound as ModelNotFound  # re-exported: callers catch it from here
+from gdgan.catalog import resolve_model
 from gdgan.labels import (
-    FINDINGS,
     GENDERS,
-    N_FINDINGS,
+    NIH_SCHEMA,
     NO_FINDING,
     VIEWS,
-    check_gender,
-    check_view,
-    finding_index,
+    LabelSchema,
+    schema_of,
 )
 from gdgan.models.acgan import acgan_labels, build_acgan
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2, to_uint8
-from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
+from gdgan.store import ArtifactStore, Manifest
 
 GENERATOR_FILE = "generator.safetensors"
 CRITIC_FILE = "critic.safetensors"
-MODEL_KINDS = ("gdgan-stage1", "gdgan-stage2", "gdgan", "acgan")
-ALIASES = {
-    "gdgan": "gdgan",
-    "acgan": "acgan",
-    "stage1": "gdgan-stage1",
-    "stage2": "gdgan-stage2",
-    "gdgan-stage1": "gdgan-stage1",
-    "gdgan-stage2": "gdgan-stage2",
-}
 GROUPS: tuple[tuple[int, int], ...] = ((0, 0), (0, 1), (1, 0), (1, 1))  # (gender, view) codes
 MAX_FORWARD_BATCH = 256
 BATCH_TOLERANCE_GREY_LEVELS = 1  # batched vs alone, per pixel: the guarantee in the docstring
-
-
-class ModelNotFound(ArtifactNotFound):
-    """No such model (unknown id/alias, or the artifact is not a generator)."""
 
 
 def group_key(gender: int, view: int) -> str:
     return f"{GENDERS[gender]}/{VIEWS[view]}"
 
 
-def label_mix(general: np.ndarray, detail: np.ndarray) -> dict[str, dict[str, int]]:
-    """Per finding (and 'No Finding', and 'all'): counts of training images per (gender, view)."""
-    g = general[:, 0].astype(int)
-    v = general[:, 1].astype(int)
+def label_mix(
+    general: np.ndarray, detail: np.ndarray, schema: LabelSchema = NIH_SCHEMA
+) -> dict[str, dict[str, int]]:
+    """Per finding (and 'No Finding', and 'all'): counts of training images per general group
+    (NIH: per (gender, view); a schema without general labels has the one group 'all')."""
+    codes = np.asarray(general).astype(int).reshape(len(detail), -1)
     out: dict[str, dict[str, int]] = {}
-    masks = {name: detail[:, i] > 0.5 for i, name in enumerate(FINDINGS)}
+    masks = {name: detail[:, i] > 0.5 for i, name in enumerate(schema.findings)}
     masks[NO_FINDING] = detail.sum(axis=1) == 0
-    masks["all"] = np.ones(len(g), dtype=bool)
+    masks["all"] = np.ones(len(detail), dtype=bool)
+    in_group = [np.all(codes == np.array(key, dtype=int), axis=1) for key in schema.groups()]
     for name, m in masks.items():
-        out[name] = {group_key(gi, vi): int(((g == gi) & (v == vi) & m).sum()) for gi, vi in GROUPS}
+        out[name] = {schema.group_key(key): int((g & m).sum()) for key, g in zip(schema.groups(), in_group)}
     return out
 
 
 @dataclass
 class GenRequest:
     z: np.ndarray  # (n, nz) float32
-    general: np.ndarray  # (n, 2) float32
-    detail: np.ndarray  # (n, 14) float32
+    general: np.ndarray  # (n, G) float32, the schema's general columns (NIH: 2)
+    detail: np.ndarray  # (n, F) float32 (NIH: 14)
     seed: int
 
     @property
@@ -100,27 +89,56 @@ class SampleBatch:
     images: np.ndarray  # (n, H, W) uint8 (stage 2 for GDGAN unless stage=1 was asked)
     gender: np.ndarray  # (n,) 0=M 1=F
     view: np.ndarray  # (n,) 0=PA 1=AP
-    findings: np.ndarray  # (n, 14) uint8
+    findings: np.ndarray  # (n, F) uint8
     seed: int
     stage1_images: np.ndarray | None = None  # GDGAN: the stage-1 images x2 was refined from
+    schema: LabelSchema = NIH_SCHEMA
+
+    def label_rows(self) -> list[dict[str, str]]:
+        """Per image: finding_labels, gender, view ('' for a general label the model lacks)."""
+        return label_rows(self.schema, self.gender, self.view, self.findings)
 
     def captions(self) -> list[str]:
-        from gdgan.labels import decode_findings
-
-        return [
-            f"{GENDERS[g]}/{VIEWS[v]} {decode_findings(f)}"
-            for g, v, f in zip(self.gender, self.view, self.findings)
-        ]
+        return [caption(r) for r in self.label_rows()]
 
 
-def _finding_names(finding: str | Sequence[str] | None) -> list[str]:
+def label_rows(
+    schema: LabelSchema, gender: np.ndarray, view: np.ndarray, findings: np.ndarray
+) -> list[dict[str, str]]:
+    """labels.csv rows of generated images, by the model's own schema."""
+    return [
+        {
+            "finding_labels": schema.decode(f),
+            "gender": GENDERS[int(g)] if schema.has("gender") else "",
+            "view": VIEWS[int(v)] if schema.has("view") else "",
+        }
+        for g, v, f in zip(gender, view, findings)
+    ]
+
+
+def caption(row: dict[str, str]) -> str:
+    general = "/".join(x for x in (row["gender"], row["view"]) if x)
+    return f"{general} {row['finding_labels']}".strip()
+
+
+def _finding_names(finding: str | Sequence[str] | None, schema: LabelSchema = NIH_SCHEMA) -> list[str]:
     if finding is None or finding == NO_FINDING:
         return []
     names = [finding] if isinstance(finding, str) else list(finding)
     names = [n for n in names if n != NO_FINDING]
     for n in names:
-        finding_index(n)  # LabelError naming it
+        schema.finding_index(n)  # LabelError naming it and listing the model's findings
     return names
+
+
+def general_codes(schema: LabelSchema, general: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n, G) general columns -> full (gender, view) code arrays (0 where the schema lacks one)."""
+    n = len(general)
+    out = []
+    for name in ("gender", "view"):
+        col = schema.general.index(name) if schema.has(name) else None
+        out.append(np.zeros(n, np.uint8) if col is None else (general[:, col] > 0.5).astype(np.uint8))
+    return out[0], out[1]
 
 
 class LoadedGenerator:
@@ -137,8 +155,10 @@ class LoadedGenerator:
         acgan: nn.Module | None = None,
         device: torch.device | str = "cpu",
         manifest: Manifest | None = None,
+        schema: LabelSchema = NIH_SCHEMA,
     ) -> None:
         self.model_id, self.kind, self.gan, self.mix = model_id, kind, gan, mix
+        self.schema = schema
         self.device = torch.device(device)
         self.g1, self.g2, self.acgan = g1, g2, acgan
         for m in (g1, g2, acgan):
@@ -162,18 +182,21 @@ class LoadedGenerator:
 
     def _mix_probs(self, names: list[str], gender: int | None, view: int | None) -> np.ndarray:
         keys = names or [NO_FINDING]
-        counts = np.zeros(len(GROUPS))
+        groups = self.schema.groups()
+        gkeys = [self.schema.group_key(g) for g in groups]
+        counts = np.zeros(len(groups))
         for k in keys:
             m = self.mix.get(k) or {}
-            counts += [m.get(group_key(gi, vi), 0) for gi, vi in GROUPS]
+            counts += [m.get(key, 0) for key in gkeys]
+        want = {"gender": gender, "view": view}
         allowed = np.array(
-            [(gender is None or gi == gender) and (view is None or vi == view) for gi, vi in GROUPS],
+            [all(want[n] is None or want[n] == c for n, c in zip(self.schema.general, g)) for g in groups],
             dtype=float,
         )
         p = counts * allowed
         if p.sum() <= 0:  # no training positives in that group: fall back to the overall mix
             m = self.mix.get("all") or {}
-            p = np.array([m.get(group_key(gi, vi), 0) for gi, vi in GROUPS], dtype=float) * allowed
+            p = np.array([m.get(key, 0) for key in gkeys], dtype=float) * allowed
         if p.sum() <= 0:
             p = allowed
         return p / p.sum()
@@ -189,18 +212,21 @@ class LoadedGenerator:
         """Seeded latents and labels for one request (deterministic given ``seed``)."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        names = _finding_names(finding)
-        g_code = None if gender is None else GENDERS.index(check_gender(gender))
-        v_code = None if view is None else VIEWS.index(check_view(view))
+        names = _finding_names(finding, self.schema)
+        g_code = self.schema.check_general("gender", gender)
+        v_code = self.schema.check_general("view", view)
         if seed is None:
             seed = secrets.randbelow(2**31)
         rng = np.random.default_rng(int(seed))
         z = rng.random((n, self.nz), dtype=np.float32)  # z ~ U[0,1)^nz, drawn first
-        groups = rng.choice(len(GROUPS), size=n, p=self._mix_probs(names, g_code, v_code))
-        general = np.array([GROUPS[k] for k in groups], dtype=np.float32).reshape(n, 2)
-        detail = np.zeros((n, N_FINDINGS), dtype=np.float32)
+        all_groups = self.schema.groups()
+        groups = rng.choice(len(all_groups), size=n, p=self._mix_probs(names, g_code, v_code))
+        general = np.array([all_groups[k] for k in groups], dtype=np.float32).reshape(
+            n, self.schema.n_general
+        )
+        detail = np.zeros((n, self.schema.n_findings), dtype=np.float32)
         for name in names:
-            detail[:, finding_index(name)] = 1.0
+            detail[:, self.schema.finding_index(name)] = 1.0
         return GenRequest(z=z, general=general, detail=detail, seed=int(seed))
 
     @torch.no_grad()
@@ -261,36 +287,19 @@ class LoadedGenerator:
             if self.g2 is None:
                 raise ValueError(f"model {self.model_id} is a stage-1 model: use stage=1")
             s1, images = self.forward_both(req.z, req.general, req.detail)
+        gender_codes, view_codes = general_codes(self.schema, req.general)
         return SampleBatch(
             images=images,
-            gender=req.general[:, 0].astype(np.uint8),
-            view=req.general[:, 1].astype(np.uint8),
+            gender=gender_codes,
+            view=view_codes,
             findings=req.detail.astype(np.uint8),
             seed=req.seed,
             stage1_images=s1,
+            schema=self.schema,
         )
 
 
 # --- loading -------------------------------------------------------------------------------------
-def resolve_model(store: ArtifactStore, model_id_or_alias: str) -> Manifest:
-    """Alias ('gdgan', 'acgan', 'stage1', 'stage2') -> latest of that kind; else an artifact id."""
-    key = str(model_id_or_alias)
-    if key in ALIASES:
-        m = store.latest(ALIASES[key])
-        if m is None:
-            raise ModelNotFound(f"no {ALIASES[key]!r} model in the store yet (alias {key!r})")
-        return m
-    try:
-        m = store.manifest(key)
-    except ArtifactNotFound:
-        raise ModelNotFound(f"no model {key!r} in the store") from None
-    except ValueError:
-        raise ModelNotFound(f"no model {key[:100]!r}: not a valid model id or alias") from None
-    if m.kind not in MODEL_KINDS:
-        raise ModelNotFound(f"artifact {key!r} is a {m.kind!r}, not a model ({', '.join(MODEL_KINDS)})")
-    return m
-
-
 def _weights(store: ArtifactStore, model_id: str, name: str) -> dict[str, torch.Tensor]:
     return st_load(store.get_bytes(model_id, name))
 
@@ -315,29 +324,19 @@ def load_generator(
         s1, s2 = m, None
     else:
         gan = _gan_config(m)
-        g, _ = build_acgan(gan)
+        schema = schema_of(m.meta)
+        g, _ = build_acgan(gan, schema.n_general + schema.n_findings)
         g.load_state_dict(_weights(store, m.id, GENERATOR_FILE))
         return LoadedGenerator(
-            m.id, m.kind, gan, m.meta.get("label_mix", {}), acgan=g, device=device, manifest=m
+            m.id, m.kind, gan, m.meta.get("label_mix", {}), acgan=g, device=device, manifest=m, schema=schema
         )
+    schema = schema_of((s2 or s1).meta)
     gan = _gan_config(s1)
-    g1, _ = build_stage1(gan)
+    g1, _ = build_stage1(gan, schema.n_general)
     g1.load_state_dict(_weights(store, s1.id, GENERATOR_FILE))
     g2 = None
     if s2 is not None:
-        g2, _ = build_stage2(_gan_config(s2))
+        g2, _ = build_stage2(_gan_config(s2), schema.n_findings)
         g2.load_state_dict(_weights(store, s2.id, GENERATOR_FILE))
     mix = (s2 or s1).meta.get("label_mix", {}) if m.kind != "gdgan" else m.meta.get("label_mix", {})
-    return LoadedGenerator(m.id, m.kind, gan, mix, g1=g1, g2=g2, device=device, manifest=m)
-
-
-def describe(m: Manifest) -> dict[str, Any]:
-    """Short JSON summary of a model manifest (for CLIs and APIs)."""
-    return {
-        "id": m.id,
-        "kind": m.kind,
-        "created": m.created,
-        "parents": m.parents,
-        "size": m.config.get("model", {}).get("size"),
-        "final_losses": m.meta.get("final_losses", {}),
-    }
+    return LoadedGenerator(m.id, m.kind, gan, mix, g1=g1, g2=g2, device=device, manifest=m, schema=schema)

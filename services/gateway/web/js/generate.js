@@ -3,12 +3,13 @@
 // inline naming the field, so the page never disagrees with the API about what is valid.
 
 import { getJson, request, saveBlob } from "./api.js";
-import { FINDINGS, NO_FINDING, labelText } from "./labels.js";
+import { NO_FINDING, fillFindings, labelText } from "./labels.js";
 import { announce, clear, el, hideNotice, progressBar, setProgress, showError } from "./ui.js";
 
 const DEFAULT_CAP = 256;
 let form, results, errorBox, progressRow;
 let modelKinds = {}; // model id -> kind, from GET /v1/models
+let modelLabels = {}; // model id or alias -> its label schema {general, findings}, from GET /v1/models
 let lastRequest = null;
 let busy = false;
 
@@ -73,7 +74,7 @@ async function callGenerate(body, format, onBusy = () => {}) {
   }
 }
 
-async function generateJson(body, onBusy) {
+export async function generateJson(body, onBusy = () => {}) {
   const resp = await callGenerate(body, "json", onBusy);
   const data = await resp.json();
   const seedHeader = resp.headers.get("X-GDGAN-Seed") ?? resp.headers.get("X-Seed");
@@ -189,7 +190,21 @@ async function downloadZip() {
   }
 }
 
+/** The finding list and the general-label fields follow the chosen model's own schema. */
+function syncLabelControls() {
+  const labels = modelLabels[form.elements.model.value];
+  if (!labels) return; // no model of that kind yet: the server answers 404 and says so
+  fillFindings(form.elements.finding, labels.findings, { none: `${NO_FINDING} (no finding)` });
+  for (const g of ["gender", "view"]) {
+    const has = (labels.general || []).includes(g);
+    form.elements[g].disabled = !has;
+    if (!has) form.elements[g].value = "";
+    form.elements[g].closest(".field").hidden = !has;
+  }
+}
+
 function syncStageControls() {
+  syncLabelControls();
   const model = form.elements.model.value;
   const gd = isGdgan(model);
   const stage1Only = modelKinds[model] === "gdgan-stage1";
@@ -219,10 +234,16 @@ async function loadModels() {
     select.querySelectorAll("optgroup").forEach((g) => g.remove());
     const group = el("optgroup", { label: "Registered models" });
     modelKinds = {};
+    modelLabels = {};
     for (const m of list) {
       const id = m.id || m.model_id;
       if (!id) continue;
       modelKinds[id] = m.kind || "";
+      if (m.labels) {
+        modelLabels[id] = m.labels;
+        // the list is newest first: the first of a kind is what the alias means
+        if (m.kind in { gdgan: 1, acgan: 1 } && !(m.kind in modelLabels)) modelLabels[m.kind] = m.labels;
+      }
       // every registered generator; a stage-only model answers a request for the other stage with a
       // 422 that says which stage it has
       group.append(el("option", { value: id }, `${id} (${m.kind})`));
@@ -240,9 +261,6 @@ export function init() {
   results = document.getElementById("gen-results");
   errorBox = document.getElementById("gen-error");
   progressRow = document.getElementById("gen-progress");
-  const finding = form.elements.finding;
-  for (const f of FINDINGS) finding.append(el("option", { value: f, selected: f === "Cardiomegaly" }, f.replaceAll("_", " ")));
-  finding.append(el("option", { value: "__none__" }, `${NO_FINDING} (no finding)`));
   form.addEventListener("submit", onSubmit);
   form.elements.model.addEventListener("change", syncStageControls);
   form.elements.compare.addEventListener("change", syncStageControls);

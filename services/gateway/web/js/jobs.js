@@ -3,7 +3,8 @@
 // The list is also re-polled every few seconds so jobs started elsewhere (CLI, curl) appear.
 
 import { getJson, postJson, request, streamEvents } from "./api.js";
-import { FINDINGS, PRESETS, TRAIN_MODELS } from "./labels.js";
+import { lossChart, phaseName } from "./chart.js";
+import { PRESETS, TRAIN_MODELS, fillFindings } from "./labels.js";
 import { announce, clear, el, fmtEta, fmtNumber, fmtTime, hideNotice, progressBar, setProgress, showError, showInfo } from "./ui.js";
 
 const FINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -14,6 +15,17 @@ const MAX_STREAMS = 3;
 const jobs = new Map(); // id -> record
 const rows = new Map(); // id -> {tr, parts}
 const streams = new Map(); // id -> AbortController
+// Loss curves per training job, {phase: {step: [...], <loss>: [...]}}: appended live from the
+// job's progress events; for a job that finished before the page opened, the stored curves of
+// the model it made (GET /v1/models/{id}/losses).
+const curves = new Map();
+const storedAsked = new Set();
+// Latest live sample grid per training job: {phase, step, url}, from GET /v1/jobs/{id}/preview.png
+// whenever the job's event stream announces one.
+const previews = new Map();
+// Jobs whose curves this page saw arrive live: their row stays open when they finish. Older
+// finished jobs keep theirs behind a "Loss curves" toggle, so the list stays short.
+const watched = new Set();
 let tbody, errorBox, pollTimer = null, visible = false;
 
 export function jobId(j) {
@@ -26,7 +38,108 @@ export function progressOf(j) {
   let fraction = p.fraction;
   if (fraction == null && p.total) fraction = (p.step || 0) / p.total;
   if (j.status === "succeeded") fraction = 1;
-  return { fraction, step: p.step, total: p.total, eta: p.eta_s ?? p.eta, phase: p.phase, message: p.message, losses: p.losses ?? p.metrics };
+  return { fraction, step: p.step, total: p.total, eta: p.eta_s ?? p.eta, phase: p.phase, phases: p.phases || [], message: p.message, losses: p.losses ?? p.metrics };
+}
+
+/** "stage1 (1 of 2) 30/60": the phase, its place among the job's phases and its own steps. */
+export function phaseNote(p) {
+  if (!p.phase) return p.total ? `${p.step ?? 0}/${p.total}` : "";
+  // a sub-phase ("stage2 quality") is named after its phase: "Stage 2 (2 of 2) quality 10/30"
+  const [base, ...rest] = String(p.phase).split(" ");
+  const i = p.phases.indexOf(base);
+  const where = i >= 0 && p.phases.length > 1 ? ` (${i + 1} of ${p.phases.length})` : "";
+  const sub = rest.length ? ` ${rest.join(" ")}` : "";
+  return `${phaseName(base)}${where}${sub}${p.total ? ` ${p.step ?? 0}/${p.total}` : ""}`;
+}
+
+function recordLosses(id, d) {
+  if (!d.phase || !d.losses || typeof d.losses !== "object" || !Object.keys(d.losses).length || d.step == null) return;
+  const job = curves.get(id) || {};
+  const c = job[d.phase] || (job[d.phase] = { step: [] });
+  if (c.step.length && d.step <= c.step[c.step.length - 1]) return; // a repeated or older event
+  watched.add(id);
+  c.step.push(d.step);
+  for (const [k, v] of Object.entries(d.losses)) {
+    if (!c[k]) c[k] = c.step.slice(0, -1).map(() => null);
+    c[k].push(v);
+  }
+  curves.set(id, job);
+}
+
+async function loadStoredCurves(j) {
+  const id = jobId(j);
+  const model = j.result?.model_id;
+  if (!model || storedAsked.has(id) || curves.has(id)) return;
+  storedAsked.add(id);
+  try {
+    const body = await getJson(`/v1/models/${encodeURIComponent(model)}/losses`);
+    if (Object.keys(body.phases || {}).length && !curves.has(id)) {
+      curves.set(id, body.phases);
+      renderAll();
+    }
+  } catch {
+    /* a model without stored curves: nothing to draw */
+  }
+}
+
+async function loadPreview(id, ev) {
+  const prev = previews.get(id);
+  if (prev && (prev.phase === ev.phase && prev.step >= ev.step)) return;
+  try {
+    const resp = await request(`/v1/jobs/${encodeURIComponent(id)}/preview.png`, { accept: "image/png" });
+    const blob = await resp.blob();
+    const step = Number(resp.headers.get("X-GDGAN-Step") ?? ev.step);
+    const phase = resp.headers.get("X-GDGAN-Phase") ?? ev.phase;
+    const cur = previews.get(id);
+    if (cur && cur.phase === phase && cur.step >= step) return; // an older answer arrived late
+    if (cur) URL.revokeObjectURL(cur.url);
+    previews.set(id, { phase, step, url: URL.createObjectURL(blob) });
+    renderAll();
+  } catch {
+    /* no preview (yet): the next event tries again */
+  }
+}
+
+function renderPreview(row, id) {
+  const pv = previews.get(id);
+  if (!pv) return;
+  if (!row.preview) {
+    row.previewImg = el("img", { class: "preview-img", alt: "" });
+    row.previewCap = el("figcaption");
+    row.preview = el("figure", { class: "job-preview" }, row.previewImg, row.previewCap);
+    row.curvesCell.prepend(row.preview);
+  }
+  if (row.previewImg.getAttribute("src") !== pv.url) {
+    const text = `${phaseName(pv.phase)}, step ${pv.step}: samples at fixed seeds`;
+    row.previewImg.src = pv.url;
+    row.previewImg.alt = `Live sample grid of job ${id}, ${text}`;
+    row.previewCap.textContent = text;
+    row.preview.dataset.step = String(pv.step);
+    row.preview.dataset.phase = pv.phase;
+  }
+}
+
+/** The row under a training job: its latest sample grid and one loss chart per phase. */
+function renderCurves(row, id, open) {
+  const job = curves.get(id) || {};
+  if (row.curvesTr) row.curvesTr.hidden = !open;
+  if (!open || (!curves.has(id) && !previews.has(id))) return;
+  if (!row.curvesTr) {
+    // the charts sit in a flex box inside the cell: a flex <td> would stop spanning the row
+    row.curvesCell = el("div", { class: "loss-charts" });
+    row.curvesTr = el("tr", { class: "job-curves", "data-curves-of": id }, el("td", { colspan: "7" }, row.curvesCell));
+    row.charts = new Map();
+  }
+  renderPreview(row, id);
+  for (const [phase, c] of Object.entries(job)) {
+    const chart = row.charts.get(phase);
+    if (!chart || Object.keys(c).some((k) => k !== "step" && !chart.names.includes(k))) {
+      const next = lossChart(phase, c);
+      if (chart) chart.node.replaceWith(next.node);
+      else row.curvesCell.append(next.node);
+      row.charts.set(phase, next);
+    } else chart.update(c);
+  }
 }
 
 function artifactLink(id) {
@@ -68,6 +181,7 @@ function renderRow(j) {
   if (!row) {
     const pb = progressBar(`Progress of job ${id}`);
     const cancel = el("button", { type: "button", class: "secondary small", "aria-label": `Cancel job ${id}`, onclick: () => cancelJob(id) }, "Cancel");
+    const toggle = el("button", { type: "button", class: "secondary small", "aria-expanded": "false", "aria-label": `Loss curves of job ${id}`, hidden: true }, "Loss curves");
     const cells = {
       id: el("td", {}, el("code", {}, id), el("div", { class: "muted small" }, fmtTime(j.created_at ?? j.created))),
       type: el("td"),
@@ -75,18 +189,24 @@ function renderRow(j) {
       progress: el("td", { class: "progress-cell" }, pb.node),
       eta: el("td"),
       result: el("td", { class: "result-cell" }),
-      actions: el("td", {}, cancel),
+      actions: el("td", { class: "actions" }, cancel, toggle),
     };
     const tr = el("tr", { "data-job-id": id }, Object.values(cells));
-    row = { tr, cells, pb, cancel };
+    row = { tr, cells, pb, cancel, toggle, expanded: null };
+    toggle.addEventListener("click", () => {
+      row.expanded = toggle.getAttribute("aria-expanded") !== "true";
+      if (row.expanded) loadStoredCurves(jobs.get(id) || { id });
+      renderAll();
+    });
     rows.set(id, row);
   }
   const p = progressOf(j);
   row.tr.dataset.status = j.status || "";
   clear(row.cells.type).append(j.type || "?");
   clear(row.cells.status).append(statusBadge(j.status));
-  // A GDGAN job runs its phases in turn (stage 1, then stage 2): the bar is per phase, so name it.
-  const stepNote = [FINAL.has(j.status) ? "" : p.phase, p.total ? `${p.step ?? 0}/${p.total}` : ""].filter(Boolean).join(" ");
+  // One bar per job across its phases (stage 1, then stage 2): the overall percentage, with the
+  // current phase and its own steps beside it.
+  const stepNote = FINAL.has(j.status) ? "" : phaseNote(p);
   if (j.status === "queued" && p.fraction == null) setProgress(row.pb, 0, "queued");
   else setProgress(row.pb, p.fraction, stepNote);
   if (p.losses && typeof p.losses === "object" && !FINAL.has(j.status)) {
@@ -96,7 +216,12 @@ function renderRow(j) {
   row.cells.eta.textContent = FINAL.has(j.status) ? "—" : fmtEta(p.eta);
   clear(row.cells.result).append(resultNode(j));
   row.cancel.hidden = FINAL.has(j.status);
-  return row.tr;
+  // a finished training job that made a model can show its stored curves on demand
+  row.toggle.hidden = !(j.type === "train" && j.status === "succeeded" && j.result?.model_id) || watched.has(id);
+  const open = !FINAL.has(j.status) || watched.has(id) || row.expanded === true;
+  renderCurves(row, id, open);
+  row.toggle.setAttribute("aria-expanded", String(open));
+  return row;
 }
 
 function sortKey(j) {
@@ -106,8 +231,14 @@ function sortKey(j) {
 
 function renderAll() {
   const list = [...jobs.values()].sort((a, b) => sortKey(b) - sortKey(a));
-  list.forEach((j, i) => {
-    const tr = renderRow(j);
+  const trs = [];
+  for (const j of list) {
+    const row = renderRow(j);
+    trs.push(row.tr);
+    if (row.curvesTr && !row.curvesTr.hidden) trs.push(row.curvesTr);
+    else if (row.curvesTr) row.curvesTr.remove();
+  }
+  trs.forEach((tr, i) => {
     if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null);
   });
   document.getElementById("jobs-empty").hidden = list.length > 0;
@@ -133,6 +264,10 @@ function onEvent(id, { event, data }) {
     merge(id, { parts: { ...(prev.parts || {}), [data.part]: data.status } });
     return;
   }
+  if (event === "preview") {
+    loadPreview(id, data);
+    return;
+  }
   if (event === "cancel") {
     merge(id, { cancel_requested: true });
     return;
@@ -141,6 +276,7 @@ function onEvent(id, { event, data }) {
     merge(id, data);
   } else if ("step" in data || "fraction" in data || "total" in data || "eta_s" in data) {
     const prev = jobs.get(id) || {};
+    recordLosses(id, data);
     merge(id, { progress: data, status: prev.status === "queued" || !prev.status ? "running" : prev.status });
   } else if (data.progress) merge(id, { progress: data.progress });
   else return;
@@ -232,6 +368,14 @@ async function submitJob(form, path, body, what, jobType) {
   }
 }
 
+let datasetLabels = {}; // dataset id -> its label schema, from GET /v1/datasets
+
+/** Any finding of the chosen dataset can be the evaluation target: the list is the dataset's own. */
+function syncEvalFindings() {
+  const labels = datasetLabels[document.getElementById("ev-dataset").value];
+  fillFindings(document.getElementById("ev-finding"), labels ? labels.findings : []);
+}
+
 async function loadChoices() {
   const fill = (select, items, { blank = null } = {}) => {
     const cur = select.value;
@@ -243,12 +387,14 @@ async function loadChoices() {
   try {
     const body = await getJson("/v1/datasets");
     const list = Array.isArray(body) ? body : body.datasets || body.items || [];
+    datasetLabels = Object.fromEntries(list.filter((d) => d.labels).map((d) => [d.id || d.dataset_id, d.labels]));
     const items = list.map((d) => {
       const id = d.id || d.dataset_id;
       const n = d.n ?? d.size_n ?? d.meta?.n ?? d.counts?.total;
       return [id, n ? `${id} (${n} images)` : id];
     }); // newest first, as the API lists them
     document.querySelectorAll(".dataset-select").forEach((s) => fill(s, items, { blank: items.length ? null : "— no datasets yet —" }));
+    syncEvalFindings();
   } catch {
     /* the list error shows via refresh() */
   }
@@ -272,8 +418,7 @@ export function init() {
   });
   const trModel = document.getElementById("tr-model");
   for (const [k, v] of Object.entries(TRAIN_MODELS)) trModel.append(el("option", { value: k }, v));
-  const evFinding = document.getElementById("ev-finding");
-  for (const f of FINDINGS) evFinding.append(el("option", { value: f, selected: f === "Cardiomegaly" }, f.replaceAll("_", " ")));
+  document.getElementById("ev-dataset").addEventListener("change", syncEvalFindings);
 
   const dsForm = document.getElementById("job-dataset-form");
   dsForm.addEventListener("submit", (e) => {

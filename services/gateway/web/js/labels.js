@@ -1,23 +1,27 @@
-// The NIH ChestX-ray14 label schema, mirrored from shared/gdgan/labels.py (same order).
-// tests/e2e/test_web_static.py checks that this list equals gdgan.labels.FINDINGS, so the
-// two cannot drift apart silently.
+// Label names come from the API: every dataset and model carries its own label schema
+// (GET /v1/models and /v1/datasets: labels.general, labels.findings), so the page has no copy of
+// any finding list. NIH's schema is only what the API reports for NIH-labelled artifacts.
 
-export const FINDINGS = [
-  "Atelectasis",
-  "Cardiomegaly",
-  "Consolidation",
-  "Edema",
-  "Effusion",
-  "Emphysema",
-  "Fibrosis",
-  "Hernia",
-  "Infiltration",
-  "Mass",
-  "Nodule",
-  "Pleural_Thickening",
-  "Pneumonia",
-  "Pneumothorax",
-];
+/** Fill a <select> with a schema's findings, keeping the current choice when it still exists. */
+export function fillFindings(select, findings, { preferred = "Cardiomegaly", none = null } = {}) {
+  const cur = select.value;
+  while (select.firstChild) select.firstChild.remove();
+  for (const f of findings || []) {
+    const o = document.createElement("option");
+    o.value = f;
+    o.textContent = f.replaceAll("_", " ");
+    select.append(o);
+  }
+  if (none) {
+    const o = document.createElement("option");
+    o.value = "__none__";
+    o.textContent = none;
+    select.append(o);
+  }
+  const values = [...select.options].map((o) => o.value);
+  select.value = values.includes(cur) ? cur : values.includes(preferred) ? preferred : values[0] ?? "";
+}
+
 export const NO_FINDING = "No Finding";
 export const GENDERS = { M: "Male", F: "Female" };
 export const VIEWS = { PA: "PA (posterior–anterior)", AP: "AP (anterior–posterior)" };
@@ -42,5 +46,6 @@ export function labelText(findings, gender, view) {
   if (Array.isArray(f)) f = f.length ? f.join(", ") : NO_FINDING;
   if (f == null || f === "") f = NO_FINDING;
   f = String(f).replaceAll("|", ", ");
-  return [f, gender || "?", view || "?"].join(" · ");
+  // "" = the model has no such label (e.g. a folder of PNGs without sex or view): left out
+  return [f, ...[gender, view].filter((x) => x !== "").map((x) => x || "?")].join(" · ");
 }

@@ -1,12 +1,21 @@
 // Models page: GET /v1/models (list) and GET /v1/models/{id} (manifest, metrics, lineage),
 // with the sample grid from GET /v1/models/{id}/samples.png (fetched as a blob so a Bearer
-// token works).
+// token works), the loss curves from GET /v1/models/{id}/losses, and a side-by-side comparison
+// of two models through POST /v1/generate with the same seed and labels.
 
 import { getJson, objectUrl } from "./api.js";
+import { lossCharts } from "./chart.js";
+import { generateJson } from "./generate.js";
+import { NO_FINDING, fillFindings, labelText } from "./labels.js";
 import { reportList } from "./reports.js";
 import { arrayTable, clear, el, fmtTime, hideNotice, renderJson, showError } from "./ui.js";
 
 let list, detail, errorBox, selected = null, sampleUrl = null;
+let cmpForm, cmpOut, cmpError;
+const kinds = new Map(); // model id -> kind
+const labelsOf = new Map(); // model id -> its label schema {general, findings}, from GET /v1/models
+// Kinds that generate on their own (a stage-2 model needs its stage 1: use its GDGAN bundle).
+const GENERATES = new Set(["gdgan", "acgan", "gdgan-stage1"]);
 
 function modelId(m) {
   return m.id || m.model_id;
@@ -24,6 +33,11 @@ async function loadList() {
     const items = Array.isArray(body) ? body : body.models || body.items || [];
     clear(list);
     const sorted = [...items]; // the API lists newest first
+    for (const m of sorted) {
+      kinds.set(modelId(m), m.kind);
+      if (m.labels) labelsOf.set(modelId(m), m.labels);
+    }
+    fillCompareChoices(sorted);
     for (const m of sorted) {
       const id = modelId(m);
       const a = el("a", { href: `#/models/${encodeURIComponent(id)}` }, el("span", { class: "kind" }, m.kind || "model"), el("code", {}, id), el("span", { class: "muted small" }, fmtTime(m.created_at ?? m.created)));
@@ -68,24 +82,6 @@ function lineage(m) {
   return rows.length ? el("ul", { class: "lineage" }, rows) : el("p", { class: "muted" }, "No lineage recorded.");
 }
 
-/** The harness curve (PNG) and the last point's figures as a small table. */
-function qualityCurve(id, last) {
-  const fig = el("figure", { class: "samples" }, el("p", { class: "muted" }, "Loading the quality curve…"));
-  objectUrl(`/v1/models/${encodeURIComponent(id)}/quality_curve.png`)
-    .then((url) => clear(fig).append(el("img", { src: url, alt: `Quality over training of ${id}`, id: "model-quality-curve" }),
-      el("figcaption", {}, "Judge-measured quality of the EMA weights; dotted: real test images")))
-    .catch((err) => clear(fig).append(el("p", { class: "muted" }, `No quality curve: ${err.message}`)));
-  const names = { relative_fd: "relative FD", precision: "precision", recall: "recall", gender_accuracy: "gender accuracy",
-    view_accuracy: "view accuracy", finding_auc_paired: "finding AUC (paired)", finding_auc_independent: "finding AUC (independent)",
-    ctr_share_pos: "CTR>0.5, requested +", ctr_share_neg: "CTR>0.5, requested −" };
-  const rows = Object.entries(names).filter(([k]) => last && last[k] != null).map(([k, label]) => [label, Number(last[k]).toFixed(3)]);
-  const table = rows.length
-    ? el("table", { class: "small" }, el("caption", {}, `At step ${last.step}`),
-      el("tbody", {}, rows.map(([a, b]) => el("tr", {}, el("td", {}, a), el("td", {}, b)))))
-    : null;
-  return el("div", {}, fig, table);
-}
-
 async function showModel(id) {
   selected = id;
   clear(detail).append(el("p", { class: "muted" }, `Loading ${id}…`));
@@ -118,8 +114,19 @@ async function showModel(id) {
       clear(fig).append(el("img", { src: url, alt: `Sample grid of ${id}`, id: "model-samples" }), el("figcaption", {}, "Fixed-seed samples with their labels"));
     })
     .catch((err) => clear(fig).append(el("p", { class: "muted" }, `No sample grid: ${err.message}`)));
-  const files = m.files || man.files || {};
-  if ("quality_curve.png" in files) detail.append(section("Quality over training", qualityCurve(id, (man.meta || m.meta || {}).quality)));
+  const curvesBox = el("div", { id: "model-curves" }, el("p", { class: "muted" }, "Loading loss curves…"));
+  detail.append(section("Loss curves", curvesBox));
+  getJson(`/v1/models/${encodeURIComponent(id)}/losses`)
+    .then((body) => {
+      if (selected !== id) return;
+      const phases = body.phases || {};
+      clear(curvesBox).append(Object.keys(phases).length ? lossCharts(phases) : el("p", { class: "muted" }, "No loss curves were recorded for this model."));
+      const quality = body.quality || {};
+      if (Object.keys(quality).length) {
+        curvesBox.append(el("h4", {}, "Quality during training"), lossCharts(quality, { kind: "quality" }));
+      }
+    })
+    .catch((err) => clear(curvesBox).append(el("p", { class: "muted" }, `No loss curves: ${err.message}`)));
   detail.append(section("Lineage", lineage(m)));
   const metrics = m.metrics ?? man.metrics ?? (man.meta || {}).metrics;
   const fidBox = el("div", {}, el("p", { class: "muted" }, "Looking for evaluation reports that used this model…"));
@@ -202,7 +209,90 @@ function lossTable(losses) {
   return arrayTable(names.map((k) => Object.fromEntries([["loss", k], ...stages.map(([st, v]) => [st, v[k] ?? null])])));
 }
 
+function fillCompareChoices(items) {
+  const usable = items.filter((m) => GENERATES.has(m.kind));
+  document.querySelectorAll(".compare-model").forEach((sel, i) => {
+    const cur = sel.value;
+    clear(sel);
+    for (const m of usable) sel.append(el("option", { value: modelId(m) }, `${m.kind} · ${modelId(m)}`));
+    if ([...sel.options].some((o) => o.value === cur)) sel.value = cur;
+    else if (sel.options.length > i) sel.selectedIndex = i; // A = newest, B = the next one
+  });
+  syncCompareLabels();
+}
+
+/**
+ * Both models get the same labels, so the form offers only what both schemas have: the findings
+ * they share, and gender / view only when both condition on them.
+ */
+function syncCompareLabels() {
+  const f = cmpForm.elements;
+  const schemas = [f.a.value, f.b.value].map((id) => labelsOf.get(id)).filter(Boolean);
+  if (!schemas.length) return;
+  const shared = schemas[0].findings.filter((x) => schemas.every((sc) => sc.findings.includes(x)));
+  fillFindings(f.finding, shared, { none: NO_FINDING });
+  for (const g of ["gender", "view"]) {
+    const has = schemas.every((sc) => (sc.general || []).includes(g));
+    f[g].disabled = !has;
+    f[g].closest(".field").hidden = !has;
+  }
+}
+
+/** One side of the comparison: the images, each with its labels, and the model's final losses. */
+function compareColumn(id, out) {
+  const grid = el("div", { class: "image-grid", "data-model": id });
+  out.images.forEach((img, i) => {
+    const labels = labelText(img.findings, img.gender, img.view);
+    grid.append(el("figure", { class: "card", "data-index": String(i) },
+      el("img", { src: img.src, alt: `${id} image ${i + 1}: ${labels}`, width: "96", height: "96" }),
+      el("figcaption", {}, el("span", { class: "labels" }, labels))));
+  });
+  const quality = el("div", { class: "compare-quality" }, el("p", { class: "muted small" }, "Looking for quality figures…"));
+  fidelityFromReports(id).then((nodes) => clear(quality).append(el("h4", {}, "Quality figures"), ...nodes));
+  return el("section", { class: "compare-side", "data-model": id, "aria-label": `Model ${id}` },
+    el("h3", {}, el("span", { class: "kind" }, kinds.get(id) || "model"), " ", el("code", {}, id)),
+    el("p", { class: "muted small" }, `seed ${out.seed}`), grid, quality);
+}
+
+async function compare(e) {
+  e.preventDefault();
+  hideNotice(cmpError, cmpForm);
+  const f = cmpForm.elements;
+  const finding = f.finding.value === "__none__" ? null : f.finding.value;
+  // gender and view are given, not drawn from each model's own label mix, so both sides get the same labels
+  const given = (name) => (f[name].disabled ? null : f[name].value);
+  const base = { n: Number(f.n.value || 8), seed: Number(f.seed.value || 0), finding, gender: given("gender"), view: given("view") };
+  const ids = [f.a.value, f.b.value];
+  if (!ids[0] || !ids[1]) {
+    showError(cmpError, new Error("Pick two models (train them on the Jobs page)."));
+    return;
+  }
+  const button = document.getElementById("cmp-submit");
+  button.disabled = true;
+  clear(cmpOut).append(el("p", { class: "muted" }, "Generating with both models…"));
+  try {
+    // Same seed and labels for both: any difference in the pictures is the models'.
+    const bodyFor = (id) => ({ ...base, model: id, ...(kinds.get(id) === "gdgan-stage1" ? { stage: 1 } : {}) });
+    const outs = await Promise.all(ids.map((id) => generateJson(bodyFor(id))));
+    clear(cmpOut).append(
+      el("p", {}, `Same seed (${base.seed}) and labels (${[finding ? finding.replaceAll("_", " ") : NO_FINDING, base.gender, base.view].filter(Boolean).join(" · ")}) for both models.`),
+      el("div", { class: "compare-grid", id: "compare-grid" }, outs.map((o, i) => compareColumn(ids[i], o))),
+    );
+  } catch (err) {
+    clear(cmpOut);
+    showError(cmpError, err, { retry: () => cmpForm.requestSubmit(), form: cmpForm });
+  } finally {
+    button.disabled = false;
+  }
+}
+
 export function init() {
+  cmpForm = document.getElementById("compare-form");
+  cmpOut = document.getElementById("compare-out");
+  cmpError = document.getElementById("compare-error");
+  cmpForm.addEventListener("submit", compare);
+  cmpForm.elements.a.addEventListener("change", syncCompareLabels);
+  cmpForm.elements.b.addEventListener("change", syncCompareLabels);
   list = document.getElementById("models-list");
   detail = document.getElementById("model-detail");
   errorBox = document.getElementById("models-error");

@@ -195,6 +195,7 @@ export function embedReport(host, html) {
   doc.querySelectorAll("style").forEach((st) => root.append(document.importNode(st, true)));
   const body = document.createElement("div");
   body.className = "report-body";
+  body.tabIndex = 0; // it scrolls sideways when a table is wide: keyboard users must reach it (axe)
   for (const child of [...doc.body.childNodes]) body.append(document.importNode(child, true));
   root.append(body);
 }

@@ -1,5 +1,6 @@
-"""Helpers for the services' integration tests and benchmarks: a stack on free loopback ports and a
-small SSE reader. Real processes only (Redis, uvicorn, Celery workers); nothing is mocked."""
+"""The integration and e2e tests' stack helper (kept under tests/, not in the shipped ``services``
+package): a stack on free loopback ports and a small SSE reader. Real processes only (Redis,
+uvicorn, Celery workers); nothing is mocked."""
 
 from __future__ import annotations
 
@@ -23,10 +24,11 @@ def start_stack(
     trainers: int = 1,
     evaluators: int = 1,
     store_url: str = "",
+    s3: bool = False,
 ) -> Stack:
     """A started stack on free ports; every GDGAN_* setting explicit so the developer's environment
     cannot leak in. One torch thread per process: tests share two cores."""
-    gw, gen, rp = free_ports(3)
+    gw, gen, rp, s3p = free_ports(4)
     base = {
         "GDGAN_DATA_DIR": str(home / "data"),
         "GDGAN_CACHE_DIR": str(home / "cache"),
@@ -46,6 +48,8 @@ def start_stack(
         trainers=trainers,
         evaluators=evaluators,
         store_url=store_url,
+        s3=s3,
+        s3_port=s3p,
         env=base,
     )
     return Stack(cfg).start(timeout=120)

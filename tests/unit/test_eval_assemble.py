@@ -1,0 +1,43 @@
+"""The report assembly's module layout and its run-time-free report.json."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from gdgan.evaluation.assemble import fixed_threads, pop_timings
+
+
+def test_assemble_does_not_import_experiment() -> None:
+    """No import circle: the report side stands alone; experiment re-exports assemble_report."""
+    code = (
+        "import sys, gdgan.evaluation.assemble\n"
+        "assert 'gdgan.evaluation.experiment' not in sys.modules, 'assemble imports experiment'\n"
+        "from gdgan.evaluation.experiment import assemble_report\n"
+        "assert assemble_report is gdgan.evaluation.assemble.assemble_report\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_pop_timings_removes_every_run_time() -> None:
+    report = {
+        "seconds": 3.2,
+        "quality": {"seconds": 1.5, "domain_network": {"seconds": 0.7, "kind": "small"}},
+    }
+    assert pop_timings(report) == {
+        "seconds": 3.2,
+        "quality/seconds": 1.5,
+        "quality/domain_network/seconds": 0.7,
+    }
+    assert report == {"quality": {"domain_network": {"kind": "small"}}}
+    assert pop_timings({"quality": {}}) == {}
+
+
+def test_fixed_threads_restores_the_count() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    with fixed_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
