@@ -236,7 +236,9 @@ def test_evaluation_fans_out_and_assembles_report(
     events = list(sse(stack.cfg.gateway_url, job_id, timeout=900))
     assert events[-1][1].get("status") == "succeeded", events[-5:]
     rec = api.get(f"/v1/jobs/{job_id}").json()
-    expected = {"gan:r0"} | {f"clf:{s}:r0" for s in ("none", "undersample", "oversample", "acgan", "gdgan")}
+    expected = {"gan:gdgan:r0", "gan:acgan:r0"} | {
+        f"clf:{s}:r0" for s in ("none", "undersample", "oversample", "acgan", "gdgan")
+    }
     assert expected <= set(rec["parts"]), rec["parts"]
     assert all(rec["parts"][p] == "succeeded" for p in expected)
     # every part ran as its own task and reported separately

@@ -40,28 +40,44 @@ class StopAfter:
         return self.calls > self.n
 
 
-@pytest.mark.parametrize("kind,n_stop", [("stage1", 3), ("acgan", 3), ("gdgan", 9)])
-def test_resume_is_exact(ds: ImageDataset, tmp_path: Path, kind: str, n_stop: int) -> None:
+# the modern mode with everything random in it: DiffAugment draws, lazy R1 (every 3rd critic
+# step, so a resume lands between two R1 steps) and class-balanced stage-2 batches
+MODERN = {
+    "loss": "hinge",
+    "r1_gamma": 1.0,
+    "r1_every": 3,
+    "diffaug": "color,translation,cutout",
+    "focus_finding": "Cardiomegaly",
+    "focus_share": 0.25,
+}
+
+
+@pytest.mark.parametrize(
+    "kind,n_stop,mode",
+    [("stage1", 3, {}), ("acgan", 3, {}), ("gdgan", 9, {}), ("gdgan", 9, MODERN), ("acgan", 3, MODERN)],
+)
+def test_resume_is_exact(ds: ImageDataset, tmp_path: Path, kind: str, n_stop: int, mode: dict) -> None:
     """Stopped at an odd step (not a checkpoint multiple) and resumed: identical final weights.
 
     For "gdgan", n_stop = 9 stops in stage 2 (6 stage-1 steps, then 3), so a resumed run also
     skips the finished stage 1.
     """
+    overrides = {**FAST, **mode}
     one = LocalStore(tmp_path / "one", cache_dir=tmp_path / "c1")
     two = LocalStore(tmp_path / "two", cache_dir=tmp_path / "c2")
-    ref = train(kind, ds, store=one, preset="tiny", overrides=FAST, run_id="a", device="cpu")
+    ref = train(kind, ds, store=one, preset="tiny", overrides=overrides, run_id="a", device="cpu")
     part = train(
         kind,
         ds,
         store=two,
         preset="tiny",
-        overrides=FAST,
+        overrides=overrides,
         run_id="b",
         device="cpu",
         should_stop=StopAfter(n_stop),
     )
     assert part.status == "cancelled"
-    done = train(kind, ds, store=two, preset="tiny", overrides=FAST, run_id="b", device="cpu")
+    done = train(kind, ds, store=two, preset="tiny", overrides=overrides, run_id="b", device="cpu")
     assert done.status == "succeeded"
     assert set(done.model_ids) == set(ref.model_ids)
     for name in ref.model_ids:

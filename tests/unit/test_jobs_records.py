@@ -109,11 +109,43 @@ def test_eval_parts_fan_out_shape() -> None:
 
     plan = EvaluationPlan(dataset_id="dataset-x", repeats=2, preset="tiny")
     gans, clfs = eval_parts(plan)
-    assert gans == ["gan:r0", "gan:r1"] and len(clfs) == 10 and "clf:gdgan:r1" in clfs
+    # one part per (GAN, split), every GDGAN (the longer) before any ACGAN: the trainers share
+    # the six parts instead of one trainer taking a whole third split alone
+    assert gans == ["gan:gdgan:r0", "gan:gdgan:r1", "gan:acgan:r0", "gan:acgan:r1"]
+    assert len(clfs) == 10 and "clf:gdgan:r1" in clfs
+    only_gdgan = EvaluationPlan(
+        dataset_id="dataset-x", repeats=1, preset="tiny", strategies=["none", "gdgan"]
+    )
+    assert eval_parts(only_gdgan)[0] == ["gan:gdgan:r0"]
     only_real = EvaluationPlan(
         dataset_id="dataset-x", repeats=3, preset="tiny", strategies=["none", "oversample"]
     )
     assert eval_parts(only_real) == ([], [f"clf:{s}:r{r}" for r in range(3) for s in ("none", "oversample")])
+
+
+def test_gan_parts_of_a_repeat_merge_for_classifiers_and_report() -> None:
+    from gdgan.jobs.tasks import _gan_ids, _gan_part
+
+    assert _gan_part("gan:acgan:r12") == ("acgan", 12)
+    results = {
+        "gan:gdgan:r1": {
+            "repeat": 1,
+            "split_seed": 7,
+            "models": {"gdgan": "m-g"},
+            "lineage": {"gdgan": {"ok": 1}},
+        },
+        "gan:acgan:r1": {
+            "repeat": 1,
+            "split_seed": 7,
+            "models": {"acgan": "m-a"},
+            "lineage": {"acgan": {"ok": 1}},
+        },
+        "gan:acgan:r0": {"repeat": 0, "split_seed": 3, "models": {"acgan": "other"}},
+    }
+    merged = _gan_ids(results, 1)
+    assert merged["models"] == {"gdgan": "m-g", "acgan": "m-a"} and merged["split_seed"] == 7
+    assert set(merged["lineage"]) == {"gdgan", "acgan"}
+    assert _gan_ids({}, 2) == {"repeat": 2, "models": {}, "lineage": {}, "trained_here": {}}
 
 
 def test_human_error_is_one_line_without_traceback() -> None:

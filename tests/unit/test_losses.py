@@ -215,3 +215,77 @@ def test_stage2_phase_under_bf16_autocast_with_saturated_stage1() -> None:
     assert grad16.abs().item() > 1e-3
     assert d16 == pytest.approx(d32, rel=0.05) and g16 == pytest.approx(g32, rel=0.05)
     assert grad16.sign() == grad32.sign()  # the size differs by tens of % through bf16 critics
+
+
+# --- the modern mode: hinge / non-saturating losses and lazy R1 -------------------------------
+def test_hinge_and_ns_terms_closed_form() -> None:
+    d_real, d_fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-3.0, 0.0, 0.25])
+    # hinge: mean(max(0, 1 - r)) + mean(max(0, 1 + f))
+    hinge = np.mean([0.0, 0.5, 2.0]) + np.mean([0.0, 1.0, 1.25])
+    assert L.critic_adv_loss("hinge", d_real, d_fake).item() == pytest.approx(hinge, rel=1e-6)
+    assert L.generator_adv_loss("hinge", d_fake).item() == pytest.approx(-np.mean([-3.0, 0.0, 0.25]))
+    # non-saturating: -log σ(r) - log(1 - σ(f)); generator -log σ(f)
+    sig = lambda v: 1 / (1 + np.exp(-np.asarray(v)))  # noqa: E731
+    ns = np.mean(-np.log(sig([2.0, 0.5, -1.0]))) + np.mean(-np.log(1 - sig([-3.0, 0.0, 0.25])))
+    assert L.critic_adv_loss("ns", d_real, d_fake).item() == pytest.approx(ns, rel=1e-6)
+    assert L.generator_adv_loss("ns", d_fake).item() == pytest.approx(
+        np.mean(-np.log(sig([-3.0, 0.0, 0.25]))), rel=1e-6
+    )
+    assert L.critic_adv_loss("wgan-gp", d_real, d_fake).item() == pytest.approx(
+        L.critic_wgan_loss(d_real, d_fake).item()
+    )
+    with pytest.raises(ValueError, match="loss"):
+        L.adv_key("lsgan")
+
+
+def test_r1_penalty_closed_forms() -> None:
+    """D(x) = w·x: ∇D = w, so R1 = γ/2·‖w‖²; D(x) = ½‖x‖²: R1 = γ/2·mean‖xᵢ‖²."""
+    torch.manual_seed(0)
+    w = torch.randn(1, 1, 6, 6)
+    real = torch.randn(5, 1, 6, 6)
+    r1 = L.r1_penalty(lambda x: (x * w).flatten(1).sum(1), real, gamma=3.0)
+    assert r1.item() == pytest.approx(1.5 * (w.norm() ** 2).item(), rel=1e-5)
+    r1q = L.r1_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), real, gamma=2.0)
+    assert r1q.item() == pytest.approx((real.flatten(1).norm(dim=1) ** 2).mean().item(), rel=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        lin = torch.nn.Linear(36, 1)
+        amp = L.r1_penalty(lambda x: lin(x.flatten(1)).squeeze(1), real, gamma=2.0)
+    assert amp.dtype == torch.float32
+    assert amp.item() == pytest.approx((lin.weight.norm() ** 2).item(), rel=1e-5)
+
+
+def test_modern_composites_name_their_terms() -> None:
+    w = L.LossWeights()
+    d_real, d_fake = _rand(4, seed=1), _rand(4, seed=2)
+    lr, lf = _rand(4, 2, seed=3), _rand(4, 2, seed=4)
+    y = torch.tensor([[0, 1], [1, 1], [0, 0], [1, 0]], dtype=torch.float32)
+    total, parts = L.stage1_critic_loss(d_real, d_fake, torch.tensor(0.2), lr, lf, y, y, w, "hinge", "r1")
+    assert set(parts) == {"hinge", "r1", "cls_real", "cls_fake"}
+    expected = (
+        (torch.relu(1 - d_real).mean() + torch.relu(1 + d_fake).mean()).item()
+        + 0.2
+        + _np_bce(lr.numpy(), y.numpy())
+        + _np_bce(lf.numpy(), y.numpy())
+    )
+    assert total.item() == pytest.approx(expected, rel=1e-5)
+    _, gparts = L.stage1_generator_loss(d_fake, lf, y, w, "ns")
+    assert set(gparts) == {"ns", "cls"}
+
+
+def test_lazy_r1_every_kth_critic_step_scaled_by_k() -> None:
+    """The phase applies R1 only when critic_iter % r1_every == 0, multiplied by r1_every."""
+    from gdgan.models.gdgan import GanConfig, build_stage1
+    from gdgan.training.phases import Batch, ConditionalPhase, Recipe
+
+    torch.manual_seed(0)
+    G, D = build_stage1(GanConfig(size=32, ngf=8, ndf=8))
+    ph = ConditionalPhase("stage1", G, D, 128, L.LossWeights(), False, Recipe("hinge", 2.0, 3))
+    b = Batch(torch.rand(4, 1, 32, 32) * 2 - 1, torch.ones(4, 2), torch.zeros(4, 14))
+    regs = []
+    for it in range(4):
+        ph.critic_iter = it
+        _, parts = ph.critic_loss(b, torch.Generator().manual_seed(0))
+        regs.append(parts["r1"].item())
+    assert regs[1] == regs[2] == 0.0 and regs[0] > 0
+    expected = 3 * L.r1_penalty(lambda x: D(x)[0], b.x, 2.0).item()
+    assert regs[0] == pytest.approx(expected, rel=1e-5) and regs[3] == pytest.approx(expected, rel=1e-5)

@@ -92,6 +92,77 @@ def report_models(report: dict[str, Any]) -> dict[str, str]:
     return {k: str(models[k]) for k in ("gdgan", "acgan")}
 
 
+QUALITY_COLUMNS = (
+    ("relative_fd", "rel. FD"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("gender_accuracy", "gender acc."),
+    ("view_accuracy", "view acc."),
+    ("finding_auc_paired", "AUC paired"),
+    ("finding_auc_independent", "AUC indep."),
+    ("ctr_share_pos", "CTR>0.5 | +"),
+    ("ctr_share_neg", "CTR>0.5 | −"),
+)
+
+
+def quality_rows(report: dict[str, Any]) -> list[list[str]]:
+    """The harness figures of the report (split 0) as table rows, the real-test ceiling first."""
+    h = (report.get("quality") or {}).get("harness") or {}
+    if not h.get("available"):
+        return []
+    c = h.get("ceiling") or {}
+    ceiling = {
+        "relative_fd": 1.0,
+        "gender_accuracy": c.get("gender_accuracy"),
+        "view_accuracy": c.get("view_accuracy"),
+        "finding_auc_paired": c.get("finding_auc"),
+        "finding_auc_independent": c.get("finding_auc"),
+        "ctr_share_pos": (c.get("ctr") or {}).get("share_above_pos"),
+        "ctr_share_neg": (c.get("ctr") or {}).get("share_above_neg"),
+    }
+    rows = [["real test (ceiling)", *(_num(ceiling.get(k)) for k, _ in QUALITY_COLUMNS)]]
+    for name, m in (h.get("models") or {}).items():
+        d, g = m.get("distances") or {}, m.get("gan_test") or {}
+        ind = g.get("independent") or {}
+        vals = {
+            **d,
+            **g,
+            "finding_auc_paired": (g.get("paired") or {}).get("auc"),
+            "finding_auc_independent": ind.get("auc"),
+            "ctr_share_pos": (ind.get("ctr") or {}).get("share_above_pos"),
+            "ctr_share_neg": (ind.get("ctr") or {}).get("share_above_neg"),
+        }
+        rows.append(
+            [
+                {"stage2": "GDGAN", "acgan": "ACGAN"}.get(name, name),
+                *(_num(vals.get(k)) for k, _ in QUALITY_COLUMNS),
+            ]
+        )
+    return rows
+
+
+def _num(v: Any) -> str:
+    return "—" if v is None else f"{v:.3f}"
+
+
+def print_quality(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = quality_rows(report)
+    if not rows:
+        _say("(no quality-harness figures in this report)")
+        return
+    t = Table(
+        "images",
+        *(h for _, h in QUALITY_COLUMNS),
+        title="Image quality (judge trained on real images, split 0)",
+    )
+    for row in rows:
+        t.add_row(*row)
+    Console(width=None if sys.stdout.isatty() else 200).print(t)
+
+
 def demo(
     home: Annotated[Path | None, typer.Option(help="Demo folder (default <data_dir>/demo).")] = None,
     n: Annotated[int | None, typer.Option(help="Phantom images (default: the preset's).")] = None,
@@ -146,6 +217,7 @@ def demo(
     except ClientError as exc:
         _die(str(exc))
     print_tables(report)
+    print_quality(report)
     st = read_state(home) or {}
     store = str(st.get("store", ""))
     local = (

@@ -65,9 +65,11 @@ def train_split_gans(
     store: ArtifactStore,
     progress: ProgressCallback = no_progress,
     should_stop: StopFlag = never_stop,
+    kinds: tuple[str, ...] = ("gdgan", "acgan"),
 ) -> dict[str, Any]:
     """Model ids of the GANs for repeat ``repeat``: given ones, or trained on that split's
-    training part only. Includes the lineage check of each."""
+    training part only. Includes the lineage check of each. ``kinds`` limits it to some GANs
+    (the job queue trains each (kind, split) as its own task, so both trainers stay busy)."""
     ds = load_eval_dataset(store, plan.dataset_id)
     split = plan_splits(plan, ds)[repeat]
     preset = plan.eval_preset()
@@ -79,7 +81,7 @@ def train_split_gans(
         "trained_here": {},
     }
     for kind, given in (("gdgan", plan.gdgan_model), ("acgan", plan.acgan_model)):
-        if kind not in plan.strategies:
+        if kind not in plan.strategies or kind not in kinds:
             continue
         if given:
             from gdgan.training.sampling import resolve_model

@@ -15,10 +15,10 @@ same life cycle:
    human-readable message in the record; the traceback goes only to the worker log.
 
 Evaluation fans out without Celery chords, which do not compose with the per-job idempotency
-above: one task per GAN-per-split training (queue ``train``) and per (strategy × repeat)
-classifier (queue ``eval``). Each part stores its result in the job's parts hash; a GAN part
-enqueues the classifier parts that need its models, and the part that completes the set enqueues
-the report task (exactly once, via SET NX).
+above: one task per (GAN, split) training (queue ``train``) and per (strategy × repeat)
+classifier (queue ``eval``); a GAN part is one GAN of one split. Each part stores its result in
+the job's parts hash; a GAN part enqueues the classifier part that needs its model, and the
+part that completes the set enqueues the report task (exactly once, via SET NX).
 """
 
 from __future__ import annotations
@@ -395,21 +395,44 @@ def _plan(params: dict[str, Any]):  # -> EvaluationPlan
 
 
 def eval_parts(plan: Any) -> tuple[list[str], list[str]]:
-    """(GAN parts, classifier parts) of a plan: 'gan:r0', 'clf:none:r0', ...
+    """(GAN parts, classifier parts) of a plan: 'gan:gdgan:r0', 'clf:none:r0', ...
 
-    A GAN part per repeat exists whenever a GAN strategy is evaluated: it trains that split's
-    GANs when the plan names none, else only resolves and lineage-checks the given models."""
-    gans = [f"gan:r{r}" for r in range(plan.repeats)] if plan.needs_gans() else []
+    One GAN part per (GAN strategy, repeat): it trains that GAN on that split's training part
+    when the plan names no model, else only resolves and lineage-checks the given one. Every
+    GDGAN part comes before any ACGAN part (longest first): with a part per split *and* kind
+    the trainers share the work evenly, where one part per split left a trainer alone with
+    the last split while a core waited."""
+    kinds = [k for k in ("gdgan", "acgan") if k in plan.strategies]  # the longer first
+    gans = [f"gan:{k}:r{r}" for k in kinds for r in range(plan.repeats)] if plan.needs_gans() else []
     clfs = [f"clf:{s}:r{r}" for r in range(plan.repeats) for s in plan.strategies]
     return gans, clfs
 
 
-def _gan_queue(plan: Any) -> str:
+def _gan_part(part: str) -> tuple[str, int]:
+    """'gan:gdgan:r2' -> ('gdgan', 2)."""
+    _, kind, rtag = part.split(":")
+    return kind, int(rtag[1:])
+
+
+def _gan_ids(results: dict[str, Any], repeat: int) -> dict[str, Any]:
+    """The GAN parts of one repeat merged: {"repeat", "split_seed", "models", "lineage", ...}."""
+    out: dict[str, Any] = {"repeat": repeat, "models": {}, "lineage": {}, "trained_here": {}}
+    for kind in GAN_STRATEGIES:
+        res = results.get(f"gan:{kind}:r{repeat}")
+        if not res:
+            continue
+        for key, val in res.items():
+            if isinstance(val, dict):
+                out.setdefault(key, {}).update(val)
+            else:
+                out[key] = val
+    return out
+
+
+def _gan_queue(plan: Any, kind: str) -> str:
     """GAN training belongs on the trainer (GPU); resolving given models is cheap work for 'eval'."""
-    trains = ("gdgan" in plan.strategies and not plan.gdgan_model) or (
-        "acgan" in plan.strategies and not plan.acgan_model
-    )
-    return TRAIN_QUEUE if trains else EVAL_QUEUE
+    given = plan.gdgan_model if kind == "gdgan" else plan.acgan_model
+    return EVAL_QUEUE if given else TRAIN_QUEUE
 
 
 def _evaluate_body(ctx: JobContext) -> None:
@@ -423,7 +446,7 @@ def _evaluate_body(ctx: JobContext) -> None:
     if not jobs.claim_once(ctx.job_id, "fanout"):
         return None  # a redelivered orchestrator: the parts were sent already
     for name in gans:
-        send("gdgan.eval_gan", ctx.job_id, name, queue=_gan_queue(plan))
+        send("gdgan.eval_gan", ctx.job_id, name, queue=_gan_queue(plan, _gan_part(name)[0]))
     for name in clfs:
         strategy = name.split(":")[1]
         if not (gans and strategy in GAN_STRATEGIES):
@@ -465,17 +488,15 @@ def _eval_gan_body(ctx: JobContext) -> None:
     _threads()
     jobs = job_store()
     plan = _plan(ctx.params)
-    repeat = int((ctx.part or "").rsplit(":r", 1)[1])
+    kind, repeat = _gan_part(ctx.part or "")
     done = jobs.part_results(ctx.job_id).get(ctx.part or "")
     if done is None:
-        ids = train_split_gans(plan, repeat, _store(), ctx.progress, ctx.should_stop)
+        ids = train_split_gans(plan, repeat, _store(), ctx.progress, ctx.should_stop, kinds=(kind,))
         if ctx.should_stop():
             raise Cancelled(f"{ctx.part} stopped")
         _part_done(ctx, dict(ids))
     if jobs.claim_once(ctx.job_id, f"after:{ctx.part}"):
-        for s in plan.strategies:
-            if s in GAN_STRATEGIES:
-                send("gdgan.eval_classifier", ctx.job_id, f"clf:{s}:r{repeat}")
+        send("gdgan.eval_classifier", ctx.job_id, f"clf:{kind}:r{repeat}")
     return None
 
 
@@ -494,7 +515,7 @@ def _eval_classifier_body(ctx: JobContext) -> None:
     repeat = int(rtag[1:])
     results = jobs.part_results(ctx.job_id)
     if ctx.part not in results:
-        gan_ids: dict[str, Any] = dict(results.get(f"gan:r{repeat}") or {"models": {}})
+        gan_ids = _gan_ids(results, repeat)
         res = run_classifier(plan, repeat, strategy, gan_ids, _store(), ctx.progress, ctx.should_stop)
         if ctx.should_stop():
             raise Cancelled(f"{ctx.part} stopped")
@@ -525,9 +546,7 @@ def _eval_report_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     _, clfs = eval_parts(plan)
     results = jobs.part_results(ctx.job_id)
     parts = [results[c] for c in clfs]
-    gans = [
-        results.get(f"gan:r{r}") or {"repeat": r, "models": {}, "lineage": {}} for r in range(plan.repeats)
-    ]
+    gans = [_gan_ids(results, r) for r in range(plan.repeats)]
     ctx.progress(Progress("report", 0, 1, message="assembling the report"))
     report_id = assemble_report(
         plan, parts, _store(), progress=ctx.progress, should_stop=ctx.should_stop, gans=gans

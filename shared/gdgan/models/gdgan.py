@@ -47,17 +47,23 @@ class GanConfig:
     ngf: int = 64  # generator width at the highest resolution
     ndf: int = 64  # critic width at the highest resolution
     max_mult: int = 8  # widths are ngf·2^k capped at ngf·max_mult
+    # "input": labels concatenated to z only (the paper's generator); "norm": also a label-
+    # conditioned scale and shift after every generator norm (conditional GroupNorm, as in
+    # BigGAN), so the labels reach every resolution — the modern mode's stronger block
+    cond: str = "input"
 
     def __post_init__(self) -> None:
         if self.size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be one of {SUPPORTED_SIZES}, got {self.size}")
+        if self.cond not in ("input", "norm"):
+            raise ValueError(f"cond must be 'input' or 'norm', got {self.cond!r}")
 
     @property
     def levels(self) -> int:
         """Number of ×2 resolution changes between 4×4 and S×S."""
         return int(math.log2(self.size)) - 2
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | str]:
         return asdict(self)
 
 
@@ -80,6 +86,20 @@ def from_uint8(u: torch.Tensor) -> torch.Tensor:
     return u.float() / 127.5 - 1.0
 
 
+class CondShift(nn.Module):
+    """h -> h·(1 + γ(y)) + β(y) per channel; starts as the identity (zero-initialised)."""
+
+    def __init__(self, n_labels: int, channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(n_labels, 2 * channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.proj(y)[:, :, None, None].chunk(2, dim=1)  # (B, C, 1, 1) each
+        return h * (1.0 + gamma) + beta
+
+
 class Generator(nn.Module):
     """G1 (and the ACGAN generator): (z (B, nz), y (B, n_labels)) -> x (B, 1, S, S) in [-1, 1]."""
 
@@ -99,14 +119,22 @@ class Generator(nn.Module):
             ]
         self.blocks = nn.Sequential(*blocks)
         self.out = nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1)
+        # conditional norms (cond="norm" only, so paper-mode weights keep their keys)
+        self.cond = nn.ModuleList(CondShift(n_labels, w) for w in widths) if cfg.cond == "norm" else None
 
     def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         # z ~ U[0,1) (the authors' latent) is centred to U[-1,1) here: an all-positive input
         # would put a large constant into every unit and drown the part that varies with z.
         h = self.fc(torch.cat([2.0 * z - 1.0, y], dim=1))  # (B, C0·16)
         h = h.view(h.shape[0], -1, 4, 4)  # (B, C0, 4, 4)
-        h = torch.relu(self.norm0(h))
-        h = self.blocks(h)  # (B, ngf, S/2, S/2)
+        h = self.norm0(h)
+        if self.cond is None:
+            h = self.blocks(torch.relu(h))  # (B, ngf, S/2, S/2)
+        else:
+            h = torch.relu(self.cond[0](h, y))
+            for k in range(0, len(self.blocks), 3):  # (deconv, norm, relu) triples
+                up, norm, act = self.blocks[k : k + 3]
+                h = act(self.cond[k // 3 + 1](norm(up(h)), y))
         return torch.tanh(self.out(h))  # (B, 1, S, S)
 
 

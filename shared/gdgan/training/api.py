@@ -32,7 +32,7 @@ from gdgan.training.artifacts import SAMPLES_FILE, sample_grid, write_bundle, wr
 from gdgan.training.data import TrainData, index_digest
 from gdgan.training.loop import PhaseRun, run_phase
 from gdgan.training.losses import LossWeights
-from gdgan.training.phases import ConditionalPhase, Stage2Phase
+from gdgan.training.phases import ConditionalPhase, Recipe, Stage2Phase
 from gdgan.training.presets import ConfigError, TrainConfig, get_config
 from gdgan.training.runs import RunRecord, check_resume, load_run_record, save_run_record
 from gdgan.training.sampling import CRITIC_FILE, GENERATOR_FILE, LoadedGenerator, label_mix, resolve_model
@@ -78,8 +78,14 @@ def _weights(cfg: TrainConfig) -> LossWeights:
     )
 
 
+def _recipe(cfg: TrainConfig) -> Recipe:
+    return Recipe(loss=cfg.loss, r1_gamma=cfg.r1_gamma, r1_every=cfg.r1_every, diffaug=cfg.diffaug)
+
+
 def _gan(cfg: TrainConfig) -> GanConfig:
-    return GanConfig(size=cfg.size, nz=cfg.nz, ngf=cfg.ngf, ndf=cfg.ndf, max_mult=cfg.max_mult)
+    return GanConfig(
+        size=cfg.size, nz=cfg.nz, ngf=cfg.ngf, ndf=cfg.ndf, max_mult=cfg.max_mult, cond=cfg.g_cond
+    )
 
 
 def _seeded_build(seed: int, builder: Any, gan: GanConfig) -> Any:
@@ -147,7 +153,14 @@ class _Context:
 
     def run(self, phase: Any, cfg: TrainConfig, sampler_for: Any = None) -> PhaseRun:
         data = self.data(cfg)
-        total = cfg.total_steps(len(data))
+        if phase.name != "stage1" and cfg.focus_finding:  # only finding-conditioned phases
+            if cfg.focus_finding in self.schema.findings:
+                data = data.with_focus(self.schema.findings.index(cfg.focus_finding), cfg.focus_share)
+            else:  # a preset's focus on a dataset without that finding: plain batches
+                log.warning(
+                    "focus_finding %r: not a finding of this dataset; plain batches", cfg.focus_finding
+                )
+        total = cfg.total_steps(len(data), phase.name)
         preview = self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None
         curve = self.curve(phase.name, cfg, total, sampler_for) if sampler_for else None
         hooks = [h for h in (preview, curve) if h is not None]
@@ -240,7 +253,7 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
     G, D = _seeded_build(cfg.seed + SEED_OFFSET[name], lambda g: builder(g, n_labels), gan)
     G.to(ctx.device)
     D.to(ctx.device)
-    phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), use_detail=name == "acgan")
+    phase = ConditionalPhase(name, G, D, cfg.nz, _weights(cfg), name == "acgan", _recipe(cfg))
     kind = ARTIFACT_KIND[name]
 
     def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
@@ -291,7 +304,7 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
         raise ConfigError("the dataset has no detail findings: stage 2 has nothing to condition on")
     nf = ctx.schema.n_findings
     G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], lambda g: build_stage2(g, nf), gan)
-    phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg))
+    phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg), _recipe(cfg))
 
     def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
         return LoadedGenerator(

@@ -5,6 +5,11 @@ image 64-px split is 320 MB); a batch is an index gather and a scale to [-1, 1] 
 opened and no image decoded per step (the authors' loader decodes a 1024² PNG per image per
 step; ``benchmarks/bench_training.py`` measures the difference). Batch indices are drawn
 uniformly with replacement from a seeded CPU generator so that resuming replays exactly.
+
+Rare findings (Cardiomegaly is 2.5 % of NIH) give a finding-conditioned phase under one
+positive per batch, too few for the generator to practise drawing it. ``with_focus`` makes a
+view whose batches draw a fixed share of rows from the rows with one finding (class-balanced
+sampling); the rows stay real rows, so the joint (gender, view, findings) labels are kept.
 """
 
 from __future__ import annotations
@@ -43,6 +48,16 @@ class TrainData:
     general: torch.Tensor  # (N, 2) float32 on device
     detail: torch.Tensor  # (N, 14) float32 on device
     channels_last: bool = False
+    focus: torch.Tensor | None = None  # row indices drawn for the first ``focus_share`` of a batch
+    focus_share: float = 0.0
+
+    def with_focus(self, finding_col: int, share: float) -> TrainData:
+        """A view (same tensors) whose batches take ``share`` of their rows from the positives of
+        detail column ``finding_col``; unchanged when there are none or ``share`` is 0."""
+        rows = torch.nonzero(self.detail[:, finding_col] > 0.5).flatten().cpu()
+        if share <= 0 or len(rows) == 0:
+            return self
+        return TrainData(self.images, self.general, self.detail, self.channels_last, rows, share)
 
     @classmethod
     def from_dataset(
@@ -62,7 +77,11 @@ class TrainData:
 
     def batch(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x (n,1,S,S) float in [-1,1], general (n,2), detail (n,14)) for n random rows."""
-        rows = torch.randint(0, len(self), (n,), generator=gen).to(self.images.device)
+        rows = torch.randint(0, len(self), (n,), generator=gen)
+        if self.focus is not None:
+            k = round(self.focus_share * n)
+            rows[:k] = self.focus[torch.randint(0, len(self.focus), (k,), generator=gen)]
+        rows = rows.to(self.images.device)
         x = from_uint8(self.images[rows])
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)

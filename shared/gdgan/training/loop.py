@@ -103,7 +103,10 @@ def run_phase(
 ) -> PhaseRun:
     """Train ``phase`` for ``total`` steps, resuming from this run's latest checkpoint if any.
 
-    ``on_step(step, ema)`` runs after every step (the quality curve of :mod:`.curves`)."""
+    ``on_step(step, ema)`` (optional) runs after every step with the EMA generator (the quality
+    curve of :mod:`.curves`, the recipe benchmark); it must not touch the training RNGs or the
+    networks' weights.
+    """
     progress = progress or no_progress
     should_stop = should_stop or never_stop
     G, D = phase.G, phase.D
@@ -181,7 +184,8 @@ def run_phase(
         if should_stop():
             status = "cancelled"
             break
-        for _ in range(cfg.n_critic):
+        for i in range(cfg.n_critic):
+            phase.critic_iter = step * cfg.n_critic + i  # lazy R1 is keyed on it: resume-exact
             b = Batch(*data.batch(cfg.batch_size, rows_gen))
             with _autocast(device, cfg):
                 loss_d, parts_d = phase.critic_loss(b, noise_gen)

@@ -9,6 +9,19 @@ WGAN-GP (Gulrajani et al. 2017) plus the auxiliary-classifier terms of Koga et a
 Stage 2 (G1 and D1 frozen) adds the general-label BCE through D1's classifier and
 ``λ_mse·MSE(x2, x1)``; see :func:`stage2_generator_loss` and :func:`stage2_critic_loss`.
 Each composite returns ``(total, parts)`` where ``parts`` holds the detached terms for logs.
+
+The **modern mode** (``TrainConfig.loss = "hinge"`` or ``"ns"``) swaps only the adversarial
+term and its regulariser; the auxiliary classifiers, frozen D1 and the MSE term stay:
+
+- hinge (Lim & Ye 2017; BigGAN): critic ``E[relu(1 - D(real))] + E[relu(1 + D(fake))]``,
+  generator ``-E[D(fake)]``;
+- non-saturating (Goodfellow et al. 2014): critic ``E[softplus(-D(real))] + E[softplus(D(fake))]``,
+  generator ``E[softplus(-D(fake))]``;
+- lazy R1 (Mescheder et al. 2018; StyleGAN2): ``γ/2·E[‖∇ₓD(real)‖²]`` every ``k``-th critic step,
+  multiplied by ``k`` so its average weight is unchanged.
+
+The part keys name the terms actually used (``wgan``/``gp`` in the paper mode, ``hinge`` or
+``ns`` and ``r1`` in the modern one), so a loss curve never mislabels what it plots.
 """
 
 from __future__ import annotations
@@ -30,6 +43,43 @@ def critic_wgan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
 def generator_wgan_loss(d_fake: Tensor) -> Tensor:
     """-E[D(fake)]."""
     return -d_fake.float().mean()
+
+
+ADV_LOSSES = ("wgan-gp", "hinge", "ns")
+
+
+def adv_key(kind: str) -> str:
+    """The log key of an adversarial loss kind: ``wgan`` | ``hinge`` | ``ns``."""
+    if kind not in ADV_LOSSES:
+        raise ValueError(f"loss: unknown adversarial loss {kind!r}; known: {', '.join(ADV_LOSSES)}")
+    return "wgan" if kind == "wgan-gp" else kind
+
+
+def critic_adv_loss(kind: str, d_real: Tensor, d_fake: Tensor) -> Tensor:
+    """The critic's adversarial term for ``kind`` (see the module docstring)."""
+    key = adv_key(kind)
+    if key == "wgan":
+        return critic_wgan_loss(d_real, d_fake)
+    r, f = d_real.float(), d_fake.float()
+    if key == "hinge":
+        return F.relu(1.0 - r).mean() + F.relu(1.0 + f).mean()
+    return F.softplus(-r).mean() + F.softplus(f).mean()
+
+
+def generator_adv_loss(kind: str, d_fake: Tensor) -> Tensor:
+    """The generator's adversarial term for ``kind``: -E[D] (wgan, hinge) or E[softplus(-D)] (ns)."""
+    if adv_key(kind) == "ns":
+        return F.softplus(-d_fake.float()).mean()
+    return generator_wgan_loss(d_fake)
+
+
+def r1_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, gamma: float) -> Tensor:
+    """γ/2 · E[‖∇ₓD(x)‖₂²] on real images, fp32 with autocast off (as the gradient penalty)."""
+    x = real.detach().float().requires_grad_(True)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        scores = critic(x).float()
+        (grad,) = torch.autograd.grad(scores.sum(), x, create_graph=True)
+    return 0.5 * gamma * grad.flatten(1).pow(2).sum(1).mean()
 
 
 def gradient_penalty(
@@ -85,11 +135,14 @@ def stage1_critic_loss(
     y_real: Tensor,
     y_fake: Tensor,
     w: LossWeights,
+    adv: str = "wgan-gp",
+    reg: str = "gp",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """D1 (and the ACGAN critic): WGAN-GP + BCE of the labels on real and on fake images."""
+    """D1 (and the ACGAN critic): adversarial term + its regulariser ``gp`` (logged as ``reg``)
+    + BCE of the labels on real and on fake images."""
     parts = {
-        "wgan": critic_wgan_loss(d_real, d_fake),
-        "gp": gp,
+        adv_key(adv): critic_adv_loss(adv, d_real, d_fake),
+        reg: gp,
         "cls_real": aux_bce(logits_real, y_real, w.aux_real),
         "cls_fake": aux_bce(logits_fake, y_fake, w.aux_fake),
     }
@@ -97,10 +150,10 @@ def stage1_critic_loss(
 
 
 def stage1_generator_loss(
-    d_fake: Tensor, logits_fake: Tensor, y_fake: Tensor, w: LossWeights
+    d_fake: Tensor, logits_fake: Tensor, y_fake: Tensor, w: LossWeights, adv: str = "wgan-gp"
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """G1 (and the ACGAN generator): -E[D(fake)] + BCE of the requested labels on fakes."""
-    parts = {"wgan": generator_wgan_loss(d_fake), "cls": aux_bce(logits_fake, y_fake, w.aux_fake)}
+    """G1 (and the ACGAN generator): adversarial term + BCE of the requested labels on fakes."""
+    parts = {adv_key(adv): generator_adv_loss(adv, d_fake), "cls": aux_bce(logits_fake, y_fake, w.aux_fake)}
     return sum(parts.values()), {k: v.detach() for k, v in parts.items()}  # type: ignore[return-value]
 
 
@@ -113,10 +166,11 @@ def stage2_generator_loss(
     x2: Tensor,
     x1: Tensor,
     w: LossWeights,
+    adv: str = "wgan-gp",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """G2: WGAN + BCE(detail via D2) + BCE(general via frozen D1) + λ_mse·MSE(x2, x1)."""
+    """G2: adversarial + BCE(detail via D2) + BCE(general via frozen D1) + λ_mse·MSE(x2, x1)."""
     parts = {
-        "wgan": generator_wgan_loss(d2_fake),
+        adv_key(adv): generator_adv_loss(adv, d2_fake),
         "cls_detail": aux_bce(detail_logits_fake, y_detail, w.aux_fake),
         "cls_general": aux_bce(general_logits_fake, y_general, w.general),
         "mse": w.mse * F.mse_loss(x2.float(), x1.float()),
@@ -135,11 +189,13 @@ def stage2_critic_loss(
     y_detail_fake: Tensor,
     y_general_fake: Tensor,
     w: LossWeights,
+    adv: str = "wgan-gp",
+    reg: str = "gp",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """D2: WGAN-GP + BCE(detail, real and fake) + BCE(general via D1 on fakes)."""
+    """D2: adversarial + regulariser + BCE(detail, real and fake) + BCE(general via D1 on fakes)."""
     parts = {
-        "wgan": critic_wgan_loss(d2_real, d2_fake),
-        "gp": gp,
+        adv_key(adv): critic_adv_loss(adv, d2_real, d2_fake),
+        reg: gp,
         "cls_real": aux_bce(detail_logits_real, y_detail_real, w.aux_real),
         "cls_fake": aux_bce(detail_logits_fake, y_detail_fake, w.aux_fake),
         "cls_general": aux_bce(general_logits_fake, y_general_fake, w.general),

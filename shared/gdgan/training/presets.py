@@ -1,5 +1,10 @@
 """Training presets as data: ``tiny`` (tests), ``demo`` (2-core CPU), ``paper`` (GPU).
 
+``paper`` and ``tiny`` play the paper's game (WGAN-GP + auxiliary classifiers, frozen D1, MSE);
+``demo`` plays the modern one (hinge + lazy R1 + DiffAugment, conditional-norm generator,
+class-balanced stage-2 batches), which reached far better images per CPU-second
+(``benchmarks/bench_recipe.py``); ``demo-paper`` is the paper's game at the old demo budget.
+
 A preset is a dict of :class:`TrainConfig` fields; ``get_config(preset, overrides)`` applies
 overrides field by field (CLI: ``--set batch_size=32``; strings are converted to the field's
 type). Unknown presets and fields raise :class:`ConfigError` naming them, so a typo never trains
@@ -36,10 +41,12 @@ class TrainConfig:
     ngf: int = 64
     ndf: int = 64
     max_mult: int = 8
+    g_cond: str = "input"  # generator conditioning: "input" (the paper's) | "norm" (conditional norms)
     # schedule
     batch_size: int = 64
     steps: int = 1000  # generator updates per stage (see `epochs`)
     epochs: float | None = None  # passes of the critic over the training split; overrides steps
+    stage2_steps: int | None = None  # stage 2's own length (its U-Net step costs more); None = as stage 1
     n_critic: int = 5
     # optimiser
     lr: float = 2e-4
@@ -50,6 +57,16 @@ class TrainConfig:
     aux_fake: float = 1.0
     lambda_general: float = 1.0
     lambda_mse: float = 1.0
+    # the adversarial game (docs/notes/training.md, "Modes"): "wgan-gp" is the paper's; the
+    # modern mode is "hinge" or "ns" with lazy R1 (r1_gamma every r1_every-th critic step)
+    loss: str = "wgan-gp"
+    r1_gamma: float = 0.0
+    r1_every: int = 4
+    diffaug: str = ""  # DiffAugment policy, e.g. "color,translation,cutout"; "" = off
+    # class-balanced batches for the finding-conditioned phases (stage 2, ACGAN): this share of
+    # each batch comes from the training rows with ``focus_finding`` ("" = plain uniform rows)
+    focus_finding: str = ""
+    focus_share: float = 0.0
     # sampling weights
     ema_decay: float = 0.999
     # bookkeeping
@@ -78,6 +95,8 @@ class TrainConfig:
         for name in ("nz", "ngf", "ndf", "max_mult", "batch_size", "steps", "n_critic", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.stage2_steps is not None and self.stage2_steps < 1:
+            raise ConfigError(f"stage2_steps: must be >= 1, got {self.stage2_steps}")
         if self.epochs is not None and self.epochs <= 0:
             raise ConfigError(f"epochs: must be > 0, got {self.epochs}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -86,6 +105,12 @@ class TrainConfig:
             raise ConfigError(f"betas: two numbers in [0, 1), got {self.betas}")
         from gdgan.labels import FINDINGS
 
+        if self.g_cond not in ("input", "norm"):
+            raise ConfigError(f"g_cond: must be 'input' or 'norm', got {self.g_cond!r}")
+        if self.focus_finding and self.focus_finding not in FINDINGS:
+            raise ConfigError(f"focus_finding: unknown finding {self.focus_finding!r}")
+        if not 0.0 <= self.focus_share < 1.0:
+            raise ConfigError(f"focus_share: must be in [0, 1), got {self.focus_share}")
         if self.grid_finding not in FINDINGS:
             raise ConfigError(f"grid_finding: unknown finding {self.grid_finding!r}")
         if self.quality_every < 0 or self.quality_n < 8:
@@ -94,8 +119,23 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
+        from gdgan.training.diffaugment import parse_policy
+        from gdgan.training.losses import ADV_LOSSES
 
-    def total_steps(self, n_train: int) -> int:
+        if self.loss not in ADV_LOSSES:
+            raise ConfigError(f"loss: must be one of {', '.join(ADV_LOSSES)}, got {self.loss!r}")
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise ConfigError(
+                f"r1_gamma must be >= 0 and r1_every >= 1, got {self.r1_gamma}, {self.r1_every}"
+            )
+        try:
+            parse_policy(self.diffaug)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def total_steps(self, n_train: int, phase: str = "stage1") -> int:
+        if phase == "stage2" and self.stage2_steps is not None:
+            return self.stage2_steps
         if self.epochs is None:
             return self.steps
         return max(1, math.ceil(self.epochs * n_train / (self.batch_size * self.n_critic)))
@@ -129,8 +169,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         ema_decay=0.9,
         grid_per_group=2,
     ),
-    # 2-core CPU, both stages in a few minutes at 64 px (measured: docs/notes/training.md).
+    # 2-core CPU: the modern mode at 32 px, chosen on quality per CPU-second
+    # (benchmarks/bench_recipe.py; figures and reasons in docs/notes/training.md, "Modes").
     "demo": dict(
+        size=32,
+        ngf=16,
+        ndf=16,
+        batch_size=32,
+        steps=3000,
+        stage2_steps=1200,
+        n_critic=1,
+        lr=5e-4,
+        betas=(0.0, 0.99),
+        loss="hinge",
+        r1_gamma=1.0,
+        r1_every=4,
+        diffaug="translation",  # colour + cutout collapsed the samples at this budget (recall 0.10 vs 0.68)
+        g_cond="norm",
+        focus_finding="Cardiomegaly",
+        focus_share=0.25,
+        checkpoint_every=500,
+        ema_decay=0.995,
+    ),
+    # The previous demo preset: the paper's game (WGAN-GP, n_critic 2) at 64 px, for comparison.
+    "demo-paper": dict(
         size=64, ngf=16, ndf=16, batch_size=32, steps=300, n_critic=2, checkpoint_every=100, ema_decay=0.99
     ),
     # The authors' setting on a GPU: 64 px, batch 64, 20 + 20 epochs over the training split.
