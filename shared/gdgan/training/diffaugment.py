@@ -23,18 +23,11 @@ from __future__ import annotations
 
 import torch
 
+from gdgan.training.options import DIFFAUG_POLICIES, parse_policy
+
 Tensor = torch.Tensor
 
-POLICIES = ("color", "translation", "cutout")
-
-
-def parse_policy(policy: str) -> tuple[str, ...]:
-    """``"color,translation"`` -> ("color", "translation"); "" / "none" -> (); unknown -> ValueError."""
-    parts = tuple(p.strip() for p in policy.split(",") if p.strip() and p.strip().lower() != "none")
-    for p in parts:
-        if p not in POLICIES:
-            raise ValueError(f"diffaug: unknown policy {p!r}; known: {', '.join(POLICIES)}")
-    return parts
+POLICIES = DIFFAUG_POLICIES
 
 
 def _uniform(n: int, gen: torch.Generator | None, device: torch.device) -> Tensor:

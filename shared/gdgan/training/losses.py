@@ -32,6 +32,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from gdgan.training.options import ADV_LOSSES
+
 Tensor = torch.Tensor
 
 
@@ -43,9 +45,6 @@ def critic_wgan_loss(d_real: Tensor, d_fake: Tensor) -> Tensor:
 def generator_wgan_loss(d_fake: Tensor) -> Tensor:
     """-E[D(fake)]."""
     return -d_fake.float().mean()
-
-
-ADV_LOSSES = ("wgan-gp", "hinge", "ns")
 
 
 def adv_key(kind: str) -> str:

@@ -119,8 +119,7 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
-        from gdgan.training.diffaugment import parse_policy
-        from gdgan.training.losses import ADV_LOSSES
+        from gdgan.training.options import ADV_LOSSES, parse_policy
 
         if self.loss not in ADV_LOSSES:
             raise ConfigError(f"loss: must be one of {', '.join(ADV_LOSSES)}, got {self.loss!r}")
