@@ -23,6 +23,7 @@ from gdgan.data.adapters.common import (
     AdapterError,
     Record,
     Source,
+    image_root,
     parse_age,
     read_csv,
     resolve_under,
@@ -116,9 +117,7 @@ def read_chexpert(
     findings: tuple[str, ...] | None = None,
 ) -> Source:
     check_policy(uncertainty, laterals)
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
+    root = image_root(images)
     wanted = tuple(findings) if findings else CHEXPERT_OBSERVATIONS
     unknown = [f for f in wanted if f not in CHEXPERT_OBSERVATIONS]
     if unknown:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from gdgan.data.adapters.chexpert import CHEXPERT_OBSERVATIONS, check_policy, observations
 from gdgan.data.adapters.common import (
-    AdapterError,
     Record,
     Source,
+    image_root,
     read_csv,
     resolve_under,
     sex_code,
@@ -39,9 +39,7 @@ def read_mimic(
     findings: tuple[str, ...] | None = None,
 ) -> Source:
     check_policy(uncertainty, laterals)
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
+    root = image_root(images)
     wanted = tuple(findings) if findings else CHEXPERT_OBSERVATIONS
     report = IngestReport(csv_path=str(metadata), images_root=str(root), size=0)
     report.notes.update({"uncertainty": uncertainty, "laterals": laterals})
