@@ -125,6 +125,22 @@ def serve_generator(
     return proc, url
 
 
+def cli_json(args: list[str], env: dict[str, str], timeout: float = 900) -> dict[str, Any]:
+    """Run the real ``gdgan`` CLI in a subprocess with ``--json`` and return its one JSON object,
+    failing (with the tail of stderr) on a non-zero exit or on anything else printed on stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gdgan.cli.main", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stdout  # exactly one JSON object
+    return dict(json.loads(lines[0]))
+
+
 def sse(
     base_url: str, job_id: str, token: str = "", timeout: float = 300.0
 ) -> Iterator[tuple[str, dict[str, Any]]]:

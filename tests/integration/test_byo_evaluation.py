@@ -9,31 +9,15 @@ dataset's label schema.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from svcstack import cli_json
 
 pytestmark = pytest.mark.integration
-
-
-def _cli(args: list[str], env: dict[str, str]) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gdgan.cli.main", *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stdout
-    return json.loads(lines[0])
 
 
 def test_experiment_on_a_folder_without_sex_or_view(tmp_path: Path) -> None:
@@ -58,11 +42,11 @@ def test_experiment_on_a_folder_without_sex_or_view(tmp_path: Path) -> None:
         GDGAN_NUM_THREADS="1",
         OMP_NUM_THREADS="1",
     )
-    ing = _cli(
+    ing = cli_json(
         ["data", "ingest-folder", "--root", str(tmp_path / "tree"), "--size", "32", "--workers", "1"], env
     )
     assert ing["labels"] == {"general": [], "findings": ["Cardiomegaly"]} and ing["n"] == 400
-    out = _cli(["reproduce", "--dataset", ing["id"], "--preset", "tiny", "--repeats", "1"], env)
+    out = cli_json(["reproduce", "--dataset", ing["id"], "--preset", "tiny", "--repeats", "1"], env)
     assert set(out["auc"]) == {"none", "undersample", "oversample", "acgan", "gdgan"}
     assert all(0.0 <= a <= 1.0 for a in out["auc"].values())
     store = open_store(env["GDGAN_STORE_URL"])
