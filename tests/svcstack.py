@@ -125,6 +125,21 @@ def serve_generator(
     return proc, url
 
 
+def cli_env(root: Path, **extra: str) -> dict[str, str]:
+    """Environment for a CLI subprocess on a fresh file store under ``root``: the developer's
+    GDGAN_* variables dropped, CPU only, one OpenMP thread (tests share two cores)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    env.update(
+        GDGAN_STORE_URL=(root / "store").as_uri(),
+        GDGAN_DATA_DIR=str(root / "data"),
+        GDGAN_CACHE_DIR=str(root / "cache"),
+        GDGAN_DEVICE="cpu",
+        OMP_NUM_THREADS="1",
+        **extra,
+    )
+    return env
+
+
 def cli_json(args: list[str], env: dict[str, str], timeout: float = 900) -> dict[str, Any]:
     """Run the real ``gdgan`` CLI in a subprocess with ``--json`` and return its one JSON object,
     failing (with the tail of stderr) on a non-zero exit or on anything else printed on stdout."""

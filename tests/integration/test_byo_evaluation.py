@@ -9,13 +9,12 @@ dataset's label schema.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
-from svcstack import cli_json
+from svcstack import cli_env, cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +32,7 @@ def test_experiment_on_a_folder_without_sex_or_view(tmp_path: Path) -> None:
         d = tmp_path / "tree" / ("Cardiomegaly" if cm[i] else "No Finding")
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.asarray(ds.images[i])).save(d / f"{i:04d}.png")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        GDGAN_STORE_URL=(tmp_path / "store").as_uri(),
-        GDGAN_DATA_DIR=str(tmp_path / "data"),
-        GDGAN_CACHE_DIR=str(tmp_path / "cache"),
-        GDGAN_DEVICE="cpu",
-        GDGAN_NUM_THREADS="1",
-        OMP_NUM_THREADS="1",
-    )
+    env = cli_env(tmp_path, GDGAN_NUM_THREADS="1")
     ing = cli_json(
         ["data", "ingest-folder", "--root", str(tmp_path / "tree"), "--size", "32", "--workers", "1"], env
     )

@@ -7,13 +7,12 @@ documented formulas, and a self-contained HTML page.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from svcstack import cli_json
+from svcstack import cli_env, cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -21,14 +20,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("reproduce")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        GDGAN_STORE_URL=(root / "store").as_uri(),
-        GDGAN_DATA_DIR=str(root / "data"),
-        GDGAN_CACHE_DIR=str(root / "cache"),
-        GDGAN_DEVICE="cpu",
-        OMP_NUM_THREADS="1",
-    )
+    env = cli_env(root)
     out = cli_json(["reproduce", "--preset", "tiny"], env)
     return {"out": out, "env": env, "root": root}
 
