@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -22,9 +21,11 @@ import time
 from pathlib import Path
 
 import httpx
-from gdgan.localstack.servers import free_port
 from gdgan.localstack.stack import stop_process
 from gdgan.store.local import LocalStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the test-only stack helper
+from svcstack import serve_generator
 
 
 def make_model(root: Path, preset: str) -> str:
@@ -52,35 +53,14 @@ def peak_rss_mb(pid: int) -> float:
 def serve(
     root: Path, batching: bool, threads: int, max_batch: int = 64
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        {
-            "GDGAN_DATA_DIR": str(root / "data"),
-            "GDGAN_CACHE_DIR": str(root / "cache"),
-            "GDGAN_STORE_URL": (root / "store").resolve().as_uri(),
-            "GDGAN_DEVICE": "cpu",
-            "GDGAN_NUM_THREADS": str(threads),
-            "GDGAN_LOG_LEVEL": "WARNING",
-            "GDGAN_GENERATE_QUEUE_SIZE": "256",
-            "GDGAN_GENERATE_MAX_BATCH": str(max_batch) if batching else "1",
-            "GDGAN_GENERATE_MAX_WAIT_MS": "10" if batching else "0",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gdgan.cli.main", "serve", "generator", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("generator did not start")
+    env = {
+        "GDGAN_NUM_THREADS": str(threads),
+        "GDGAN_LOG_LEVEL": "WARNING",
+        "GDGAN_GENERATE_QUEUE_SIZE": "256",
+        "GDGAN_GENERATE_MAX_BATCH": str(max_batch) if batching else "1",
+        "GDGAN_GENERATE_MAX_WAIT_MS": "10" if batching else "0",
+    }
+    return serve_generator(root, env, timeout=30)
 
 
 async def load(url: str, model: str, n: int, clients: int, per_client: int) -> dict[str, float]:

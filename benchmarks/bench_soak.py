@@ -16,14 +16,12 @@ import os
 import random
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from bench_generator import make_model
-from gdgan.localstack.servers import free_port
+from bench_generator import make_model, serve_generator
 from gdgan.localstack.stack import stop_process
 
 N_CHOICES = (1, 2, 4, 8, 16, 32, 64)
@@ -51,32 +49,7 @@ def rss_mb(pid: int) -> float:
 
 def serve(root: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
     """The generator with its production defaults; only paths, device and threads are set."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        {
-            "GDGAN_DATA_DIR": str(root / "data"),
-            "GDGAN_CACHE_DIR": str(root / "cache"),
-            "GDGAN_STORE_URL": (root / "store").resolve().as_uri(),
-            "GDGAN_DEVICE": "cpu",
-            "GDGAN_NUM_THREADS": str(threads),
-            "GDGAN_LOG_LEVEL": "WARNING",
-        }
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gdgan.cli.main", "serve", "generator", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError("generator did not start")
+    return serve_generator(root, {"GDGAN_NUM_THREADS": str(threads), "GDGAN_LOG_LEVEL": "WARNING"})
 
 
 async def soak(

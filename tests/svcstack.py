@@ -5,13 +5,17 @@ uvicorn, Celery workers); nothing is mocked."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-from gdgan.localstack.servers import free_ports
+from gdgan.localstack.servers import RedisServer, free_port, free_ports
 from gdgan.localstack.stack import Stack, StackConfig
 
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -53,6 +57,103 @@ def start_stack(
         env=base,
     )
     return Stack(cfg).start(timeout=120)
+
+
+@contextmanager
+def running(stack: Stack, watch: float | None = None) -> Iterator[Stack]:
+    """Hold a started stack for a fixture and always stop it, so a failing module cannot leave
+    processes behind; ``watch`` supervises it (restarts) every that many seconds meanwhile."""
+    done = stack.watch(interval=watch) if watch else None
+    try:
+        yield stack
+    finally:
+        if done is not None:
+            done.set()
+        stack.stop()
+
+
+@contextmanager
+def redis_stack(home: Path, **kwargs: Any) -> Iterator[Stack]:
+    """A stack on its own fresh Redis under ``home/redis`` (``kwargs`` go to :func:`start_stack`);
+    the stack stops before its Redis does."""
+    with (
+        RedisServer(dir=home / "redis") as redis,
+        running(start_stack(home, redis_url=redis.url, **kwargs)) as s,
+    ):
+        yield s
+
+
+def serve_generator(
+    root: Path, env: dict[str, str], log: bool = False, timeout: float = 60.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The generator service alone, as a subprocess on a free port, serving the file store under
+    ``root``; the caller's GDGAN_* variables are dropped so only ``env`` configures it. ``log``
+    keeps its output in ``root/generator-<port>.log`` (quoted if it exits before it is ready)."""
+    port = free_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    full.update(
+        {
+            "GDGAN_DATA_DIR": str(root / "data"),
+            "GDGAN_CACHE_DIR": str(root / "cache"),
+            "GDGAN_STORE_URL": (root / "store").resolve().as_uri(),
+            "GDGAN_DEVICE": "cpu",
+            **env,
+        }
+    )
+    log_path = root / f"generator-{port}.log"
+    out = open(log_path, "wb") if log else subprocess.DEVNULL  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gdgan.cli.main", "serve", "generator", "--port", str(port)],
+        env=full,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def ready() -> bool:
+        try:
+            return httpx.get(url + "/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            if proc.poll() is not None:
+                tail = log_path.read_text()[-2000:] if log else ""
+                raise RuntimeError(
+                    f"generator exited with {proc.returncode} before it was ready\n{tail}"
+                ) from None
+            return False
+
+    wait_for(ready, timeout, "generator ready")
+    return proc, url
+
+
+def cli_env(root: Path, **extra: str) -> dict[str, str]:
+    """Environment for a CLI subprocess on a fresh file store under ``root``: the developer's
+    GDGAN_* variables dropped, CPU only, one OpenMP thread (tests share two cores)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    env.update(
+        GDGAN_STORE_URL=(root / "store").as_uri(),
+        GDGAN_DATA_DIR=str(root / "data"),
+        GDGAN_CACHE_DIR=str(root / "cache"),
+        GDGAN_DEVICE="cpu",
+        OMP_NUM_THREADS="1",
+        **extra,
+    )
+    return env
+
+
+def cli_json(args: list[str], env: dict[str, str], timeout: float = 900) -> dict[str, Any]:
+    """Run the real ``gdgan`` CLI in a subprocess with ``--json`` and return its one JSON object,
+    failing (with the tail of stderr) on a non-zero exit or on anything else printed on stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gdgan.cli.main", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stdout  # exactly one JSON object
+    return dict(json.loads(lines[0]))
 
 
 def sse(

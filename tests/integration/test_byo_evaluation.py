@@ -9,31 +9,14 @@ dataset's label schema.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from svcstack import cli_env, cli_json
 
 pytestmark = pytest.mark.integration
-
-
-def _cli(args: list[str], env: dict[str, str]) -> dict:
-    proc = subprocess.run(
-        [sys.executable, "-m", "gdgan.cli.main", *args, "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stdout
-    return json.loads(lines[0])
 
 
 def test_experiment_on_a_folder_without_sex_or_view(tmp_path: Path) -> None:
@@ -49,20 +32,12 @@ def test_experiment_on_a_folder_without_sex_or_view(tmp_path: Path) -> None:
         d = tmp_path / "tree" / ("Cardiomegaly" if cm[i] else "No Finding")
         d.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.asarray(ds.images[i])).save(d / f"{i:04d}.png")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        GDGAN_STORE_URL=(tmp_path / "store").as_uri(),
-        GDGAN_DATA_DIR=str(tmp_path / "data"),
-        GDGAN_CACHE_DIR=str(tmp_path / "cache"),
-        GDGAN_DEVICE="cpu",
-        GDGAN_NUM_THREADS="1",
-        OMP_NUM_THREADS="1",
-    )
-    ing = _cli(
+    env = cli_env(tmp_path, GDGAN_NUM_THREADS="1")
+    ing = cli_json(
         ["data", "ingest-folder", "--root", str(tmp_path / "tree"), "--size", "32", "--workers", "1"], env
     )
     assert ing["labels"] == {"general": [], "findings": ["Cardiomegaly"]} and ing["n"] == 400
-    out = _cli(["reproduce", "--dataset", ing["id"], "--preset", "tiny", "--repeats", "1"], env)
+    out = cli_json(["reproduce", "--dataset", ing["id"], "--preset", "tiny", "--repeats", "1"], env)
     assert set(out["auc"]) == {"none", "undersample", "oversample", "acgan", "gdgan"}
     assert all(0.0 <= a <= 1.0 for a in out["auc"].values())
     store = open_store(env["GDGAN_STORE_URL"])

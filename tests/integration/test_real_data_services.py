@@ -18,9 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Stack
-from svcstack import start_stack, wait_job
+from svcstack import redis_stack, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.nih_sample]
 
@@ -41,18 +40,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         if cls:
             (imports / "tree" / cls).mkdir(parents=True, exist_ok=True)
             shutil.copy(sample / "images" / r["Image Index"], imports / "tree" / cls / r["Image Index"])
-    with RedisServer(dir=home / "redis") as redis:
-        s = start_stack(home, redis_url=redis.url, env={"GDGAN_IMPORT_DIR": str(imports)})
-        try:
-            yield s
-        finally:
-            s.stop()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.cfg.gateway_url, timeout=60) as c:
-        yield c
+    with redis_stack(home, env={"GDGAN_IMPORT_DIR": str(imports)}) as s:
+        yield s
 
 
 def _evaluate(stack: Stack, api: httpx.Client, dataset: dict) -> dict:

@@ -32,7 +32,7 @@ import httpx
 import pytest
 import redis
 from gdgan.localstack.stack import Service, Stack
-from svcstack import start_stack, wait_for, wait_job
+from svcstack import running, start_stack, wait_for, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +43,8 @@ LIVENESS = {"GDGAN_WORKER_HEARTBEAT_S": "1", "GDGAN_WORKER_DEAD_AFTER_S": "5"}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("chaos")
-    s = start_stack(home, s3=True, env=LIVENESS)
-    done = s.watch(interval=0.3)
-    try:
+    with running(start_stack(home, s3=True, env=LIVENESS), watch=0.3) as s:
         yield s
-    finally:
-        done.set()
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.cfg.gateway_url, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ import httpx
 import pytest
 from gdgan.localstack.servers import RedisServer, SeaweedS3Server
 from gdgan.localstack.stack import Service, Stack
-from svcstack import sse, start_stack, wait_for, wait_job
+from svcstack import running, sse, start_stack, wait_for, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -54,14 +54,11 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3Server]:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, s3: SeaweedS3Server) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("faults")
-    with RedisServer(dir=home / "redis", persist=True, die_with_parent=True) as redis:
-        s = start_stack(home, redis_url=redis.url, env={**s3.env("gdgan"), **LIVENESS})
-        done = s.watch(interval=0.3)
-        try:
-            yield s
-        finally:
-            done.set()
-            s.stop()
+    with (
+        RedisServer(dir=home / "redis", persist=True, die_with_parent=True) as redis,
+        running(start_stack(home, redis_url=redis.url, env={**s3.env("gdgan"), **LIVENESS}), watch=0.3) as s,
+    ):
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ documented formulas, and a self-contained HTML page.
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from svcstack import cli_env, cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -21,25 +20,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path_factory.mktemp("reproduce")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        GDGAN_STORE_URL=(root / "store").as_uri(),
-        GDGAN_DATA_DIR=str(root / "data"),
-        GDGAN_CACHE_DIR=str(root / "cache"),
-        GDGAN_DEVICE="cpu",
-        OMP_NUM_THREADS="1",
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "gdgan.cli.main", "reproduce", "--preset", "tiny", "--json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stdout  # exactly one JSON object
-    out = json.loads(lines[0])
+    env = cli_env(root)
+    out = cli_json(["reproduce", "--preset", "tiny"], env)
     return {"out": out, "env": env, "root": root}
 
 

@@ -15,9 +15,8 @@ from typing import Any
 import byo_layouts as L
 import httpx
 import pytest
-from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Stack
-from svcstack import start_stack, wait_job
+from svcstack import redis_stack, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -27,18 +26,8 @@ FAST = {"steps": 6, "checkpoint_every": 3, "batch_size": 8, "ngf": 8, "ndf": 8}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("svc-byo")
-    with RedisServer(dir=home / "redis") as redis:
-        s = start_stack(home, redis_url=redis.url, evaluators=0, env={"GDGAN_PATIENT_ID_SALT": "byo-test"})
-        try:
-            yield s
-        finally:
-            s.stop()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.cfg.gateway_url, timeout=60) as c:
-        yield c
+    with redis_stack(home, evaluators=0, env={"GDGAN_PATIENT_ID_SALT": "byo-test"}) as s:
+        yield s
 
 
 def _imports(stack: Stack) -> Path:

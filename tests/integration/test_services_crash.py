@@ -12,9 +12,8 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Service, Stack
-from svcstack import sse, start_stack, wait_for
+from svcstack import redis_stack, sse, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -25,12 +24,8 @@ STEPS, EVERY = 60, 10
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("svc-crash")
     env = {"GDGAN_VISIBILITY_TIMEOUT_S": "3", "GDGAN_JOB_LEASE_S": "2"}
-    with RedisServer(dir=home / "redis") as redis:
-        s = start_stack(home, redis_url=redis.url, env=env, evaluators=0)
-        try:
-            yield s
-        finally:
-            s.stop()
+    with redis_stack(home, env=env, evaluators=0) as s:
+        yield s
 
 
 def test_sigkill_trainer_resumes_from_checkpoint(stack: Stack) -> None:

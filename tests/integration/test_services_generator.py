@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import subprocess
-import sys
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +14,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from gdgan.localstack.servers import free_port
 from gdgan.localstack.stack import stop_process
 from gdgan.store.local import LocalStore
 from gdgan.training.sampling import BATCH_TOLERANCE_GREY_LEVELS
 from PIL import Image
-from svcstack import wait_for
+from svcstack import serve_generator, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -48,37 +45,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, s
 
 
 def _serve(root: Path, env_extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
-    env.update(
-        {
-            "GDGAN_DATA_DIR": str(root / "data"),
-            "GDGAN_CACHE_DIR": str(root / "cache"),
-            "GDGAN_STORE_URL": (root / "store").resolve().as_uri(),
-            "GDGAN_NUM_THREADS": "1",
-            "GDGAN_DEVICE": "cpu",
-            **env_extra,
-        }
-    )
-    log = open(root / f"generator-{port}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gdgan.cli.main", "serve", "generator", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def ready() -> bool:
-        try:
-            return httpx.get(url + "/readyz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return proc.poll() is not None and pytest.fail(
-                (root / f"generator-{port}.log").read_text()[-2000:]
-            )
-
-    wait_for(ready, 60, "generator ready")
-    return proc, url
+    return serve_generator(root, {"GDGAN_NUM_THREADS": "1", **env_extra}, log=True)
 
 
 @pytest.fixture(scope="module")

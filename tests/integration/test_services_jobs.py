@@ -13,9 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gdgan.localstack.servers import RedisServer
 from gdgan.localstack.stack import Stack
-from svcstack import sse, start_stack, wait_for, wait_job
+from svcstack import redis_stack, sse, wait_for, wait_job
 
 pytestmark = pytest.mark.integration
 
@@ -25,18 +24,8 @@ TINY = {"steps": 12, "checkpoint_every": 4}
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("svc-jobs")
-    with RedisServer(dir=home / "redis") as redis:
-        s = start_stack(home, redis_url=redis.url)
-        try:
-            yield s
-        finally:
-            s.stop()
-
-
-@pytest.fixture(scope="module")
-def api(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.cfg.gateway_url, timeout=60) as c:
-        yield c
+    with redis_stack(home) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")

@@ -219,32 +219,63 @@ def ingest_nih_cmd(
 
     Example: gdgan data ingest-nih --csv Data_Entry_2017_v2020.csv --images ./images --size 64
     """
+
+    def run(progress: Callable[[Any], None]) -> tuple[Any, Any]:
+        from gdgan.data.nih import ingest_nih
+
+        return ingest_nih(
+            csv_path, images, size, workers=workers, official_lists_dir=official_lists,
+            progress=progress, resume_dir=resume_dir, limit=limit,
+        )  # fmt: skip
+
+    _ingest_and_report("nih", "NIH", f"ingest {size}px", run, size, store, as_json, with_labels=False)
+
+
+def _ingest_and_report(
+    source: str,
+    title: str,
+    bar_label: str,
+    run: Callable[[Callable[[Any], None]], tuple[Any, Any]],
+    size: int,
+    store: str | None,
+    as_json: bool,
+    *,
+    with_labels: bool,
+) -> None:
+    """Shared tail of every ``ingest-*`` verb, so they all check --size, show progress, save, and
+    report (tables or ``--json``) the same way; ``run(progress)`` returns ``(dataset, report)``.
+
+    ``with_labels`` adds the label schema (the adapters' sources vary in it; NIH's is fixed).
+    """
     from gdgan.data.dataset import SUPPORTED_SIZES
     from gdgan.progress import Progress as Prog
 
     if size not in SUPPORTED_SIZES:
         fail(f"--size must be one of {', '.join(map(str, SUPPORTED_SIZES))}, got {size}")
     with _user_errors_exit():
-        from gdgan.data.nih import ingest_nih
-
         st = _open_store(store)
         st.ping()
-        with _bar(f"ingest {size}px") as update:
+        with _bar(bar_label) as update:
 
             def on_progress(p: Prog) -> None:
                 update(p.step, p.total, p.images_per_s)  # type: ignore[call-arg]
 
-            ds, report = ingest_nih(
-                csv_path, images, size, workers=workers, official_lists_dir=official_lists,
-                progress=on_progress, resume_dir=resume_dir, limit=limit,
-            )  # fmt: skip
-        m = ds.save(st, config=ds.config, meta={"source": "nih", "ingest": report.to_dict()})
+            ds, report = run(on_progress)
+        m = ds.save(st, config=ds.config, meta={"source": source, "ingest": report.to_dict()})
+    labels = ds.schema.to_dict() if with_labels else None
     if as_json:
-        _emit_json({"id": m.id, "kind": m.kind, "source": "nih", "n": len(ds), "size": size,
-                    "store": st.url, "report": report.to_dict(), "counts": m.meta["counts"]})  # fmt: skip
+        out = {"id": m.id, "kind": m.kind, "source": source, "n": len(ds), "size": size, "store": st.url}
+        if labels is not None:
+            out["labels"] = labels
+        _emit_json({**out, "report": report.to_dict(), "counts": m.meta["counts"]})
         return
     err.print(report.summary(), highlight=False)
-    err.print(_counts_table(f"NIH dataset {m.id}", {"all": m.meta["counts"]}))
+    if labels is not None:
+        err.print(
+            f"labels: general {labels['general'] or 'none'}; {len(labels['findings'])} findings",
+            highlight=False,
+        )
+    err.print(_counts_table(f"{title} dataset {m.id}", {"all": m.meta["counts"]}))
     typer.echo(m.id)
 
 

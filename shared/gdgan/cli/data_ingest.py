@@ -7,23 +7,14 @@ bar on stderr, bad input as one line on stderr with exit code 2.
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from gdgan.cli.data import (
-    JSON_HELP,
-    STORE_HELP,
-    _bar,
-    _counts_table,
-    _emit_json,
-    _open_store,
-    _user_errors_exit,
-    app,
-    err,
-    fail,
-)
+from gdgan.cli.data import JSON_HELP, STORE_HELP, _ingest_and_report, app, fail
 
 SIZE_OPT = typer.Option(64, "--size", help="Target side in pixels (32, 64, 128 or 256).")
 WORKERS_OPT = typer.Option(
@@ -52,79 +43,73 @@ def _split_names(text: str | None) -> list[str] | None:
     return [x.strip() for x in text.split(",") if x.strip()] if text else None
 
 
-def _ingest_adapter(
-    source: str,
-    options: dict[str, Any],
-    size: int,
-    workers: int | None,
-    limit: int | None,
-    resume_dir: Path | None,
-    store: str | None,
-    as_json: bool,
-) -> None:
-    """Run one adapter with a progress bar, save the dataset, print its report and label schema."""
-    from gdgan.data.dataset import SUPPORTED_SIZES
-    from gdgan.progress import Progress as Prog
-
-    if size not in SUPPORTED_SIZES:
-        fail(f"--size must be one of {', '.join(map(str, SUPPORTED_SIZES))}, got {size}")
-    with _user_errors_exit():
-        from gdgan.data.adapters import ingest_source
-
-        st = _open_store(store)
-        st.ping()
-        with _bar(f"{source} {size}px") as update:
-
-            def on_progress(p: Prog) -> None:
-                update(p.step, p.total, p.images_per_s)  # type: ignore[call-arg]
-
-            ds, report = ingest_source(
-                source,
-                size,
-                options,
-                workers=workers,
-                limit=limit,
-                resume_dir=resume_dir,
-                progress=on_progress,
-            )
-        m = ds.save(st, config=ds.config, meta={"source": source, "ingest": report.to_dict()})
-    labels = ds.schema.to_dict()
-    if as_json:
-        _emit_json({"id": m.id, "kind": m.kind, "source": source, "n": len(ds), "size": size, "store": st.url,
-                    "labels": labels, "report": report.to_dict(), "counts": m.meta["counts"]})  # fmt: skip
-        return
-    err.print(report.summary(), highlight=False)
-    err.print(
-        f"labels: general {labels['general'] or 'none'}; {len(labels['findings'])} findings", highlight=False
+# the flags every adapter verb ends with, in this order (name, annotation, typer default)
+_COMMON_PARAMS = [
+    inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=default, annotation=ann)
+    for name, ann, default in (
+        ("size", int, SIZE_OPT),
+        ("workers", int | None, WORKERS_OPT),
+        ("limit", int | None, LIMIT_OPT),
+        ("resume_dir", Path | None, RESUME_OPT),
+        ("store", str | None, STORE_OPT),
+        ("as_json", bool, JSON_OPT),
     )
-    err.print(_counts_table(f"{source} dataset {m.id}", {"all": m.meta["counts"]}))
-    typer.echo(m.id)
+]
 
 
-@app.command("ingest-chexpert")
+def _ingest_verb(
+    name: str, source: str
+) -> Callable[[Callable[..., dict[str, Any]]], Callable[..., dict[str, Any]]]:
+    """Register ``gdgan data <name>`` from a function that maps the verb's own flags to the adapter's
+    options; the shared flags (``_COMMON_PARAMS``) and the run-and-report tail are added here, so
+    each verb states only what differs between publishers.
+    """
+
+    def register(build_opts: Callable[..., dict[str, Any]]) -> Callable[..., dict[str, Any]]:
+        own = inspect.signature(build_opts, eval_str=True)
+
+        def command(**kwargs: Any) -> None:
+            size, workers, limit, resume_dir, store, as_json = (kwargs.pop(p.name) for p in _COMMON_PARAMS)
+            options = build_opts(**kwargs)
+
+            def run(progress: Callable[[Any], None]) -> tuple[Any, Any]:
+                from gdgan.data.adapters import ingest_source
+
+                return ingest_source(source, size, options, workers=workers, limit=limit,
+                                     resume_dir=resume_dir, progress=progress)  # fmt: skip
+
+            _ingest_and_report(
+                source, source, f"{source} {size}px", run, size, store, as_json, with_labels=True
+            )
+
+        command.__signature__ = own.replace(  # type: ignore[attr-defined]
+            parameters=[*own.parameters.values(), *_COMMON_PARAMS], return_annotation=None
+        )
+        command.__name__, command.__doc__ = build_opts.__name__, build_opts.__doc__
+        app.command(name)(command)
+        return build_opts
+
+    return register
+
+
+@_ingest_verb("ingest-chexpert", "chexpert")
 def ingest_chexpert_cmd(
     csv_path: Path = typer.Option(..., "--csv", help="train.csv / valid.csv, or the folder holding both."),
     images: Path = typer.Option(..., "--images", help="Folder the CSV's Path column is relative to."),
     uncertainty: str = UNCERTAINTY_OPT,
     keep_laterals: bool = LATERALS_OPT,
     findings: str | None = FINDINGS_OPT,
-    size: int = SIZE_OPT,
-    workers: int | None = WORKERS_OPT,
-    limit: int | None = LIMIT_OPT,
-    resume_dir: Path | None = RESUME_OPT,
-    store: str | None = STORE_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+) -> dict[str, Any]:
     """Ingest CheXpert (valid.csv becomes the test part).
 
     Example: gdgan data ingest-chexpert --csv CheXpert-v1.0-small --images . --uncertainty zeros
     """
     opts = {"csv": str(csv_path), "images": str(images), "uncertainty": uncertainty,
             "laterals": "keep" if keep_laterals else "skip", "findings": _split_names(findings)}  # fmt: skip
-    _ingest_adapter("chexpert", opts, size, workers, limit, resume_dir, store, as_json)
+    return opts
 
 
-@app.command("ingest-mimic")
+@_ingest_verb("ingest-mimic", "mimic")
 def ingest_mimic_cmd(
     metadata: Path = typer.Option(..., "--metadata", help="mimic-cxr-2.0.0-metadata.csv(.gz)."),
     labels: Path = typer.Option(..., "--labels", help="mimic-cxr-2.0.0-chexpert.csv(.gz)."),
@@ -136,13 +121,7 @@ def ingest_mimic_cmd(
     uncertainty: str = UNCERTAINTY_OPT,
     keep_laterals: bool = LATERALS_OPT,
     findings: str | None = FINDINGS_OPT,
-    size: int = SIZE_OPT,
-    workers: int | None = WORKERS_OPT,
-    limit: int | None = LIMIT_OPT,
-    resume_dir: Path | None = RESUME_OPT,
-    store: str | None = STORE_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+) -> dict[str, Any]:
     """Ingest MIMIC-CXR-JPG (metadata + CheXpert labels [+ patients, split] joined on ids).
 
     Example: gdgan data ingest-mimic --metadata mimic-cxr-2.0.0-metadata.csv.gz
@@ -152,10 +131,10 @@ def ingest_mimic_cmd(
             "patients": str(patients) if patients else None, "split": str(split) if split else None,
             "uncertainty": uncertainty, "laterals": "keep" if keep_laterals else "skip",
             "findings": _split_names(findings)}  # fmt: skip
-    _ingest_adapter("mimic", opts, size, workers, limit, resume_dir, store, as_json)
+    return opts
 
 
-@app.command("ingest-padchest")
+@_ingest_verb("ingest-padchest", "padchest")
 def ingest_padchest_cmd(
     csv_path: Path = typer.Option(
         ..., "--csv", help="PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv(.gz)."
@@ -166,13 +145,7 @@ def ingest_padchest_cmd(
     keep_laterals: bool = LATERALS_OPT,
     findings: str | None = FINDINGS_OPT,
     min_count: int = typer.Option(1, "--min-count", min=1, help="Drop findings with fewer positive images."),
-    size: int = SIZE_OPT,
-    workers: int | None = WORKERS_OPT,
-    limit: int | None = LIMIT_OPT,
-    resume_dir: Path | None = RESUME_OPT,
-    store: str | None = STORE_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+) -> dict[str, Any]:
     """Ingest PadChest (labels from its Labels column; 16-bit PNGs).
 
     Example: gdgan data ingest-padchest --csv PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv
@@ -180,10 +153,10 @@ def ingest_padchest_cmd(
     """
     opts = {"csv": str(csv_path), "images": str(images), "laterals": "keep" if keep_laterals else "skip",
             "findings": _split_names(findings), "min_count": min_count}  # fmt: skip
-    _ingest_adapter("padchest", opts, size, workers, limit, resume_dir, store, as_json)
+    return opts
 
 
-@app.command("ingest-vindr")
+@_ingest_verb("ingest-vindr", "vindr")
 def ingest_vindr_cmd(
     labels: Path = typer.Option(
         ..., "--labels", help="annotations/image_labels_train.csv (one row per reader)."
@@ -194,20 +167,14 @@ def ingest_vindr_cmd(
     test_labels: Path | None = typer.Option(None, "--test-labels", help="annotations/image_labels_test.csv."),
     merge: str = typer.Option("majority", "--merge", help="Merge readers: majority (> half) or any (>= 1)."),
     general: str = typer.Option("auto", "--general", help="auto, none, or a comma list of gender,view."),
-    size: int = SIZE_OPT,
-    workers: int | None = WORKERS_OPT,
-    limit: int | None = LIMIT_OPT,
-    resume_dir: Path | None = RESUME_OPT,
-    store: str | None = STORE_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+) -> dict[str, Any]:
     """Ingest VinDr-CXR (DICOM; per-radiologist labels merged by --merge).
 
     Example: gdgan data ingest-vindr --labels annotations/image_labels_train.csv --images . --merge majority
     """
     opts = {"labels": str(labels), "images": str(images), "merge": merge, "general": _general_opt(general),
             "test_labels": str(test_labels) if test_labels else None}  # fmt: skip
-    _ingest_adapter("vindr", opts, size, workers, limit, resume_dir, store, as_json)
+    return opts
 
 
 def _general_opt(text: str) -> str | list[str]:
@@ -221,7 +188,7 @@ def _general_opt(text: str) -> str | list[str]:
     return names
 
 
-@app.command("ingest-csv")
+@_ingest_verb("ingest-csv", "csv")
 def ingest_csv_cmd(
     csv_path: Path = typer.Option(..., "--csv", help="Any CSV with one row per image."),
     images: Path = typer.Option(..., "--images", help="Folder the path column is relative to."),
@@ -242,13 +209,7 @@ def ingest_csv_cmd(
     age_column: str | None = typer.Option(None, "--age-column", help="Column with the age in years."),
     split_column: str | None = typer.Option(None, "--split-column", help="Column with train/test."),
     general: str = typer.Option("auto", "--general", help="auto, none, or a comma list of gender,view."),
-    size: int = SIZE_OPT,
-    workers: int | None = WORKERS_OPT,
-    limit: int | None = LIMIT_OPT,
-    resume_dir: Path | None = RESUME_OPT,
-    store: str | None = STORE_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+) -> dict[str, Any]:
     """Ingest any CSV: a path column plus label columns named by flags or a --mapping file.
 
     Example: gdgan data ingest-csv --csv labels.csv --images imgs --path-column file --findings-column labels
@@ -277,10 +238,10 @@ def ingest_csv_cmd(
                 m[key] = col
         opts = {"csv": str(csv_path), "images": str(images), "mapping": m}
     opts["general"] = _general_opt(general)
-    _ingest_adapter("csv", opts, size, workers, limit, resume_dir, store, as_json)
+    return opts
 
 
-@app.command("ingest-folder")
+@_ingest_verb("ingest-folder", "folder")
 def ingest_folder_cmd(
     root: Path = typer.Option(
         ..., "--root", help="Tree of class folders (optionally under train/ and test/)."
@@ -289,17 +250,11 @@ def ingest_folder_cmd(
         None, "--finding", help="Class folders are true/false (1/0) for this finding."
     ),
     general: str = typer.Option("auto", "--general", help="auto (from DICOM headers), none, or gender,view."),
-    size: int = SIZE_OPT,
-    workers: int | None = WORKERS_OPT,
-    limit: int | None = LIMIT_OPT,
-    resume_dir: Path | None = RESUME_OPT,
-    store: str | None = STORE_OPT,
-    as_json: bool = JSON_OPT,
-) -> None:
+) -> dict[str, Any]:
     """Ingest an ImageFolder-style tree: class subfolders are the labels (PNG, JPEG or DICOM).
 
     Example: gdgan data ingest-folder --root ./xrays --size 64
     (with --finding Cardiomegaly when the class folders are true/false)
     """
     opts = {"root": str(root), "finding": finding, "general": _general_opt(general)}
-    _ingest_adapter("folder", opts, size, workers, limit, resume_dir, store, as_json)
+    return opts

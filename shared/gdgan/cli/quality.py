@@ -24,63 +24,23 @@ def _fail(message: str) -> None:
     raise typer.Exit(2)
 
 
-def _f(x: Any, digits: int = 3) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
 def print_quality(q: dict[str, Any], console: Console = out) -> None:
     """Distances and GAN-test tables, each row beside the real-test ceiling."""
+    from gdgan.evaluation.harness_report import distance_rows, gan_test_rows
+
     t = Table(title=f"Distances to {q['n']} real test images (judge features)", title_justify="left")
     for h in ("set", "FD", "relative FD", "KID", "precision", "recall"):
         t.add_column(h, justify="left" if h == "set" else "right")
-    ref = q["reference"]
-    t.add_row(
-        "real train (reference)",
-        _f(ref["fd"], 2),
-        "1.00",
-        _f(ref["kid"], 4),
-        _f(ref["precision"]),
-        _f(ref["recall"]),
-    )
-    for name, m in q["models"].items():
-        d = m["distances"]
-        t.add_row(
-            name,
-            _f(d["fd"], 2),
-            _f(d["relative_fd"], 2),
-            _f(d["kid"], 4),
-            _f(d["precision"]),
-            _f(d["recall"]),
-        )
+    for row in distance_rows(q):
+        t.add_row(*row)
     console.print(t)
     c = q["ceiling"]
     g = Table(title=f"GAN-test ({q['finding']}: {c.get('finding_truth', 'label')})", title_justify="left")
     heads = ("set", "gender acc", "view acc", "AUC paired", "AUC independent", "CTR>0.5 pos", "CTR>0.5 neg")
     for h in heads:
         g.add_column(h, justify="left" if h == "set" else "right")
-    cc = c.get("ctr") or {}
-    g.add_row(
-        "real test (ceiling)",
-        _f(c["gender_accuracy"]),
-        _f(c["view_accuracy"]),
-        "–",
-        _f(c.get("finding_auc")),
-        _f(cc.get("share_above_pos")),
-        _f(cc.get("share_above_neg")),
-    )
-    for name, m in q["models"].items():
-        gt = m["gan_test"]
-        ind, pair = gt.get("independent") or {}, gt.get("paired") or {}
-        ctr = ind.get("ctr") or {}
-        g.add_row(
-            name,
-            _f(gt["gender_accuracy"]),
-            _f(gt["view_accuracy"]),
-            _f(pair.get("auc")),
-            _f(ind.get("auc")),
-            _f(ctr.get("share_above_pos")),
-            _f(ctr.get("share_above_neg")),
-        )
+    for row in gan_test_rows(q):
+        g.add_row(*row)
     console.print(g)
 
 

@@ -81,11 +81,13 @@ def _vgg19_trunk(hidden: int = 256) -> tuple[nn.Module, int]:
     return trunk, hidden
 
 
-def _small_trunk(width: int = 16) -> tuple[nn.Module, int]:
-    """Four conv-BN-ReLU-pool blocks and a global pool: ~100k parameters, fast on a CPU."""
+def conv_pool_blocks(width: int, n_blocks: int = 4) -> tuple[list[nn.Module], int]:
+    """``n_blocks`` conv-BN-ReLU-maxpool blocks on one input channel, doubling the width each
+    block: the small CPU-fast trunk shared by the classifier and the harness judge.
+    Returns the layers (so callers append their own pooling head) and the output channels."""
     layers: list[nn.Module] = []
     c_in = 1
-    for k in range(4):
+    for k in range(n_blocks):
         c_out = width * 2**k
         layers += [
             nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
@@ -94,8 +96,13 @@ def _small_trunk(width: int = 16) -> tuple[nn.Module, int]:
             nn.MaxPool2d(2),
         ]
         c_in = c_out
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2)]
-    return nn.Sequential(*layers), c_in
+    return layers, c_in
+
+
+def _small_trunk(width: int = 16) -> tuple[nn.Module, int]:
+    """Four conv-BN-ReLU-pool blocks and a global pool: ~100k parameters, fast on a CPU."""
+    layers, c_out = conv_pool_blocks(width)
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2)), c_out
 
 
 def build_classifier(kind: str, n_outputs: int = 1, width: int = 16) -> Classifier:

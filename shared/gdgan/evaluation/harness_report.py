@@ -5,6 +5,7 @@ ceiling) plus the models' quality curves over training when they were recorded."
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from typing import Any
 
 from gdgan.data.dataset import ImageDataset
@@ -71,6 +72,69 @@ def _f(x: Any, nd: int = 3) -> str:
     return "–" if x is None else f"{float(x):.{nd}f}"
 
 
+def distance_rows(q: dict[str, Any], label: Callable[[str], str] = str) -> list[list[str]]:
+    """Rows of the distances table (real-train reference first, then each model), shared by the
+    report and ``gdgan quality`` so both print the same figures the same way."""
+    ref = q["reference"]
+    rows = [
+        [
+            "real train (reference)",
+            _f(ref["fd"], 2),
+            "1.00",
+            _f(ref["kid"], 4),
+            _f(ref["precision"]),
+            _f(ref["recall"]),
+        ]
+    ]
+    for name, m in q["models"].items():
+        d = m["distances"]
+        rows.append(
+            [
+                label(name),
+                _f(d["fd"], 2),
+                _f(d["relative_fd"], 2),
+                _f(d["kid"], 4),
+                _f(d["precision"]),
+                _f(d["recall"]),
+            ]
+        )
+    return rows
+
+
+def gan_test_rows(q: dict[str, Any], label: Callable[[str], str] = str) -> list[list[str]]:
+    """Rows of the GAN-test table: the real-test ceiling first, then each model (paired and
+    independent AUC, CTR shares), shared by the report and ``gdgan quality``."""
+    c = q["ceiling"]
+    cc = c.get("ctr") or {}
+    rows = [
+        [
+            "real test (ceiling)",
+            _f(c["gender_accuracy"]),
+            _f(c["view_accuracy"]),
+            "–",
+            _f(c.get("finding_auc")),
+            _f(cc.get("share_above_pos")),
+            _f(cc.get("share_above_neg")),
+        ]
+    ]
+    for name, m in q["models"].items():
+        g = m["gan_test"]
+        ind, pair = g.get("independent") or {}, g.get("paired") or {}
+        ctr = ind.get("ctr") or {}
+        rows.append(
+            [
+                label(name),
+                _f(g["gender_accuracy"]),
+                _f(g["view_accuracy"]),
+                _f(pair.get("auc")),
+                _f(ind.get("auc")),
+                _f(ctr.get("share_above_pos")),
+                _f(ctr.get("share_above_neg")),
+            ]
+        )
+    return rows
+
+
 def _table(header: list[str], rows: list[list[str]]) -> str:
     th = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
@@ -88,29 +152,7 @@ def harness_html(h: dict[str, Any] | None, files: dict[str, bytes]) -> str:
     if not h or not h.get("available"):
         reason = (h or {}).get("reason", "not computed")
         return f"<p class='muted'>Quality harness: {html.escape(reason)}.</p>"
-    ref, c = h["reference"], h["ceiling"]
-    rows = [
-        [
-            "real train (reference)",
-            _f(ref["fd"], 2),
-            "1.00",
-            _f(ref["kid"], 4),
-            _f(ref["precision"]),
-            _f(ref["recall"]),
-        ]
-    ]
-    for name, m in h["models"].items():
-        d = m["distances"]
-        rows.append(
-            [
-                _label(name),
-                _f(d["fd"], 2),
-                _f(d["relative_fd"], 2),
-                _f(d["kid"], 4),
-                _f(d["precision"]),
-                _f(d["recall"]),
-            ]
-        )
+    rows = distance_rows(h, _label)
     judge = h["judge"].get("test") or {}
     intro = (
         f"<p>Judge: a CNN trained on real training images of split {h['split_seed']} only "
@@ -126,33 +168,6 @@ def harness_html(h: dict[str, Any] | None, files: dict[str, bytes]) -> str:
         + f". {h['n']} images per set.</p>"
     )
     dist = _table(["set (vs real test)", "FD", "relative FD", "KID", "precision", "recall"], rows)
-    cc = c.get("ctr") or {}
-    g_rows = [
-        [
-            "real test (ceiling)",
-            _f(c["gender_accuracy"]),
-            _f(c["view_accuracy"]),
-            "–",
-            _f(c.get("finding_auc")),
-            _f(cc.get("share_above_pos")),
-            _f(cc.get("share_above_neg")),
-        ]
-    ]
-    for name, m in h["models"].items():
-        g = m["gan_test"]
-        ind, pair = g.get("independent") or {}, g.get("paired") or {}
-        ctr = ind.get("ctr") or {}
-        g_rows.append(
-            [
-                _label(name),
-                _f(g["gender_accuracy"]),
-                _f(g["view_accuracy"]),
-                _f(pair.get("auc")),
-                _f(ind.get("auc")),
-                _f(ctr.get("share_above_pos")),
-                _f(ctr.get("share_above_neg")),
-            ]
-        )
     gan = _table(
         [
             "images",
@@ -163,7 +178,7 @@ def harness_html(h: dict[str, Any] | None, files: dict[str, bytes]) -> str:
             "CTR>0.5 of +",
             "CTR>0.5 of −",
         ],
-        g_rows,
+        gan_test_rows(h, _label),
     )
     curves = "".join(
         _img(files, f"quality_curve_{n}.png", f"{SET_NAMES.get(n, n)}: quality over training (EMA weights)")

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 from gdgan.data.dataset import ImageDataset
 from gdgan.data.splits import Split
 from gdgan.evaluation.auc import AUCError, roc_auc
-from gdgan.evaluation.classifier import random_shift_rotate
+from gdgan.evaluation.classifier import conv_pool_blocks, random_shift_rotate
 from gdgan.progress import Progress, ProgressCallback, no_progress
 from gdgan.store import ArtifactStore
 
@@ -87,19 +87,8 @@ class JudgeNet(nn.Module):
 
     def __init__(self, width: int = 8, n_features: int = 128) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 1
-        for k in range(4):
-            c_out = width * 2**k
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
-            c_in = c_out
-        layers += [nn.AdaptiveAvgPool2d(4), nn.Flatten()]
-        self.conv = nn.Sequential(*layers)
+        layers, c_in = conv_pool_blocks(width)
+        self.conv = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
         self.embed = nn.Sequential(nn.Linear(c_in * 16, n_features), nn.ReLU(inplace=True))
         self.cls = nn.Linear(n_features, len(HEADS))
         self.ctr = nn.Linear(n_features, 1)

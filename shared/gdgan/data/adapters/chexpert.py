@@ -23,6 +23,7 @@ from gdgan.data.adapters.common import (
     AdapterError,
     Record,
     Source,
+    image_root,
     parse_age,
     read_csv,
     resolve_under,
@@ -85,6 +86,23 @@ def check_policy(uncertainty: str, laterals: str) -> None:
         raise AdapterError(f"laterals must be 'skip' or 'keep', got {laterals!r}")
 
 
+def labelled_inputs(
+    images: str | Path, uncertainty: str, laterals: str, findings: tuple[str, ...] | None
+) -> tuple[Path, tuple[str, ...]]:
+    """The checked opening of both CheXpert-labelled sources (CheXpert, MIMIC-CXR): the label
+    policy, the image folder, and the observations asked for (default: all 14)."""
+    check_policy(uncertainty, laterals)
+    return image_root(images), tuple(findings) if findings else CHEXPERT_OBSERVATIONS
+
+
+def policy_report(csv_path: str, root: Path, uncertainty: str, laterals: str) -> IngestReport:
+    """An empty report that records the label policy, so the stored dataset says how -1 and
+    lateral views were treated."""
+    report = IngestReport(csv_path=csv_path, images_root=str(root), size=0)
+    report.notes.update({"uncertainty": uncertainty, "laterals": laterals})
+    return report
+
+
 def _csv_files(csv_path: Path) -> list[tuple[Path, int]]:
     if csv_path.is_dir():
         files = [
@@ -115,19 +133,14 @@ def read_chexpert(
     laterals: str = "skip",
     findings: tuple[str, ...] | None = None,
 ) -> Source:
-    check_policy(uncertainty, laterals)
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
-    wanted = tuple(findings) if findings else CHEXPERT_OBSERVATIONS
+    root, wanted = labelled_inputs(images, uncertainty, laterals, findings)
     unknown = [f for f in wanted if f not in CHEXPERT_OBSERVATIONS]
     if unknown:
         raise AdapterError(
             f"unknown CheXpert observation {unknown[0]!r}; known: {', '.join(CHEXPERT_OBSERVATIONS)}"
         )
     files = _csv_files(Path(csv))
-    report = IngestReport(csv_path=", ".join(str(p) for p, _ in files), images_root=str(root), size=0)
-    report.notes.update({"uncertainty": uncertainty, "laterals": laterals})
+    report = policy_report(", ".join(str(p) for p, _ in files), root, uncertainty, laterals)
     records: list[Record] = []
     for path, split in files:
         _, rows = read_csv(path, ("Path", "Sex", "Age", "Frontal/Lateral", "AP/PA", *wanted), "CheXpert CSV")

@@ -132,6 +132,15 @@ def read_csv(
     return header, rows()
 
 
+def image_root(images: str | Path) -> Path:
+    """The image folder every adapter reads under, checked up front so a typo fails before any
+    CSV is parsed."""
+    root = Path(images)
+    if not root.is_dir():
+        raise AdapterError(f"image folder not found: {root}")
+    return root
+
+
 def resolve_under(root: Path, rel: str) -> Path | None:
     """``root/rel`` if it exists and stays inside ``root`` (no '..' or symlink escapes); else None.
 

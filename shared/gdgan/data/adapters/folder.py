@@ -17,7 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from gdgan.data.adapters.common import IMAGE_SUFFIXES, NO_FINDING_NAMES, AdapterError, Record, Source
+from gdgan.data.adapters.common import (
+    IMAGE_SUFFIXES,
+    NO_FINDING_NAMES,
+    AdapterError,
+    Record,
+    Source,
+    image_root,
+)
 from gdgan.data.adapters.generic import FALSE, TRUE
 from gdgan.data.nih import IngestReport
 
@@ -33,9 +40,7 @@ def _files(d: Path) -> list[Path]:
 def read_folder(
     root: str | Path, *, finding: str | None = None, general: tuple[str, ...] | str = "auto"
 ) -> Source:
-    base = Path(root)
-    if not base.is_dir():
-        raise AdapterError(f"image folder not found: {base}")
+    base = image_root(root)
     top = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
     if top and all(d.name.lower() in SPLITS for d in top):
         parts = [(d, SPLITS[d.name.lower()]) for d in top]

@@ -30,6 +30,7 @@ from gdgan.data.adapters.common import (
     AdapterError,
     Record,
     Source,
+    image_root,
     parse_age,
     read_csv,
     resolve_under,
@@ -105,9 +106,7 @@ def read_generic_csv(
     csv: str | Path, images: str | Path, mapping: dict[str, Any], general: tuple[str, ...] | str = "auto"
 ) -> Source:
     m = check_mapping(mapping)
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
+    root = image_root(images)
     report = IngestReport(csv_path=str(csv), images_root=str(root), size=0)
     fspec = m["findings"]
     needed = [m["path"]] + [c for c in (m.get("patient"), m.get("age")) if c]

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gdgan.data.adapters.chexpert import CHEXPERT_OBSERVATIONS, check_policy, observations
+from gdgan.data.adapters.chexpert import labelled_inputs, observations, policy_report
 from gdgan.data.adapters.common import (
-    AdapterError,
     Record,
     Source,
     read_csv,
@@ -22,7 +21,6 @@ from gdgan.data.adapters.common import (
     sex_code,
     view_code,
 )
-from gdgan.data.nih import IngestReport
 
 _LATERAL = {"LATERAL", "LL", "RL", "LAO", "RAO", "LPO", "SWIMMERS", "XTABLE LATERAL"}
 
@@ -38,13 +36,8 @@ def read_mimic(
     laterals: str = "skip",
     findings: tuple[str, ...] | None = None,
 ) -> Source:
-    check_policy(uncertainty, laterals)
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
-    wanted = tuple(findings) if findings else CHEXPERT_OBSERVATIONS
-    report = IngestReport(csv_path=str(metadata), images_root=str(root), size=0)
-    report.notes.update({"uncertainty": uncertainty, "laterals": laterals})
+    root, wanted = labelled_inputs(images, uncertainty, laterals, findings)
+    report = policy_report(str(metadata), root, uncertainty, laterals)
 
     study_labels: dict[tuple[str, str], dict[str, str]] = {}
     _, rows = read_csv(labels, ("subject_id", "study_id", *wanted), "MIMIC-CXR CheXpert label CSV")

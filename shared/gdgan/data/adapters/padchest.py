@@ -19,9 +19,9 @@ import numpy as np
 
 from gdgan.data.adapters.chexpert import check_policy
 from gdgan.data.adapters.common import (
-    AdapterError,
     Record,
     Source,
+    image_root,
     read_csv,
     resolve_under,
     sex_code,
@@ -56,9 +56,7 @@ def read_padchest(
     min_count: int = 1,
 ) -> Source:
     check_policy("ones", laterals)
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
+    root = image_root(images)
     report = IngestReport(csv_path=str(csv), images_root=str(root), size=0)
     report.notes["laterals"] = laterals
     required = ("ImageID", "ImageDir", "PatientID", "PatientSex_DICOM", "Projection", "Labels")

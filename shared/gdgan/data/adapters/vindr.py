@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from gdgan.data.adapters.common import AdapterError, Record, Source, read_csv, resolve_under
+from gdgan.data.adapters.common import AdapterError, Record, Source, image_root, read_csv, resolve_under
 from gdgan.data.nih import IngestReport
 
 Merge = Literal["majority", "any"]
@@ -56,9 +56,7 @@ def read_vindr(
 ) -> Source:
     if merge not in MERGES:
         raise AdapterError(f"merge must be one of {', '.join(MERGES)}, got {merge!r}")
-    root = Path(images)
-    if not root.is_dir():
-        raise AdapterError(f"image folder not found: {root}")
+    root = image_root(images)
     report = IngestReport(csv_path=str(labels), images_root=str(root), size=0)
     report.notes["merge"] = merge
     header, rows = read_csv(labels, _ID_COLUMNS, "VinDr-CXR image label CSV")
