@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gdgan.localstack.stack import Stack
+from sampledata import nih_sample_dir
 from svcstack import redis_stack, wait_job
 
 pytestmark = [pytest.mark.integration, pytest.mark.nih_sample]
@@ -26,8 +27,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.nih_sample]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    from conftest import nih_sample_dir
-
     sample = nih_sample_dir()
     home = tmp_path_factory.mktemp("svc-real")
     imports = home / "imports"
