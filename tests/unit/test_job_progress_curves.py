@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gdgan.jobs.lease import Lease
 from gdgan.jobs.records import JobStore
 from gdgan.jobs.tasks import _overall_eta, _ProgressPublisher
 from gdgan.progress import Progress
@@ -28,7 +29,7 @@ def test_overall_eta_is_the_jobs_own_pace() -> None:
 
 def test_two_phase_job_has_one_monotonic_bar_with_phase_beside_it(jobs: JobStore) -> None:
     rec = jobs.create("train", {})
-    pub = _ProgressPublisher(jobs, rec.id, None)
+    pub = _ProgressPublisher(jobs, rec.id, None, Lease(jobs, f"lease:{rec.id}", "w-test"))
     pub.phases = ["stage1", "stage2"]
     seen = []
     for phase in ("stage1", "stage2"):
@@ -48,7 +49,7 @@ def test_a_sub_phase_keeps_the_bar_in_its_phase_slot(jobs: JobStore) -> None:
     """Work reported under "stage2 quality" (scoring at stage-2 steps) must not send the bar back
     to the start: it maps into stage 2's half like stage 2 itself."""
     rec = jobs.create("train", {})
-    pub = _ProgressPublisher(jobs, rec.id, None)
+    pub = _ProgressPublisher(jobs, rec.id, None, Lease(jobs, f"lease:{rec.id}", "w-test"))
     pub.phases = ["stage1", "stage2"]
     pub(Progress("stage2", 4, 10))
     pub(Progress("stage2 quality", 4, 10, message="relative_fd=1.8"))
