@@ -108,6 +108,32 @@ def test_a_worker_that_lost_its_lease_stops_writing(env: Env) -> None:
     assert "cancelled" not in statuses and statuses[-1] == "succeeded"
 
 
+def test_a_lapsed_lease_nobody_took_over_is_handed_back_not_orphaned(env: Env) -> None:
+    """The lease key vanishes with no second delivery (Redis restarted from an append-only file
+    older than the last renewal): the worker stops writing as above, then delivers its task again,
+    so the job resumes from its checkpoint and ends instead of staying 'running' for ever."""
+    ds = make_phantom(PhantomConfig(n=300, size=32, seed=6)).save(env.store)
+    job_id = env.api.post(
+        "/v1/jobs/train",
+        json={
+            "dataset_id": ds.id,
+            "model": "acgan",
+            "preset": "tiny",
+            "overrides": {"steps": STEPS, "checkpoint_every": EVERY},
+        },
+    ).json()["job_id"]
+    wait_for(
+        lambda: env.api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"] >= EVERY + 3, 300, "a checkpoint"
+    )
+    env.r.delete(f"gdgan:job:{job_id}:lease")  # and no task is sent: nobody takes the job over
+    rec = wait_job(env.stack.cfg.gateway_url, job_id, timeout=600)
+    assert rec["status"] == "succeeded", rec
+    assert rec["attempts"] == 2 and rec["progress"]["step"] == STEPS
+    resumed = [d["step"] for e, d in _events(env, job_id) if e == "progress"]
+    first_checkpoint_passed = next(i for i, step in enumerate(resumed) if step >= EVERY + 3)
+    assert min(resumed[first_checkpoint_passed:]) > EVERY  # resumed from a checkpoint, not from step 0
+
+
 def test_missing_local_file_is_500_with_a_logged_traceback(env: Env) -> None:
     ds = make_phantom(PhantomConfig(n=60, size=32, seed=5)).save(env.store)
     Path(env.store.root, "artifacts", ds.id, LABELS_FILE).unlink()

@@ -119,6 +119,24 @@ class _ProgressPublisher:
             log.warning("progress write failed for %s: %s", self.job_id, exc)
 
 
+def _hand_over(task: Any, jobs: JobStore, lease_key: str) -> None:
+    """After this worker lost a job's lease: if another delivery owns it, that owner records the
+    outcome. If nobody does — the key lapsed without a takeover, e.g. Redis restarted from an
+    append-only file older than the last renewal — the job would stay 'running' for ever, so this
+    task is delivered again and resumes from the last committed checkpoint. A grace of one lease
+    period first lets a redelivery that is already on its way take the job."""
+    time.sleep(jobs.lease_s)
+    try:
+        holder = jobs.lease_owner(lease_key)
+    except redis.RedisError:
+        holder = None
+    if holder is not None:
+        log.info("job %s is now run by %s; it records the outcome", lease_key, holder)
+        return
+    log.warning("job %s: nobody took the lapsed lease over; delivering the task again", lease_key)
+    raise task.retry(countdown=0, max_retries=None)
+
+
 def _overall_eta(elapsed_s: float, fraction: float, phase_eta_s: float | None) -> float | None:
     """The whole job's ETA, extrapolated from its own pace: a phase's ETA ignores the phases
     still to come. Before 2 % of the job the pace means little, so the phase's ETA stands."""
@@ -198,9 +216,8 @@ def run_job(
             outcome = body(ctx)
         except Exception as exc:
             if not lease.held():
-                log.warning(
-                    "job %s%s: lease lost (%s); the new owner records the outcome", job_id, where, exc
-                )
+                log.warning("job %s%s: lease lost (%s)", job_id, where, exc)
+                _hand_over(task, jobs, lease_key)
                 return
             if isinstance(exc, Cancelled) or ctx.should_stop():
                 log.info("job %s%s cancelled: %s", job_id, where, exc)
@@ -218,6 +235,7 @@ def run_job(
             return
         if not lease.held():
             log.warning("job %s%s: lease lost; not recording %s", job_id, where, outcome[0])
+            _hand_over(task, jobs, lease_key)
             return
         status, result = outcome
         if part:
