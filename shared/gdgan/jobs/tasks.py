@@ -119,6 +119,19 @@ class _ProgressPublisher:
             log.warning("progress write failed for %s: %s", self.job_id, exc)
 
 
+def _await_redis(jobs: JobStore, timeout_s: float) -> None:
+    """Block until Redis answers a PING (re-raising its error after ``timeout_s``)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            jobs.r.ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def _hand_over(task: Any, jobs: JobStore, lease_key: str) -> None:
     """After this worker lost a job's lease: if another delivery owns it, that owner records the
     outcome. If nobody does — the key lapsed without a takeover, e.g. Redis restarted from an
@@ -215,6 +228,8 @@ def run_job(
         try:
             outcome = body(ctx)
         except Exception as exc:
+            if isinstance(exc, redis.RedisError):
+                raise  # Redis itself is gone: handled below, not a failure of the job
             if not lease.held():
                 log.warning("job %s%s: lease lost (%s)", job_id, where, exc)
                 _hand_over(task, jobs, lease_key)
@@ -241,6 +256,13 @@ def run_job(
         if part:
             jobs.set_part(job_id, part, status)
         jobs.set_status(job_id, status, result=result)
+    except redis.RedisError as exc:
+        # Redis went away mid-run (a restart): the job record cannot be updated and the broker may
+        # not get this message back, so the job would be orphaned in 'running'. Wait for Redis,
+        # then deliver the task again: it resumes from the last committed checkpoint.
+        log.warning("job %s%s: Redis unreachable (%s); redelivering once it is back", job_id, where, exc)
+        _await_redis(jobs, timeout_s=max(60.0, 10 * jobs.lease_s))
+        raise task.retry(countdown=0, max_retries=None) from None
     finally:
         _LEASE.reset(token)
         lease.close()
