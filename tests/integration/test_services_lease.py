@@ -61,17 +61,19 @@ def _events(env: Env, job_id: str) -> list[tuple[str, dict]]:
     return [(f["event"], json.loads(f["data"])) for _, f in raw]
 
 
+def _train_acgan(env: Env, dataset_id: str) -> str:
+    body = {
+        "dataset_id": dataset_id,
+        "model": "acgan",
+        "preset": "tiny",
+        "overrides": {"steps": STEPS, "checkpoint_every": EVERY},
+    }
+    return env.api.post("/v1/jobs/train", json=body).json()["job_id"]
+
+
 def test_a_worker_that_lost_its_lease_stops_writing(env: Env) -> None:
     ds = make_phantom(PhantomConfig(n=300, size=32, seed=4)).save(env.store)
-    job_id = env.api.post(
-        "/v1/jobs/train",
-        json={
-            "dataset_id": ds.id,
-            "model": "acgan",
-            "preset": "tiny",
-            "overrides": {"steps": STEPS, "checkpoint_every": EVERY},
-        },
-    ).json()["job_id"]
+    job_id = _train_acgan(env, ds.id)
 
     def progress() -> dict:
         return env.api.get(f"/v1/jobs/{job_id}").json()["progress"]
@@ -113,15 +115,7 @@ def test_a_lapsed_lease_nobody_took_over_is_handed_back_not_orphaned(env: Env) -
     older than the last renewal): the worker stops writing as above, then delivers its task again,
     so the job resumes from its checkpoint and ends instead of staying 'running' for ever."""
     ds = make_phantom(PhantomConfig(n=300, size=32, seed=6)).save(env.store)
-    job_id = env.api.post(
-        "/v1/jobs/train",
-        json={
-            "dataset_id": ds.id,
-            "model": "acgan",
-            "preset": "tiny",
-            "overrides": {"steps": STEPS, "checkpoint_every": EVERY},
-        },
-    ).json()["job_id"]
+    job_id = _train_acgan(env, ds.id)
     wait_for(
         lambda: env.api.get(f"/v1/jobs/{job_id}").json()["progress"]["step"] >= EVERY + 3, 300, "a checkpoint"
     )
