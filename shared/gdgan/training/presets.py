@@ -42,6 +42,10 @@ class TrainConfig:
     ndf: int = 64
     max_mult: int = 8
     g_cond: str = "input"  # generator conditioning: "input" (the paper's) | "norm" (conditional norms)
+    # critic options (modern mode; off = the paper's critic): minibatch-stddev group size
+    # (0 = off) and a projection term <embed(y), features> in the critic's score
+    mbstd: int = 0
+    projection: bool = False
     # schedule
     batch_size: int = 64
     steps: int = 1000  # generator updates per stage (see `epochs`)
@@ -57,6 +61,7 @@ class TrainConfig:
     aux_fake: float = 1.0
     lambda_general: float = 1.0
     lambda_mse: float = 1.0
+    focus_weight: float = 1.0  # stage 2: weight of focus_finding's column in the detail BCE
     # the adversarial game (docs/notes/training.md, "Modes"): "wgan-gp" is the paper's; the
     # modern mode is "hinge" or "ns" with lazy R1 (r1_gamma every r1_every-th critic step)
     loss: str = "wgan-gp"
@@ -117,6 +122,10 @@ class TrainConfig:
             raise ConfigError(
                 f"quality_every/quality_n: need >= 0 and >= 8, got {self.quality_every}, {self.quality_n}"
             )
+        if self.mbstd < 0:
+            raise ConfigError(f"mbstd: must be >= 0 (0 = off), got {self.mbstd}")
+        if self.focus_weight <= 0:
+            raise ConfigError(f"focus_weight: must be > 0, got {self.focus_weight}")
         if self.lr <= 0:
             raise ConfigError(f"lr: must be > 0, got {self.lr}")
         from gdgan.training.options import ADV_LOSSES, parse_policy
