@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("")
     s3_region: str = ""
     s3_secure: bool | None = Field(default=None, description="TLS; default from the endpoint scheme.")
+    # --- garbage collection (gdgan.store.governance; `gdgan store gc`) ----------------------------
+    gc_grace_s: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="A partial upload (files, no manifest) younger than this may still be in progress: "
+        "`gdgan store gc` leaves it.",
+    )
+    checkpoint_ttl_s: float = Field(
+        default=14 * 24 * 3600.0,
+        ge=0,
+        description="`gdgan store gc` removes training checkpoints older than this (a run not resumed "
+        "by then starts afresh); run records and finished-phase markers stay.",
+    )
 
     # --- coordination ----------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
