@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
@@ -38,6 +39,19 @@ def make_acgan(root: Path) -> str:
         "acgan", ds, store=store, preset="demo", overrides={"steps": 1, "checkpoint_every": 1}, device="cpu"
     )
     return str(res.model_id)
+
+
+def prepared_models(root: Path) -> list[str]:
+    """A GDGAN and an ACGAN (demo architecture): the ones already in ``root`` or two new ones."""
+    from gdgan.store.local import LocalStore
+
+    store_dir = root / "store"
+    if store_dir.is_dir():
+        store = LocalStore(store_dir, cache_dir=root / "cache")
+        found = [store.latest("gdgan"), store.latest("acgan")]
+        if all(found):
+            return [m.id for m in found if m]
+    return [make_model(root, "demo"), make_acgan(root)]
 
 
 def rss_mb(pid: int) -> float:
@@ -142,11 +156,17 @@ def main() -> None:
         default=list(N_CHOICES),
         help="image counts drawn per request (one value: a fixed n, to tell a leak from fragmentation)",
     )
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="keep the store here and reuse its two models on the next run (default: a temp folder)",
+    )
     args = ap.parse_args()
     n_choices = tuple(args.n)
-    with tempfile.TemporaryDirectory(prefix="gdgan-soak-") as tmp:
-        root = Path(tmp)
-        models = [make_model(root, "demo"), make_acgan(root)]
+    with contextlib.ExitStack() as stack:
+        root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gdgan-soak-")))
+        models = prepared_models(root)
         proc, url = serve(root, args.threads)
         try:
             rss0 = rss_mb(proc.pid)
