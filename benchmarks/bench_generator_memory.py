@@ -40,7 +40,8 @@ def make_models(root: Path, preset: str, count: int) -> list[tuple[str, str]]:
 
     torch.set_num_threads(1)
     store = LocalStore(root / "store", cache_dir=root / "cache")
-    ds = make_phantom(PhantomConfig(n=200, size=64, seed=0)).save(store)
+    ds = make_phantom(PhantomConfig(n=200, size=64, seed=0))
+    ds.save(store)
     fast = {"steps": 1, "checkpoint_every": 1}
     base = [
         ("gdgan", str(train("gdgan", ds, store=store, preset=preset, overrides=fast, device="cpu").model_id)),

@@ -71,12 +71,16 @@ def _svc(stack: Stack, name: str) -> Service:
 
 
 def _kill(stack: Stack, name: str) -> None:
-    """SIGKILL a service, Redis or the S3 server; the supervisor brings it back."""
+    """SIGKILL a service, Redis or the S3 server; the supervisor brings it back. ``redis:stop`` and
+    ``s3:stop`` send SIGTERM instead (an orderly stop: Redis flushes its append-only file and exits
+    0, the S3 server drains), then the supervisor restarts it the same way."""
+    name, _, how = name.partition(":")
+    sig = signal.SIGTERM if how == "stop" else signal.SIGKILL
     if name in ("redis", "s3"):
         srv = stack.redis if name == "redis" else stack.s3
         assert srv is not None and srv.proc is not None
         before = stack.server_restarts[name]
-        os.kill(srv.proc.pid, signal.SIGKILL)
+        os.kill(srv.proc.pid, sig)
         wait_for(lambda: stack.server_restarts[name] > before and srv.running, 90, f"{name} back")
         return
     svc = _svc(stack, name)
@@ -175,6 +179,8 @@ TRAIN_CELLS = [
     ("trainer-0", "stage2"),
     ("redis", "stage1"),
     ("s3", "stage2"),
+    ("redis:stop", "stage2"),
+    ("s3:stop", "stage1"),
     ("gateway", "stage1"),
 ]
 
