@@ -42,7 +42,7 @@ def make_models(root: Path, preset: str, count: int) -> list[tuple[str, str]]:
     store = LocalStore(root / "store", cache_dir=root / "cache")
     ds = make_phantom(PhantomConfig(n=200, size=64, seed=0))
     ds.save(store)
-    fast = {"steps": 1, "checkpoint_every": 1}
+    fast = {"steps": 1, "stage2_steps": 1, "checkpoint_every": 1}  # weights do not change the memory
     base = [
         ("gdgan", str(train("gdgan", ds, store=store, preset=preset, overrides=fast, device="cpu").model_id)),
         ("acgan", str(train("acgan", ds, store=store, preset=preset, overrides=fast, device="cpu").model_id)),
