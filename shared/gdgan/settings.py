@@ -127,6 +127,12 @@ class Settings(BaseSettings):
     generate_alias_ttl_s: float = Field(
         default=2.0, ge=0, description="Seconds a 'latest' model alias stays resolved in the generator."
     )
+    generator_malloc_arenas: int = Field(
+        default=2,
+        ge=0,
+        description="glibc malloc arenas of the generator process (as MALLOC_ARENA_MAX); 0 = glibc's "
+        "default (8 per core), under which RSS crept up with mixed request sizes.",
+    )
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     import_dir: Path | None = Field(
         default=None,
