@@ -1,11 +1,12 @@
 """glibc malloc tuning for long-running services (the generator).
 
-Why: glibc gives each thread that allocates its own arena (up to 8 per core) and returns freed
-memory of an arena only from its top. The generator encodes responses in a thread pool and runs
-forward passes of every batch size from 1 to GDGAN_GENERATE_MAX_BATCH, so buffers of many sizes are
-freed in many arenas and the holes are kept: RSS crept up with a mix of request sizes and stayed
-flat with one size (benchmarks/bench_soak.py; docs/notes/reliability.md). Fewer arenas
-(``mallopt(M_ARENA_MAX)``, what ``MALLOC_ARENA_MAX`` sets) let freed blocks be reused.
+Why: the generator's RSS crept up under a mix of request sizes (n from 1 to 64) and stayed flat
+under one size. Measured (docs/notes/reliability.md): forward passes of every batch size from 1 to
+64 on both models, four times over in one process, took RSS 549 -> 775 MB on the first pass and
+then 798, 786, 776 (bounded: no leak); ``malloc_trim(0)`` then returned 119 MB, so what the first
+pass added is mostly free heap glibc keeps, not live objects. glibc gives each allocating thread its
+own arena (up to 8 per core) and the generator encodes responses in a thread pool, so
+``limit_malloc_arenas`` caps them (what ``MALLOC_ARENA_MAX`` does) and ``trim`` hands free heap back.
 """
 
 from __future__ import annotations

@@ -130,8 +130,8 @@ class Settings(BaseSettings):
     generator_malloc_arenas: int = Field(
         default=2,
         ge=0,
-        description="glibc malloc arenas of the generator process (as MALLOC_ARENA_MAX); 0 = glibc's "
-        "default (8 per core), under which RSS crept up with mixed request sizes.",
+        description="glibc malloc arenas of the generator process (as MALLOC_ARENA_MAX): fewer arenas "
+        "hold fewer freed blocks of the many request sizes; 0 = glibc's default (8 per core).",
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     import_dir: Path | None = Field(
