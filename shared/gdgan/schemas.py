@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS
+from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS, LabelSchema
 from gdgan.store.base import ID_RE
 
 # Any name: the findings a request may use are the model's (or dataset's) own label schema, checked
@@ -57,11 +57,21 @@ class PhantomDatasetRequest(_Strict):
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
 
 
+_AgeBand = Annotated[
+    bool,
+    Field(
+        description="Add the age band (edges: GDGAN_AGE_BAND_EDGES) to the general labels; "
+        "images without an age are left out.",
+    ),
+]
+
+
 class NihDatasetRequest(_Strict):
     source: Literal["nih"]
     csv: str = Field(min_length=1, max_length=1000, description="Data_Entry CSV, inside GDGAN_IMPORT_DIR.")
     images: str = Field(min_length=1, max_length=1000, description="Image folder, inside GDGAN_IMPORT_DIR.")
     size: Literal[32, 64, 128, 256] = 64
+    age_band: _AgeBand = False
 
 
 _PathField = Annotated[str, Field(min_length=1, max_length=1000, description="Inside GDGAN_IMPORT_DIR.")]
@@ -69,7 +79,7 @@ _Size = Literal[32, 64, 128, 256]
 _Limit = Annotated[int | None, Field(default=None, ge=1, description="Only the first N usable images.")]
 _Uncertainty = Literal["ones", "zeros", "ignore"]
 _Laterals = Literal["skip", "keep"]
-_General = Literal["auto"] | list[Literal["gender", "view"]]
+_General = Literal["auto"] | list[Literal["gender", "view", "age_band"]]
 _Findings = Annotated[list[FindingName] | None, Field(default=None, max_length=500)]
 
 
@@ -84,6 +94,7 @@ class ChexpertDatasetRequest(_Strict):
     laterals: _Laterals = "skip"
     findings: _Findings = None
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class MimicDatasetRequest(_Strict):
@@ -98,6 +109,7 @@ class MimicDatasetRequest(_Strict):
     laterals: _Laterals = "skip"
     findings: _Findings = None
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class PadchestDatasetRequest(_Strict):
@@ -109,6 +121,7 @@ class PadchestDatasetRequest(_Strict):
     findings: _Findings = None
     min_count: int = Field(default=1, ge=1)
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class VindrDatasetRequest(_Strict):
@@ -120,6 +133,7 @@ class VindrDatasetRequest(_Strict):
     merge: Literal["majority", "any"] = Field(default="majority", description="> half, or >= 1 reader.")
     general: _General = "auto"
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class CsvDatasetRequest(_Strict):
@@ -132,6 +146,7 @@ class CsvDatasetRequest(_Strict):
     size: _Size = 64
     general: _General = "auto"
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class FolderDatasetRequest(_Strict):
@@ -141,6 +156,7 @@ class FolderDatasetRequest(_Strict):
     size: _Size = 64
     general: _General = "auto"
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 AdapterDatasetRequest = (
@@ -162,10 +178,17 @@ class DatasetCreated(BaseModel):
 
 
 class LabelSchemaOut(BaseModel):
-    """A dataset's or model's labels: general labels present (maybe none), findings in order."""
+    """A dataset's or model's labels: general labels present (maybe none), findings in order, and
+    the values each general label takes (an age band's come from the edges it was ingested with)."""
 
     general: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.general))
     findings: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.findings))
+    values: dict[str, list[str]] = Field(default_factory=NIH_SCHEMA.general_values)
+    age_edges: list[int] = Field(default_factory=list, description="Age band edges in years, if any.")
+
+    @classmethod
+    def of(cls, schema: LabelSchema) -> LabelSchemaOut:
+        return cls(**schema.to_dict(), values=schema.general_values())
 
 
 class DatasetSummary(BaseModel):
@@ -229,6 +252,13 @@ class _LabelRequest(_Strict):
     )
     gender: Gender | None = Field(default=None, description="null = drawn from the finding's real mix.")
     view: View | None = Field(default=None, description="null = drawn from the finding's real mix.")
+    age_band: str | None = Field(
+        default=None,
+        max_length=16,
+        examples=["40-59"],
+        description="An age band of the model's schema (GET /v1/models: labels.values.age_band); "
+        "null = drawn from the finding's real mix.",
+    )
     seed: int | None = Field(default=None, ge=0, le=SEED_MAX, description="null = a random seed (returned).")
 
     @field_validator("model")

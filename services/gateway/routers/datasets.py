@@ -32,7 +32,7 @@ def _summary(m: Manifest) -> DatasetSummary:
         config=m.config,
         n=m.meta.get("n"),
         size=m.meta.get("size"),
-        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
+        labels=LabelSchemaOut.of(schema_of(m.meta)),
     )
 
 

@@ -190,6 +190,9 @@ def phantom(
     typer.echo(m.id)
 
 
+AGE_BAND_HELP = "Add the age band (edges GDGAN_AGE_BAND_EDGES, default 40,60) to the general labels."
+
+
 @app.command("ingest-nih")
 def ingest_nih_cmd(
     csv_path: Path = typer.Option(
@@ -211,6 +214,7 @@ def ingest_nih_cmd(
     ),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    age_band: bool = typer.Option(False, "--age-band", help=AGE_BAND_HELP),
 ) -> None:
     """Ingest NIH ChestX-ray14 (CSV + PNGs) into a dataset artifact of SIZE² uint8 images.
 
@@ -225,7 +229,7 @@ def ingest_nih_cmd(
 
         return ingest_nih(
             csv_path, images, size, workers=workers, official_lists_dir=official_lists,
-            progress=progress, resume_dir=resume_dir, limit=limit,
+            progress=progress, resume_dir=resume_dir, limit=limit, age_band=age_band,
         )  # fmt: skip
 
     _ingest_and_report("nih", "NIH", f"ingest {size}px", run, size, store, as_json, with_labels=False)
