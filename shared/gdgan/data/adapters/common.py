@@ -354,7 +354,9 @@ def build_dataset(
         "age": np.array([r.age for r in kept], dtype=np.int16),
         "gender": np.array([r.gender or 0 for r in kept], dtype=np.uint8),
         "view": np.array([r.view or 0 for r in kept], dtype=np.uint8),
-        "findings": np.stack([r.findings for r in kept]).astype(np.uint8).reshape(-1, schema.n_findings),
+        "findings": np.stack([r.findings for r in kept])
+        .astype(np.uint8)
+        .reshape(len(kept), schema.n_findings),
     }
     if any(r.split for r in kept):
         labels[OFFICIAL_SPLIT_COLUMN] = np.array([r.split for r in kept], dtype=np.uint8)
