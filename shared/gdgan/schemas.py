@@ -51,8 +51,10 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------------------------
 # datasets
 class PhantomDatasetRequest(_Strict):
+    """Synthetic phantom radiographs with NIH's label mix (no files needed)."""
+
     source: Literal["phantom"]
-    n: int = Field(default=8000, ge=16, le=200_000, description="Number of images.")
+    n: int = Field(default=8000, ge=16, le=200_000, title="Images", description="Number of images.")
     size: Literal[32, 64, 128, 256] = 64
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
 
@@ -67,6 +69,8 @@ _AgeBand = Annotated[
 
 
 class NihDatasetRequest(_Strict):
+    """NIH ChestX-ray14: Data_Entry CSV + PNG folder."""
+
     source: Literal["nih"]
     csv: str = Field(min_length=1, max_length=1000, description="Data_Entry CSV, inside GDGAN_IMPORT_DIR.")
     images: str = Field(min_length=1, max_length=1000, description="Image folder, inside GDGAN_IMPORT_DIR.")
@@ -98,6 +102,8 @@ class ChexpertDatasetRequest(_Strict):
 
 
 class MimicDatasetRequest(_Strict):
+    """MIMIC-CXR-JPG: metadata + CheXpert-style labels [+ MIMIC-IV patients, split] joined on ids."""
+
     source: Literal["mimic"]
     metadata: _PathField
     labels: _PathField
@@ -113,6 +119,8 @@ class MimicDatasetRequest(_Strict):
 
 
 class PadchestDatasetRequest(_Strict):
+    """PadChest: its label-list CSV + 16-bit PNGs; findings are the labels the CSV uses."""
+
     source: Literal["padchest"]
     csv: _PathField
     images: _PathField
@@ -125,6 +133,8 @@ class PadchestDatasetRequest(_Strict):
 
 
 class VindrDatasetRequest(_Strict):
+    """VinDr-CXR: DICOM images + per-radiologist labels merged by ``merge``."""
+
     source: Literal["vindr"]
     labels: _PathField
     images: _PathField
@@ -150,6 +160,8 @@ class CsvDatasetRequest(_Strict):
 
 
 class FolderDatasetRequest(_Strict):
+    """A tree of class folders (PNG, JPEG or DICOM); train/ and test/ on top keep that split."""
+
     source: Literal["folder"]
     root: _PathField
     finding: FindingName | None = Field(default=None, description="Class folders are true/false for it.")
@@ -170,6 +182,33 @@ AdapterDatasetRequest = (
 DatasetRequest = Annotated[
     PhantomDatasetRequest | NihDatasetRequest | AdapterDatasetRequest, Field(discriminator="source")
 ]
+
+
+def dataset_request_models() -> tuple[type[BaseModel], ...]:
+    """The request model of every dataset source, in the order a client should offer them."""
+    return (
+        PhantomDatasetRequest,
+        NihDatasetRequest,
+        ChexpertDatasetRequest,
+        MimicDatasetRequest,
+        PadchestDatasetRequest,
+        VindrDatasetRequest,
+        CsvDatasetRequest,
+        FolderDatasetRequest,
+    )
+
+
+class DatasetSource(BaseModel):
+    source: str
+    description: str = ""
+    path_fields: list[str] = Field(
+        default_factory=list, description="Fields naming files in GDGAN_IMPORT_DIR."
+    )
+    json_schema: dict[str, Any] = Field(description="JSON Schema of this source's POST /v1/datasets body.")
+
+
+class DatasetSources(BaseModel):
+    sources: list[DatasetSource]
 
 
 class DatasetCreated(BaseModel):

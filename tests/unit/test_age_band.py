@@ -52,10 +52,10 @@ def test_band_names_columns_and_errors() -> None:
     assert AGED.age_codes(ages).tolist() == [-1, *[band(a) for a in ages[1:-1]], -1]
     assert LabelSchema.from_dict(AGED.to_dict()) == AGED
     assert "age_edges" not in NIH_SCHEMA.to_dict() and NIH_SCHEMA.n_general == 2  # NIH unchanged
-    with pytest.raises(LabelError, match="unknown age_band '70-79'.*0-39, 40-59, 60\\+") as e:
+    with pytest.raises(LabelError, match=r"unknown age_band '70-79'.*0-39, 40-59, 60\+") as e:
         AGED.check_general(AGE_BAND, "70-79")
     assert e.value.field == AGE_BAND
-    with pytest.raises(LabelError, match="no 'age_band' label.*gender, view") as e:
+    with pytest.raises(LabelError, match=r"no 'age_band' label.*gender, view") as e:
         NIH_SCHEMA.check_general(AGE_BAND, "60+")
     assert e.value.field == AGE_BAND
     for bad in ((), (60, 40), (0,), (40, 200)):
@@ -221,7 +221,7 @@ def test_csv_age_column_with_other_edges(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_nih_patient_age_on_the_real_sample(nih_sample: Path, tmp_path: Path) -> None:
     csv_path = nih_sample / "Data_Entry_2017_v2020.csv"
-    ds, rep = ingest_nih(csv_path, nih_sample / "images", 32, workers=1, limit=80,
+    ds, _ = ingest_nih(csv_path, nih_sample / "images", 32, workers=1, limit=80,
                          resume_dir=tmp_path / "w", age_band=True)  # fmt: skip
     with open(csv_path, newline="") as fh:
         ref = {r["Image Index"]: int(r["Patient Age"]) for r in csv.DictReader(fh)}
@@ -282,7 +282,7 @@ def test_generation_by_age_band(aged_model: tuple[LocalStore, str, ImageDataset]
     # not given: drawn from the finding's training mix, and "B" exists only among 60+
     drawn = g.sample(40, finding="B", seed=2)
     assert drawn.age_band is not None and set(drawn.age_band.tolist()) == {2}
-    with pytest.raises(LabelError, match="unknown age_band '90\\+'.*0-39, 40-59, 60\\+"):
+    with pytest.raises(LabelError, match=r"unknown age_band '90\+'.*0-39, 40-59, 60\+"):
         g.sample(1, age_band="90+")
     # labels.csv gains an age_band column for such a model
     import zipfile
