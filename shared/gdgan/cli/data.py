@@ -125,6 +125,8 @@ def _counts_table(title: str, parts: dict[str, dict[str, Any]]) -> Table:
         row(f"gender {g}", lambda c, g=g: c["gender"][g])
     for v in first["view"]:
         row(f"view {v}", lambda c, v=v: c["view"][v])
+    for b in first.get("age_band", {}):
+        row(f"age {b}", lambda c, b=b: c["age_band"][b])
     for grp in first["group"]:
         row(f"  {grp}", lambda c, grp=grp: c["group"][grp])
     row("No Finding", lambda c: c["no_finding"])
