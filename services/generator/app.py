@@ -34,9 +34,8 @@ RESPONSES: dict[int | str, dict] = {
 }
 
 
-def _label_error(msg: str) -> HTTPException:
-    field = next((f for f in ("gender", "view") if f"{f!r}" in msg or f"unknown {f}" in msg), "finding")
-    return field_error(field, msg, "unknown_label")
+def _label_error(exc: LabelError) -> HTTPException:
+    return field_error(exc.field or "finding", str(exc), "unknown_label")
 
 
 @v1.post("/generate", response_class=Response, responses=RESPONSES)
@@ -49,9 +48,11 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
     if req.stage == 2 and 2 not in gen.stages:
         raise field_error("stage", f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
     try:
-        prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+        prepared = gen.prepare(
+            req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed, age_band=req.age_band
+        )
     except LabelError as exc:  # a label the model's own schema lacks: 422 naming it, listing its labels
-        raise _label_error(str(exc)) from None
+        raise _label_error(exc) from None
     try:
         images = await batcher.submit(gen, req.stage, prepared)
     except QueueFull as exc:

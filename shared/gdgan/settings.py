@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
+    age_band_edges: str = Field(
+        default="40,60",
+        description=(
+            "Edges (years) of the age-band general label an ingest records when asked for one: "
+            "'40,60' gives the bands 0-39, 40-59, 60+. Stored in each dataset's label schema."
+        ),
+    )
     patient_id_salt: SecretStr = Field(
         default=SecretStr(""),
         description="Salt of the patient-id hash adapters store; empty = a fresh random salt per ingest.",
@@ -132,6 +139,21 @@ class Settings(BaseSettings):
     # --- evaluation ------------------------------------------------------------------------------
     inception_weights: str = Field(default="", description="Path or store key of Inception-v3 weights.")
     inception_sha256: str = ""
+
+    @field_validator("age_band_edges")
+    @classmethod
+    def _age_edges(cls, v: str) -> str:
+        from gdgan.labels import LabelError, check_age_edges
+
+        try:
+            check_age_edges([x for x in v.split(",") if x.strip()])
+        except LabelError as exc:
+            raise ValueError(f"GDGAN_AGE_BAND_EDGES: {exc}") from None
+        return v
+
+    def age_edges(self) -> tuple[int, ...]:
+        """:attr:`age_band_edges` as whole years."""
+        return tuple(int(x) for x in self.age_band_edges.split(",") if x.strip())
 
     @field_validator("store_url")
     @classmethod

@@ -52,6 +52,7 @@ class WebStack:
     dataset_id: str
     model_id: str
     model_ids: dict[str, str]
+    import_dir: Path | None = None  # GDGAN_IMPORT_DIR: what POST /v1/datasets may read
 
     def api(self, path: str, method: str = "GET", **kw) -> httpx.Response:
         """Call the gateway directly (to check what the page shows against the API)."""
@@ -106,7 +107,9 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         "GDGAN_JOB_PROGRESS_INTERVAL_S": "0",
         # a live sample grid every 5 steps, so a 30-step tiny run shows several per phase
         "GDGAN_JOB_PREVIEW_EVERY_STEPS": "5",
+        "GDGAN_IMPORT_DIR": str(base / "imports"),
     }
+    (base / "imports").mkdir()
     stack = start_stack(base / "home", redis_url=redis_url, env=env, store_url=store_dir.resolve().as_uri())
     try:
         yield WebStack(
@@ -117,6 +120,7 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
             dataset_id=dataset_id,
             model_id=model_id,
             model_ids=model_ids,
+            import_dir=base / "imports",
         )
     finally:
         stack.stop()

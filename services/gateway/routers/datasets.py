@@ -12,9 +12,12 @@ from gdgan.schemas import (
     DatasetCreated,
     DatasetDetail,
     DatasetRequest,
+    DatasetSource,
+    DatasetSources,
     DatasetSummary,
     LabelSchemaOut,
     NihDatasetRequest,
+    dataset_request_models,
 )
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
@@ -32,7 +35,7 @@ def _summary(m: Manifest) -> DatasetSummary:
         config=m.config,
         n=m.meta.get("n"),
         size=m.meta.get("size"),
-        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
+        labels=LabelSchemaOut.of(schema_of(m.meta)),
     )
 
 
@@ -76,6 +79,22 @@ def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> Data
     rec = jobs.create("ingest", params)
     enqueue(jobs, rec.id, "gdgan.ingest")
     return DatasetCreated(job_id=rec.id, dataset_id=params["dataset_id"])
+
+
+@router.get("/sources", response_model=DatasetSources)
+def dataset_sources() -> DatasetSources:
+    """Every source ``POST /v1/datasets`` accepts with the JSON Schema of its request, so a client
+    (the web page's "New dataset" form) builds its fields from the API instead of a copy."""
+    from gdgan.data.adapters import PATH_OPTIONS
+
+    out = []
+    for model in dataset_request_models():
+        schema = model.model_json_schema()
+        source = schema["properties"]["source"]["const"]
+        paths = ["csv", "images"] if source == "nih" else list(PATH_OPTIONS.get(source, ()))
+        doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+        out.append(DatasetSource(source=source, description=doc, path_fields=paths, json_schema=schema))
+    return DatasetSources(sources=out)
 
 
 @router.get("", response_model=list[DatasetSummary])

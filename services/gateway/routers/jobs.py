@@ -113,11 +113,10 @@ def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCre
     try:  # the model's own labels, checked now rather than failing the job later
         for f in findings:
             schema.finding_index(f)
-        for name in ("gender", "view"):
+        for name in ("gender", "view", "age_band"):
             schema.check_general(name, getattr(req, name))
     except LabelError as exc:
-        field = "finding" if "finding" in str(exc) else ("gender" if "gender" in str(exc) else "view")
-        raise field_error(field, str(exc)) from None
+        raise field_error(exc.field or "finding", str(exc)) from None
     params = req.model_dump()
     params["model"] = model_id
     rec = jobs.create("generate", params)

@@ -394,6 +394,9 @@ def generate(
     finding: Annotated[list[str] | None, typer.Option(help="Finding(s); none = No Finding.")] = None,
     gender: Annotated[str | None, typer.Option(help="M or F (default: the finding's real mix).")] = None,
     view: Annotated[str | None, typer.Option(help="PA or AP (default: the finding's real mix).")] = None,
+    age_band: Annotated[
+        str | None, typer.Option(help="An age band of the model (e.g. 40-59; default: the real mix).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (same seed, same images).")] = None,
     model: Annotated[str, typer.Option(help="gdgan, acgan or a model id.")] = "gdgan",
     stage: Annotated[int, typer.Option(help="GDGAN stage (1 or 2).")] = 2,
@@ -409,6 +412,7 @@ def generate(
         "finding": fnd,
         "gender": gender,
         "view": view,
+        "age_band": age_band,
         "seed": seed,
         "stage": stage,
         "format": "zip",
