@@ -39,6 +39,11 @@ class Principal:
     id: str
     scopes: frozenset[str]
 
+    @property
+    def metered(self) -> bool:
+        """Per-token quotas count a real token; with auth off (local use) there is nobody to count."""
+        return self.id != ANONYMOUS
+
     def has(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes
 

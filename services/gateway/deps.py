@@ -66,8 +66,9 @@ __all__ = ["Caller", "Principal"]
 def create_job(jobs: JobStore, who: Principal, job_type: str, params: dict, task: str) -> JobRecord:
     """Admit the job against the caller's quotas (429 when over), record its owner, enqueue it."""
     job_id = new_job_id(job_type)
-    admit_job(jobs, who.id, job_id, get_settings())
-    rec = jobs.create(job_type, params, job_id=job_id, owner=who.id)
+    if who.metered:
+        admit_job(jobs, who.id, job_id, get_settings())
+    rec = jobs.create(job_type, params, job_id=job_id, owner=who.id if who.metered else None)
     enqueue(jobs, rec.id, task)
     return rec
 

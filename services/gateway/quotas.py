@@ -16,6 +16,7 @@ Keys hold the token's id (a hash), never the token.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import secrets
 import time
@@ -127,4 +128,5 @@ class StreamSlot:
             )
 
     def release(self) -> None:
-        self.r.zrem(self.key, self.member)
+        with contextlib.suppress(redis.RedisError):  # Redis away: the entry lapses at its deadline
+            self.r.zrem(self.key, self.member)

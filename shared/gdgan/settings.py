@@ -117,8 +117,8 @@ class Settings(BaseSettings):
         default=False,
         description="Serve /metrics without a token; by default it needs the admin scope when auth is on.",
     )
-    # --- per-token quotas (0 = no limit); a token's usage is counted in Redis, across replicas -----
-    quota_concurrent_jobs: int = Field(default=4, ge=0, description="Unfinished jobs one token may have.")
+    # --- per-token quotas (0 = no limit), counted in Redis across replicas; off with auth off -----
+    quota_concurrent_jobs: int = Field(default=8, ge=0, description="Unfinished jobs one token may have.")
     quota_jobs_per_hour: int = Field(default=120, ge=0, description="Jobs one token may create per hour.")
     quota_images_per_minute: int = Field(
         default=2048, ge=0, description="Images one token may generate per minute (POST /v1/generate)."

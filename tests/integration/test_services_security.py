@@ -21,7 +21,7 @@ import pytest
 import redis
 from gdgan.localstack.servers import RedisServer, SeaweedS3Server
 from gdgan.localstack.stack import Stack
-from svcstack import start_stack
+from svcstack import start_stack, wait_for
 
 from services.common.auth import token_id
 
@@ -271,9 +271,19 @@ def test_event_streams_are_bounded(env: Env) -> None:
         t.join(90)
     # GDGAN_SSE_MAX_DURATION_S closed them although the job is still queued, and freed their slots
     assert all(r[-1][0] == "closed" and r[-1][1] - t0 < 90 for r in results + more_results)
-    again = env.call("streams", "GET", f"/v1/jobs/{job_id}/events")
-    assert again.status_code == 200 and "event: job" in again.text
+    # a client that walks away frees its slot too
+    for _ in range(3):
+        with (
+            httpx.Client(base_url=env.gw, headers=hdr("streams"), timeout=30) as c,
+            c.stream("GET", f"/v1/jobs/{job_id}/events") as resp,
+        ):
+            assert resp.status_code == 200 and next(resp.iter_lines()).startswith("id:")
+        wait_for(lambda: _open_slots(env, "streams") == 0, 30, "the stream's slot to be freed")
     env.call("streams", "POST", f"/v1/jobs/{job_id}/cancel")
+
+
+def _open_slots(env: Env, who: str) -> int:
+    return int(redis.Redis.from_url(env.redis_url).zcard(f"gdgan:quota:{token_id(TOKENS[who])}:streams"))
 
 
 # -------------------------------------------------------------------- API3: no server paths out ---

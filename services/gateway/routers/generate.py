@@ -42,7 +42,8 @@ async def forward_generate(
     body: dict[str, Any], request: Request, settings: Settings, who: Principal
 ) -> Response:
     """Charge the caller's images-per-minute quota (429 when spent), then stream the generator's answer."""
-    await asyncio.to_thread(spend_images, jobs_dep().r, who.id, int(body.get("n") or 0), settings)
+    if who.metered:
+        await asyncio.to_thread(spend_images, jobs_dep().r, who.id, int(body.get("n") or 0), settings)
     client = httpx.AsyncClient(base_url=settings.generator_url, timeout=httpx.Timeout(300.0, connect=3.0))
     headers = {}
     if auth := request.headers.get("authorization"):

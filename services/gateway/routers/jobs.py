@@ -262,7 +262,8 @@ async def job_events(
     GDGAN_SSE_REDIS_CONNECTIONS Redis connections, each held only for one XREAD wait."""
     rec0 = await asyncio.to_thread(_get_job, jobs, job_id)
     slot = StreamSlot(jobs.r, who.id, settings)
-    await asyncio.to_thread(slot.acquire)
+    if who.metered:
+        await asyncio.to_thread(slot.acquire)
     key = events_key(job_id)
     client = sse_redis(request.app, settings)
     root = import_root(settings)
@@ -299,7 +300,8 @@ async def job_events(
                         yield {"event": "job", "id": last, "data": record(rec)}
                         return
         finally:
-            await asyncio.to_thread(slot.release)
+            # not awaited: inside a cancelled scope (the client left) an await would be cancelled too
+            slot.release()
 
     # released twice on purpose: a client that leaves before the first event never starts stream()
     return EventSourceResponse(stream(), ping=15, background=BackgroundTask(slot.release))
