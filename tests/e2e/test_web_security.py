@@ -90,3 +90,24 @@ def test_reports_open_directly_are_sandboxed(web_stack) -> None:
     assert r.status_code == 200
     csp = r.headers["content-security-policy"]
     assert csp.endswith("sandbox") and "default-src 'none'" in csp
+
+
+def test_scope_and_quota_answers_in_plain_words(page) -> None:
+    """A 403 (a scope the token lacks) and a 429 (a spent quota) say what happened and when to
+    retry, in the server's own words."""
+    page.goto("/")
+    msgs = page.evaluate(
+        """async () => {
+          const m = await import('/js/api.js');
+          return [
+            m.describeError(403, {detail: "this token lacks the 'train' scope (it has: read)"}).message,
+            m.describeError(429, {detail: 'rate limit: this token may use 2048 images per 60 s'},
+                            '12').message,
+          ];
+        }"""
+    )
+    assert msgs[0] == "This token may not do that (403): this token lacks the 'train' scope (it has: read)."
+    assert msgs[1] == (
+        "This token's quota is used up for now (429). rate limit: this token may use 2048 images per 60 s."
+        " Try again in 12 s."
+    )
