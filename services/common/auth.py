@@ -96,6 +96,3 @@ def require(scope: str) -> object:
         return who
 
     return Depends(check)
-
-
-Caller = Annotated[Principal, Depends(principal_dep)]

@@ -16,7 +16,7 @@ from gdgan.settings import Settings, get_settings
 from gdgan.store import ArtifactStore, open_store, validate_id
 from gdgan.store.base import ID_RE
 
-from services.common.auth import Caller, Principal, principal_dep, require
+from services.common.auth import Principal, principal_dep, require
 from services.gateway.quotas import admit_job
 
 
@@ -60,7 +60,7 @@ Train = require("train")
 Generate = require("generate")
 Admin = require("admin")
 Authed = Depends(principal_dep)  # a router whose routes each name their scope
-__all__ = ["Caller", "Principal"]
+Caller = Annotated[Principal, Depends(principal_dep)]  # the route's caller (quotas, job owner)
 
 
 def create_job(jobs: JobStore, who: Principal, job_type: str, params: dict, task: str) -> JobRecord:
