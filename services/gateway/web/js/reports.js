@@ -180,7 +180,14 @@ function fidelityTables(report) {
  * through the CSSOM: both are data handed to the style engine, never parsed as markup here.
  */
 export function embedReport(host, html) {
-  const doc = new DOMParser().parseFromString(html, "text/html");
+  const sheets = [":host { display: block; } .report-body { font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; overflow-x: auto; } img { max-width: 100%; }"];
+  // <style> blocks are taken out as text before parsing: a parsed document inherits the page's
+  // CSP, which would refuse (and report) them there.
+  const markup = String(html).replace(/<style\b[^>]*>([\s\S]*?)<\/style\s*>/gi, (_, css) => {
+    sheets.push(css);
+    return "";
+  });
+  const doc = new DOMParser().parseFromString(markup, "text/html");
   doc.querySelectorAll("script, iframe, object, embed, link, meta, base, form").forEach((n) => n.remove());
   for (const node of doc.querySelectorAll("*")) {
     for (const attr of [...node.attributes]) {
@@ -192,7 +199,6 @@ export function embedReport(host, html) {
   }
   const root = host.shadowRoot || host.attachShadow({ mode: "open" });
   while (root.firstChild) root.firstChild.remove();
-  const sheets = [":host { display: block; } .report-body { font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; overflow-x: auto; } img { max-width: 100%; }"];
   doc.querySelectorAll("style").forEach((st) => {
     sheets.push(st.textContent || "");
     st.remove();
