@@ -14,14 +14,16 @@ from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import StoreError, open_store
 
+from services.common.auth import require
+from services.common.headers import SecurityHeaders
 from services.common.http import BodyLimitMiddleware, Metrics, field_error, install_error_handlers
 from services.generator import render
 from services.generator.batcher import Batcher, BatcherMetrics, QueueFull
-from services.generator.deps import Auth, BatcherD, Cache, Store
+from services.generator.deps import Authed, BatcherD, Cache, Generate, Read, Store
 from services.generator.models import ModelCache
 
 router = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Auth], tags=["generate"])
+v1 = APIRouter(prefix="/v1", dependencies=[Authed], tags=["generate"])
 
 MEDIA = {"zip": "application/zip", "png": "image/png", "json": "application/json"}
 RESPONSES: dict[int | str, dict] = {
@@ -38,7 +40,7 @@ def _label_error(exc: LabelError) -> HTTPException:
     return field_error(exc.field or "finding", str(exc), "unknown_label")
 
 
-@v1.post("/generate", response_class=Response, responses=RESPONSES)
+@v1.post("/generate", response_class=Response, responses=RESPONSES, dependencies=[Generate])
 async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Response:
     """Generate ``n`` images for the labels; the same request with the same seed gives the same bytes."""
     model_id = await asyncio.to_thread(cache.resolve, req.model)
@@ -77,7 +79,7 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
     return Response(body, media_type=MEDIA[req.format], headers=headers)
 
 
-@v1.get("/models", response_model=GeneratorModels)
+@v1.get("/models", response_model=GeneratorModels, dependencies=[Read])
 def models(cache: Cache, store: Store) -> GeneratorModels:
     return GeneratorModels(loaded=cache.loaded(), available=catalog.list_models(store))
 
@@ -126,8 +128,9 @@ def create_app() -> FastAPI:
         BatcherMetrics(metrics.registry),
     )
     install_error_handlers(app)
-    metrics.install(app)
+    metrics.install(app, guard=None if settings.metrics_public else [require("admin")])
     app.include_router(router)
     app.include_router(v1)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

@@ -391,6 +391,9 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     attempts: int = 0
     parts: dict[str, str] = Field(default_factory=dict, description="Fan-out parts and their status.")
+    owner: str | None = Field(
+        default=None, description="Id (a hash) of the token that created it; it and admin may cancel it."
+    )
     running_on: list[RunningOn] = Field(
         default_factory=list, description="Live view of the workers running it (not stored)."
     )

@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+CSP_BLOCKED = "Content Security Policy"  # how Chromium's console reports what the CSP blocked
 TOKEN_KEY = "gdgan.apiToken"  # sessionStorage key used by services/gateway/web/js/api.js
 
 
@@ -87,12 +88,13 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
     return manifest.id, result.model_id, {**result.model_ids, "acgan": acgan.model_id}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     """The services engineer's test stack (``svcstack.start_stack``: ``gdgan serve gateway``,
     ``gdgan serve generator``, ``gdgan worker trainer`` and ``evaluator`` on free loopback ports)
-    with the API token on, over a store that already holds a tiny GDGAN and ACGAN. Module-scoped,
-    so the processes stop as soon as the browser tests are done, before other test modules run."""
+    with the API token on, over a store that already holds a tiny GDGAN and ACGAN. Package-scoped:
+    the browser modules share one stack (its models take minutes to train), and it stops when the
+    e2e package is done, before other test packages run."""
     from svcstack import start_stack
 
     base = tmp_path_factory.mktemp("e2e")
@@ -159,6 +161,11 @@ def _new_page(browser, stack: WebStack, token: str | None, viewport: dict[str, i
     page = context.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+    # The gateway's Content-Security-Policy is on for every test: anything it blocks (an inline
+    # script or style the client still used) is a failure, as a broken page would be. So tests
+    # pass wait_for_function a function ("() => ..."), never an expression string: Playwright
+    # eval()s those in the page, which the policy (rightly) refuses.
+    page.on("console", lambda m: page.errors.append(m.text) if CSP_BLOCKED in m.text else None)  # type: ignore[attr-defined]
     page.set_default_timeout(30_000)
     return context, page
 
@@ -178,7 +185,7 @@ def open_page(browser, web_stack: WebStack) -> Iterator[object]:
     errors = [e for _, pg in opened for e in pg.errors]  # type: ignore[attr-defined]
     for context, _ in opened:
         context.close()
-    assert not errors, f"uncaught JavaScript errors: {errors}"
+    assert not errors, f"uncaught JavaScript errors or CSP violations: {errors}"
 
 
 @pytest.fixture
