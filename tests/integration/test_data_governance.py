@@ -5,6 +5,7 @@ dataset and everything derived from it are gone while an unrelated dataset stays
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -64,19 +65,30 @@ def test_delete_dataset_api_and_cli(s3_env: dict[str, str], redis_url: str, tmp_
         GDGAN_DATA_DIR=str(tmp_path / "data"),
         GDGAN_CACHE_DIR=str(tmp_path / "cache"),
         GDGAN_LOG_LEVEL="WARNING",
+        GDGAN_API_TOKENS=json.dumps({"tok-admin": ["admin"], "tok-train": ["read", "train", "generate"]}),
     )
     jobs = JobStore.from_url(redis_url, ttl_s=3600)
     job = jobs.create("generate", {"model": str(run.model_id), "n": 10})
     jobs.set_status(job.id, "running")
     proc, url = _gateway(env)
+    admin = {"Authorization": "Bearer tok-admin"}
     try:
-        dry = httpx.delete(f"{url}/v1/datasets/{ds.id}", params={"dry_run": "true"}, timeout=60)
+        # deleting needs the admin scope: it removes every user's models and reports of the dataset
+        r = httpx.delete(
+            f"{url}/v1/datasets/{ds.id}", headers={"Authorization": "Bearer tok-train"}, timeout=60
+        )
+        assert r.status_code == 403 and "admin" in r.text, r.text
+        dry = httpx.delete(
+            f"{url}/v1/datasets/{ds.id}", params={"dry_run": "true"}, headers=admin, timeout=60
+        )
         assert dry.status_code == 409 and job.id in dry.json()["detail"], dry.text
         cli = _cli(["data", "delete", ds.id, "--dry-run"], env)
         assert cli.returncode == 2 and job.id in cli.stderr and len(cli.stderr.strip().splitlines()) == 1
 
         jobs.set_status(job.id, "succeeded")
-        dry = httpx.delete(f"{url}/v1/datasets/{ds.id}", params={"dry_run": "true"}, timeout=60)
+        dry = httpx.delete(
+            f"{url}/v1/datasets/{ds.id}", params={"dry_run": "true"}, headers=admin, timeout=60
+        )
         assert dry.status_code == 200, dry.text
         body = dry.json()
         assert body["dry_run"] and {a["id"] for a in body["artifacts"]} == lineage
@@ -87,15 +99,15 @@ def test_delete_dataset_api_and_cli(s3_env: dict[str, str], redis_url: str, tmp_
         assert '"dry_run": true' in cli.stdout and str(run.model_id) in cli.stdout
 
         # not a dataset: 404 naming what it is, nothing removed
-        wrong = httpx.delete(f"{url}/v1/datasets/{run.model_id}", timeout=60)
+        wrong = httpx.delete(f"{url}/v1/datasets/{run.model_id}", headers=admin, timeout=60)
         assert wrong.status_code == 404 and "acgan" in wrong.text
 
-        gone = httpx.delete(f"{url}/v1/datasets/{ds.id}", timeout=60)
+        gone = httpx.delete(f"{url}/v1/datasets/{ds.id}", headers=admin, timeout=60)
         assert gone.status_code == 200 and not gone.json()["dry_run"], gone.text
         assert {m.id for m in store.list()} == {keep.id}
-        assert httpx.get(f"{url}/v1/datasets/{ds.id}", timeout=60).status_code == 404
-        assert httpx.delete(f"{url}/v1/datasets/{ds.id}", timeout=60).status_code == 404
-        assert httpx.get(f"{url}/v1/datasets/{keep.id}", timeout=60).status_code == 200
+        assert httpx.get(f"{url}/v1/datasets/{ds.id}", headers=admin, timeout=60).status_code == 404
+        assert httpx.delete(f"{url}/v1/datasets/{ds.id}", headers=admin, timeout=60).status_code == 404
+        assert httpx.get(f"{url}/v1/datasets/{keep.id}", headers=admin, timeout=60).status_code == 200
         cli = _cli(
             ["data", "delete", keep.id, "--dry-run"], {**env, "GDGAN_REDIS_URL": "redis://127.0.0.1:1/0"}
         )
