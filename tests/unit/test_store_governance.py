@@ -202,3 +202,29 @@ def test_gc_removes_old_partial_uploads_and_expired_checkpoints_only(
     assert _ids(store) == committed - step_ckpts
     # the run record stays: a later --resume is still checked against what the run started with
     assert store.exists(ds_id) and any(m.meta.get("phase") == "run" for m in store.list("checkpoint"))
+
+
+def test_cli_store_gc_and_data_delete(local_store: ArtifactStore, tmp_path: Any) -> None:
+    """`gdgan store gc` and `gdgan data delete` on a local store (no services: --no-job-check)."""
+    import json
+
+    from gdgan.cli.main import app
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    url = f"file://{tmp_path / 'store'}"
+    ds_id = _dataset(local_store, seed=4)
+    w = local_store.writer("synthetic")
+    w.put_bytes("images.zip", b"partial")
+    gc = ["store", "gc", "--store", url, "--no-job-check", "--json", "--grace-s", "0"]
+    dry = runner.invoke(app, [*gc, "--dry-run"])
+    assert dry.exit_code == 0, dry.stderr
+    assert [o["id"] for o in json.loads(dry.stdout)["orphans"]] == [w.id] and w.id in _stored_ids(local_store)
+    done = runner.invoke(app, gc)
+    assert done.exit_code == 0 and w.id not in _stored_ids(local_store)
+    delete = ["data", "delete", ds_id, "--store", url, "--no-job-check", "--json"]
+    out = runner.invoke(app, [*delete, "--dry-run"])
+    assert out.exit_code == 0 and json.loads(out.stdout)["artifacts"][-1]["id"] == ds_id
+    assert runner.invoke(app, delete).exit_code == 0 and not local_store.list()
+    again = runner.invoke(app, delete)
+    assert again.exit_code == 2 and ds_id in again.stderr and len(again.stderr.strip().splitlines()) == 1
