@@ -35,7 +35,9 @@ def store_dep() -> ArtifactStore:
 @lru_cache(maxsize=1)
 def _jobs() -> JobStore:
     s = get_settings()
-    return JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s, timeout_s=3.0)
+    return JobStore.from_url(
+        s.redis_url, s.job_ttl_s, s.job_lease_s, timeout_s=3.0, events_maxlen=s.job_events_maxlen
+    )
 
 
 def jobs_dep() -> JobStore:

@@ -215,8 +215,10 @@ def _redeliver(r: redis.Redis, jobs: JobStore, s: Settings, f: str, e: dict[str,
     fault = e.get("fault") or f"worker {who} stopped sending heartbeats (SIGKILL, OOM, host lost?)"
     where = f" part {part}" if part else ""
     rkey = f"{PREFIX}job:{job_id}:redeliveries"
-    n = int(r.hincrby(rkey, f, 1))
-    r.expire(rkey, int(s.job_ttl_s))
+    pipe = r.pipeline()
+    pipe.hincrby(rkey, f, 1)
+    jobs.follow_record(pipe, job_id, "redeliveries")  # kept as long as the job's record
+    n = int(pipe.execute()[0])
     if n > s.job_max_redeliveries:
         reason = (
             f"{fault}{where}; gave up after {n - 1} redeliveries (GDGAN_JOB_MAX_REDELIVERIES="
@@ -264,7 +266,7 @@ def start_reaper(settings: Settings | None = None) -> threading.Event:
 
     def loop() -> None:
         r = _client(s)
-        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s)
+        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s, s.job_events_maxlen)
         while not done.wait(s.worker_heartbeat_s):
             try:
                 reap_once(r, jobs, s)
@@ -322,7 +324,7 @@ class Monitor(threading.Thread):
         self.wid = worker_id()
         self.started = time.time()
         self.r = _client(settings)
-        self.jobs = JobStore(self.r, settings.job_ttl_s, settings.job_lease_s)
+        self.jobs = JobStore(self.r, settings.job_ttl_s, settings.job_lease_s, settings.job_events_maxlen)
         self.main_id = threading.main_thread().ident or 0
         self.current: _Current | None = None
         self.lock = threading.Lock()
