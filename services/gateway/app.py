@@ -12,22 +12,26 @@ from gdgan import __version__
 from gdgan.settings import get_settings
 
 from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
+from services.gateway.deps import AsyncRedis
 from services.gateway.routers import datasets, generate, health, jobs, models
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
 
 @asynccontextmanager
-async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The reaper of last resort: redelivers (then fails) the tasks of dead workers even when no
-    worker is left to do it (gdgan.jobs.heartbeat)."""
+    worker is left to do it (gdgan.jobs.heartbeat). And the shared async Redis pools of the job
+    status and SSE routes."""
     from gdgan.jobs.heartbeat import start_reaper
 
+    app.state.aredis = AsyncRedis.from_settings(get_settings())
     done = start_reaper()
     try:
         yield
     finally:
         done.set()
+        await app.state.aredis.aclose()
 
 
 def create_app() -> FastAPI:

@@ -141,16 +141,32 @@ def live_workers(r: redis.Redis) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # the live view served with a job record
 def annotate(r: redis.Redis, rec: JobRecord, settings: Settings | None = None) -> JobRecord:
-    """Fill ``running_on`` and ``stalled`` from the registry and the heartbeats (read-only). A job is
-    stalled once its worker missed three heartbeats, before the reaper (which waits the full
-    GDGAN_WORKER_DEAD_AFTER_S) redelivers it."""
+    """Fill ``running_on`` and ``stalled`` from the registry and the heartbeats (read-only)."""
     if rec.terminal:
         return rec
-    s = settings or get_settings()
-    mine = [e for e in running_entries(r).values() if e.get("job_id") == rec.id]
+    mine = job_entries(r.hgetall(RUNNING), rec.id)
     if not mine:
         return rec
-    last = beats(r, {e["worker"] for e in mine})
+    return annotate_entries(rec, mine, beats(r, {e["worker"] for e in mine}), settings)
+
+
+def job_entries(running: dict[str, str], job_id: str) -> list[dict[str, Any]]:
+    """The registry entries (``HGETALL gdgan:running``) of one job."""
+    prefix = job_id + "|"
+    return [json.loads(v) for k, v in running.items() if k.startswith(prefix)]
+
+
+def annotate_entries(
+    rec: JobRecord,
+    mine: list[dict[str, Any]],
+    last: dict[str, dict[str, Any] | None],
+    settings: Settings | None = None,
+) -> JobRecord:
+    """The live view from already-read registry entries and heartbeats (``last``: worker -> beat),
+    so a caller with its own (async, pipelined) reads shares the rule. A job is stalled once its
+    worker missed three heartbeats, before the reaper (which waits the full
+    GDGAN_WORKER_DEAD_AFTER_S) redelivers it."""
+    s = settings or get_settings()
     now = time.time()
     for e in mine:
         hb = last.get(e["worker"])

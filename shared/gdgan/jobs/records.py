@@ -77,6 +77,11 @@ def _k(job_id: str, suffix: str = "") -> str:
     return f"{PREFIX}job:{job_id}{':' + suffix if suffix else ''}"
 
 
+def record_key(job_id: str) -> str:
+    """The record's key, for readers with their own (async) Redis client: the gateway's status route."""
+    return _k(job_id)
+
+
 def events_key(job_id: str) -> str:
     """The job's event stream, for readers with their own (async) Redis client: the gateway's SSE."""
     return _k(job_id, "events")
