@@ -12,7 +12,7 @@ from gdgan import __version__
 from gdgan.settings import get_settings
 
 from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
-from services.gateway.deps import AsyncRedis
+from services.gateway.deps import async_redis
 from services.gateway.routers import datasets, generate, health, jobs, models
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -21,11 +21,11 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The reaper of last resort: redelivers (then fails) the tasks of dead workers even when no
-    worker is left to do it (gdgan.jobs.heartbeat). And the shared async Redis pools of the job
-    status and SSE routes."""
+    worker is left to do it (gdgan.jobs.heartbeat). And the shared async Redis pool of the job
+    status route."""
     from gdgan.jobs.heartbeat import start_reaper
 
-    app.state.aredis = AsyncRedis.from_settings(get_settings())
+    app.state.aredis = async_redis(get_settings())
     done = start_reaper()
     try:
         yield

@@ -6,7 +6,6 @@ test (or another deployment) swaps a backend by overriding one function here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
 
@@ -46,42 +45,23 @@ def jobs_dep() -> JobStore:
     return _jobs()
 
 
-QUICK_TIMEOUT_S = 3.0  # a Redis that does not answer a GET in this long is down: 503
-BLOCK_MS = 5000  # one XREAD wait of an SSE stream; between waits it checks for a disconnected client
+REDIS_TIMEOUT_S = 3.0  # a Redis that does not answer a GET in this long is down: 503
 
 
-@dataclass
-class AsyncRedis:
-    """The gateway's shared asyncio Redis pools, opened once per process (``lifespan``).
-
-    Why two: the hot read paths (job status, SSE) run on the event loop instead of a threadpool
-    thread each, over pooled connections instead of one new client per request or stream. Short
-    commands get a short timeout (a dead Redis is a prompt 503); the SSE streams' blocking XREAD
-    needs one longer than its block time, and must not starve the status polls of connections."""
-
-    quick: aredis.Redis
-    blocking: aredis.Redis
-
-    @classmethod
-    def from_settings(cls, s: Settings) -> AsyncRedis:
-        def client(timeout_s: float) -> aredis.Redis:
-            return aredis.Redis.from_url(
-                s.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=timeout_s
-            )
-
-        return cls(quick=client(QUICK_TIMEOUT_S), blocking=client(BLOCK_MS / 1000 + 10))
-
-    async def aclose(self) -> None:
-        await self.quick.aclose()
-        await self.blocking.aclose()
+def async_redis(s: Settings) -> aredis.Redis:
+    """The gateway's shared asyncio Redis pool, opened once per process (``lifespan``): the job-status
+    route runs on the event loop over pooled connections, not on a threadpool thread each."""
+    return aredis.Redis.from_url(
+        s.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=REDIS_TIMEOUT_S
+    )
 
 
-async def aredis_dep(request: Request) -> AsyncRedis:
+async def aredis_dep(request: Request) -> aredis.Redis:
     """Async on purpose: a sync dependency would cost every request a threadpool hop."""
-    pools: AsyncRedis | None = getattr(request.app.state, "aredis", None)
-    if pools is None:  # an app served without its lifespan
-        pools = request.app.state.aredis = AsyncRedis.from_settings(get_settings())
-    return pools
+    client: aredis.Redis | None = getattr(request.app.state, "aredis", None)
+    if client is None:  # an app served without its lifespan
+        client = request.app.state.aredis = async_redis(get_settings())
+    return client
 
 
 def auth_dep(
@@ -101,7 +81,7 @@ def checked_id(value: str, what: str) -> str:
 SettingsD = Annotated[Settings, Depends(settings_dep)]
 Store = Annotated[ArtifactStore, Depends(store_dep)]
 Jobs = Annotated[JobStore, Depends(jobs_dep)]
-ARedis = Annotated[AsyncRedis, Depends(aredis_dep)]
+ARedis = Annotated[aredis.Redis, Depends(aredis_dep)]
 Auth = Depends(auth_dep)
 
 

@@ -1,6 +1,6 @@
-"""The job-status and SSE routes on the gateway's shared async Redis pools, on a real gateway process
-and a real Redis: the live worker view (running_on / stalled), the stored record served unchanged,
-404s, an SSE stream to the end of a job, and a 503 once Redis is gone."""
+"""The job-status route on the gateway's shared async Redis pool, on a real gateway process and a real
+Redis: the live worker view (running_on / stalled), the stored record, 404s, and a 503 once Redis is
+gone; next to it, the other way clients follow a job (an SSE stream to the job's end)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def test_status_shows_the_live_worker_and_the_stored_record(gateway: tuple[str, 
     queued = jobs.create("ingest", {"n": 16})
     got = httpx.get(f"{url}/v1/jobs/{queued.id}")
     assert got.status_code == 200 and got.headers["content-type"] == "application/json"
-    assert got.text == jobs.r.get(record_key(queued.id))  # served as stored
+    assert got.json() == json.loads(jobs.r.get(record_key(queued.id)))  # the stored record
     assert JobRecord.model_validate_json(got.text).status == "queued"
 
     run = jobs.create("train", {})

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import redis.asyncio as aredis
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from gdgan import catalog
 from gdgan.jobs import heartbeat
@@ -26,12 +28,13 @@ from gdgan.store import ArtifactStore
 from sse_starlette.sse import EventSourceResponse
 
 from services.common.http import field_error
-from services.gateway.deps import BLOCK_MS, ARedis, AsyncRedis, Auth, Jobs, Store, checked_id, enqueue
+from services.gateway.deps import ARedis, Auth, Jobs, SettingsD, Store, checked_id, enqueue
 from services.gateway.routers.datasets import dataset_manifest
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Auth])
 
 NOT_FOUND = {404: {"description": "unknown id"}}
+BLOCK_MS = 5000  # one XREAD wait; between waits the stream checks for a disconnected client
 
 
 def _get_job(jobs: JobStore, job_id: str) -> JobRecord:
@@ -136,38 +139,26 @@ def list_jobs(
 async def show_job(job_id: str, r: ARedis) -> Response:
     """The record, plus who runs it now and whether that worker still beats (``stalled``).
 
-    The hottest route (clients poll it): on the event loop, one pipelined round trip reads the
-    record and the running-task registry, a second (the workers' heartbeats) only while a worker
-    holds the job, and the stored JSON is served as it is unless the live view adds to it: no
-    threadpool hop and no pydantic work for a queued or finished job."""
+    The hottest route (clients poll it), so it runs on the event loop with the shared async pool
+    instead of a threadpool thread: one pipelined round trip reads the record and the running-task
+    registry, a second (the workers' heartbeats) only while a worker holds the job. The record is
+    validated once and serialized once (a returned model would be validated again against
+    ``response_model``)."""
     checked_id(job_id, "job")
-    raw, mine = await _record_and_entries(r, job_id)
-    if mine:
-        rec = JobRecord.model_validate_json(raw)
-        if not rec.terminal:
-            workers = sorted({e["worker"] for e in mine})
-            beats = await r.quick.mget([heartbeat.worker_key(w) for w in workers])
-            last = {w: (json.loads(b) if b else None) for w, b in zip(workers, beats)}
-            raw = heartbeat.annotate_entries(rec, mine, last).model_dump_json()
-    return Response(raw, media_type="application/json")
-
-
-async def _record_and_entries(r: AsyncRedis, job_id: str) -> tuple[str, list[dict[str, Any]]]:
-    async with r.quick.pipeline(transaction=False) as pipe:
+    async with r.pipeline(transaction=False) as pipe:
         pipe.get(record_key(job_id))
         pipe.hgetall(heartbeat.RUNNING)
         raw, running = await pipe.execute()
     if raw is None:
         raise HTTPException(404, detail=str(JobNotFound(f"no job {job_id!r}")))
-    return raw, heartbeat.job_entries(running, job_id)
-
-
-async def _status(r: AsyncRedis, job_id: str) -> tuple[str, str]:
-    """(record JSON, status), read without validating the whole record."""
-    raw = await r.quick.get(record_key(job_id))
-    if raw is None:
-        raise HTTPException(404, detail=str(JobNotFound(f"no job {job_id!r}")))
-    return raw, str(json.loads(raw).get("status"))
+    rec = JobRecord.model_validate_json(raw)
+    mine = [] if rec.terminal else heartbeat.job_entries(running, job_id)
+    if mine:
+        workers = sorted({e["worker"] for e in mine})
+        beats = await r.mget([heartbeat.worker_key(w) for w in workers])
+        last = {w: (json.loads(b) if b else None) for w, b in zip(workers, beats)}
+        rec = heartbeat.annotate_entries(rec, mine, last)
+    return Response(rec.model_dump_json(), media_type="application/json")
 
 
 @router.post(
@@ -221,44 +212,50 @@ def job_preview(job_id: str, jobs: Jobs) -> Response:
 async def job_events(
     job_id: str,
     request: Request,
-    r: ARedis,
+    jobs: Jobs,
+    settings: SettingsD,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Server-sent events until the job ends: first a ``job`` event with the whole record (unless
-    resuming with Last-Event-ID), then each event as it is published.
-
-    Each open stream waits in a blocking XREAD (no polling) on a connection of the shared blocking
-    pool, and checks its record only when a wait ends with nothing new (every BLOCK_MS)."""
-    checked_id(job_id, "job")
-    await _status(r, job_id)
+    resuming with Last-Event-ID), then each event as it is published."""
+    await asyncio.to_thread(_get_job, jobs, job_id)
     key = events_key(job_id)
+    client = aredis.Redis.from_url(
+        settings.redis_url,
+        decode_responses=True,
+        socket_connect_timeout=3,
+        socket_timeout=BLOCK_MS / 1000 + 10,
+    )
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
-        last = last_event_id if last_event_id and _is_stream_id(last_event_id) else None
-        if last is None:
-            newest = await r.quick.xrevrange(key, "+", "-", count=1)
-            last = newest[0][0] if newest else "0"
-            raw, status = await _status(r, job_id)
-            yield {"event": "job", "id": last, "data": raw}
-            if status in TERMINAL:
-                return
-        while True:
-            if await request.is_disconnected():
-                return
-            resp = await r.blocking.xread({key: last}, block=BLOCK_MS, count=100)
-            for _s, items in resp or []:
-                for eid, fields in items:
-                    last = eid
-                    event = fields.get("event", "message")
-                    data = fields.get("data", "{}")
-                    yield {"event": event, "id": eid, "data": data}
-                    if event == "status" and json.loads(data).get("status") in TERMINAL:
-                        return
-            if not resp:
-                raw, status = await _status(r, job_id)
-                if status in TERMINAL:
-                    yield {"event": "job", "id": last, "data": raw}
+        try:
+            last = last_event_id if last_event_id and _is_stream_id(last_event_id) else None
+            if last is None:
+                newest = await client.xrevrange(key, "+", "-", count=1)
+                last = newest[0][0] if newest else "0"
+                rec = await asyncio.to_thread(jobs.get, job_id)
+                yield {"event": "job", "id": last, "data": rec.model_dump_json()}
+                if rec.status in TERMINAL:
                     return
+            while True:
+                if await request.is_disconnected():
+                    return
+                resp = await client.xread({key: last}, block=BLOCK_MS, count=100)
+                for _s, items in resp or []:
+                    for eid, fields in items:
+                        last = eid
+                        event = fields.get("event", "message")
+                        data = fields.get("data", "{}")
+                        yield {"event": event, "id": eid, "data": data}
+                        if event == "status" and json.loads(data).get("status") in TERMINAL:
+                            return
+                if not resp:
+                    rec = await asyncio.to_thread(jobs.get, job_id)
+                    if rec.status in TERMINAL:
+                        yield {"event": "job", "id": last, "data": rec.model_dump_json()}
+                        return
+        finally:
+            await client.aclose()
 
     return EventSourceResponse(stream(), ping=15)
 
