@@ -37,7 +37,12 @@ def store_dep() -> ArtifactStore:
 def _jobs() -> JobStore:
     s = get_settings()
     return JobStore.from_url(
-        s.redis_url, s.job_ttl_s, s.job_lease_s, timeout_s=3.0, events_maxlen=s.job_events_maxlen
+        s.redis_url,
+        s.job_ttl_s,
+        s.job_lease_s,
+        timeout_s=3.0,
+        events_maxlen=s.job_events_maxlen,
+        events_ttl_s=s.job_events_ttl_s,
     )
 
 

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
         description="Seconds a finished job's record, events and parts stay in Redis after it ends; a "
         "queued or running job never expires (gdgan.jobs.records).",
     )
+    job_events_ttl_s: int = Field(
+        default=3600,
+        gt=0,
+        description="Seconds a finished job's event stream is kept (at most GDGAN_JOB_TTL_S); only a "
+        "client resuming with Last-Event-ID reads it, and it is most of a finished job's Redis memory.",
+    )
     job_events_maxlen: int = Field(
         default=2000,
         ge=10,

@@ -11,8 +11,10 @@ from gdgan.jobs.records import EXPIRY, INDEX, SIBLINGS, JobNotFound, JobStore, _
 from gdgan.settings import SettingsError, load_settings
 
 
-def store(redis_url: str, ttl_s: int = 60, maxlen: int = 2000) -> JobStore:
-    return JobStore.from_url(redis_url, ttl_s=ttl_s, lease_s=5, events_maxlen=maxlen)
+def store(redis_url: str, ttl_s: int = 60, maxlen: int = 2000, events_ttl_s: int | None = None) -> JobStore:
+    return JobStore.from_url(
+        redis_url, ttl_s=ttl_s, lease_s=5, events_maxlen=maxlen, events_ttl_s=events_ttl_s
+    )
 
 
 def touch_every_key(jobs: JobStore, job_id: str) -> None:
@@ -67,6 +69,21 @@ def test_a_running_job_outlives_the_ttl_and_a_finished_one_expires(redis_url: st
     assert jobs.r.zscore(INDEX, running.id) is not None
 
 
+def test_a_finished_jobs_event_stream_goes_sooner_than_its_record(redis_url: str) -> None:
+    jobs = store(redis_url, ttl_s=600, events_ttl_s=60)
+    rec = jobs.create("train", {})
+    jobs.set_status(rec.id, "running", allowed_from={"queued"})
+    jobs.publish(rec.id, "progress", {"step": 1})
+    assert jobs.r.ttl(_k(rec.id, "events")) == -1
+    jobs.set_status(rec.id, "succeeded")
+    assert 590 <= jobs.r.ttl(_k(rec.id)) <= 600
+    assert 50 <= jobs.r.ttl(_k(rec.id, "events")) <= 60
+    jobs.publish(rec.id, "note", {})  # a late event keeps the shorter lifetime
+    assert 50 <= jobs.r.ttl(_k(rec.id, "events")) <= 60
+    # never longer than the record's
+    assert store(redis_url, ttl_s=30, events_ttl_s=3600).events_ttl_s == 30
+
+
 def test_a_job_written_with_a_ttl_loses_it_when_it_runs(redis_url: str) -> None:
     """Records stored by the old code carried the TTL while queued; the next update clears it."""
     jobs = store(redis_url, ttl_s=600)
@@ -106,6 +123,7 @@ def test_redelivery_counter_ends_with_the_record(redis_url: str) -> None:
 
 def test_retention_settings_are_typed() -> None:
     assert load_settings({"GDGAN_JOB_EVENTS_MAXLEN": "500"}).job_events_maxlen == 500
+    assert load_settings({"GDGAN_JOB_EVENTS_TTL_S": "120"}).job_events_ttl_s == 120
     with pytest.raises(SettingsError, match="GDGAN_JOB_EVENTS_MAXLEN"):
         load_settings({"GDGAN_JOB_EVENTS_MAXLEN": "3"})
     with pytest.raises(SettingsError, match="GDGAN_JOB_TTL_S"):

@@ -334,7 +334,7 @@ def start_reaper(settings: Settings | None = None) -> threading.Event:
 
     def loop() -> None:
         r = _client(s)
-        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s, s.job_events_maxlen)
+        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s, s.job_events_maxlen, s.job_events_ttl_s)
         while not done.wait(s.worker_heartbeat_s):
             try:
                 reap_once(r, jobs, s)
@@ -392,7 +392,13 @@ class Monitor(threading.Thread):
         self.wid = worker_id()
         self.started = time.time()
         self.r = _client(settings)
-        self.jobs = JobStore(self.r, settings.job_ttl_s, settings.job_lease_s, settings.job_events_maxlen)
+        self.jobs = JobStore(
+            self.r,
+            settings.job_ttl_s,
+            settings.job_lease_s,
+            settings.job_events_maxlen,
+            settings.job_events_ttl_s,
+        )
         self.main_id = threading.main_thread().ident or 0
         self.current: _Current | None = None
         self.lock = threading.Lock()

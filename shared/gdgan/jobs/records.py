@@ -15,12 +15,14 @@ Layout:
 - ``gdgan:job:<id>:preview`` a training job's latest sample grid (phase, step, PNG), replaced
                              at each new one; a ``preview`` event announces it
 
-Retention (``GDGAN_JOB_TTL_S``, ``GDGAN_JOB_EVENTS_MAXLEN``), so Redis does not grow with every job
-ever run: a queued or running job's keys never expire (a training run may last days; losing its record
-mid-run would orphan it). When the job ends, its record and every per-job key above get the TTL in
-the same transaction, and ``gdgan:jobs:expiry`` notes when, so the listing index is pruned too. A
-key written later (the terminal status event, a late part result) follows the record's TTL through
-one script, so nothing of a finished job outlives it. Event streams are capped (approximate MAXLEN,
+Retention (``GDGAN_JOB_TTL_S``, ``GDGAN_JOB_EVENTS_TTL_S``, ``GDGAN_JOB_EVENTS_MAXLEN``), so Redis
+does not grow with every job ever run: a queued or running job's keys never expire (a training run
+may last days; losing its record mid-run would orphan it). When the job ends, its record and every
+per-job key above get the TTL in the same transaction, and ``gdgan:jobs:expiry`` notes when, so the
+listing index is pruned too. A key written later (the terminal status event, a late part result)
+follows the record's TTL through one script, so nothing of a finished job outlives it. A finished
+job's event stream may go sooner (GDGAN_JOB_EVENTS_TTL_S): only a client resuming with Last-Event-ID
+reads it, and it is most of a finished job's memory. Event streams are capped (approximate MAXLEN,
 trimmed a whole node at a time, which is what keeps XADD O(1)); a late SSE client still gets the
 whole record first, so only old progress lines are lost.
 
@@ -49,12 +51,16 @@ STREAM_MAXLEN = 2000  # default of GDGAN_JOB_EVENTS_MAXLEN
 SIBLINGS = ("events", "parts", "preview", "cancel", "redeliveries")
 PRUNE_BATCH = 500
 
-# KEYS[1] record, KEYS[2] sibling; ARGV[1] TTL in ms. The sibling lives as long as the record:
-# no TTL while the job is active, the record's remaining TTL once it ended, the full TTL if the
-# record is already gone (a zombie writer must not leave a key behind forever).
+# KEYS[1] record, KEYS[2] sibling; ARGV[1] TTL in ms, ARGV[2] cap in ms (0: none). The sibling lives
+# as long as the record: no TTL while the job is active, the record's remaining TTL (at most the cap)
+# once it ended, the full TTL if the record is already gone (a zombie writer must not leave a key
+# behind forever).
 _FOLLOW = """
 local pttl = redis.call('pttl', KEYS[1])
-if pttl > 0 then return redis.call('pexpire', KEYS[2], pttl)
+local cap = tonumber(ARGV[2])
+if pttl > 0 then
+  if cap > 0 and cap < pttl then pttl = cap end
+  return redis.call('pexpire', KEYS[2], pttl)
 elseif pttl == -2 then return redis.call('pexpire', KEYS[2], ARGV[1])
 else return redis.call('persist', KEYS[2]) end
 """
@@ -91,12 +97,20 @@ class JobStore:
     """All job state lives here; gateway, workers and CLI share this one implementation."""
 
     def __init__(
-        self, client: redis.Redis, ttl_s: int, lease_s: float = 30.0, events_maxlen: int = STREAM_MAXLEN
+        self,
+        client: redis.Redis,
+        ttl_s: int,
+        lease_s: float = 30.0,
+        events_maxlen: int = STREAM_MAXLEN,
+        events_ttl_s: int | None = None,
     ) -> None:
         self.r = client
         self.ttl_s = int(ttl_s)
         self.lease_s = float(lease_s)
         self.events_maxlen = int(events_maxlen)
+        # a finished job's stream is read only by a client resuming with Last-Event-ID, and it is
+        # most of a finished job's memory (a stream node preallocates ~4 KB): it may go sooner
+        self.events_ttl_s = min(int(events_ttl_s or ttl_s), self.ttl_s)
         self._follow = client.register_script(_FOLLOW)
 
     @classmethod
@@ -107,15 +121,17 @@ class JobStore:
         lease_s: float = 30.0,
         timeout_s: float = 5.0,
         events_maxlen: int = STREAM_MAXLEN,
+        events_ttl_s: int | None = None,
     ) -> JobStore:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True
         )
-        return cls(client, ttl_s, lease_s, events_maxlen)
+        return cls(client, ttl_s, lease_s, events_maxlen, events_ttl_s)
 
     def follow_record(self, pipe: Any, job_id: str, suffix: str) -> None:
         """Queue on ``pipe`` the script that gives ``_k(job_id, suffix)`` the record's lifetime."""
-        self._follow(keys=[_k(job_id), _k(job_id, suffix)], args=[self.ttl_s * 1000], client=pipe)
+        cap = self.events_ttl_s * 1000 if suffix == "events" and self.events_ttl_s < self.ttl_s else 0
+        self._follow(keys=[_k(job_id), _k(job_id, suffix)], args=[self.ttl_s * 1000, cap], client=pipe)
 
     def prune(self, now: float | None = None) -> int:
         """Drop expired jobs from the listing index (records expire by themselves; an index entry
@@ -192,7 +208,8 @@ class JobStore:
                     if new.terminal:  # the retention clock starts when the job ends
                         pipe.set(key, new.model_dump_json(), ex=self.ttl_s)
                         for suffix in SIBLINGS:
-                            pipe.expire(_k(job_id, suffix), self.ttl_s)
+                            ttl = self.events_ttl_s if suffix == "events" else self.ttl_s
+                            pipe.expire(_k(job_id, suffix), ttl)
                         pipe.zadd(EXPIRY, {job_id: time.time() + self.ttl_s})
                     else:  # SET without EX also clears a TTL
                         pipe.set(key, new.model_dump_json())
