@@ -69,7 +69,23 @@ class Settings(BaseSettings):
 
     # --- coordination ----------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
-    job_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    job_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="Seconds a finished job's record, events and parts stay in Redis after it ends; a "
+        "queued or running job never expires (gdgan.jobs.records).",
+    )
+    job_events_ttl_s: int = Field(
+        default=3600,
+        gt=0,
+        description="Seconds a finished job's event stream is kept (at most GDGAN_JOB_TTL_S); only a "
+        "client resuming with Last-Event-ID reads it, and it is most of a finished job's Redis memory.",
+    )
+    job_events_maxlen: int = Field(
+        default=2000,
+        ge=10,
+        description="Events kept per job stream (approximate cap); older progress lines are trimmed.",
+    )
     visibility_timeout_s: int = Field(default=12 * 3600, gt=0, description="Redis redelivery window.")
     job_lease_s: float = Field(
         default=30.0, gt=0, description="A running job's owner lease; a redelivered task waits it out."

@@ -53,7 +53,13 @@ def job_store() -> JobStore:
     global _jobs
     if _jobs is None:
         s = get_settings()
-        _jobs = JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s)
+        _jobs = JobStore.from_url(
+            s.redis_url,
+            s.job_ttl_s,
+            s.job_lease_s,
+            events_maxlen=s.job_events_maxlen,
+            events_ttl_s=s.job_events_ttl_s,
+        )
     return _jobs
 
 
