@@ -244,6 +244,25 @@ class DatasetDetail(DatasetSummary):
     splits: dict[str, dict[str, Any]] = Field(description="Counts per label in train/val/test (seed 0).")
 
 
+class DeletedArtifact(BaseModel):
+    id: str
+    kind: str = Field(description="Artifact kind; empty for the leftovers of an interrupted deletion.")
+    bytes: int
+    created: str = ""
+    run_id: str | None = Field(default=None, description="Checkpoints: the training run they belong to.")
+
+
+class DatasetDeletion(BaseModel):
+    root: str = Field(description="The dataset deleted (or that would be).")
+    dry_run: bool
+    artifacts: list[DeletedArtifact] = Field(
+        description="Everything removed, in deletion order: derived artifacts first, the dataset last."
+    )
+    counts: dict[str, int] = Field(description="Artifacts per kind.")
+    total_bytes: int
+    resumed: list[str] = Field(default_factory=list, description="Ids an interrupted deletion had left.")
+
+
 # --------------------------------------------------------------------------------------------
 # jobs
 class TrainRequest(_Strict):

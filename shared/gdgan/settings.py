@@ -53,6 +53,19 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("")
     s3_region: str = ""
     s3_secure: bool | None = Field(default=None, description="TLS; default from the endpoint scheme.")
+    # --- garbage collection (gdgan.store.governance; `gdgan store gc`) ----------------------------
+    gc_grace_s: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="A partial upload (files, no manifest) younger than this may still be in progress: "
+        "`gdgan store gc` leaves it.",
+    )
+    checkpoint_ttl_s: float = Field(
+        default=14 * 24 * 3600.0,
+        ge=0,
+        description="`gdgan store gc` removes training checkpoints older than this (a run not resumed "
+        "by then starts afresh); run records and finished-phase markers stay.",
+    )
 
     # --- coordination ----------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -166,6 +179,12 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=4, ge=1)
     generate_alias_ttl_s: float = Field(
         default=2.0, ge=0, description="Seconds a 'latest' model alias stays resolved in the generator."
+    )
+    generator_malloc_arenas: int = Field(
+        default=2,
+        ge=0,
+        description="glibc malloc arenas of the generator process (as MALLOC_ARENA_MAX): fewer arenas "
+        "hold fewer freed blocks of the many request sizes; 0 = glibc's default (8 per core).",
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     import_dir: Path | None = Field(
