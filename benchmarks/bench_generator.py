@@ -38,7 +38,12 @@ def make_model(root: Path, preset: str) -> str:
     ds = make_phantom(PhantomConfig(n=200, size=64, seed=0))
     ds.save(store)
     res = train(
-        "gdgan", ds, store=store, preset=preset, overrides={"steps": 1, "checkpoint_every": 1}, device="cpu"
+        "gdgan",
+        ds,
+        store=store,
+        preset=preset,
+        overrides={"steps": 1, "stage2_steps": 1, "checkpoint_every": 1},
+        device="cpu",
     )
     return str(res.model_id)
 
