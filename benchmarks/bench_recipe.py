@@ -71,9 +71,10 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     "demo-64": ("demo", {"size": 64}),
     # issue 10, third wave: the previous demo preset (before the critic options) and one change
     # at a time towards the current one (docs/notes/training.md, "Diversity and the finding")
-    "demo-v2": ("demo", {"mbstd": 0, "projection": False, "focus_weight": 1.0, "lambda_mse": 1.0}),
-    "demo-v2+mbstd": ("demo", {"mbstd": 4, "projection": False, "focus_weight": 1.0, "lambda_mse": 1.0}),
-    "demo-v2+all": ("demo", {"mbstd": 4, "projection": True, "focus_weight": 5.0, "lambda_mse": 0.3}),
+    "demo-v2": ("demo", {"mbstd": 0, "focus_weight": 1.0, "lambda_mse": 1.0}),
+    "demo-v2+mbstd": ("demo", {"mbstd": 4, "focus_weight": 1.0, "lambda_mse": 1.0}),
+    "demo-v2+weights": ("demo", {"mbstd": 0, "focus_weight": 5.0, "lambda_mse": 0.3}),
+    "demo+projection": ("demo", {"projection": True}),
     # gpu_bench.py: the paper's widths and schedule on a GPU, and the modern mode at those widths
     "paper-gpu": ("paper", {"epochs": None}),
     "modern-gpu": ("paper", {"epochs": None, **MODERN, "lr": 2e-4}),

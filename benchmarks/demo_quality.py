@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     store = LocalStore(a.store or Path(tempfile.mkdtemp(prefix="gdgan-dq-")))
     if a.dataset:
         ds = load_dataset(store, a.dataset)
-        pkw = {k: v for k, v in (store.manifest(a.dataset).config or {}).items() if k in pkw or k == "label_noise"}
+        stored = store.manifest(a.dataset).config or {}
+        pkw = {k: v for k, v in stored.items() if k in pkw or k == "label_noise"}
     else:
         ds = make_phantom(PhantomConfig(n=a.n, size=64, seed=0, **pkw))
         ds = load_dataset(store, ds.save(store).id)  # a stored dataset: models and judge name it
@@ -125,8 +126,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "overrides": overrides,
         "config": cfg.to_dict(),
         "phantom": {"n": a.n, **pkw},
-        "reused": {"store": str(store.root) if hasattr(store, "root") else None, "dataset": a.dataset,
-                   "resumed_stage1_run": a.resume, "stage1_model": a.stage1},  # fmt: skip
+        "reused": {
+            "store": str(store.root),
+            "dataset": a.dataset,
+            "resumed_stage1_run": a.resume,
+            "stage1_model": a.stage1,
+        },
         "model_ids": ids,
         "cpu_s": {k: round(v, 1) for k, v in cpu.items()} | {"both": round(sum(cpu.values()), 1)},
         "wall_s": {k: round(v, 1) for k, v in wall.items()},
