@@ -97,6 +97,10 @@ def setup(device: str) -> tuple[Dist, str]:
     if not d.enabled:
         return current(), device
     if device.startswith("cuda"):
+        if d.local_rank >= torch.cuda.device_count():
+            raise DistributedError(
+                f"nproc_per_node: local rank {d.local_rank} has no GPU ({torch.cuda.device_count()} visible)"
+            )
         device = f"cuda:{d.local_rank}"
         torch.cuda.set_device(device)
     if not torch_dist.is_initialized():
@@ -140,7 +144,7 @@ def wrap(module: nn.Module, d: Dist) -> nn.Module:
         return module
     dev = next(module.parameters()).device
     ids = [dev.index] if dev.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(module, device_ids=ids)
 
 
 def any_rank(flag: bool, d: Dist, device: torch.device) -> bool:
