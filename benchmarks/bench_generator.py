@@ -51,9 +51,10 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def serve(
-    root: Path, batching: bool, threads: int, max_batch: int = 64
+    root: Path, batching: bool, threads: int, max_batch: int = 64, device: str = "cpu"
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {
+        "GDGAN_DEVICE": device,
         "GDGAN_NUM_THREADS": str(threads),
         "GDGAN_LOG_LEVEL": "WARNING",
         "GDGAN_GENERATE_QUEUE_SIZE": "256",
