@@ -13,10 +13,14 @@ the 2-rank run is closer to its 1-process twin than another seed is.
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -158,13 +162,13 @@ def test_a_killed_rank_fails_clearly_then_the_run_resumes(
     msg = str(info.value)
     assert "rank 1 was killed by SIGKILL" in msg and "resume" in msg, msg
     saved = ck.latest_checkpoint(store, "killed", "stage1")
-    assert saved is not None and saved.step >= 10
+    assert saved is not None and saved.meta["step"] >= 10
     # the same run id again: resumes from that checkpoint and finishes
     res = run_ranks(spec, Launch(2), progress=lambda p: None, should_stop=lambda: False)
     assert res["status"] == "succeeded" and res["steps"] == {"stage1": 400}
 
 
-def test_torchrun_restarts_a_killed_rank_and_the_run_resumes(
+def test_a_killed_rank_is_relaunched_and_the_run_resumes(
     env: dict[str, str], dataset_id: str, tmp_path: Path
 ) -> None:
     store = open_store()
@@ -174,13 +178,16 @@ def test_torchrun_restarts_a_killed_rank_and_the_run_resumes(
     wd.mkdir()
     killer = _kill_rank_after_checkpoint(store, "restarted", wd, rank=0)
     steps: list[int] = []
-    res = run_ranks(
-        spec,
-        Launch(2, max_restarts=1),
-        progress=lambda p: steps.append(p.step),
-        should_stop=lambda: False,
-        workdir=wd,
-    )
+    try:
+        res = run_ranks(
+            spec,
+            Launch(2, max_restarts=1),
+            progress=lambda p: steps.append(p.step),
+            should_stop=lambda: False,
+            workdir=wd,
+        )
+    except RankFailure as exc:
+        pytest.fail(f"{exc}\n{exc.tail}")
     killer.join(5)
     killed = int((wd / "killed").read_text())
     assert res["status"] == "succeeded" and res["steps"] == {"stage1": 400}
@@ -188,3 +195,51 @@ def test_torchrun_restarts_a_killed_rank_and_the_run_resumes(
     # the restarted group resumed from a checkpoint (its progress went back), not from step 0
     back = [b for a, b in itertools.pairwise(steps) if b < a]
     assert back and min(back) >= 10, steps
+
+
+SUPERVISOR = """
+import json, sys
+from pathlib import Path
+from gdgan.training.launch import Launch, run_ranks
+run_ranks(json.loads(sys.argv[1]), Launch(2), progress=lambda p: None, should_stop=lambda: False,
+          workdir=Path(sys.argv[2]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ranks_checkpoint_and_exit_when_their_supervisor_is_killed(
+    env: dict[str, str], dataset_id: str, tmp_path: Path
+) -> None:
+    """A trainer worker killed by SIGKILL must not leave its ranks training: the redelivered job
+    would meet them. They notice at their next step, checkpoint (the only checkpoint this run
+    can write) and exit."""
+    store = open_store()
+    spec = {"kind": "stage1", "dataset_id": dataset_id, "preset": "tiny", "run_id": "orphaned"}
+    spec["overrides"] = {"steps": 100000, "checkpoint_every": 100000}
+    wd = tmp_path / "wd"
+    wd.mkdir()
+    sup = subprocess.Popen([sys.executable, "-c", SUPERVISOR, json.dumps(spec), str(wd)], env=env)
+    try:
+        pids = wait_for(
+            lambda: (
+                [int((wd / f"rank-{r}.pid").read_text()) for r in (0, 1) if (wd / f"rank-{r}.pid").exists()]
+                if len(list(wd.glob("rank-*.pid"))) == 2
+                else None
+            ),
+            300,
+            "both ranks",
+        )
+        time.sleep(5)  # some steps
+    finally:
+        sup.kill()
+        sup.wait()
+    wait_for(lambda: not any(_alive(p) for p in pids), 180, "the ranks to exit")
+    saved = ck.latest_checkpoint(store, "orphaned", "stage1")
+    assert saved is not None and saved.meta["step"] < 100000  # written by the stop path

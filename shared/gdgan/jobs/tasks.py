@@ -392,7 +392,7 @@ def _train_distributed(
     """The job's ranks under torchrun, supervised by this worker (:mod:`gdgan.training.launch`):
     it keeps the lease and publishes rank 0's progress; cancel reaches every rank through a stop
     file; a lost lease kills the rank group, so a job taken over elsewhere gets no more writes."""
-    from gdgan.training.launch import Launch, run_ranks
+    from gdgan.training.launch import Launch, RankFailure, run_ranks
 
     p = ctx.params
     spec = {
@@ -407,14 +407,18 @@ def _train_distributed(
     launch = Launch(
         int(p["nproc_per_node"]), rdzv_id=ctx.job_id, max_restarts=get_settings().ddp_max_restarts
     )
-    res = run_ranks(
-        spec,
-        launch,
-        progress=ctx.progress,
-        should_stop=ctx.should_stop,
-        preview=preview,
-        must_abort=ctx.progress.lease.lost.is_set,
-    )
+    try:
+        res = run_ranks(
+            spec,
+            launch,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            preview=preview,
+            must_abort=ctx.progress.lease.lost.is_set,
+        )
+    except RankFailure as exc:  # the job record gets the one line; the worker log torchrun's report
+        log.error("job %s: torchrun's report:\n%s", ctx.job_id, exc.tail)
+        raise
     result: dict[str, Any] = {
         "model_ids": dict(res.get("model_ids") or {}),
         "nproc_per_node": launch.nproc_per_node,

@@ -9,15 +9,19 @@ home-made one. Two callers:
   torchrun in its own process group and supervises it (:func:`run_ranks`): rank 0 prints
   progress events as JSON lines, which the worker publishes through the job's (lease-fenced)
   progress callback; a cancel request becomes a stop file every rank polls (they stop together
-  and checkpoint); a lost lease kills the whole group; a rank that dies is restarted with all
-  the others by torchrun (``max_restarts``) and the run resumes from its latest checkpoint, and
-  when no restart is left the job fails with a message naming the rank and its exit.
+  and checkpoint); a lost lease kills the whole group; a supervisor that dies (SIGKILL) leaves
+  ranks that notice it at their next step, checkpoint and exit, so the redelivered job resumes;
+  a rank that dies is restarted with all the others (``max_restarts``) and the run
+  resumes from its latest checkpoint, and when no restart is left the job fails with a message
+  naming the rank and its exit.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import logging
 import os
 import re
 import signal
@@ -32,6 +36,7 @@ from typing import Any
 
 from gdgan.progress import Progress
 
+log = logging.getLogger(__name__)
 EVENT_PREFIX = "GDGAN-EVENT "
 RESULT_FILE = "result.json"
 STOP_FILE = "stop"
@@ -85,11 +90,20 @@ def torchrun_argv(launch: Launch, module: str, args: list[str]) -> list[str]:
 
 
 class RankFailure(RuntimeError):
-    """The ranks of a distributed run failed and torchrun had no restart left."""
+    """The ranks of a distributed run failed and torchrun had no restart left.
+
+    ``tail``: the end of torchrun's stderr (for the worker log, never the job record)."""
+
+    def __init__(self, message: str, tail: str = "") -> None:
+        super().__init__(message)
+        self.tail = tail
 
 
 def failure_message(rc: int, stderr_tail: str, launch: Launch) -> str:
-    """One line from torchrun's failure report: which rank, how it exited, what to do."""
+    """One line from torchrun's failure report: which rank, how it exited, what to do.
+
+    Only the last report counts: failures that a restart already handled are logged before it."""
+    stderr_tail = stderr_tail.rsplit("Root Cause", 1)[-1]
     rank = re.findall(r"rank\s*:\s*(\d+)", stderr_tail)
     code = re.findall(r"exitcode\s*:\s*(-?\d+)", stderr_tail)
     what = f"rank {rank[0]}" if rank else "a rank"
@@ -124,48 +138,79 @@ def run_ranks(
     """Run :mod:`gdgan.training.rank_main` on ``launch``'s ranks for ``spec`` (train() keyword
     arguments, JSON) and return rank 0's result dict (``TrainResult.to_dict()``).
 
+    A failed group is relaunched, a fresh torchrun each time, up to ``launch.max_restarts`` times;
+    every launch resumes the run from its latest checkpoint. (torchrun's own in-place restart
+    reuses the first rendezvous, and its gloo re-connection timed out under load in testing.)
     ``workdir`` (a temporary folder by default) receives the spec, the stop file, the result and
     one ``rank-R.pid`` file per live rank (what a supervisor or a test signals)."""
+    once = dataclasses.replace(launch, max_restarts=0)
     with tempfile.TemporaryDirectory(prefix="gdgan-ddp-") as tmp:
         wd = Path(workdir or tmp)
         wd.mkdir(parents=True, exist_ok=True)
-        (wd / SPEC_FILE).write_text(json.dumps(spec))
+        # the ranks stop (and checkpoint) by themselves if this supervisor dies: a redelivered job
+        # must not meet a still-running group of the same run
+        (wd / SPEC_FILE).write_text(json.dumps({"train": spec, "supervisor_pid": os.getpid()}))
         (wd / STOP_FILE).unlink(missing_ok=True)
-        (wd / RESULT_FILE).unlink(missing_ok=True)
-        argv = torchrun_argv(launch, "gdgan.training.rank_main", [str(wd)])
-        proc = subprocess.Popen(
-            argv,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,  # its own process group: a cancel or a kill reaches every rank
-        )
-        err_tail: list[str] = []
-        readers = [
-            threading.Thread(target=_read_events, args=(proc.stdout, progress, preview), daemon=True),
-            threading.Thread(target=_keep_tail, args=(proc.stderr, err_tail), daemon=True),
-        ]
-        for t in readers:
-            t.start()
-        while True:
+        for attempt in range(launch.max_restarts + 1):
             try:
-                rc = proc.wait(timeout=poll_s)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if must_abort():  # the job is someone else's now: stop writing at once
-                os.killpg(proc.pid, signal.SIGKILL)
-            elif should_stop():
-                (wd / STOP_FILE).touch()
-        for t in readers:
-            t.join(timeout=10)
-        if rc != 0:
-            raise RankFailure(failure_message(rc, "".join(err_tail), launch))
-        result = wd / RESULT_FILE
-        if not result.exists():
-            raise RankFailure("distributed training: the ranks exited without a result")
-        return dict(json.loads(result.read_text()))
+                return _run_group(wd, once, progress, should_stop, preview, must_abort, env, poll_s)
+            except RankFailure as exc:
+                if attempt == launch.max_restarts or must_abort() or should_stop():
+                    raise RankFailure(
+                        exc.args[0].replace("max_restarts=0", f"max_restarts={launch.max_restarts}"), exc.tail
+                    ) from None
+                log.warning(
+                    "%s; relaunching the ranks (restart %d of %d)", exc, attempt + 1, launch.max_restarts
+                )
+    raise AssertionError("unreachable")
+
+
+def _run_group(
+    wd: Path,
+    launch: Launch,
+    progress: Callable[[Progress], None],
+    should_stop: Callable[[], bool],
+    preview: Callable[[str, int, bytes], None] | None,
+    must_abort: Callable[[], bool],
+    env: dict[str, str] | None,
+    poll_s: float,
+) -> dict[str, Any]:
+    """One torchrun of the ranks, supervised until it exits."""
+    (wd / RESULT_FILE).unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        torchrun_argv(launch, "gdgan.training.rank_main", [str(wd)]),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,  # its own process group: a cancel or a kill reaches every rank
+    )
+    err_tail: list[str] = []
+    readers = [
+        threading.Thread(target=_read_events, args=(proc.stdout, progress, preview), daemon=True),
+        threading.Thread(target=_keep_tail, args=(proc.stderr, err_tail), daemon=True),
+    ]
+    for t in readers:
+        t.start()
+    while True:
+        try:
+            rc = proc.wait(timeout=poll_s)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if must_abort():  # the job is someone else's now: stop writing at once
+            os.killpg(proc.pid, signal.SIGKILL)
+        elif should_stop():
+            (wd / STOP_FILE).touch()
+    for t in readers:
+        t.join(timeout=10)
+    if rc != 0:
+        tail = "".join(err_tail)
+        raise RankFailure(failure_message(rc, tail, launch), tail[-4000:])
+    result = wd / RESULT_FILE
+    if not result.exists():
+        raise RankFailure("distributed training: the ranks exited without a result")
+    return dict(json.loads(result.read_text()))
 
 
 def _read_events(
@@ -191,6 +236,10 @@ def _keep_tail(stream: Any, tail: list[str], keep: int = 400) -> None:
 
 
 def emit(event: dict[str, Any]) -> None:
-    """One event line on stdout (rank 0 of :mod:`gdgan.training.rank_main`)."""
-    sys.stdout.write(EVENT_PREFIX + json.dumps(event) + "\n")
-    sys.stdout.flush()
+    """One event line on stdout (rank 0 of :mod:`gdgan.training.rank_main`); lost, not fatal, once
+    the supervisor that read them is gone (the ranks then stop on their own)."""
+    try:
+        sys.stdout.write(EVENT_PREFIX + json.dumps(event) + "\n")
+        sys.stdout.flush()
+    except OSError:  # BrokenPipeError: nobody reads any more
+        pass

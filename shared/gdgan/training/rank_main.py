@@ -1,7 +1,8 @@
 """One rank of a supervised distributed run: ``python -m gdgan.training.rank_main WORKDIR``.
 
 Started by torchrun from :func:`gdgan.training.launch.run_ranks`. Reads ``WORKDIR/spec.json``
-(train() keyword arguments), stops when ``WORKDIR/stop`` appears, and on rank 0 prints progress
+(train() keyword arguments), stops when ``WORKDIR/stop`` appears or its supervisor process is
+gone (checkpointing first, like a cancel), and on rank 0 prints progress
 and preview events and writes ``WORKDIR/result.json``. A restarted group (torchrun's
 ``max_restarts``) resumes from the run's latest checkpoint because the run id is in the spec.
 """
@@ -26,8 +27,12 @@ def main(workdir: str) -> int:
     wd = Path(workdir)
     rank = int(os.environ.get("RANK", "0"))
     (wd / f"rank-{rank}.pid").write_text(str(os.getpid()))
-    spec = json.loads((wd / SPEC_FILE).read_text())
+    doc = json.loads((wd / SPEC_FILE).read_text())
+    spec, supervisor = doc["train"], int(doc["supervisor_pid"])
     stop_file = wd / STOP_FILE
+
+    def should_stop() -> bool:
+        return stop_file.exists() or not _alive(supervisor)
 
     def progress(p: Progress) -> None:
         emit({"type": "progress", "progress": _plain(p)})
@@ -40,7 +45,7 @@ def main(workdir: str) -> int:
         spec.pop("dataset_id"),
         store=open_store(),
         progress=progress,
-        should_stop=stop_file.exists,
+        should_stop=should_stop,
         preview=preview,
         preview_every=get_settings().job_preview_every_steps,
         **spec,
@@ -50,6 +55,16 @@ def main(workdir: str) -> int:
         tmp.write_text(json.dumps(result.to_dict()))
         tmp.replace(wd / RESULT_FILE)
     return 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's (cannot be ours after a reuse, but alive)
+        return True
+    return True
 
 
 def _plain(p: Progress) -> dict[str, object]:
