@@ -164,9 +164,10 @@ class _Context:
                     "focus_finding %r: not a finding of this dataset; plain batches", cfg.focus_finding
                 )
         total = cfg.total_steps(len(self.idx), phase.name)  # the whole split, not this rank's part
-        preview = self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None
-        curve = self.curve(phase.name, cfg, total, sampler_for) if sampler_for else None
-        hooks = [h for h in (preview, curve) if h is not None] if self.dist.is_main else []
+        watch = sampler_for is not None and self.dist.is_main  # rank 0 speaks for the run
+        preview = self._on_step(phase.name, cfg, total, sampler_for) if watch else None
+        curve = self.curve(phase.name, cfg, total, sampler_for) if watch else None
+        hooks = [h for h in (preview, curve) if h is not None]
 
         def on_step(step: int, ema: torch.nn.Module) -> None:
             for hook in hooks:
@@ -186,7 +187,7 @@ class _Context:
             state_extra={"data_digest": self.digest},
             on_step=on_step if hooks else None,
         )
-        if curve is not None and self.dist.is_main:
+        if curve is not None:
             run.extra["quality_curve"] = curve.to_dict()
         return run
 
