@@ -51,7 +51,7 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def serve(
-    root: Path, batching: bool, threads: int, max_batch: int = 64, device: str = "cpu"
+    root: Path, batching: bool, threads: int, max_batch: int = 64, device: str = "cpu", timeout: float = 30
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {
         "GDGAN_DEVICE": device,
@@ -61,7 +61,7 @@ def serve(
         "GDGAN_GENERATE_MAX_BATCH": str(max_batch) if batching else "1",
         "GDGAN_GENERATE_MAX_WAIT_MS": "10" if batching else "0",
     }
-    return serve_generator(root, env, timeout=30)
+    return serve_generator(root, env, timeout=timeout)
 
 
 async def load(url: str, model: str, n: int, clients: int, per_client: int) -> dict[str, float]:

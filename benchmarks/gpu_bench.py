@@ -273,7 +273,7 @@ def generator_part(a: argparse.Namespace, device: torch.device) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="gpu-gen-") as tmp:
         root = Path(tmp)
         model = make_model(root, "tiny" if a.smoke else "demo")
-        servers = {b: serve(root, b, 2, 64, device=device.type) for b in (True, False)}
+        servers = {b: serve(root, b, 2, 64, device=device.type, timeout=180) for b in (True, False)}
         try:
             for n in (1, 16):
                 for b, (_, url) in servers.items():
