@@ -4,6 +4,9 @@ the job record, the model is registered once, cancel stops every rank, bad input
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,3 +87,17 @@ def test_nproc_per_node_must_divide_the_global_batch(api: httpx.Client, dataset_
     assert r.status_code == 422 and "nproc_per_node" in r.text and "16" in r.text, r.text
     r = api.post("/v1/jobs/train", json=body | {"nproc_per_node": 0})
     assert r.status_code == 422 and "nproc_per_node" in r.text
+
+
+def test_the_client_cli_asks_for_ranks(stack: Stack, dataset_id: str) -> None:
+    """`gdgan jobs train --nproc-per-node N` sends the field: the gateway's refusal names it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GDGAN_")}
+    args = ["jobs", "train", "--dataset", dataset_id, "--preset", "tiny", "--nproc-per-node", "3"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "gdgan.cli.main", *args, "--url", stack.cfg.gateway_url, "--no-wait"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode != 0 and "nproc_per_node" in proc.stderr, proc.stderr
