@@ -32,7 +32,8 @@ pytestmark = pytest.mark.integration
 GAN = GanConfig(size=32, nz=16, ngf=8, ndf=8)
 W = LossWeights()
 GLOBAL_BATCH = 8
-TOL = 1e-5  # relative to the gradient's largest entry; measured max 1.4e-7 (sum order only; 0.5-3 without DDP)
+# relative to the gradient's largest entry; measured max 1.4e-7 (sum order only), 0.5-3 without DDP
+TOL = 1e-5
 CASES = {
     "wgan-gp": ("stage1", Recipe()),
     "hinge-r1-diffaug": ("stage1", Recipe(loss="hinge", r1_gamma=1.0, r1_every=1, diffaug="translation")),
