@@ -53,7 +53,13 @@ def job_store() -> JobStore:
     global _jobs
     if _jobs is None:
         s = get_settings()
-        _jobs = JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s)
+        _jobs = JobStore.from_url(
+            s.redis_url,
+            s.job_ttl_s,
+            s.job_lease_s,
+            events_maxlen=s.job_events_maxlen,
+            events_ttl_s=s.job_events_ttl_s,
+        )
     return _jobs
 
 
@@ -319,11 +325,13 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             artifact_id=dataset_id,
             progress=ctx.progress,
             should_stop=ctx.should_stop,
+            age_band=bool(p.get("age_band")),
         )
     else:  # chexpert, mimic, padchest, vindr, csv, folder
         from gdgan.data.adapters import ingest_source_to_store
 
-        options = {k: v for k, v in p.items() if k not in ("source", "size", "limit", "dataset_id")}
+        skip = ("source", "size", "limit", "dataset_id", "age_band")
+        options = {k: v for k, v in p.items() if k not in skip}
         ingest_source_to_store(
             p["source"],
             p["size"],
@@ -333,6 +341,7 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             progress=ctx.progress,
             should_stop=ctx.should_stop,
             limit=p.get("limit"),
+            age_band=bool(p.get("age_band")),
         )
     if ctx.should_stop() and not store.exists(dataset_id):
         return "cancelled", {}
@@ -452,6 +461,7 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         view=p.get("view"),
         seed=p.get("seed"),
         stage=p.get("stage", 2),
+        age_band=p.get("age_band"),
         chunk=get_settings().generate_max_batch,
         config=dict(p),
         progress=ctx.progress,
