@@ -148,6 +148,14 @@ def _upsample(coarse: np.ndarray, my: np.ndarray, mx: np.ndarray) -> np.ndarray:
     return np.matmul(np.matmul(my, coarse), mx.T)
 
 
+def _clip01(x: np.ndarray) -> np.ndarray:
+    """``np.clip(x, 0, 1)`` for a fresh temporary ``x``: in place through the array method (no
+    dispatch, no second temporary); same values."""
+    if isinstance(x, np.ndarray):
+        return x.clip(0.0, 1.0, out=x)
+    return np.clip(x, 0.0, 1.0)
+
+
 def _s(x: np.ndarray) -> np.ndarray:
     """Soft step: 1 where x >= 0.5, 0 where x <= -0.5, linear between (x in pixels of edge).
 
