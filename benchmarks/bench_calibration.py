@@ -11,11 +11,14 @@ plans, same classifier config):
   4.1 % Cardiomegaly; real NIH gave ``none`` 0.639, ``oversample`` 0.669);
 * ``phantom-demo``— the phantom at ``make demo`` size (6,000 images, NIH's label mix).
 
-Plus the *domain-feature distance* between phantom and real-sample images: a domain network
-(the `demo` preset's, the evaluation's own feature extractor when no ImageNet weights are
-used) is trained on half of the real sample; the Fréchet distance of its features between the
-other half and each phantom (this one, and the phantom at ``--baseline-ref``, loaded from git)
-is reported side by side, with the real-vs-real distance as the floor.
+Plus the *domain-feature distance* between phantom and real-sample images: ``--domain-nets``
+domain networks (the `demo` preset's, the evaluation's own feature extractor when no ImageNet
+weights are used), each trained on its own half of the real sample's patients; the Fréchet
+distance of their features between the other half and each phantom — this one (the frozen
+defaults), the opt-in ``look="nih_matched"``, the original phantom (``--baseline-ref``, one file
+loaded from git) and the previous frozen phantom (``--previous-ref``, that commit's package run
+in a subprocess) — is reported side by side, with the real-vs-real distance as the floor and
+the ratios to the original and previous phantoms.
 
 Run: ``python benchmarks/bench_calibration.py [--repeats 3] [--rows real,ref,demo,970]
 [--markdown] [--log FILE]``. Torch and BLAS are pinned to ``--threads`` (default 1): the
