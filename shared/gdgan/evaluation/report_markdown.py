@@ -149,5 +149,5 @@ def report_markdown(
     rep = dict(report)
     parts = [_context(rep, report_id), _table1(rep), _table2(rep), _harness(rep)]
     if figures:
-        parts.append("\n".join(f"![{cap}]({link})" for link, cap in figures))
+        parts.append("\n\n".join(f"![{cap}]({link})" for link, cap in figures))
     return "\n\n".join(parts) + "\n"
