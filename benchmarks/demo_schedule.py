@@ -15,7 +15,7 @@ on ``--cores`` cores shared equally by the busy workers (each worker runs one to
   ``eval`` once split 0's GANs exist; the report task only aggregates.
 
     python benchmarks/demo_schedule.py                       # costs measured in the rehearsal
-    python benchmarks/demo_schedule.py --stage1 95 --stage2 60 --acgan 95 --quality 80 --harness 60
+    python benchmarks/demo_schedule.py --gdgan 300 --acgan 180     # e.g. a longer training preset
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def build(kind: str, repeats: int, costs: dict[str, float]) -> tuple[list[Task],
     gd = [f"gan:gdgan:r{r}" for r in range(repeats)]
     ac = [f"gan:acgan:r{r}" for r in range(repeats)]
     gan_order = gd + ac if kind == "old" else [gd[0], ac[0], *gd[1:], *ac[1:]]
-    tasks = [Task(g, "train", costs["stage1"] + costs["stage2"]) for g in gd]
+    tasks = [Task(g, "train", costs["gdgan"]) for g in gd]
     tasks += [Task(a, "train", costs["acgan"]) for a in ac]
     clfs = []
     for r in range(repeats):
@@ -101,21 +101,18 @@ def simulate(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     # CPU seconds per task, measured in the rehearsal of 2026-12-01 (docs/notes/evaluation.md)
-    ap.add_argument("--stage1", type=float, default=95.0, help="GDGAN stage 1, one split")
-    ap.add_argument("--stage2", type=float, default=60.0, help="GDGAN stage 2, one split")
-    ap.add_argument("--acgan", type=float, default=95.0, help="ACGAN, one split")
-    ap.add_argument("--classifier", type=float, default=12.0, help="one classifier (strategy × split)")
-    ap.add_argument("--quality", type=float, default=80.0, help="report section: IS, FID/KID, fidelity, ...")
-    ap.add_argument("--harness", type=float, default=60.0, help="report section: the quality harness")
+    ap.add_argument("--gdgan", type=float, default=190.0, help="GDGAN stage 1 + 2, one split")
+    ap.add_argument("--acgan", type=float, default=110.0, help="ACGAN, one split")
+    ap.add_argument("--classifier", type=float, default=14.0, help="one classifier (strategy × split)")
+    ap.add_argument("--quality", type=float, default=100.0, help="report section: IS, FID/KID, fidelity, ...")
+    ap.add_argument("--harness", type=float, default=45.0, help="report section: the quality harness")
     ap.add_argument("--report", type=float, default=15.0, help="report aggregation (bootstrap, HTML)")
     ap.add_argument("--fixed", type=float, default=30.0, help="stack start, phantom, 16 images (serial)")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="trainers and evaluators each (gdgan demo)")
     ap.add_argument("--cores", type=float, default=2.0)
     a = ap.parse_args()
-    costs = {
-        k: getattr(a, k) for k in ("stage1", "stage2", "acgan", "classifier", "quality", "harness", "report")
-    }
+    costs = {k: getattr(a, k) for k in ("gdgan", "acgan", "classifier", "quality", "harness", "report")}
     print("| schedule | evaluation wall (s) | idle core-s | CPU s | CPU s / cores | demo wall (min) |")
     print("|---|---|---|---|---|---|")
     res = {}
