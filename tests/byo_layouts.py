@@ -64,6 +64,7 @@ def write_dicom(
     patient_id: str | None = "PID-0001",
     spacing: tuple[float, float] | None = (0.143, 0.143),
     syntax: str = "explicit",
+    age: str | None = None,
 ) -> Path:
     """A real DICOM file (Digital X-Ray storage) with the given pixel pipeline tags."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -106,6 +107,8 @@ def write_dicom(
         ds.PatientName = "Doe^Jane"
     if spacing is not None:
         ds.PixelSpacing = list(spacing)
+    if age is not None:
+        ds.PatientAge = age  # DICOM AS: "058Y"
     if syntax == "rle":
         ds.compress(RLELossless)
     elif syntax == "j2k":

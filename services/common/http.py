@@ -1,7 +1,8 @@
 """HTTP plumbing shared by the gateway and the generator.
 
-- Bearer auth (GDGAN_API_TOKEN) with a constant-time comparison; ``/healthz``, ``/readyz`` and
-  ``/metrics`` stay open so orchestrators can probe without the secret.
+- (Bearer auth and scopes: ``services.common.auth``; ``/healthz`` and ``/readyz`` stay open so
+  orchestrators can probe without a secret; ``/metrics`` needs the admin scope unless
+  GDGAN_METRICS_PUBLIC is set.)
 - A body-size limit enforced before the body reaches FastAPI (413), so a huge upload cannot
   exhaust memory through JSON parsing.
 - One mapping from library errors to status codes, so every route answers the same way and no
@@ -13,37 +14,21 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
+from typing import Any
 
 import redis
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gdgan.store import ArtifactNotFound, IntegrityError, InvalidArtifactId, StoreError, StoreUnavailable
 from kombu.exceptions import OperationalError as KombuOperationalError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("gdgan.http")
-
-bearer = HTTPBearer(auto_error=False, description="GDGAN_API_TOKEN, when the server sets one.")
-
-
-def check_token(expected: str, creds: HTTPAuthorizationCredentials | None) -> None:
-    """401 unless the bearer token equals ``expected`` (no-op when no token is configured)."""
-    if not expected:
-        return
-    given = creds.credentials if creds is not None and creds.scheme.lower() == "bearer" else ""
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(
-            status_code=401,
-            detail="missing or wrong bearer token (Authorization: Bearer <GDGAN_API_TOKEN>)",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
 
 
 def field_error(field: str | None, msg: str, kind: str = "value_error") -> HTTPException:
@@ -221,7 +206,8 @@ class Metrics:
         )
         self.service = service
 
-    def install(self, app: FastAPI) -> None:
+    def install(self, app: FastAPI, guard: list[Any] | None = None) -> None:
+        """``guard``: the dependencies /metrics needs (the admin scope, unless it is public)."""
         owner = self
 
         class _Measure:
@@ -252,6 +238,6 @@ class Metrics:
 
         app.add_middleware(_Measure)
 
-        @app.get("/metrics", include_in_schema=False)
+        @app.get("/metrics", include_in_schema=False, dependencies=guard or [])
         def metrics_endpoint() -> PlainTextResponse:
             return PlainTextResponse(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

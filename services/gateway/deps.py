@@ -10,13 +10,14 @@ from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, HTTPException
-from fastapi.security import HTTPAuthorizationCredentials
-from gdgan.jobs.records import JobStore
+from gdgan.jobs.records import JobStore, new_job_id
+from gdgan.schemas import JobRecord
 from gdgan.settings import Settings, get_settings
 from gdgan.store import ArtifactStore, open_store, validate_id
 from gdgan.store.base import ID_RE
 
-from services.common.http import bearer, check_token
+from services.common.auth import Principal, principal_dep, require
+from services.gateway.quotas import admit_job
 
 
 def settings_dep() -> Settings:
@@ -42,13 +43,6 @@ def jobs_dep() -> JobStore:
     return _jobs()
 
 
-def auth_dep(
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    settings: Annotated[Settings, Depends(settings_dep)],
-) -> None:
-    check_token(settings.api_token.get_secret_value(), creds)
-
-
 def checked_id(value: str, what: str) -> str:
     """404 for anything that is not a well-formed id: no path tricks reach the store."""
     if not ID_RE.fullmatch(value or ""):
@@ -59,7 +53,24 @@ def checked_id(value: str, what: str) -> str:
 SettingsD = Annotated[Settings, Depends(settings_dep)]
 Store = Annotated[ArtifactStore, Depends(store_dep)]
 Jobs = Annotated[JobStore, Depends(jobs_dep)]
-Auth = Depends(auth_dep)
+# Route scopes (services.common.auth): reading needs 'read'; creating datasets, training and
+# evaluation jobs 'train'; generating images (now or as a job) 'generate'; admin holds them all.
+Read = require("read")
+Train = require("train")
+Generate = require("generate")
+Admin = require("admin")
+Authed = Depends(principal_dep)  # a router whose routes each name their scope
+Caller = Annotated[Principal, Depends(principal_dep)]  # the route's caller (quotas, job owner)
+
+
+def create_job(jobs: JobStore, who: Principal, job_type: str, params: dict, task: str) -> JobRecord:
+    """Admit the job against the caller's quotas (429 when over), record its owner, enqueue it."""
+    job_id = new_job_id(job_type)
+    if who.metered:
+        admit_job(jobs, who.id, job_id, get_settings())
+    rec = jobs.create(job_type, params, job_id=job_id, owner=who.id if who.metered else None)
+    enqueue(jobs, rec.id, task)
+    return rec
 
 
 def enqueue(jobs: JobStore, job_id: str, task: str) -> None:

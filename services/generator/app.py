@@ -14,14 +14,16 @@ from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import StoreError, open_store
 
+from services.common.auth import require
+from services.common.headers import SecurityHeaders
 from services.common.http import BodyLimitMiddleware, Metrics, field_error, install_error_handlers
 from services.generator import render
 from services.generator.batcher import Batcher, BatcherMetrics, QueueFull
-from services.generator.deps import Auth, BatcherD, Cache, Store
+from services.generator.deps import Authed, BatcherD, Cache, Generate, Read, Store
 from services.generator.models import ModelCache
 
 router = APIRouter()
-v1 = APIRouter(prefix="/v1", dependencies=[Auth], tags=["generate"])
+v1 = APIRouter(prefix="/v1", dependencies=[Authed], tags=["generate"])
 
 MEDIA = {"zip": "application/zip", "png": "image/png", "json": "application/json"}
 RESPONSES: dict[int | str, dict] = {
@@ -34,12 +36,11 @@ RESPONSES: dict[int | str, dict] = {
 }
 
 
-def _label_error(msg: str) -> HTTPException:
-    field = next((f for f in ("gender", "view") if f"{f!r}" in msg or f"unknown {f}" in msg), "finding")
-    return field_error(field, msg, "unknown_label")
+def _label_error(exc: LabelError) -> HTTPException:
+    return field_error(exc.field or "finding", str(exc), "unknown_label")
 
 
-@v1.post("/generate", response_class=Response, responses=RESPONSES)
+@v1.post("/generate", response_class=Response, responses=RESPONSES, dependencies=[Generate])
 async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Response:
     """Generate ``n`` images for the labels; the same request with the same seed gives the same bytes."""
     model_id = await asyncio.to_thread(cache.resolve, req.model)
@@ -49,9 +50,11 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
     if req.stage == 2 and 2 not in gen.stages:
         raise field_error("stage", f"model {model_id} ({gen.kind}) is stage-1 only: use stage 1")
     try:
-        prepared = gen.prepare(req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed)
+        prepared = gen.prepare(
+            req.n, finding=req.finding, gender=req.gender, view=req.view, seed=req.seed, age_band=req.age_band
+        )
     except LabelError as exc:  # a label the model's own schema lacks: 422 naming it, listing its labels
-        raise _label_error(str(exc)) from None
+        raise _label_error(exc) from None
     try:
         images = await batcher.submit(gen, req.stage, prepared)
     except QueueFull as exc:
@@ -76,7 +79,7 @@ async def generate(req: GenerateRequest, cache: Cache, batcher: BatcherD) -> Res
     return Response(body, media_type=MEDIA[req.format], headers=headers)
 
 
-@v1.get("/models", response_model=GeneratorModels)
+@v1.get("/models", response_model=GeneratorModels, dependencies=[Read])
 def models(cache: Cache, store: Store) -> GeneratorModels:
     return GeneratorModels(loaded=cache.loaded(), available=catalog.list_models(store))
 
@@ -125,8 +128,9 @@ def create_app() -> FastAPI:
         BatcherMetrics(metrics.registry),
     )
     install_error_handlers(app)
-    metrics.install(app)
+    metrics.install(app, guard=None if settings.metrics_public else [require("admin")])
     app.include_router(router)
     app.include_router(v1)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     return app

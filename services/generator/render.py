@@ -14,7 +14,7 @@ import numpy as np
 from gdgan.imageset import zip_bytes
 from gdgan.imaging import grid_png_bytes, to_png_bytes
 from gdgan.labels import NIH_SCHEMA, LabelSchema
-from gdgan.training.sampling import caption, general_codes, label_rows
+from gdgan.training.sampling import age_band_codes, caption, general_codes, label_rows
 
 
 def labels_of(
@@ -22,7 +22,8 @@ def labels_of(
 ) -> list[dict[str, str]]:
     """Rows by the model's own schema; a general label it lacks is ''."""
     gender, view = general_codes(schema, np.asarray(general))
-    return label_rows(schema, gender, view, np.asarray(detail))
+    ages = age_band_codes(schema, np.asarray(general))
+    return label_rows(schema, gender, view, np.asarray(detail), ages)
 
 
 def as_zip(images: np.ndarray, labels: list[dict[str, str]], model_id: str, seed: int, stage: int) -> bytes:

@@ -69,7 +69,7 @@ def summary(m: Manifest) -> ModelSummary:
         created=m.created,
         dataset_id=m.config.get("dataset_id") or m.meta.get("dataset_id"),
         preset=_preset_name(m.config.get("preset") or m.meta.get("preset")),
-        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
+        labels=LabelSchemaOut.of(schema_of(m.meta)),
     )
 
 

@@ -58,8 +58,18 @@ class ImageSetWriter:
         self.model_id, self.seed, self.stage = model_id, seed, stage
         self.count = 0
         self._csv = io.StringIO()
-        self._rows = csv.DictWriter(self._csv, fieldnames=list(COLUMNS), lineterminator="\n")
-        self._rows.writeheader()
+        self._rows: csv.DictWriter[str] | None = None
+
+    def _writer(self, first: dict[str, str] | None) -> csv.DictWriter[str]:
+        """The CSV writer, its header fixed by the first row: :data:`COLUMNS`, plus ``age_band``
+        after ``view`` for a model with an age band (other models' files keep NIH's columns)."""
+        if self._rows is None:
+            cols = list(COLUMNS)
+            if first is not None and "age_band" in first:
+                cols.insert(cols.index("view") + 1, "age_band")
+            self._rows = csv.DictWriter(self._csv, fieldnames=cols, lineterminator="\n")
+            self._rows.writeheader()
+        return self._rows
 
     def add(self, images: np.ndarray, labels: list[dict[str, str]]) -> None:
         """Append (n, H, W) uint8 images with their label rows (``finding_labels``, ``gender``,
@@ -67,7 +77,7 @@ class ImageSetWriter:
         for img, lab in zip(images, labels, strict=True):
             name = image_name(self.count)
             self.put(name, to_png_bytes(img))
-            self._rows.writerow(
+            self._writer(lab).writerow(
                 {"file": name, **lab, "model_id": self.model_id, "seed": self.seed, "stage": self.stage}
             )
             self.count += 1
@@ -76,6 +86,7 @@ class ImageSetWriter:
         self.add(batch.images, batch.label_rows())
 
     def labels_csv(self) -> bytes:
+        self._writer(None)
         return self._csv.getvalue().encode()
 
     def close(self) -> None:
@@ -127,6 +138,7 @@ def write_synthetic_set(
     finding: Any = None,
     gender: str | None = None,
     view: str | None = None,
+    age_band: str | None = None,
     seed: int | None = None,
     stage: int = 2,
     chunk: int = 256,
@@ -150,7 +162,13 @@ def write_synthetic_set(
                     raise Cancelled(f"generation stopped after {w.count} of {n} images")
                 k = min(chunk, n - w.count)
                 b = gen.sample(
-                    k, finding=finding, gender=gender, view=view, seed=chunk_seed(seed, w.count), stage=stage
+                    k,
+                    finding=finding,
+                    gender=gender,
+                    view=view,
+                    seed=chunk_seed(seed, w.count),
+                    stage=stage,
+                    age_band=age_band,
                 )
                 w.add_batch(b)
                 progress(Progress("generate", w.count, n))

@@ -9,6 +9,7 @@ agrees on what column 1 of a detail vector means (Cardiomegaly).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,13 @@ NIH_CARDIOMEGALY_BY_GROUP: dict[tuple[str, str], tuple[int, int]] = {
 
 
 class LabelError(ValueError):
-    """An unknown label name or a malformed label value."""
+    """An unknown label name or a malformed label value; ``field`` names the request field it
+    concerns ("finding", "gender", "view", "age_band") when there is one, so services answer a
+    422 that points at it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def finding_index(name: str) -> int:
@@ -152,10 +159,34 @@ def general_matrix(gender: np.ndarray, view: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # label schema: which labels a dataset (and every model trained on it) carries
 # --------------------------------------------------------------------------------------------
-# The general labels GDGAN knows, in canonical column order, each a binary column whose 1-value
-# is the second code (gender=F, view=AP). A dataset carries any subset (a folder of PNGs: none).
-GENERAL_LABELS: dict[str, tuple[str, ...]] = {"gender": GENDERS, "view": VIEWS}
+# The general labels GDGAN knows, in canonical column order. Sex and view are binary; the age band
+# takes its values from the schema's band edges (GDGAN_AGE_BAND_EDGES when a dataset is ingested),
+# so it has none here. A dataset carries any subset (a folder of PNGs: none).
+AGE_BAND = "age_band"
+GENERAL_LABELS: dict[str, tuple[str, ...]] = {"gender": GENDERS, "view": VIEWS, AGE_BAND: ()}
+DEFAULT_AGE_EDGES: tuple[int, ...] = (40, 60)
+AGE_MAX = 120
 _FINDING_NAME_MAX = 64
+
+
+def age_band_names(edges: Sequence[int]) -> tuple[str, ...]:
+    """Edges (40, 60) -> ("0-39", "40-59", "60+"): band i holds ages in [edge[i-1], edge[i])."""
+    lows = [0, *edges]
+    names = [f"{lo}-{hi - 1}" for lo, hi in zip(lows, edges)]
+    return (*names, f"{lows[-1]}+")
+
+
+def check_age_edges(edges: Sequence[int]) -> tuple[int, ...]:
+    """Strictly increasing whole years inside 1..120; a LabelError naming the problem otherwise."""
+    try:
+        out = tuple(int(e) for e in edges)
+    except (TypeError, ValueError):
+        raise LabelError(f"age band edges must be whole years, got {list(edges)!r}") from None
+    if not out:
+        raise LabelError("age bands need at least one edge (e.g. 40,60 gives 0-39, 40-59, 60+)")
+    if any(not 1 <= e <= AGE_MAX for e in out) or any(b <= a for a, b in itertools.pairwise(out)):
+        raise LabelError(f"age band edges must increase strictly within 1..{AGE_MAX}, got {list(out)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -167,10 +198,16 @@ class LabelSchema:
     records them, the networks are sized from them and every model artifact carries them, so
     a generator validates requests against its own labels. :data:`NIH_SCHEMA` is the default
     wherever nothing is recorded, which keeps every existing artifact loading unchanged.
+
+    Encoding: a general label with values v0..v(k-1) is k-1 columns, column j = [code > j] (a
+    "thermometer"). A binary label is one column (gender=F, view=AP: NIH's vector unchanged); the
+    ordered age band with k bands is k-1 cumulative columns (age_band>=40-59, age_band>=60+), so
+    neighbouring bands share columns and stage 1's multi-label BCE head still fits it.
     """
 
     general: tuple[str, ...] = ("gender", "view")
     findings: tuple[str, ...] = FINDINGS
+    age_edges: tuple[int, ...] = ()  # band edges in years, only when the schema has an age band
 
     def __post_init__(self) -> None:
         unknown = [g for g in self.general if g not in GENERAL_LABELS]
@@ -179,15 +216,26 @@ class LabelSchema:
         order = [g for g in GENERAL_LABELS if g in self.general]
         if list(self.general) != order:
             raise LabelError(f"general labels must be in the order {', '.join(GENERAL_LABELS)}")
+        if AGE_BAND in self.general:
+            object.__setattr__(self, "age_edges", check_age_edges(self.age_edges))
+        elif self.age_edges:
+            raise LabelError("age band edges given but the schema has no age_band label")
         if len(set(self.findings)) != len(self.findings):
             raise LabelError("finding names must not repeat")
         for f in self.findings:
             if not f or len(f) > _FINDING_NAME_MAX or f != f.strip() or "|" in f or f == NO_FINDING:
                 raise LabelError(f"bad finding name {f!r} (1-{_FINDING_NAME_MAX} characters, no '|')")
 
+    def values(self, label: str) -> tuple[str, ...]:
+        """The values a general label takes in this schema (the age band's from its edges)."""
+        if label == AGE_BAND:
+            return age_band_names(self.age_edges) if self.age_edges else ()
+        return GENERAL_LABELS[label]
+
     @property
     def n_general(self) -> int:
-        return len(self.general)
+        """Width of the general vector stage 1 is conditioned on (k-1 columns per k-valued label)."""
+        return sum(len(self.values(g)) - 1 for g in self.general)
 
     @property
     def n_findings(self) -> int:
@@ -195,7 +243,11 @@ class LabelSchema:
 
     @property
     def general_columns(self) -> tuple[str, ...]:
-        return tuple(f"{g}={GENERAL_LABELS[g][1]}" for g in self.general)
+        out: list[str] = []
+        for g in self.general:
+            vals = self.values(g)
+            out += [f"{g}={vals[1]}"] if len(vals) == 2 else [f"{g}>={v}" for v in vals[1:]]
+        return tuple(out)
 
     def has(self, general: str) -> bool:
         return general in self.general
@@ -207,20 +259,65 @@ class LabelSchema:
         except ValueError:
             raise LabelError(
                 f"unknown finding {name!r}; this model/dataset has: {', '.join(self.findings)} "
-                f"(or {NO_FINDING!r})"
+                f"(or {NO_FINDING!r})",
+                field="finding",
             ) from None
 
     def check_general(self, label: str, value: str | None) -> int | None:
-        """A general label's value -> its code (0/1); None stays None; absent labels are an error."""
+        """A general label's value -> its code; None stays None; absent labels are an error."""
         if value is None:
             return None
         if label not in self.general:
             have = ", ".join(self.general) or "none"
-            raise LabelError(f"this model/dataset has no {label!r} label (its general labels: {have})")
-        values = GENERAL_LABELS[label]
+            raise LabelError(
+                f"this model/dataset has no {label!r} label (its general labels: {have})", field=label
+            )
+        values = self.values(label)
         if value not in values:
-            raise LabelError(f"unknown {label} {value!r}; expected one of {', '.join(values)}")
+            raise LabelError(
+                f"unknown {label} {value!r}; this model/dataset has: {', '.join(values)}", field=label
+            )
         return values.index(value)
+
+    # -- codes (one int per general label) <-> columns (the vector stage 1 sees) ------------------
+    def age_codes(self, age: np.ndarray) -> np.ndarray:
+        """Ages in years -> band codes (-1 where unknown, i.e. negative or above AGE_MAX)."""
+        a = np.asarray(age).astype(np.int64)
+        codes = np.searchsorted(np.asarray(self.age_edges or DEFAULT_AGE_EDGES), a, side="right")
+        return np.where((a < 0) | (a > AGE_MAX), -1, codes).astype(np.int64)
+
+    def codes_of(self, labels: dict[str, np.ndarray]) -> np.ndarray:
+        """(N, L) codes of the general labels from a label table's gender/view/age columns."""
+        n = len(labels["gender"])
+        cols = []
+        for g in self.general:
+            cols.append(self.age_codes(labels["age"]) if g == AGE_BAND else np.asarray(labels[g], np.int64))
+        return np.stack(cols, 1) if cols else np.zeros((n, 0), np.int64)
+
+    def columns(self, codes: np.ndarray) -> np.ndarray:
+        """(N, L) codes -> (N, n_general) float32 general vectors (thermometer per label)."""
+        c = np.asarray(codes, np.int64)
+        c = c.reshape(len(c) if c.ndim > 1 else 1, self.n_general_labels)
+        out = [
+            (c[:, i : i + 1] > np.arange(len(self.values(g)) - 1)[None, :])
+            for i, g in enumerate(self.general)
+        ]
+        return np.concatenate(out, 1).astype(np.float32) if out else np.zeros((len(c), 0), np.float32)
+
+    def codes(self, columns: np.ndarray) -> np.ndarray:
+        """(N, n_general) general vectors -> (N, L) codes (a band = how many of its columns are on)."""
+        x = np.asarray(columns, np.float32)
+        x = x.reshape(len(x) if x.ndim > 1 else 1, self.n_general)
+        out, at = [], 0
+        for g in self.general:
+            w = len(self.values(g)) - 1
+            out.append((x[:, at : at + w] > 0.5).sum(axis=1))
+            at += w
+        return np.stack(out, 1).astype(np.int64) if out else np.zeros((len(x), 0), np.int64)
+
+    @property
+    def n_general_labels(self) -> int:
+        return len(self.general)
 
     def encode(self, names: Iterable[str]) -> np.ndarray:
         vec = np.zeros(self.n_findings, dtype=np.float32)
@@ -239,17 +336,24 @@ class LabelSchema:
     def groups(self) -> tuple[tuple[int, ...], ...]:
         """Every combination of general codes (NIH: (0,0) (0,1) (1,0) (1,1); none: one empty group)."""
         out: list[tuple[int, ...]] = [()]
-        for _ in self.general:
-            out = [(*g, c) for g in out for c in (0, 1)]
+        for g in self.general:
+            out = [(*grp, c) for grp in out for c in range(len(self.values(g)))]
         return tuple(out)
 
     def group_key(self, codes: Sequence[int]) -> str:
-        """'M/PA' for NIH, 'PA' with only a view, 'all' without general labels."""
-        parts = [GENERAL_LABELS[g][int(c)] for g, c in zip(self.general, codes)]
+        """'M/PA' for NIH, 'PA' with only a view, 'M/PA/40-59' with an age band, 'all' without."""
+        parts = [self.values(g)[int(c)] for g, c in zip(self.general, codes)]
         return "/".join(parts) if parts else "all"
 
-    def to_dict(self) -> dict[str, list[str]]:
-        return {"general": list(self.general), "findings": list(self.findings)}
+    def general_values(self) -> dict[str, list[str]]:
+        """Each general label's values, for clients that build their choices from the model."""
+        return {g: list(self.values(g)) for g in self.general}
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"general": list(self.general), "findings": list(self.findings)}
+        if self.age_edges:
+            d["age_edges"] = list(self.age_edges)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any] | None) -> LabelSchema:
@@ -257,7 +361,11 @@ class LabelSchema:
         if not d:
             return NIH_SCHEMA
         try:
-            return cls(general=tuple(d["general"]), findings=tuple(d["findings"]))
+            return cls(
+                general=tuple(d["general"]),
+                findings=tuple(d["findings"]),
+                age_edges=tuple(d.get("age_edges") or ()),
+            )
         except (KeyError, TypeError) as exc:
             raise LabelError(f"malformed label schema {d!r}: {exc}") from None
 
@@ -269,3 +377,22 @@ SCHEMA_KEY = "label_schema"  # where manifests record it (dataset and model meta
 def schema_of(meta: dict[str, Any] | None) -> LabelSchema:
     """The schema recorded in a manifest's meta (NIH's when absent)."""
     return LabelSchema.from_dict((meta or {}).get(SCHEMA_KEY))
+
+
+def general_choice(text: str | Sequence[str], *, allow_auto: bool = True) -> str | tuple[str, ...]:
+    """ "auto", "none" or a comma list / sequence of general label names -> "auto" or a tuple in
+    canonical order; a LabelError naming the first unknown name (CLI --general, REST 'general')."""
+    if isinstance(text, str):
+        t = text.strip().lower()
+        if t == "auto" and allow_auto:
+            return "auto"
+        names = [] if t == "none" else [x.strip() for x in t.split(",") if x.strip()]
+    else:
+        names = list(text)
+    bad = [n for n in names if n not in GENERAL_LABELS]
+    if bad:
+        raise LabelError(
+            f"{bad[0]!r} is not a general label ({'auto, ' if allow_auto else ''}none, "
+            f"{', '.join(GENERAL_LABELS)})"
+        )
+    return tuple(g for g in GENERAL_LABELS if g in names)

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS
+from gdgan.labels import GENDERS, NIH_SCHEMA, NO_FINDING, VIEWS, LabelSchema
 from gdgan.store.base import ID_RE
 
 # Any name: the findings a request may use are the model's (or dataset's) own label schema, checked
@@ -51,17 +51,31 @@ class _Strict(BaseModel):
 # --------------------------------------------------------------------------------------------
 # datasets
 class PhantomDatasetRequest(_Strict):
+    """Synthetic phantom radiographs with NIH's label mix (no files needed)."""
+
     source: Literal["phantom"]
-    n: int = Field(default=8000, ge=16, le=200_000, description="Number of images.")
+    n: int = Field(default=8000, ge=16, le=200_000, title="Images", description="Number of images.")
     size: Literal[32, 64, 128, 256] = 64
     seed: int = Field(default=0, ge=0, le=SEED_MAX)
 
 
+_AgeBand = Annotated[
+    bool,
+    Field(
+        description="Add the age band (edges: GDGAN_AGE_BAND_EDGES) to the general labels; "
+        "images without an age are left out.",
+    ),
+]
+
+
 class NihDatasetRequest(_Strict):
+    """NIH ChestX-ray14: Data_Entry CSV + PNG folder."""
+
     source: Literal["nih"]
     csv: str = Field(min_length=1, max_length=1000, description="Data_Entry CSV, inside GDGAN_IMPORT_DIR.")
     images: str = Field(min_length=1, max_length=1000, description="Image folder, inside GDGAN_IMPORT_DIR.")
     size: Literal[32, 64, 128, 256] = 64
+    age_band: _AgeBand = False
 
 
 _PathField = Annotated[str, Field(min_length=1, max_length=1000, description="Inside GDGAN_IMPORT_DIR.")]
@@ -69,7 +83,7 @@ _Size = Literal[32, 64, 128, 256]
 _Limit = Annotated[int | None, Field(default=None, ge=1, description="Only the first N usable images.")]
 _Uncertainty = Literal["ones", "zeros", "ignore"]
 _Laterals = Literal["skip", "keep"]
-_General = Literal["auto"] | list[Literal["gender", "view"]]
+_General = Literal["auto"] | list[Literal["gender", "view", "age_band"]]
 _Findings = Annotated[list[FindingName] | None, Field(default=None, max_length=500)]
 
 
@@ -84,9 +98,12 @@ class ChexpertDatasetRequest(_Strict):
     laterals: _Laterals = "skip"
     findings: _Findings = None
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class MimicDatasetRequest(_Strict):
+    """MIMIC-CXR-JPG: metadata + CheXpert-style labels [+ MIMIC-IV patients, split] joined on ids."""
+
     source: Literal["mimic"]
     metadata: _PathField
     labels: _PathField
@@ -98,9 +115,12 @@ class MimicDatasetRequest(_Strict):
     laterals: _Laterals = "skip"
     findings: _Findings = None
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class PadchestDatasetRequest(_Strict):
+    """PadChest: its label-list CSV + 16-bit PNGs; findings are the labels the CSV uses."""
+
     source: Literal["padchest"]
     csv: _PathField
     images: _PathField
@@ -109,9 +129,12 @@ class PadchestDatasetRequest(_Strict):
     findings: _Findings = None
     min_count: int = Field(default=1, ge=1)
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class VindrDatasetRequest(_Strict):
+    """VinDr-CXR: DICOM images + per-radiologist labels merged by ``merge``."""
+
     source: Literal["vindr"]
     labels: _PathField
     images: _PathField
@@ -120,6 +143,7 @@ class VindrDatasetRequest(_Strict):
     merge: Literal["majority", "any"] = Field(default="majority", description="> half, or >= 1 reader.")
     general: _General = "auto"
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class CsvDatasetRequest(_Strict):
@@ -132,15 +156,19 @@ class CsvDatasetRequest(_Strict):
     size: _Size = 64
     general: _General = "auto"
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 class FolderDatasetRequest(_Strict):
+    """A tree of class folders (PNG, JPEG or DICOM); train/ and test/ on top keep that split."""
+
     source: Literal["folder"]
     root: _PathField
     finding: FindingName | None = Field(default=None, description="Class folders are true/false for it.")
     size: _Size = 64
     general: _General = "auto"
     limit: _Limit = None
+    age_band: _AgeBand = False
 
 
 AdapterDatasetRequest = (
@@ -156,16 +184,50 @@ DatasetRequest = Annotated[
 ]
 
 
+def dataset_request_models() -> tuple[type[BaseModel], ...]:
+    """The request model of every dataset source, in the order a client should offer them."""
+    return (
+        PhantomDatasetRequest,
+        NihDatasetRequest,
+        ChexpertDatasetRequest,
+        MimicDatasetRequest,
+        PadchestDatasetRequest,
+        VindrDatasetRequest,
+        CsvDatasetRequest,
+        FolderDatasetRequest,
+    )
+
+
+class DatasetSource(BaseModel):
+    source: str
+    description: str = ""
+    path_fields: list[str] = Field(
+        default_factory=list, description="Fields naming files in GDGAN_IMPORT_DIR."
+    )
+    json_schema: dict[str, Any] = Field(description="JSON Schema of this source's POST /v1/datasets body.")
+
+
+class DatasetSources(BaseModel):
+    sources: list[DatasetSource]
+
+
 class DatasetCreated(BaseModel):
     job_id: str
     dataset_id: str
 
 
 class LabelSchemaOut(BaseModel):
-    """A dataset's or model's labels: general labels present (maybe none), findings in order."""
+    """A dataset's or model's labels: general labels present (maybe none), findings in order, and
+    the values each general label takes (an age band's come from the edges it was ingested with)."""
 
     general: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.general))
     findings: list[str] = Field(default_factory=lambda: list(NIH_SCHEMA.findings))
+    values: dict[str, list[str]] = Field(default_factory=NIH_SCHEMA.general_values)
+    age_edges: list[int] = Field(default_factory=list, description="Age band edges in years, if any.")
+
+    @classmethod
+    def of(cls, schema: LabelSchema) -> LabelSchemaOut:
+        return cls(**schema.to_dict(), values=schema.general_values())
 
 
 class DatasetSummary(BaseModel):
@@ -229,6 +291,13 @@ class _LabelRequest(_Strict):
     )
     gender: Gender | None = Field(default=None, description="null = drawn from the finding's real mix.")
     view: View | None = Field(default=None, description="null = drawn from the finding's real mix.")
+    age_band: str | None = Field(
+        default=None,
+        max_length=16,
+        examples=["40-59"],
+        description="An age band of the model's schema (GET /v1/models: labels.values.age_band); "
+        "null = drawn from the finding's real mix.",
+    )
     seed: int | None = Field(default=None, ge=0, le=SEED_MAX, description="null = a random seed (returned).")
 
     @field_validator("model")
@@ -322,6 +391,9 @@ class JobRecord(BaseModel):
     cancel_requested: bool = False
     attempts: int = 0
     parts: dict[str, str] = Field(default_factory=dict, description="Fan-out parts and their status.")
+    owner: str | None = Field(
+        default=None, description="Id (a hash) of the token that created it; it and admin may cancel it."
+    )
     running_on: list[RunningOn] = Field(
         default_factory=list, description="Live view of the workers running it (not stored)."
     )

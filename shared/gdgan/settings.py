@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_cache_dir, user_data_dir
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "GDGAN_"
+SCOPES = ("read", "generate", "train", "admin")
+"""What a token may do: read (GETs, event streams), generate (images now or as a job), train
+(datasets, training and evaluation jobs), admin (everything, anyone's job, /metrics)."""
 
 
 class SettingsError(ValueError):
@@ -95,13 +98,47 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
+    age_band_edges: str = Field(
+        default="40,60",
+        description=(
+            "Edges (years) of the age-band general label an ingest records when asked for one: "
+            "'40,60' gives the bands 0-39, 40-59, 60+. Stored in each dataset's label schema."
+        ),
+    )
     patient_id_salt: SecretStr = Field(
         default=SecretStr(""),
         description="Salt of the patient-id hash adapters store; empty = a fresh random salt per ingest.",
     )
 
     # --- services --------------------------------------------------------------------------------
-    api_token: SecretStr = SecretStr("")
+    api_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="One bearer token with every scope (admin); empty = see api_tokens.",
+    )
+    api_tokens: SecretStr = Field(
+        default=SecretStr(""),
+        description='JSON {"<token>": ["read", "generate", "train", "admin"], ...}: tokens and their scopes. '
+        "With neither this nor api_token set the API is open (local use only).",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without a token; by default it needs the admin scope when auth is on.",
+    )
+    # --- per-token quotas (0 = no limit), counted in Redis across replicas; off with auth off -----
+    quota_concurrent_jobs: int = Field(default=8, ge=0, description="Unfinished jobs one token may have.")
+    quota_jobs_per_hour: int = Field(default=120, ge=0, description="Jobs one token may create per hour.")
+    quota_images_per_minute: int = Field(
+        default=2048, ge=0, description="Images one token may generate per minute (POST /v1/generate)."
+    )
+    sse_max_streams: int = Field(default=8, ge=1, description="Open event streams per token.")
+    sse_max_duration_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="An event stream closes after this long; clients resume (Last-Event-ID).",
+    )
+    sse_redis_connections: int = Field(
+        default=64, ge=1, description="Redis connections all of one gateway's event streams share."
+    )
     gateway_url: str = "http://127.0.0.1:8000"
     generator_url: str = "http://127.0.0.1:8001"
     gateway_port: int = Field(default=8000, ge=1, le=65535)
@@ -133,6 +170,21 @@ class Settings(BaseSettings):
     inception_weights: str = Field(default="", description="Path or store key of Inception-v3 weights.")
     inception_sha256: str = ""
 
+    @field_validator("age_band_edges")
+    @classmethod
+    def _age_edges(cls, v: str) -> str:
+        from gdgan.labels import LabelError, check_age_edges
+
+        try:
+            check_age_edges([x for x in v.split(",") if x.strip()])
+        except LabelError as exc:
+            raise ValueError(f"GDGAN_AGE_BAND_EDGES: {exc}") from None
+        return v
+
+    def age_edges(self) -> tuple[int, ...]:
+        """:attr:`age_band_edges` as whole years."""
+        return tuple(int(x) for x in self.age_band_edges.split(",") if x.strip())
+
     @field_validator("store_url")
     @classmethod
     def _check_store_url(cls, v: str) -> str:
@@ -148,6 +200,44 @@ class Settings(BaseSettings):
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return v
+
+    _token_scopes: dict[str, frozenset[str]] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _parse_tokens(self) -> Settings:
+        """The token -> scopes map, checked at start-up: a typo in a scope must stop the service."""
+        import json
+
+        out: dict[str, frozenset[str]] = {}
+        raw = self.api_tokens.get_secret_value().strip()
+        if raw:
+            try:
+                data = json.loads(raw)
+            except ValueError as exc:
+                raise ValueError(f"GDGAN_API_TOKENS is not JSON ({exc.msg})") from None
+            if not isinstance(data, dict) or not data:
+                raise ValueError('GDGAN_API_TOKENS must be a JSON object {"<token>": ["read", ...]}')
+            for i, (token, scopes) in enumerate(data.items()):
+                if not isinstance(token, str) or len(token) < 8:
+                    raise ValueError(f"GDGAN_API_TOKENS: token #{i + 1} is shorter than 8 characters")
+                if isinstance(scopes, str):
+                    scopes = [scopes]
+                bad = [s for s in scopes if s not in SCOPES] if isinstance(scopes, list) else [scopes]
+                if bad or not scopes:
+                    known = ", ".join(SCOPES)
+                    msg = f"GDGAN_API_TOKENS: token #{i + 1} has unknown scope(s) {bad}; known: {known}"
+                    raise ValueError(msg)
+                out[token] = frozenset(scopes)
+        single = self.api_token.get_secret_value()
+        if single:  # the one-token configuration of earlier releases: every scope
+            out[single] = frozenset(SCOPES)
+        self._token_scopes = out
+        return self
+
+    @property
+    def token_scopes(self) -> dict[str, frozenset[str]]:
+        """Configured tokens and their scopes; empty = authentication off."""
+        return self._token_scopes
 
     @model_validator(mode="after")
     def _check_s3(self) -> Settings:

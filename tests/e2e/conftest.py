@@ -38,6 +38,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+CSP_BLOCKED = "Content Security Policy"  # how Chromium's console reports what the CSP blocked
 TOKEN_KEY = "gdgan.apiToken"  # sessionStorage key used by services/gateway/web/js/api.js
 
 
@@ -52,6 +53,7 @@ class WebStack:
     dataset_id: str
     model_id: str
     model_ids: dict[str, str]
+    import_dir: Path | None = None  # GDGAN_IMPORT_DIR: what POST /v1/datasets may read
 
     def api(self, path: str, method: str = "GET", **kw) -> httpx.Response:
         """Call the gateway directly (to check what the page shows against the API)."""
@@ -86,12 +88,13 @@ def _train_fixture_model(store_dir: Path) -> tuple[str, str, dict[str, str]]:
     return manifest.id, result.model_id, {**result.model_ids, "acgan": acgan.model_id}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     """The services engineer's test stack (``svcstack.start_stack``: ``gdgan serve gateway``,
     ``gdgan serve generator``, ``gdgan worker trainer`` and ``evaluator`` on free loopback ports)
-    with the API token on, over a store that already holds a tiny GDGAN and ACGAN. Module-scoped,
-    so the processes stop as soon as the browser tests are done, before other test modules run."""
+    with the API token on, over a store that already holds a tiny GDGAN and ACGAN. Package-scoped:
+    the browser modules share one stack (its models take minutes to train), and it stops when the
+    e2e package is done, before other test packages run."""
     from svcstack import start_stack
 
     base = tmp_path_factory.mktemp("e2e")
@@ -106,7 +109,9 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         "GDGAN_JOB_PROGRESS_INTERVAL_S": "0",
         # a live sample grid every 5 steps, so a 30-step tiny run shows several per phase
         "GDGAN_JOB_PREVIEW_EVERY_STEPS": "5",
+        "GDGAN_IMPORT_DIR": str(base / "imports"),
     }
+    (base / "imports").mkdir()
     stack = start_stack(base / "home", redis_url=redis_url, env=env, store_url=store_dir.resolve().as_uri())
     try:
         yield WebStack(
@@ -117,6 +122,7 @@ def web_stack(redis_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
             dataset_id=dataset_id,
             model_id=model_id,
             model_ids=model_ids,
+            import_dir=base / "imports",
         )
     finally:
         stack.stop()
@@ -155,6 +161,11 @@ def _new_page(browser, stack: WebStack, token: str | None, viewport: dict[str, i
     page = context.new_page()
     page.errors = []  # type: ignore[attr-defined]
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))  # type: ignore[attr-defined]
+    # The gateway's Content-Security-Policy is on for every test: anything it blocks (an inline
+    # script or style the client still used) is a failure, as a broken page would be. So tests
+    # pass wait_for_function a function ("() => ..."), never an expression string: Playwright
+    # eval()s those in the page, which the policy (rightly) refuses.
+    page.on("console", lambda m: page.errors.append(m.text) if CSP_BLOCKED in m.text else None)  # type: ignore[attr-defined]
     page.set_default_timeout(30_000)
     return context, page
 
@@ -174,7 +185,7 @@ def open_page(browser, web_stack: WebStack) -> Iterator[object]:
     errors = [e for _, pg in opened for e in pg.errors]  # type: ignore[attr-defined]
     for context, _ in opened:
         context.close()
-    assert not errors, f"uncaught JavaScript errors: {errors}"
+    assert not errors, f"uncaught JavaScript errors or CSP violations: {errors}"
 
 
 @pytest.fixture

@@ -104,7 +104,8 @@ def test_an_unusable_input_fails_the_job_with_a_clear_error(stack: Stack, api: h
 def test_model_on_a_folder_dataset_serves_its_own_labels(
     stack: Stack, api: httpx.Client, folder_dataset: dict[str, Any]
 ) -> None:
-    assert folder_dataset["labels"] == {"general": [], "findings": ["Cardiomegaly", "Effusion"]}
+    assert folder_dataset["labels"]["general"] == [] and folder_dataset["labels"]["values"] == {}
+    assert folder_dataset["labels"]["findings"] == ["Cardiomegaly", "Effusion"]
     r = api.post(
         "/v1/jobs/train",
         json={"dataset_id": folder_dataset["id"], "model": "gdgan", "preset": "tiny", "overrides": FAST},
@@ -128,6 +129,9 @@ def test_model_on_a_folder_dataset_serves_its_own_labels(
     assert "'Pneumonia'" in msg and "Cardiomegaly, Effusion" in msg
     sex = api.post("/v1/generate", json={"model": model_id, "n": 1, "finding": "Effusion", "gender": "F"})
     assert sex.status_code == 422 and sex.json()["detail"][0]["loc"] == ["body", "gender"], sex.text
+    age = api.post("/v1/generate", json={"model": model_id, "n": 1, "age_band": "60+"})
+    assert age.status_code == 422 and age.json()["detail"][0]["loc"] == ["body", "age_band"], age.text
+    assert "general labels: none" in age.json()["detail"][0]["msg"]
     job = api.post("/v1/jobs/generate", json={"model": model_id, "n": 5, "finding": ["Effusion", "Edema"]})
     assert (
         job.status_code == 422
@@ -156,3 +160,57 @@ def test_gdgan_jobs_ingest_passes_any_source_options(stack: Stack, api: httpx.Cl
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     d = api.get(f"/v1/datasets/{out['dataset_id']}").json()
     assert d["labels"]["general"] == ["gender"] and d["config"]["merge"] == "any"
+
+
+def test_sources_endpoint_lists_every_dataset_request(api: httpx.Client) -> None:
+    """GET /v1/datasets/sources (what the web form is built from) covers the request union."""
+    import typing
+
+    from gdgan.schemas import DatasetRequest
+
+    union = typing.get_args(typing.get_args(DatasetRequest)[0])
+    want = [typing.get_args(m.model_fields["source"].annotation)[0] for m in union]
+    got = api.get("/v1/datasets/sources").json()["sources"]
+    assert sorted(s["source"] for s in got) == sorted(want)
+    folder = next(s for s in got if s["source"] == "folder")
+    assert folder["path_fields"] == ["root"] and "age_band" in folder["json_schema"]["properties"]
+
+
+def test_an_age_band_dataset_and_model_through_rest(stack: Stack, api: httpx.Client) -> None:
+    """``age_band: true`` on a CSV with an age column: the dataset's schema gains the band (edges from
+    GDGAN_AGE_BAND_EDGES), a GDGAN trained on it serves images by band, and an unknown band is a
+    422 naming ``age_band`` and listing the model's bands."""
+    import numpy as np
+
+    root = _imports(stack) / "aged"
+    rows = []
+    for i in range(24):
+        L.write_png(root / f"x{i}.png", np.full((32, 32), 8 * i, np.uint8))
+        age = [25, 45, 75][i % 3] if i != 23 else ""
+        rows.append([f"x{i}.png", ["No Finding", "A", "B"][i % 3], ["M", "F"][i % 2], age])
+    L.write_csv(root / "l.csv", ["file", "labels", "sex", "age"], rows)
+    mapping = {"path": "file", "findings": {"list": {"column": "labels"}}, "sex": "sex", "age": "age"}
+    d = _ingest(stack, api, {"source": "csv", "csv": "aged/l.csv", "images": "aged", "mapping": mapping,
+                             "age_band": True})  # fmt: skip
+    assert d["n"] == 23  # the row without an age is left out (and counted)
+    assert d["labels"]["general"] == ["gender", "age_band"] and d["labels"]["age_edges"] == [40, 60]
+    assert d["labels"]["values"]["age_band"] == ["0-39", "40-59", "60+"]
+    assert d["counts"]["age_band"] == {"0-39": 8, "40-59": 8, "60+": 7}
+    r = api.post(
+        "/v1/jobs/train", json={"dataset_id": d["id"], "model": "gdgan", "preset": "tiny", "overrides": FAST}
+    )
+    rec = wait_job(stack.cfg.gateway_url, r.json()["job_id"], timeout=400)
+    assert rec["status"] == "succeeded", rec
+    model_id = rec["result"]["model_id"]
+    g = api.post(
+        "/v1/generate", json={"model": model_id, "n": 4, "finding": "B", "age_band": "40-59", "seed": 2}
+    )
+    assert g.status_code == 200, g.text
+    with zipfile.ZipFile(io.BytesIO(g.content)) as zf:
+        rows_out = list(csv.DictReader(zf.read("labels.csv").decode().splitlines()))
+    assert {r["age_band"] for r in rows_out} == {"40-59"} and {r["view"] for r in rows_out} == {""}
+    bad = api.post("/v1/generate", json={"model": model_id, "n": 1, "age_band": "90+"})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["body", "age_band"], bad.text
+    assert "'90+'" in bad.json()["detail"][0]["msg"] and "0-39, 40-59, 60+" in bad.json()["detail"][0]["msg"]
+    job = api.post("/v1/jobs/generate", json={"model": model_id, "n": 2, "age_band": "old"})
+    assert job.status_code == 422 and job.json()["detail"][0]["loc"] == ["body", "age_band"], job.text

@@ -96,8 +96,11 @@ def test_web_client_and_docs_are_served(env: Env) -> None:
 
 def test_probes_stay_open(env: Env) -> None:
     for base in (env.stack.cfg.gateway_url, env.stack.cfg.generator_url):
-        for p in ("/healthz", "/readyz", "/metrics"):
+        for p in ("/healthz", "/readyz"):
             assert httpx.get(base + p, timeout=10).status_code == 200, (base, p)
+        # /metrics needs the admin scope (GDGAN_API_TOKEN is one); test_services_security has the rest
+        assert httpx.get(base + "/metrics", timeout=10).status_code == 401
+        assert httpx.get(base + "/metrics", headers=AUTH, timeout=10).status_code == 200
 
 
 # ----------------------------------------------------------------------------- bad input ---

@@ -119,3 +119,38 @@ def test_real_vindr_box_annotations(tmp_path: Path) -> None:
                     want.add(f)
             got = {ds.schema.findings[j] for j in np.flatnonzero(ds.labels["findings"][k[f"train/{iid}"]])}
             assert got == want, (iid, merge)
+
+
+def test_real_age_columns_give_the_age_band(tmp_path: Path) -> None:
+    """CheXpert's Age and PadChest's birth year + study date, on their real files, with an age band:
+    the stored ages are the ones recomputed from the rows and the bands follow the default edges."""
+    from gdgan.labels import AGE_BAND
+
+    chex = _data_dir() / "chexpert_train.csv.gz"
+    rows = [r for r in _rows(chex)[5000:60000:5000] if r["Frontal/Lateral"] == "Frontal"]
+    for r in rows:
+        L.write_jpeg(tmp_path / r["Path"], 70)
+    ds, _ = ingest_source("chexpert", 32, {"csv": str(chex), "images": str(tmp_path)},
+                          resume_dir=tmp_path / "w", age_band=True, **KW)  # fmt: skip
+    ages = dict(zip(ds.labels["image_index"].tolist(), ds.labels["age"].tolist()))
+    kept = {
+        r["Path"]: int(r["Age"])
+        for r in rows
+        if r["Sex"] in ("Male", "Female") and r["AP/PA"] in ("AP", "PA")
+    }
+    assert ages == {k: a for k, a in kept.items() if 0 <= a <= 120} and len(ages) >= 5
+    assert ds.schema.general == ("gender", "view", AGE_BAND)
+    bands = ds.general()[:, 2:].sum(axis=1)
+    assert bands.tolist() == [(a >= 40) + (a >= 60) for a in ds.labels["age"].tolist()]
+
+    pad = _data_dir() / "PADCHEST_chest_x_ray_images_labels_160K_01.02.19.csv.gz"
+    prow = [r for r in _rows(pad)[::9000] if r["Projection"] in ("PA", "AP")][:10]
+    for i, r in enumerate(prow):
+        L.write_png(tmp_path / "pc" / r["ImageDir"] / r["ImageID"], L.const(700 + i))
+    ds, _ = ingest_source("padchest", 32, {"csv": str(pad), "images": str(tmp_path / "pc")},
+                            resume_dir=tmp_path / "w2", age_band=True, **KW)  # fmt: skip
+    got = dict(zip(ds.labels["image_index"].tolist(), ds.labels["age"].tolist()))
+    for r in prow:
+        if r["ImageID"] in got:
+            assert got[r["ImageID"]] == int(r["StudyDate_DICOM"][:4]) - int(float(r["PatientBirth"]))
+    assert len(got) >= 6 and all(0 <= a <= 120 for a in got.values())

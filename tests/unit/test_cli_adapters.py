@@ -92,6 +92,26 @@ def test_ingest_folder(tmp_path: Path) -> None:
     assert table.exit_code == 0 and "Effusion" in table.stdout
 
 
+def test_age_band_flag(tmp_path: Path) -> None:
+    """``--age-band`` on a verb (and ``age_band`` in ``--general``): the schema gains the band, the
+    counts and ``data show`` list it."""
+    p = L.chexpert(tmp_path / "c")
+    out, _ = _run(tmp_path, ["ingest-chexpert", "--csv", str(p["csv"]), "--images", str(p["images"]),
+                              "--age-band"])  # fmt: skip
+    assert out["labels"]["general"] == ["gender", "view", "age_band"] and out["labels"]["age_edges"] == [
+        40,
+        60,
+    ]
+    assert out["counts"]["age_band"] == {"0-39": 0, "40-59": 0, "60+": out["n"]}  # every Age is 63
+    table = runner.invoke(app, ["show", out["id"], "--store", (tmp_path / "store").as_uri()])
+    assert table.exit_code == 0 and "age 60+" in table.stdout
+    L.folder(tmp_path / "f", dicom=True)
+    res = runner.invoke(app, ["ingest-folder", "--root", str(tmp_path / "f"), "--general", "gender,age_band",
+                              "--size", "32", "--workers", "1", "--json",
+                              "--store", (tmp_path / "store2").as_uri()])  # fmt: skip
+    assert res.exit_code == 2 and "no usable images" in res.stderr  # the DICOMs carry no PatientAge
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

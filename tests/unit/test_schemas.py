@@ -1,15 +1,11 @@
-"""Request validation (what becomes a 422 naming the field) and the bearer-token check."""
+"""Request validation (what becomes a 422 naming the field); the token checks are in test_auth.py."""
 
 from __future__ import annotations
 
 import pytest
-from fastapi import HTTPException
-from fastapi.security import HTTPAuthorizationCredentials
 from gdgan.schemas import EvaluateRequest, GenerateRequest, PhantomDatasetRequest, TrainRequest
 from gdgan.settings import get_settings
 from pydantic import ValidationError
-
-from services.common.http import check_token
 
 
 def _locs(exc: ValidationError) -> set[str]:
@@ -63,13 +59,3 @@ def test_job_requests() -> None:
     assert "strategies" in _locs(e.value)
     with pytest.raises(ValidationError):
         PhantomDatasetRequest(source="phantom", size=48)
-
-
-def test_check_token_constant_time_and_optional() -> None:
-    check_token("", None)  # auth off: anything goes
-    ok = HTTPAuthorizationCredentials(scheme="Bearer", credentials="s3cret")
-    check_token("s3cret", ok)
-    for creds in (None, HTTPAuthorizationCredentials(scheme="Bearer", credentials="s3cre")):
-        with pytest.raises(HTTPException) as e:
-            check_token("s3cret", creds)
-        assert e.value.status_code == 401

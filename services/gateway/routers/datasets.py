@@ -12,17 +12,20 @@ from gdgan.schemas import (
     DatasetCreated,
     DatasetDetail,
     DatasetRequest,
+    DatasetSource,
+    DatasetSources,
     DatasetSummary,
     LabelSchemaOut,
     NihDatasetRequest,
+    dataset_request_models,
 )
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
 
 from services.common.http import field_error
-from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
+from services.gateway.deps import Authed, Caller, Jobs, Read, SettingsD, Store, Train, checked_id, create_job
 
-router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Auth])
+router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Authed])
 
 
 def _summary(m: Manifest) -> DatasetSummary:
@@ -32,7 +35,7 @@ def _summary(m: Manifest) -> DatasetSummary:
         config=m.config,
         n=m.meta.get("n"),
         size=m.meta.get("size"),
-        labels=LabelSchemaOut(**schema_of(m.meta).to_dict()),
+        labels=LabelSchemaOut.of(schema_of(m.meta)),
     )
 
 
@@ -51,7 +54,7 @@ def _inside(root: Path, given: str, field: str) -> str:
     p = (p if p.is_absolute() else root / p).resolve()
     if p != root and root not in p.parents:
         raise field_error(
-            field, f"{field} must be inside the import folder {root}", "path_outside_import_dir"
+            field, f"{field} must be inside the import folder (GDGAN_IMPORT_DIR)", "path_outside_import_dir"
         )
     if not p.exists():
         raise field_error(field, f"{field}: {given!r} does not exist in the import folder", "path_missing")
@@ -62,8 +65,8 @@ def import_root(settings: Settings) -> Path:
     return settings.import_dir or (settings.data_dir / "imports")
 
 
-@router.post("", status_code=202, response_model=DatasetCreated)
-def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> DatasetCreated:
+@router.post("", status_code=202, response_model=DatasetCreated, dependencies=[Train])
+def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD, who: Caller) -> DatasetCreated:
     from gdgan.data.adapters import PATH_OPTIONS
 
     params = req.model_dump()
@@ -73,12 +76,27 @@ def create_dataset(req: DatasetRequest, jobs: Jobs, settings: SettingsD) -> Data
         if params.get(name) is not None:
             params[name] = _inside(root, params[name], name)
     params["dataset_id"] = new_id(DATASET_KIND)
-    rec = jobs.create("ingest", params)
-    enqueue(jobs, rec.id, "gdgan.ingest")
+    rec = create_job(jobs, who, "ingest", params, "gdgan.ingest")
     return DatasetCreated(job_id=rec.id, dataset_id=params["dataset_id"])
 
 
-@router.get("", response_model=list[DatasetSummary])
+@router.get("/sources", response_model=DatasetSources, dependencies=[Read])
+def dataset_sources() -> DatasetSources:
+    """Every source ``POST /v1/datasets`` accepts with the JSON Schema of its request, so a client
+    (the web page's "New dataset" form) builds its fields from the API instead of a copy."""
+    from gdgan.data.adapters import PATH_OPTIONS
+
+    out = []
+    for model in dataset_request_models():
+        schema = model.model_json_schema()
+        source = schema["properties"]["source"]["const"]
+        paths = ["csv", "images"] if source == "nih" else list(PATH_OPTIONS.get(source, ()))
+        doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else ""
+        out.append(DatasetSource(source=source, description=doc, path_fields=paths, json_schema=schema))
+    return DatasetSources(sources=out)
+
+
+@router.get("", response_model=list[DatasetSummary], dependencies=[Read])
 def list_datasets(store: Store) -> list[DatasetSummary]:
     return [_summary(m) for m in reversed(store.list(DATASET_KIND))]
 
@@ -89,7 +107,12 @@ def _split_counts(store: ArtifactStore, dataset_id: str, sha: str) -> dict[str, 
     return split_counts(load_labels(store, dataset_id), schema_of(store.manifest(dataset_id).meta), seed=0)
 
 
-@router.get("/{dataset_id}", response_model=DatasetDetail, responses={404: {"description": "unknown id"}})
+@router.get(
+    "/{dataset_id}",
+    response_model=DatasetDetail,
+    responses={404: {"description": "unknown id"}},
+    dependencies=[Read],
+)
 def show_dataset(dataset_id: str, store: Store) -> DatasetDetail:
     m = dataset_manifest(store, dataset_id)
     splits = _split_counts(store, m.id, m.files[LABELS_FILE].sha256)

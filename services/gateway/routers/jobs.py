@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import redis.asyncio as aredis
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request, Response
 from gdgan import catalog
 from gdgan.jobs import heartbeat
 from gdgan.jobs.records import JobConflict, JobNotFound, JobStore, events_key
@@ -24,16 +25,35 @@ from gdgan.schemas import (
     JobType,
     TrainRequest,
 )
+from gdgan.settings import Settings
 from gdgan.store import ArtifactStore
 from sse_starlette.sse import EventSourceResponse
+from starlette.background import BackgroundTask
 
 from services.common.http import field_error
-from services.gateway.deps import Auth, Jobs, SettingsD, Store, checked_id, enqueue
-from services.gateway.routers.datasets import dataset_manifest
+from services.gateway.deps import (
+    Authed,
+    Caller,
+    Generate,
+    Jobs,
+    Read,
+    SettingsD,
+    Store,
+    Train,
+    checked_id,
+    create_job,
+)
+from services.gateway.quotas import StreamSlot
+from services.gateway.redact import public_event, public_record
+from services.gateway.routers.datasets import dataset_manifest, import_root
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Auth])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], dependencies=[Authed])
 
-NOT_FOUND = {404: {"description": "unknown id"}}
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "unknown id"}}
+QUOTA: dict[int | str, dict[str, Any]] = {
+    429: {"description": "a quota of this token is spent (concurrent jobs, jobs per hour): see Retry-After"}
+}
+SSE_CLIENT_NAME = "gdgan-sse"  # in Redis CLIENT LIST: how many connections the streams hold
 BLOCK_MS = 5000  # one XREAD wait; between waits the stream checks for a disconnected client
 
 
@@ -45,8 +65,14 @@ def _get_job(jobs: JobStore, job_id: str) -> JobRecord:
         raise HTTPException(404, detail=str(exc)) from None
 
 
-@router.post("/train", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
-def create_train(req: TrainRequest, jobs: Jobs, store: Store) -> JobCreated:
+@router.post(
+    "/train",
+    status_code=202,
+    response_model=JobCreated,
+    responses={**NOT_FOUND, **QUOTA},
+    dependencies=[Train],
+)
+def create_train(req: TrainRequest, jobs: Jobs, store: Store, who: Caller) -> JobCreated:
     from gdgan.training.presets import ConfigError, get_config
 
     dataset_manifest(store, req.dataset_id)
@@ -60,8 +86,7 @@ def create_train(req: TrainRequest, jobs: Jobs, store: Store) -> JobCreated:
             raise field_error("stage1_model", f"{m.id!r} is a {m.kind!r}, not a stage-1 model")
     elif req.model == "stage2":
         raise field_error("stage1_model", "model 'stage2' needs a stage1_model id")
-    rec = jobs.create("train", req.model_dump())
-    enqueue(jobs, rec.id, "gdgan.train")
+    rec = create_job(jobs, who, "train", req.model_dump(), "gdgan.train")
     return JobCreated(job_id=rec.id)
 
 
@@ -73,8 +98,14 @@ def _check_model_kind(store: ArtifactStore, model_id: str | None, kind: str, fie
         raise field_error(field, f"{model_id!r} is a {m.kind!r}, not a {kind!r} model")
 
 
-@router.post("/evaluate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
-def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreated:
+@router.post(
+    "/evaluate",
+    status_code=202,
+    response_model=JobCreated,
+    responses={**NOT_FOUND, **QUOTA},
+    dependencies=[Train],
+)
+def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store, who: Caller) -> JobCreated:
     from gdgan.evaluation.plan import EvaluationPlan
     from gdgan.labels import NIH_SCHEMA, LabelError, schema_of
 
@@ -98,13 +129,19 @@ def create_evaluate(req: EvaluateRequest, jobs: Jobs, store: Store) -> JobCreate
         )
     except ValueError as exc:
         raise field_error(None, str(exc).splitlines()[0]) from None
-    rec = jobs.create("evaluate", {"request": req.model_dump(), "plan": plan.model_dump()})
-    enqueue(jobs, rec.id, "gdgan.evaluate")
+    params = {"request": req.model_dump(), "plan": plan.model_dump()}
+    rec = create_job(jobs, who, "evaluate", params, "gdgan.evaluate")
     return JobCreated(job_id=rec.id)
 
 
-@router.post("/generate", status_code=202, response_model=JobCreated, responses=NOT_FOUND)
-def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCreated:
+@router.post(
+    "/generate",
+    status_code=202,
+    response_model=JobCreated,
+    responses={**NOT_FOUND, **QUOTA},
+    dependencies=[Generate],
+)
+def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store, who: Caller) -> JobCreated:
     from gdgan.labels import LabelError, schema_of
 
     m = catalog.resolve_model(store, req.model)
@@ -113,42 +150,58 @@ def create_generate(req: GenerateJobRequest, jobs: Jobs, store: Store) -> JobCre
     try:  # the model's own labels, checked now rather than failing the job later
         for f in findings:
             schema.finding_index(f)
-        for name in ("gender", "view"):
+        for name in ("gender", "view", "age_band"):
             schema.check_general(name, getattr(req, name))
     except LabelError as exc:
-        field = "finding" if "finding" in str(exc) else ("gender" if "gender" in str(exc) else "view")
-        raise field_error(field, str(exc)) from None
+        raise field_error(exc.field or "finding", str(exc)) from None
     params = req.model_dump()
     params["model"] = model_id
-    rec = jobs.create("generate", params)
-    enqueue(jobs, rec.id, "gdgan.generate")
+    rec = create_job(jobs, who, "generate", params, "gdgan.generate")
     return JobCreated(job_id=rec.id)
 
 
-@router.get("", response_model=JobList)
+@router.get("", response_model=JobList, dependencies=[Read])
 def list_jobs(
     jobs: Jobs,
+    settings: SettingsD,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[JobType | None, Query()] = None,
     status: Annotated[JobStatus | None, Query()] = None,
 ) -> JobList:
-    return JobList(jobs=[heartbeat.annotate(jobs.r, rec) for rec in jobs.list(limit, type, status)])
+    root = import_root(settings)
+    return JobList(
+        jobs=[
+            public_record(heartbeat.annotate(jobs.r, rec), settings, root)
+            for rec in jobs.list(limit, type, status)
+        ]
+    )
 
 
-@router.get("/{job_id}", response_model=JobRecord, responses=NOT_FOUND)
-def show_job(job_id: str, jobs: Jobs) -> JobRecord:
-    """The record, plus who runs it now and whether that worker still beats (``stalled``)."""
-    return heartbeat.annotate(jobs.r, _get_job(jobs, job_id))
+@router.get("/{job_id}", response_model=JobRecord, responses=NOT_FOUND, dependencies=[Read])
+def show_job(job_id: str, jobs: Jobs, settings: SettingsD) -> JobRecord:
+    """The record, plus who runs it now and whether that worker still beats (``stalled``). Server
+    paths in it are shown relative to the import folder (or as ``<data_dir>/...``)."""
+    rec = heartbeat.annotate(jobs.r, _get_job(jobs, job_id))
+    return public_record(rec, settings, import_root(settings))
 
 
 @router.post(
     "/{job_id}/cancel",
     status_code=202,
     response_model=CancelResponse,
-    responses={**NOT_FOUND, 409: {"description": "the job already ended"}},
+    responses={
+        **NOT_FOUND,
+        403: {"description": "neither the token that created the job nor an admin token"},
+        409: {"description": "the job already ended"},
+    },
 )
-def cancel_job(job_id: str, jobs: Jobs) -> CancelResponse:
-    _get_job(jobs, job_id)
+def cancel_job(job_id: str, jobs: Jobs, who: Caller) -> CancelResponse:
+    """Only the token that created the job, or an admin token, may cancel it."""
+    rec = _get_job(jobs, job_id)
+    if not who.admin and rec.owner != who.id:
+        raise HTTPException(
+            403, detail="only the token that created this job, or an admin token, may cancel it"
+        )
     try:
         rec = jobs.request_cancel(job_id)
     except JobConflict as exc:
@@ -160,6 +213,7 @@ def cancel_job(job_id: str, jobs: Jobs) -> CancelResponse:
 
 @router.get(
     "/{job_id}/preview.png",
+    dependencies=[Read],
     response_class=Response,
     responses={
         404: {"description": "unknown job, or no preview yet"},
@@ -181,12 +235,14 @@ def job_preview(job_id: str, jobs: Jobs) -> Response:
 
 @router.get(
     "/{job_id}/events",
+    dependencies=[Read],
     responses={
         **NOT_FOUND,
         200: {
             "content": {"text/event-stream": {}},
             "description": "job, status, progress, part and cancel events",
         },
+        429: {"description": "this token has GDGAN_SSE_MAX_STREAMS streams open (Retry-After)"},
     },
 )
 async def job_events(
@@ -194,18 +250,26 @@ async def job_events(
     request: Request,
     jobs: Jobs,
     settings: SettingsD,
+    who: Caller,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> EventSourceResponse:
     """Server-sent events until the job ends: first a ``job`` event with the whole record (unless
-    resuming with Last-Event-ID), then each event as it is published."""
-    await asyncio.to_thread(_get_job, jobs, job_id)
+    resuming with Last-Event-ID), then each event as it is published.
+
+    Bounded: a token has at most GDGAN_SSE_MAX_STREAMS open (429 beyond), a stream closes after
+    GDGAN_SSE_MAX_DURATION_S (resume with Last-Event-ID), and all of this gateway's streams share
+    GDGAN_SSE_REDIS_CONNECTIONS Redis connections, each held only for one XREAD wait."""
+    rec0 = await asyncio.to_thread(_get_job, jobs, job_id)
+    slot = StreamSlot(jobs.r, who.id, settings)
+    if who.metered:
+        await asyncio.to_thread(slot.acquire)
     key = events_key(job_id)
-    client = aredis.Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_connect_timeout=3,
-        socket_timeout=BLOCK_MS / 1000 + 10,
-    )
+    client = sse_redis(request.app, settings)
+    root = import_root(settings)
+    deadline = time.monotonic() + settings.sse_max_duration_s
+
+    def record(rec: JobRecord) -> str:
+        return public_record(rec, settings, root).model_dump_json()
 
     async def stream() -> AsyncIterator[dict[str, Any]]:
         try:
@@ -213,11 +277,11 @@ async def job_events(
             if last is None:
                 newest = await client.xrevrange(key, "+", "-", count=1)
                 last = newest[0][0] if newest else "0"
-                rec = await asyncio.to_thread(jobs.get, job_id)
-                yield {"event": "job", "id": last, "data": rec.model_dump_json()}
+                rec = await asyncio.to_thread(jobs.get, job_id) if rec0.status not in TERMINAL else rec0
+                yield {"event": "job", "id": last, "data": record(rec)}
                 if rec.status in TERMINAL:
                     return
-            while True:
+            while time.monotonic() < deadline:
                 if await request.is_disconnected():
                     return
                 resp = await client.xread({key: last}, block=BLOCK_MS, count=100)
@@ -225,19 +289,40 @@ async def job_events(
                     for eid, fields in items:
                         last = eid
                         event = fields.get("event", "message")
-                        data = fields.get("data", "{}")
+                        data = public_event(fields.get("data", "{}"), settings, root)
                         yield {"event": event, "id": eid, "data": data}
                         if event == "status" and json.loads(data).get("status") in TERMINAL:
                             return
                 if not resp:
                     rec = await asyncio.to_thread(jobs.get, job_id)
                     if rec.status in TERMINAL:
-                        yield {"event": "job", "id": last, "data": rec.model_dump_json()}
+                        yield {"event": "job", "id": last, "data": record(rec)}
                         return
         finally:
-            await client.aclose()
+            # not awaited: inside a cancelled scope (the client left) an await would be cancelled too
+            slot.release()
 
-    return EventSourceResponse(stream(), ping=15)
+    # released twice on purpose: a client that leaves before the first event never starts stream()
+    return EventSourceResponse(stream(), ping=15, background=BackgroundTask(slot.release))
+
+
+def sse_redis(app: FastAPI, settings: Settings) -> aredis.Redis:
+    """The gateway's one async Redis client for event streams: a blocking pool of
+    GDGAN_SSE_REDIS_CONNECTIONS, so a thousand open streams cannot open a thousand connections
+    (a stream waits for a free one between its XREAD waits). Closed by the app's lifespan."""
+    client = getattr(app.state, "sse_redis", None)
+    if client is None:
+        pool = aredis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=settings.sse_redis_connections,
+            timeout=BLOCK_MS / 1000 + 30,
+            decode_responses=True,
+            client_name=SSE_CLIENT_NAME,
+            socket_connect_timeout=3,
+            socket_timeout=BLOCK_MS / 1000 + 10,
+        )
+        client = app.state.sse_redis = aredis.Redis(connection_pool=pool)
+    return client
 
 
 def _is_stream_id(value: str) -> bool:

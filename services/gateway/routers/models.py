@@ -12,12 +12,12 @@ from gdgan.schemas import LossCurves, ModelDetail, ModelList, ModelSummary
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest
 from gdgan.training.loss_curves import loss_curves, quality_curves
 
-from services.gateway.deps import Auth, SettingsD, Store, checked_id
+from services.gateway.deps import Caller, Read, SettingsD, Store, checked_id
 from services.gateway.routers.generate import forward_generate
 
 NOT_FOUND = {404: {"description": "unknown id"}}
 
-router = APIRouter(tags=["models"], dependencies=[Auth])
+router = APIRouter(tags=["models"], dependencies=[Read])
 
 
 def _lineage(store: ArtifactStore, m: Manifest, depth: int = 8) -> list[dict[str, Any]]:
@@ -66,7 +66,9 @@ def show_model(model_id: str, store: Store) -> ModelDetail:
     response_class=Response,
     responses={**NOT_FOUND, 200: {"content": {"image/png": {}}, "description": "a labelled grid of samples"}},
 )
-async def model_samples(model_id: str, request: Request, store: Store, settings: SettingsD) -> Response:
+async def model_samples(
+    model_id: str, request: Request, store: Store, settings: SettingsD, who: Caller
+) -> Response:
     """The grid the training run stored; models without one are sampled by the generator (seed 0)."""
     import asyncio
 
@@ -75,7 +77,7 @@ async def model_samples(model_id: str, request: Request, store: Store, settings:
         data = await asyncio.to_thread(store.get_bytes, m.id, "samples.png")
         return Response(data, media_type="image/png")
     body = {"model": m.id, "n": 16, "seed": 0, "format": "png", "finding": None}
-    return await forward_generate(body, request, settings)
+    return await forward_generate(body, request, settings, who)
 
 
 @router.get("/v1/models/{model_id}/losses", response_model=LossCurves, responses=NOT_FOUND)

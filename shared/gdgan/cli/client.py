@@ -374,14 +374,31 @@ def evaluate(
     _submit(url, "/v1/jobs/evaluate", body, wait, as_json)
 
 
+ZIP_SLACK_BYTES = 1 << 20
+"""What unpacked files may add to a zip's own size: the service stores PNGs (no compression), so
+an archive that unpacks to much more than it weighs is not one it made (a zip bomb)."""
+
+
 def save_images(content: bytes, out: Path) -> list[Path]:
-    """Unpack a zip response (PNGs + labels.csv) into ``out``."""
+    """Unpack a zip response (PNGs + labels.csv) into ``out``, bounded: at most the archive's own
+    size plus ZIP_SLACK_BYTES is written, whatever its headers claim."""
     out.mkdir(parents=True, exist_ok=True)
+    budget = len(content) + ZIP_SLACK_BYTES
     written = []
     with zipfile.ZipFile(io.BytesIO(content)) as zf:
-        for name in zf.namelist():
-            safe = Path(name).name  # never write outside `out`
-            (out / safe).write_bytes(zf.read(name))
+        claimed = sum(i.file_size for i in zf.infolist())
+        if claimed > budget:
+            raise ClientError(f"the zip would unpack to {claimed} bytes from {len(content)}: refused")
+        for info in zf.infolist():
+            safe = Path(info.filename).name  # never write outside `out`
+            if not safe:
+                continue
+            with zf.open(info) as src:
+                data = src.read(budget + 1)  # a header that lies about the size is caught too
+            budget -= len(data)
+            if budget < 0:
+                raise ClientError("the zip unpacks to more than it weighs: refused")
+            (out / safe).write_bytes(data)
             written.append(out / safe)
     return written
 
@@ -394,6 +411,9 @@ def generate(
     finding: Annotated[list[str] | None, typer.Option(help="Finding(s); none = No Finding.")] = None,
     gender: Annotated[str | None, typer.Option(help="M or F (default: the finding's real mix).")] = None,
     view: Annotated[str | None, typer.Option(help="PA or AP (default: the finding's real mix).")] = None,
+    age_band: Annotated[
+        str | None, typer.Option(help="An age band of the model (e.g. 40-59; default: the real mix).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed (same seed, same images).")] = None,
     model: Annotated[str, typer.Option(help="gdgan, acgan or a model id.")] = "gdgan",
     stage: Annotated[int, typer.Option(help="GDGAN stage (1 or 2).")] = 2,
@@ -409,6 +429,7 @@ def generate(
         "finding": fnd,
         "gender": gender,
         "view": view,
+        "age_band": age_band,
         "seed": seed,
         "stage": stage,
         "format": "zip",

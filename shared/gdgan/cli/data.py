@@ -125,6 +125,8 @@ def _counts_table(title: str, parts: dict[str, dict[str, Any]]) -> Table:
         row(f"gender {g}", lambda c, g=g: c["gender"][g])
     for v in first["view"]:
         row(f"view {v}", lambda c, v=v: c["view"][v])
+    for b in first.get("age_band", {}):
+        row(f"age {b}", lambda c, b=b: c["age_band"][b])
     for grp in first["group"]:
         row(f"  {grp}", lambda c, grp=grp: c["group"][grp])
     row("No Finding", lambda c: c["no_finding"])
@@ -190,6 +192,9 @@ def phantom(
     typer.echo(m.id)
 
 
+AGE_BAND_HELP = "Add the age band (edges GDGAN_AGE_BAND_EDGES, default 40,60) to the general labels."
+
+
 @app.command("ingest-nih")
 def ingest_nih_cmd(
     csv_path: Path = typer.Option(
@@ -211,6 +216,7 @@ def ingest_nih_cmd(
     ),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
+    age_band: bool = typer.Option(False, "--age-band", help=AGE_BAND_HELP),
 ) -> None:
     """Ingest NIH ChestX-ray14 (CSV + PNGs) into a dataset artifact of SIZE² uint8 images.
 
@@ -225,7 +231,7 @@ def ingest_nih_cmd(
 
         return ingest_nih(
             csv_path, images, size, workers=workers, official_lists_dir=official_lists,
-            progress=progress, resume_dir=resume_dir, limit=limit,
+            progress=progress, resume_dir=resume_dir, limit=limit, age_band=age_band,
         )  # fmt: skip
 
     _ingest_and_report("nih", "NIH", f"ingest {size}px", run, size, store, as_json, with_labels=False)

@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from gdgan.cli.data import JSON_HELP, STORE_HELP, _ingest_and_report, app, fail
+from gdgan.cli.data import AGE_BAND_HELP, JSON_HELP, STORE_HELP, _ingest_and_report, app, fail
 
 SIZE_OPT = typer.Option(64, "--size", help="Target side in pixels (32, 64, 128 or 256).")
 WORKERS_OPT = typer.Option(
@@ -26,6 +26,7 @@ RESUME_OPT = typer.Option(
 )
 STORE_OPT = typer.Option(None, "--store", help=STORE_HELP)
 JSON_OPT = typer.Option(False, "--json", help=JSON_HELP)
+AGE_BAND_OPT = typer.Option(False, "--age-band", help=AGE_BAND_HELP)
 UNCERTAINTY_OPT = typer.Option(
     "ones",
     "--uncertainty",
@@ -53,6 +54,7 @@ _COMMON_PARAMS = [
         ("resume_dir", Path | None, RESUME_OPT),
         ("store", str | None, STORE_OPT),
         ("as_json", bool, JSON_OPT),
+        ("age_band", bool, AGE_BAND_OPT),
     )
 ]
 
@@ -69,14 +71,17 @@ def _ingest_verb(
         own = inspect.signature(build_opts, eval_str=True)
 
         def command(**kwargs: Any) -> None:
-            size, workers, limit, resume_dir, store, as_json = (kwargs.pop(p.name) for p in _COMMON_PARAMS)
+            size, workers, limit, resume_dir, store, as_json, age_band = (
+                kwargs.pop(p.name) for p in _COMMON_PARAMS
+            )
             options = build_opts(**kwargs)
 
             def run(progress: Callable[[Any], None]) -> tuple[Any, Any]:
                 from gdgan.data.adapters import ingest_source
 
                 return ingest_source(source, size, options, workers=workers, limit=limit,
-                                     resume_dir=resume_dir, progress=progress)  # fmt: skip
+                                     resume_dir=resume_dir, progress=progress,
+                                     age_band=age_band)  # fmt: skip
 
             _ingest_and_report(
                 source, source, f"{source} {size}px", run, size, store, as_json, with_labels=True
@@ -166,7 +171,9 @@ def ingest_vindr_cmd(
     ),
     test_labels: Path | None = typer.Option(None, "--test-labels", help="annotations/image_labels_test.csv."),
     merge: str = typer.Option("majority", "--merge", help="Merge readers: majority (> half) or any (>= 1)."),
-    general: str = typer.Option("auto", "--general", help="auto, none, or a comma list of gender,view."),
+    general: str = typer.Option(
+        "auto", "--general", help="auto, none, or a comma list of gender,view,age_band."
+    ),
 ) -> dict[str, Any]:
     """Ingest VinDr-CXR (DICOM; per-radiologist labels merged by --merge).
 
@@ -178,14 +185,13 @@ def ingest_vindr_cmd(
 
 
 def _general_opt(text: str) -> str | list[str]:
-    t = text.strip().lower()
-    if t == "auto":
-        return "auto"
-    names = [] if t == "none" else _split_names(t) or []
-    bad = [n for n in names if n not in ("gender", "view")]
-    if bad:
-        fail(f"--general: {bad[0]!r} is not a general label (auto, none, gender, view)")
-    return names
+    from gdgan.labels import LabelError, general_choice
+
+    try:
+        g = general_choice(text)
+    except LabelError as exc:
+        fail(f"--general: {exc}")
+    return g if isinstance(g, str) else list(g)
 
 
 @_ingest_verb("ingest-csv", "csv")
@@ -208,7 +214,9 @@ def ingest_csv_cmd(
     ),
     age_column: str | None = typer.Option(None, "--age-column", help="Column with the age in years."),
     split_column: str | None = typer.Option(None, "--split-column", help="Column with train/test."),
-    general: str = typer.Option("auto", "--general", help="auto, none, or a comma list of gender,view."),
+    general: str = typer.Option(
+        "auto", "--general", help="auto, none, or a comma list of gender,view,age_band."
+    ),
 ) -> dict[str, Any]:
     """Ingest any CSV: a path column plus label columns named by flags or a --mapping file.
 
@@ -249,7 +257,9 @@ def ingest_folder_cmd(
     finding: str | None = typer.Option(
         None, "--finding", help="Class folders are true/false (1/0) for this finding."
     ),
-    general: str = typer.Option("auto", "--general", help="auto (from DICOM headers), none, or gender,view."),
+    general: str = typer.Option(
+        "auto", "--general", help="auto (from DICOM headers), none, or a comma list of gender,view,age_band."
+    ),
 ) -> dict[str, Any]:
     """Ingest an ImageFolder-style tree: class subfolders are the labels (PNG, JPEG or DICOM).
 

@@ -248,6 +248,9 @@ def sample(
     finding: str = typer.Option("No Finding", "--finding", help="Finding name, or 'No Finding'."),
     gender: str | None = typer.Option(None, "--gender", help="M or F (default: the finding's mix)."),
     view: str | None = typer.Option(None, "--view", help="PA or AP (default: the finding's mix)."),
+    age_band: str | None = typer.Option(
+        None, "--age-band", help="An age band of the model, e.g. 40-59 (default: the finding's mix)."
+    ),
     seed: int = typer.Option(0, "--seed"),
     stage: int | None = typer.Option(None, "--stage", help="1 or 2 (GDGAN; default: the last stage)."),
     out: Path = typer.Option(..., "--out", help="Output folder."),
@@ -265,7 +268,9 @@ def sample(
 
         dev = resolve_device(device, "--device" if device else None)  # GDGAN_DEVICE when not given
         gen = load_generator(open_store(), model, device=dev)
-        batch = gen.sample(n, finding=finding, gender=gender, view=view, seed=seed, stage=stage)
+        batch = gen.sample(
+            n, finding=finding, gender=gender, view=view, seed=seed, stage=stage, age_band=age_band
+        )
     except _user_errors() as exc:
         fail(str(exc))
         return

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gdgan.labels import NIH_SCHEMA, SCHEMA_KEY, LabelSchema, general_matrix, schema_of
+from gdgan.labels import AGE_BAND, NIH_SCHEMA, SCHEMA_KEY, LabelSchema, schema_of
 from gdgan.store import ArtifactStore, Manifest, StoreError
 
 DATASET_KIND = "dataset"
@@ -75,10 +75,9 @@ class ImageDataset:
         return int(self.images.shape[1])
 
     def general(self) -> np.ndarray:
-        """(N, G) float32: the schema's general columns (NIH: [is_female, is_AP]; none: (N, 0))."""
-        full = general_matrix(self.labels["gender"], self.labels["view"])
-        cols = [i for i, g in enumerate(("gender", "view")) if self.schema.has(g)]
-        return full if len(cols) == 2 else np.ascontiguousarray(full[:, cols])
+        """(N, G) float32: the schema's general columns (NIH: [is_female, is_AP]; none: (N, 0);
+        an age band: its cumulative columns from the ``age`` column and the schema's edges)."""
+        return self.schema.columns(self.schema.codes_of(self.labels))
 
     def detail(self) -> np.ndarray:
         """(N, F) float32 multi-hot findings (the schema's order)."""
@@ -142,7 +141,12 @@ def counts_of(
     """:func:`label_counts` of the rows ``idx`` (all rows when None) of a label table."""
     sel = slice(None) if idx is None else np.asarray(idx)
     return label_counts(
-        schema, labels["patient_id"][sel], labels["gender"][sel], labels["view"][sel], labels["findings"][sel]
+        schema,
+        labels["patient_id"][sel],
+        labels["gender"][sel],
+        labels["view"][sel],
+        labels["findings"][sel],
+        age=labels["age"][sel],
     )
 
 
@@ -181,23 +185,31 @@ def load_dataset(store: ArtifactStore, dataset_id: str, mmap: bool = True) -> Im
 
 
 def label_counts(
-    schema: LabelSchema, patient_id: np.ndarray, gender: np.ndarray, view: np.ndarray, findings: np.ndarray
+    schema: LabelSchema,
+    patient_id: np.ndarray,
+    gender: np.ndarray,
+    view: np.ndarray,
+    findings: np.ndarray,
+    age: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Counts per general label, group and finding; a general label the schema lacks is ``{}``."""
     has_g, has_v = schema.has("gender"), schema.has("view")
-    codes = [c for c, present in ((gender, has_g), (view, has_v)) if present]
+    ages = np.full(len(gender), -1) if age is None else np.asarray(age)
+    codes = schema.codes_of({"gender": gender, "view": view, "age": ages})
     groups: dict[str, int] = {}
-    if codes:
+    if schema.general:
         for key in schema.groups():
-            mask = np.ones(len(gender), bool)
-            for col, c in zip(codes, key):
-                mask &= col == c
-            groups[schema.group_key(key)] = int(mask.sum())
+            groups[schema.group_key(key)] = int(np.all(codes == np.asarray(key), axis=1).sum())
+    bands: dict[str, int] = {}
+    if schema.has(AGE_BAND):
+        band = codes[:, schema.general.index(AGE_BAND)]
+        bands = {name: int((band == i).sum()) for i, name in enumerate(schema.values(AGE_BAND))}
     return {
         "images": len(gender),
         "patients": len(np.unique(patient_id)),
         "gender": {"M": int((gender == 0).sum()), "F": int((gender == 1).sum())} if has_g else {},
         "view": {"PA": int((view == 0).sum()), "AP": int((view == 1).sum())} if has_v else {},
+        **({AGE_BAND: bands} if bands else {}),
         "group": groups,
         "findings": {name: int(findings[:, i].sum()) for i, name in enumerate(schema.findings)},
         "no_finding": int((findings.sum(axis=1) == 0).sum()),

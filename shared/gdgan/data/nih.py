@@ -31,7 +31,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdgan.labels import GENDERS, N_FINDINGS, VIEWS, LabelError, encode_findings
+from gdgan.labels import (
+    AGE_BAND,
+    GENDERS,
+    N_FINDINGS,
+    NIH_SCHEMA,
+    VIEWS,
+    LabelError,
+    LabelSchema,
+    encode_findings,
+)
 from gdgan.progress import Cancelled, Progress, ProgressCallback, StopFlag
 
 if TYPE_CHECKING:  # imported lazily: reading a CSV needs no store or pydantic
@@ -594,8 +603,12 @@ def ingest_nih(
     should_stop: StopFlag | None = None,
     keep_work: bool = False,
     chunk_size: int = CHUNK_SIZE,
+    age_band: bool = False,
 ) -> tuple[ImageDataset, IngestReport]:
     """Read NIH ChestX-ray14 labels and images into an ImageDataset of ``size``² uint8 images.
+
+    ``age_band`` adds an age band (``Patient Age``, edges from ``GDGAN_AGE_BAND_EDGES``) to the
+    general labels; rows without a plausible age are then left out and counted.
 
     ``resume_dir`` (default: ``<cache_dir>/ingest``) holds a work folder keyed by the CSV's hash
     and the size; finished chunks there are reused by a rerun, and the folder is removed after
@@ -621,6 +634,9 @@ def ingest_nih(
         if p is None:
             report.missing_files.add(f"line {r.line}: {r.image_index}")
             continue
+        if age_band and r.age < 0:
+            report.missing_general.add(f"line {r.line}: {r.image_index}: no age_band")
+            continue
         usable.append(r)
         paths.append(str(p))
         if limit is not None and len(usable) >= limit:
@@ -630,7 +646,8 @@ def ingest_nih(
     # Keyed by the CSV's content, the image folder, size, chunking and pipeline version, so a
     # rerun of the *same* ingest resumes and anything else starts afresh.
     key = hashlib.sha256(
-        f"{digest}|{Path(images_root).resolve()}|{size}|{chunk_size}|{PIPELINE_VERSION}".encode()
+        f"{digest}|{Path(images_root).resolve()}|{size}|{chunk_size}|{PIPELINE_VERSION}"
+        f"{'|age' if age_band else ''}".encode()
     ).hexdigest()[:20]
     images, keep = decode_images(
         [r.image_index for r in usable],
@@ -679,7 +696,14 @@ def ingest_nih(
         "limit": limit,
         "resize": "pillow-lanczos(reducing_gap=3)",
     }
-    ds = ImageDataset(images=out_images, labels=labels, config=config)
+    schema = NIH_SCHEMA
+    if age_band:
+        from gdgan.settings import get_settings
+
+        edges = get_settings().age_edges()
+        schema = LabelSchema(general=("gender", "view", AGE_BAND), age_edges=edges)
+        config["age_band_edges"] = list(edges)
+    ds = ImageDataset(images=out_images, labels=labels, config=config, schema=schema)
     return ds, report
 
 

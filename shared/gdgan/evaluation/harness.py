@@ -32,7 +32,7 @@ from gdgan.evaluation.auc import AUCError, roc_auc
 from gdgan.evaluation.distances import DEFAULT_K, set_distances
 from gdgan.evaluation.judge import CTR_THRESHOLD, Judge, JudgeReading, judge_targets
 from gdgan.evaluation.synthetic import labels_like
-from gdgan.labels import NIH_SCHEMA, LabelSchema
+from gdgan.labels import AGE_BAND, GENDERS, NIH_SCHEMA, VIEWS, LabelSchema
 from gdgan.progress import Progress, ProgressCallback, no_progress
 
 DEFAULT_N = 500
@@ -107,6 +107,33 @@ def _general(schema: LabelSchema, gender: np.ndarray, view: np.ndarray) -> np.nd
     return np.stack(cols, 1).astype(np.float32) if cols else np.zeros((len(gender), 0), np.float32)
 
 
+def _general_with_age(
+    gen: Any,
+    schema: LabelSchema,
+    gender: np.ndarray,
+    view: np.ndarray,
+    target: np.ndarray,
+    finding: str,
+    seed: int,
+) -> np.ndarray:
+    """Like :func:`_general` for a model with an age band: the band of each image is drawn by the
+    model's own sampler from the training mix of its (sex, view, finding) group."""
+    out = np.zeros((len(gender), schema.n_general), np.float32)
+    keys = np.stack([np.asarray(gender), np.asarray(view), np.asarray(target)], 1).astype(int)
+    for i, key in enumerate(np.unique(keys, axis=0)):
+        rows = np.flatnonzero((keys == key).all(axis=1))
+        g, v, t = (int(x) for x in key)
+        req = gen.prepare(
+            len(rows),
+            finding if t else None,
+            GENDERS[g] if schema.has("gender") else None,
+            VIEWS[v] if schema.has("view") else None,
+            seed=seed + i,
+        )
+        out[rows] = req.general
+    return out
+
+
 def _draw(
     gen: Any,
     schema: LabelSchema,
@@ -120,7 +147,11 @@ def _draw(
     (the samplers' latent law), one forward pass for both stages so they share z."""
     rng = np.random.default_rng(seed)
     z = rng.random((len(gender), gen.nz), dtype=np.float32)
-    general = _general(schema, gender, view)
+    general = (
+        _general_with_age(gen, schema, gender, view, target, finding, seed + 1)
+        if schema.has(AGE_BAND)
+        else _general(schema, gender, view)
+    )
     return gen.forward_both(z, general, _detail(schema, finding, target), refine=_refines(gen))
 
 

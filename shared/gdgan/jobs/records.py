@@ -75,8 +75,11 @@ class JobStore:
         return cls(client, ttl_s, lease_s)
 
     # -- records ------------------------------------------------------------------------------
-    def create(self, job_type: str, params: dict[str, Any], job_id: str | None = None) -> JobRecord:
-        rec = JobRecord(id=job_id or new_job_id(job_type), type=job_type, params=params)
+    def create(
+        self, job_type: str, params: dict[str, Any], job_id: str | None = None, owner: str | None = None
+    ) -> JobRecord:
+        """``owner``: the creating token's id (a hash, never the token), who may cancel it."""
+        rec = JobRecord(id=job_id or new_job_id(job_type), type=job_type, params=params, owner=owner)
         pipe = self.r.pipeline()
         pipe.set(_k(rec.id), rec.model_dump_json(), ex=self.ttl_s)
         pipe.zadd(INDEX, {rec.id: time.time()})
@@ -89,6 +92,14 @@ class JobStore:
         if raw is None:
             raise JobNotFound(f"no job {job_id!r}")
         return JobRecord.model_validate_json(raw)
+
+    def statuses(self, job_ids: list[str]) -> dict[str, str | None]:
+        """Each job's status in one round trip (None: expired or unknown), e.g. to count a token's
+        unfinished jobs."""
+        if not job_ids:
+            return {}
+        raws = self.r.mget([_k(i) for i in job_ids])
+        return {i: (json.loads(raw).get("status") if raw else None) for i, raw in zip(job_ids, raws)}
 
     def exists(self, job_id: str) -> bool:
         return bool(self.r.exists(_k(job_id)))

@@ -314,11 +314,13 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             artifact_id=dataset_id,
             progress=ctx.progress,
             should_stop=ctx.should_stop,
+            age_band=bool(p.get("age_band")),
         )
     else:  # chexpert, mimic, padchest, vindr, csv, folder
         from gdgan.data.adapters import ingest_source_to_store
 
-        options = {k: v for k, v in p.items() if k not in ("source", "size", "limit", "dataset_id")}
+        skip = ("source", "size", "limit", "dataset_id", "age_band")
+        options = {k: v for k, v in p.items() if k not in skip}
         ingest_source_to_store(
             p["source"],
             p["size"],
@@ -328,6 +330,7 @@ def _ingest_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
             progress=ctx.progress,
             should_stop=ctx.should_stop,
             limit=p.get("limit"),
+            age_band=bool(p.get("age_band")),
         )
     if ctx.should_stop() and not store.exists(dataset_id):
         return "cancelled", {}
@@ -403,6 +406,7 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         view=p.get("view"),
         seed=p.get("seed"),
         stage=p.get("stage", 2),
+        age_band=p.get("age_band"),
         chunk=get_settings().generate_max_batch,
         config=dict(p),
         progress=ctx.progress,

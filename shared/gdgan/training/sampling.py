@@ -34,6 +34,7 @@ from torch import nn
 from gdgan.catalog import ModelNotFound as ModelNotFound  # re-exported: callers catch it from here
 from gdgan.catalog import resolve_model
 from gdgan.labels import (
+    AGE_BAND,
     GENDERS,
     NIH_SCHEMA,
     NO_FINDING,
@@ -61,7 +62,7 @@ def label_mix(
 ) -> dict[str, dict[str, int]]:
     """Per finding (and 'No Finding', and 'all'): counts of training images per general group
     (NIH: per (gender, view); a schema without general labels has the one group 'all')."""
-    codes = np.asarray(general).astype(int).reshape(len(detail), -1)
+    codes = schema.codes(np.asarray(general).reshape(len(detail), schema.n_general))
     out: dict[str, dict[str, int]] = {}
     masks = {name: detail[:, i] > 0.5 for i, name in enumerate(schema.findings)}
     masks[NO_FINDING] = detail.sum(axis=1) == 0
@@ -93,20 +94,27 @@ class SampleBatch:
     seed: int
     stage1_images: np.ndarray | None = None  # GDGAN: the stage-1 images x2 was refined from
     schema: LabelSchema = NIH_SCHEMA
+    age_band: np.ndarray | None = None  # (n,) band codes when the model has an age band
 
     def label_rows(self) -> list[dict[str, str]]:
-        """Per image: finding_labels, gender, view ('' for a general label the model lacks)."""
-        return label_rows(self.schema, self.gender, self.view, self.findings)
+        """Per image: finding_labels, gender, view ('' for a general label the model lacks), and
+        age_band when the model has one."""
+        return label_rows(self.schema, self.gender, self.view, self.findings, self.age_band)
 
     def captions(self) -> list[str]:
         return [caption(r) for r in self.label_rows()]
 
 
 def label_rows(
-    schema: LabelSchema, gender: np.ndarray, view: np.ndarray, findings: np.ndarray
+    schema: LabelSchema,
+    gender: np.ndarray,
+    view: np.ndarray,
+    findings: np.ndarray,
+    age_band: np.ndarray | None = None,
 ) -> list[dict[str, str]]:
-    """labels.csv rows of generated images, by the model's own schema."""
-    return [
+    """labels.csv rows of generated images, by the model's own schema (an ``age_band`` key only
+    when the model has one, so NIH-schema label files keep their columns)."""
+    rows = [
         {
             "finding_labels": schema.decode(f),
             "gender": GENDERS[int(g)] if schema.has("gender") else "",
@@ -114,10 +122,16 @@ def label_rows(
         }
         for g, v, f in zip(gender, view, findings)
     ]
+    if schema.has(AGE_BAND):
+        bands = schema.values(AGE_BAND)
+        codes = np.zeros(len(rows), int) if age_band is None else np.asarray(age_band)
+        for r, c in zip(rows, codes):
+            r[AGE_BAND] = bands[int(c)]
+    return rows
 
 
 def caption(row: dict[str, str]) -> str:
-    general = "/".join(x for x in (row["gender"], row["view"]) if x)
+    general = "/".join(x for x in (row["gender"], row["view"], row.get(AGE_BAND, "")) if x)
     return f"{general} {row['finding_labels']}".strip()
 
 
@@ -133,12 +147,19 @@ def _finding_names(finding: str | Sequence[str] | None, schema: LabelSchema = NI
 
 def general_codes(schema: LabelSchema, general: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(n, G) general columns -> full (gender, view) code arrays (0 where the schema lacks one)."""
-    n = len(general)
+    codes = schema.codes(general)
     out = []
     for name in ("gender", "view"):
         col = schema.general.index(name) if schema.has(name) else None
-        out.append(np.zeros(n, np.uint8) if col is None else (general[:, col] > 0.5).astype(np.uint8))
+        out.append(np.zeros(len(codes), np.uint8) if col is None else codes[:, col].astype(np.uint8))
     return out[0], out[1]
+
+
+def age_band_codes(schema: LabelSchema, general: np.ndarray) -> np.ndarray | None:
+    """(n, G) general columns -> age band codes, None when the schema has no age band."""
+    if not schema.has(AGE_BAND):
+        return None
+    return schema.codes(general)[:, schema.general.index(AGE_BAND)]
 
 
 class LoadedGenerator:
@@ -180,7 +201,7 @@ class LoadedGenerator:
             return (2,)
         return (1, 2) if self.g2 is not None else (1,)
 
-    def _mix_probs(self, names: list[str], gender: int | None, view: int | None) -> np.ndarray:
+    def _mix_probs(self, names: list[str], want: dict[str, int | None]) -> np.ndarray:
         keys = names or [NO_FINDING]
         groups = self.schema.groups()
         gkeys = [self.schema.group_key(g) for g in groups]
@@ -188,7 +209,6 @@ class LoadedGenerator:
         for k in keys:
             m = self.mix.get(k) or {}
             counts += [m.get(key, 0) for key in gkeys]
-        want = {"gender": gender, "view": view}
         allowed = np.array(
             [all(want[n] is None or want[n] == c for n, c in zip(self.schema.general, g)) for g in groups],
             dtype=float,
@@ -208,22 +228,27 @@ class LoadedGenerator:
         gender: str | None = None,
         view: str | None = None,
         seed: int | None = None,
+        age_band: str | None = None,
     ) -> GenRequest:
         """Seeded latents and labels for one request (deterministic given ``seed``)."""
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         names = _finding_names(finding, self.schema)
-        g_code = self.schema.check_general("gender", gender)
-        v_code = self.schema.check_general("view", view)
+        want = {
+            "gender": self.schema.check_general("gender", gender),
+            "view": self.schema.check_general("view", view),
+            AGE_BAND: self.schema.check_general(AGE_BAND, age_band),
+        }
         if seed is None:
             seed = secrets.randbelow(2**31)
         rng = np.random.default_rng(int(seed))
         z = rng.random((n, self.nz), dtype=np.float32)  # z ~ U[0,1)^nz, drawn first
         all_groups = self.schema.groups()
-        groups = rng.choice(len(all_groups), size=n, p=self._mix_probs(names, g_code, v_code))
-        general = np.array([all_groups[k] for k in groups], dtype=np.float32).reshape(
-            n, self.schema.n_general
+        groups = rng.choice(len(all_groups), size=n, p=self._mix_probs(names, want))
+        codes = np.array([all_groups[k] for k in groups], dtype=np.int64).reshape(
+            n, self.schema.n_general_labels
         )
+        general = self.schema.columns(codes)
         detail = np.zeros((n, self.schema.n_findings), dtype=np.float32)
         for name in names:
             detail[:, self.schema.finding_index(name)] = 1.0
@@ -276,10 +301,11 @@ class LoadedGenerator:
         view: str | None = None,
         seed: int | None = None,
         stage: int | None = None,
+        age_band: str | None = None,
     ) -> SampleBatch:
         """``n`` images with the given labels; missing general labels from the finding's mix."""
         stage = stage or max(self.stages)
-        req = self.prepare(n, finding, gender, view, seed)
+        req = self.prepare(n, finding, gender, view, seed, age_band=age_band)
         if stage == 1 or self.acgan is not None:
             images = self.generate(req.z, req.general, req.detail, stage=stage)
             s1 = images if stage == 1 else None
@@ -296,6 +322,7 @@ class LoadedGenerator:
             seed=req.seed,
             stage1_images=s1,
             schema=self.schema,
+            age_band=age_band_codes(self.schema, req.general),
         )
 
 

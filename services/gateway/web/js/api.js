@@ -58,8 +58,7 @@ function detailText(body) {
 export function describeError(status, body, retryAfter) {
   const text = detailText(body);
   switch (status) {
-    case 401:
-    case 403: {
+    case 401: {
       const has = !!getToken();
       return {
         message: has
@@ -68,6 +67,9 @@ export function describeError(status, body, retryAfter) {
         field: "token",
       };
     }
+    case 403:
+      // a valid token without the right: the server names the missing scope (or the job's owner)
+      return { message: `This token may not do that (403)${text ? ": " + text : ""}.`, field: "token" };
     case 404:
       return { message: text ? `Not found: ${text}` : "Not found (404)." };
     case 409:
@@ -90,7 +92,10 @@ export function describeError(status, body, retryAfter) {
       const field = body && (body.field || (body.detail && body.detail.field));
       return { message: `Invalid request (422): ${text || "a value was not accepted"}.`, field: field || null };
     }
-    case 429:
+    case 429: {
+      const wait = retryAfter ? ` Try again in ${retryAfter} s.` : " Try again later.";
+      return { message: `This token's quota is used up for now (429).${text ? " " + text + "." : ""}${wait}` };
+    }
     case 503: {
       const wait = retryAfter ? ` Try again in ${retryAfter} s.` : " Try again in a moment.";
       return { message: `The service is busy or not ready (${status}).${text ? " " + text + "." : ""}${wait}` };

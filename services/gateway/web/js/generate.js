@@ -27,6 +27,7 @@ export function normaliseImages(body) {
       findings,
       gender: labels.gender ?? null,
       view: labels.view ?? labels.view_position ?? null,
+      ageBand: labels.age_band ?? null,
       filename: item.filename || item.name || null,
     };
   });
@@ -43,6 +44,7 @@ function readForm() {
     finding: finding === "__none__" ? null : finding,
     gender: f.get("gender") || null,
     view: f.get("view") || null,
+    age_band: f.get("age_band") || null,
     seed: seedRaw === "" ? null : Number(seedRaw),
   };
   const stage1Only = modelKinds[body.model] === "gdgan-stage1";
@@ -85,13 +87,13 @@ export async function generateJson(body, onBusy = () => {}) {
 }
 
 function imageCard(img, i, seed, stageImgs = null) {
-  const caption = labelText(img.findings, img.gender, img.view);
+  const caption = labelText(img.findings, img.gender, img.view, img.ageBand);
   const base = `gdgan_seed${seed ?? "x"}_${String(i).padStart(3, "0")}`;
   const figure = el("figure", { class: "card", "data-index": String(i) });
   const pics = el("div", { class: stageImgs ? "pair" : "single" });
   if (stageImgs) {
     pics.append(
-      el("div", { class: "stage" }, el("img", { src: stageImgs.src, alt: `Stage 1 image ${i + 1}: ${labelText(stageImgs.findings, stageImgs.gender, stageImgs.view)}`, width: "128", height: "128" }), el("span", { class: "stage-tag" }, "stage 1")),
+      el("div", { class: "stage" }, el("img", { src: stageImgs.src, alt: `Stage 1 image ${i + 1}: ${labelText(stageImgs.findings, stageImgs.gender, stageImgs.view, stageImgs.ageBand)}`, width: "128", height: "128" }), el("span", { class: "stage-tag" }, "stage 1")),
       el("div", { class: "stage" }, el("img", { src: img.src, alt: `Stage 2 image ${i + 1}: ${caption}`, width: "128", height: "128" }), el("span", { class: "stage-tag" }, "stage 2")),
     );
   } else {
@@ -195,7 +197,14 @@ function syncLabelControls() {
   const labels = modelLabels[form.elements.model.value];
   if (!labels) return; // no model of that kind yet: the server answers 404 and says so
   fillFindings(form.elements.finding, labels.findings, { none: `${NO_FINDING} (no finding)` });
-  for (const g of ["gender", "view"]) {
+  // the age band's values are the model's own (its edges), listed by the API in labels.values
+  const bands = (labels.values || {}).age_band || [];
+  const ageSel = form.elements.age_band;
+  const keep = ageSel.value;
+  while (ageSel.options.length > 1) ageSel.options[1].remove();
+  for (const b of bands) ageSel.append(new Option(b, b));
+  ageSel.value = bands.includes(keep) ? keep : "";
+  for (const g of ["gender", "view", "age_band"]) {
     const has = (labels.general || []).includes(g);
     form.elements[g].disabled = !has;
     if (!has) form.elements[g].value = "";

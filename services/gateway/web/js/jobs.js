@@ -4,6 +4,7 @@
 
 import { getJson, postJson, request, streamEvents } from "./api.js";
 import { lossChart, phaseName } from "./chart.js";
+import { hasSources, initDatasetForm, readBody } from "./datasets.js";
 import { PRESETS, TRAIN_MODELS, fillFindings } from "./labels.js";
 import { announce, clear, el, fmtEta, fmtNumber, fmtTime, hideNotice, progressBar, setProgress, showError, showInfo } from "./ui.js";
 
@@ -423,8 +424,9 @@ export function init() {
   const dsForm = document.getElementById("job-dataset-form");
   dsForm.addEventListener("submit", (e) => {
     e.preventDefault();
-    const f = dsForm.elements;
-    submitJob(dsForm, "/v1/datasets", { source: "phantom", n: intOrNull(f.n.value), size: intOrNull(f.size.value), seed: intOrNull(f.seed.value) }, "Dataset", "ingest");
+    const { body, error, field } = readBody(dsForm);
+    if (error) return showError(errorBox, { message: error, field }, { form: dsForm });
+    submitJob(dsForm, "/v1/datasets", body, "Dataset", "ingest");
   });
   const trForm = document.getElementById("job-train-form");
   trForm.addEventListener("submit", (e) => {
@@ -449,6 +451,7 @@ export function init() {
 
 export function show() {
   visible = true;
+  if (!hasSources()) initDatasetForm(document.getElementById("job-dataset-form")).catch((err) => showError(errorBox, err));
   refresh();
   loadChoices();
   clearInterval(pollTimer);

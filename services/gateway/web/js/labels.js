@@ -41,11 +41,12 @@ export const PAPER = {
 };
 
 /** Human text for one image's labels: "Cardiomegaly · F · AP". */
-export function labelText(findings, gender, view) {
+export function labelText(findings, gender, view, ageBand = "") {
   let f = findings;
   if (Array.isArray(f)) f = f.length ? f.join(", ") : NO_FINDING;
   if (f == null || f === "") f = NO_FINDING;
   f = String(f).replaceAll("|", ", ");
   // "" = the model has no such label (e.g. a folder of PNGs without sex or view): left out
-  return [f, ...[gender, view].filter((x) => x !== "").map((x) => x || "?")].join(" · ");
+  // an age band only shows for a model that has one (the API then sends it)
+  return [f, ...[gender, view].filter((x) => x !== "").map((x) => x || "?"), ...(ageBand ? [ageBand] : [])].join(" · ");
 }

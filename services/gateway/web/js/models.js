@@ -242,7 +242,7 @@ function syncCompareLabels() {
 function compareColumn(id, out) {
   const grid = el("div", { class: "image-grid", "data-model": id });
   out.images.forEach((img, i) => {
-    const labels = labelText(img.findings, img.gender, img.view);
+    const labels = labelText(img.findings, img.gender, img.view, img.ageBand);
     grid.append(el("figure", { class: "card", "data-index": String(i) },
       el("img", { src: img.src, alt: `${id} image ${i + 1}: ${labels}`, width: "96", height: "96" }),
       el("figcaption", {}, el("span", { class: "labels" }, labels))));

@@ -175,9 +175,19 @@ function fidelityTables(report) {
  * Show the service's self-contained HTML report inside this page. It is parsed into an inert
  * document, stripped of anything active (scripts, frames, event handlers, javascript: URLs) and
  * placed in a shadow root so its CSS cannot restyle the app: the report is data, never code.
+ * The page's Content-Security-Policy allows no inline style, so the report's <style> blocks
+ * become constructed style sheets of the shadow root and its style="" attributes are applied
+ * through the CSSOM: both are data handed to the style engine, never parsed as markup here.
  */
 export function embedReport(host, html) {
-  const doc = new DOMParser().parseFromString(html, "text/html");
+  const sheets = [":host { display: block; } .report-body { font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; overflow-x: auto; } img { max-width: 100%; }"];
+  // <style> blocks are taken out as text before parsing: a parsed document inherits the page's
+  // CSP, which would refuse (and report) them there.
+  const markup = String(html).replace(/<style\b[^>]*>([\s\S]*?)<\/style\s*>/gi, (_, css) => {
+    sheets.push(css);
+    return "";
+  });
+  const doc = new DOMParser().parseFromString(markup, "text/html");
   doc.querySelectorAll("script, iframe, object, embed, link, meta, base, form").forEach((n) => n.remove());
   for (const node of doc.querySelectorAll("*")) {
     for (const attr of [...node.attributes]) {
@@ -189,14 +199,28 @@ export function embedReport(host, html) {
   }
   const root = host.shadowRoot || host.attachShadow({ mode: "open" });
   while (root.firstChild) root.firstChild.remove();
-  const base = document.createElement("style");
-  base.textContent = ":host { display: block; } .report-body { font: 14px/1.45 system-ui, sans-serif; color: #1b1f24; overflow-x: auto; } img { max-width: 100%; }";
-  root.append(base);
-  doc.querySelectorAll("style").forEach((st) => root.append(document.importNode(st, true)));
+  doc.querySelectorAll("style").forEach((st) => {
+    sheets.push(st.textContent || "");
+    st.remove();
+  });
+  root.adoptedStyleSheets = sheets.map((css) => {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    return sheet;
+  });
+  const inline = [];
+  doc.querySelectorAll("[style]").forEach((node) => {
+    node.dataset.reportStyle = String(inline.push(node.getAttribute("style")) - 1);
+    node.removeAttribute("style");
+  });
   const body = document.createElement("div");
   body.className = "report-body";
   body.tabIndex = 0; // it scrolls sideways when a table is wide: keyboard users must reach it (axe)
   for (const child of [...doc.body.childNodes]) body.append(document.importNode(child, true));
+  body.querySelectorAll("[data-report-style]").forEach((node) => {
+    node.style.cssText = inline[Number(node.dataset.reportStyle)] || "";
+    delete node.dataset.reportStyle;
+  });
   root.append(body);
 }
 

@@ -33,7 +33,7 @@ from gdgan.data.nih import (
     NIHFormatError,
     decode_images,
 )
-from gdgan.labels import GENDERS, GENERAL_LABELS, VIEWS, LabelSchema
+from gdgan.labels import AGE_BAND, GENDERS, GENERAL_LABELS, VIEWS, LabelSchema
 from gdgan.progress import ProgressCallback, StopFlag
 
 if TYPE_CHECKING:
@@ -235,12 +235,14 @@ def fill_from_dicom(records: Iterable[Record], report: IngestReport) -> dict[str
 def choose_general(
     records: Sequence[Record], wanted: tuple[str, ...] | str, report: IngestReport
 ) -> tuple[str, ...]:
-    """The general labels of the schema: as asked, or under "auto" those at least half the rows have."""
+    """The general labels of the schema: as asked, or under "auto" sex and view when at least half
+    the rows have them (an age band is never automatic: it multiplies stage 1's groups, so a
+    user asks for it)."""
     if wanted != "auto":
         assert isinstance(wanted, tuple)
         return tuple(g for g in GENERAL_LABELS if g in wanted)
     out = []
-    for g in GENERAL_LABELS:
+    for g in ("gender", "view"):
         have = sum(getattr(r, g) is not None for r in records)
         report.notes[f"{g}_known"] = have
         if records and have / len(records) >= GENERAL_AUTO_SHARE:
@@ -248,13 +250,32 @@ def choose_general(
     return tuple(out)
 
 
+def age_edges_for(general: Sequence[str]) -> tuple[int, ...]:
+    """The configured band edges when the schema has an age band (recorded in the schema)."""
+    if AGE_BAND not in general:
+        return ()
+    from gdgan.settings import get_settings
+
+    return get_settings().age_edges()
+
+
 # --------------------------------------------------------------------------------------------
 # the shared second half of every adapter
 # --------------------------------------------------------------------------------------------
+def known(r: Record, label: str) -> bool:
+    """Whether a record has a value for a general label (an age band needs a plausible age)."""
+    return r.age >= 0 if label == AGE_BAND else getattr(r, label) is not None
+
+
+def with_age_band(general: tuple[str, ...], age_band: bool) -> tuple[str, ...]:
+    return tuple(g for g in GENERAL_LABELS if g in general or (age_band and g == AGE_BAND))
+
+
 def build_dataset(
     src: Source,
     size: int,
     *,
+    age_band: bool = False,
     workers: int | None = None,
     resume_dir: str | Path | None = None,
     progress: ProgressCallback | None = None,
@@ -264,7 +285,10 @@ def build_dataset(
     chunk_size: int = CHUNK_SIZE,
     salt: str | None = None,
 ) -> ImageDataset:
-    """Check, decode and assemble the records of ``src`` into an ImageDataset with its schema."""
+    """Check, decode and assemble the records of ``src`` into an ImageDataset with its schema.
+
+    ``age_band`` adds the age band (edges from ``GDGAN_AGE_BAND_EDGES``) to the general labels the
+    source gives; images without a plausible age are then left out and counted."""
     from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, SUPPORTED_SIZES, ImageDataset
 
     if size not in SUPPORTED_SIZES:
@@ -286,11 +310,11 @@ def build_dataset(
             continue
         found.append(r)
     extra = fill_from_dicom(found, report)
-    general = choose_general(found, src.general, report)
-    schema = LabelSchema(general=general, findings=src.findings)
+    general = with_age_band(choose_general(found, src.general, report), age_band)
+    schema = LabelSchema(general=general, findings=src.findings, age_edges=age_edges_for(general))
     usable: list[Record] = []
     for r in found:
-        lacking = [g for g in general if getattr(r, g) is None]
+        lacking = [g for g in general if not known(r, g)]
         if lacking:
             report.missing_general.add(f"line {r.line}: {r.key}: no {' or '.join(lacking)}")
             continue
@@ -330,7 +354,9 @@ def build_dataset(
         "age": np.array([r.age for r in kept], dtype=np.int16),
         "gender": np.array([r.gender or 0 for r in kept], dtype=np.uint8),
         "view": np.array([r.view or 0 for r in kept], dtype=np.uint8),
-        "findings": np.stack([r.findings for r in kept]).astype(np.uint8).reshape(-1, schema.n_findings),
+        "findings": np.stack([r.findings for r in kept])
+        .astype(np.uint8)
+        .reshape(len(kept), schema.n_findings),
     }
     if any(r.split for r in kept):
         labels[OFFICIAL_SPLIT_COLUMN] = np.array([r.split for r in kept], dtype=np.uint8)

@@ -6,7 +6,8 @@ Labels are the data's own: every distinct entry of the ``Labels`` column (``"['c
 publisher's own "do not use") are left out and counted. Projection PA / AP / AP_horizontal is the
 view; L and COSTAL are laterals (skipped, or kept with no view label in the schema). Images sit
 at ``<images>/<ImageDir>/<ImageID>`` (or flat under ``<images>``); their 16-bit depth is scaled
-by the bits actually used, as for NIH.
+by the bits actually used, as for NIH. Age (for an age band) = the year of ``StudyDate_DICOM``
+minus ``PatientBirth`` (a year, "1930.0"), when both columns are there.
 """
 
 from __future__ import annotations
@@ -102,9 +103,22 @@ def read_padchest(
                 findings=vec,
                 gender=sex_code(row["PatientSex_DICOM"]),
                 view=view_code(row["Projection"]),
+                age=_age(row.get("PatientBirth", ""), row.get("StudyDate_DICOM", "")),
             )
         )
     report.notes["findings_seen"] = len(freq)
     general = ("gender",) if laterals == "keep" else ("gender", "view")
     config = {"laterals": laterals, "min_count": min_count, "findings_given": bool(findings)}
     return Source("padchest", records, wanted, report, config, general=general)
+
+
+def _age(birth: str, study_date: str) -> int:
+    """Whole years between the birth year and the study's year; -1 when either is unusable."""
+    try:
+        born = int(float(birth))
+    except (ValueError, OverflowError):
+        return -1
+    if len(study_date) < 4 or not study_date[:4].isdigit():
+        return -1
+    age = int(study_date[:4]) - born
+    return age if 0 <= age <= 120 else -1
