@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import statistics
@@ -40,6 +41,19 @@ def make_acgan(root: Path) -> str:
     return str(res.model_id)
 
 
+def prepared_models(root: Path) -> list[str]:
+    """A GDGAN and an ACGAN (demo architecture): the ones already in ``root`` or two new ones."""
+    from gdgan.store.local import LocalStore
+
+    store_dir = root / "store"
+    if store_dir.is_dir():
+        store = LocalStore(store_dir, cache_dir=root / "cache")
+        found = [store.latest("gdgan"), store.latest("acgan")]
+        if all(found):
+            return [m.id for m in found if m]
+    return [make_model(root, "demo"), make_acgan(root)]
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -53,7 +67,13 @@ def serve(root: Path, threads: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 async def soak(
-    url: str, pid: int, models: list[str], clients: int, seconds: float, window: float
+    url: str,
+    pid: int,
+    models: list[str],
+    clients: int,
+    seconds: float,
+    window: float,
+    n_choices: tuple[int, ...] = N_CHOICES,
 ) -> list[dict]:
     rows: list[dict] = []
     cur: dict = {"lat": [], "images": 0, "5xx": 0, "503": 0, "errors": 0}
@@ -66,7 +86,7 @@ async def soak(
         while time.perf_counter() < deadline:
             body = {
                 "model": rnd.choice(models),
-                "n": rnd.choice(N_CHOICES),
+                "n": rnd.choice(n_choices),
                 "seed": k * 100_000 + i,
                 "format": "zip",
             }
@@ -129,18 +149,35 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=list(N_CHOICES),
+        help="image counts drawn per request (one value: a fixed n, to tell a leak from fragmentation)",
+    )
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="keep the store here and reuse its two models on the next run (default: a temp folder)",
+    )
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="gdgan-soak-") as tmp:
-        root = Path(tmp)
-        models = [make_model(root, "demo"), make_acgan(root)]
+    n_choices = tuple(args.n)
+    with contextlib.ExitStack() as stack:
+        root = args.root or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gdgan-soak-")))
+        models = prepared_models(root)
         proc, url = serve(root, args.threads)
         try:
             rss0 = rss_mb(proc.pid)
-            rows = asyncio.run(soak(url, proc.pid, models, args.clients, args.minutes * 60, args.window))
+            rows = asyncio.run(
+                soak(url, proc.pid, models, args.clients, args.minutes * 60, args.window, n_choices)
+            )
         finally:
             stop_process(proc)
     print(
-        f"{args.clients} clients, {args.minutes:g} min, n in {N_CHOICES}, models gdgan+acgan (demo, 64 px), "
+        f"{args.clients} clients, {args.minutes:g} min, n in {n_choices}, "
+        f"MALLOC_ARENA_MAX={os.environ.get('MALLOC_ARENA_MAX', 'unset')}, models gdgan+acgan (demo, 64 px), "
         f"{args.threads} torch thread(s), CPU; RSS after start-up {rss0:.0f} MB; load average "
         f"{os.getloadavg()[0]:.1f}"
     )

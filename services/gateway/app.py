@@ -15,6 +15,7 @@ from gdgan.settings import get_settings
 from services.common.auth import require
 from services.common.headers import SecurityHeaders
 from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
+from services.gateway.deps import async_redis
 from services.gateway.quotas import QuotaExceeded
 from services.gateway.routers import datasets, generate, health, jobs, models
 
@@ -24,14 +25,17 @@ WEB_DIR = Path(__file__).resolve().parent / "web"
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """The reaper of last resort: redelivers (then fails) the tasks of dead workers even when no
-    worker is left to do it (gdgan.jobs.heartbeat). Closes the event streams' shared Redis pool."""
+    worker is left to do it (gdgan.jobs.heartbeat). Opens the job-status route's shared async Redis
+    pool, and closes it and the event streams' shared pool."""
     from gdgan.jobs.heartbeat import start_reaper
 
+    app.state.aredis = async_redis(get_settings())
     done = start_reaper()
     try:
         yield
     finally:
         done.set()
+        await app.state.aredis.aclose()
         client = getattr(app.state, "sse_redis", None)
         if client is not None:
             await client.aclose()

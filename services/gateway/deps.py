@@ -9,7 +9,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated
 
-from fastapi import Depends, HTTPException
+import redis.asyncio as aredis
+from fastapi import Depends, HTTPException, Request
 from gdgan.jobs.records import JobStore, new_job_id
 from gdgan.schemas import JobRecord
 from gdgan.settings import Settings, get_settings
@@ -36,11 +37,37 @@ def store_dep() -> ArtifactStore:
 @lru_cache(maxsize=1)
 def _jobs() -> JobStore:
     s = get_settings()
-    return JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s, timeout_s=3.0)
+    return JobStore.from_url(
+        s.redis_url,
+        s.job_ttl_s,
+        s.job_lease_s,
+        timeout_s=3.0,
+        events_maxlen=s.job_events_maxlen,
+        events_ttl_s=s.job_events_ttl_s,
+    )
 
 
 def jobs_dep() -> JobStore:
     return _jobs()
+
+
+REDIS_TIMEOUT_S = 3.0  # a Redis that does not answer a GET in this long is down: 503
+
+
+def async_redis(s: Settings) -> aredis.Redis:
+    """The gateway's shared asyncio Redis pool, opened once per process (``lifespan``): the job-status
+    route runs on the event loop over pooled connections, not on a threadpool thread each."""
+    return aredis.Redis.from_url(
+        s.redis_url, decode_responses=True, socket_connect_timeout=3, socket_timeout=REDIS_TIMEOUT_S
+    )
+
+
+async def aredis_dep(request: Request) -> aredis.Redis:
+    """Async on purpose: a sync dependency would cost every request a threadpool hop."""
+    client: aredis.Redis | None = getattr(request.app.state, "aredis", None)
+    if client is None:  # an app served without its lifespan
+        client = request.app.state.aredis = async_redis(get_settings())
+    return client
 
 
 def checked_id(value: str, what: str) -> str:
@@ -53,6 +80,7 @@ def checked_id(value: str, what: str) -> str:
 SettingsD = Annotated[Settings, Depends(settings_dep)]
 Store = Annotated[ArtifactStore, Depends(store_dep)]
 Jobs = Annotated[JobStore, Depends(jobs_dep)]
+ARedis = Annotated[aredis.Redis, Depends(aredis_dep)]
 # Route scopes (services.common.auth): reading needs 'read'; creating datasets, training and
 # evaluation jobs 'train'; generating images (now or as a job) 'generate'; admin holds them all.
 Read = require("read")

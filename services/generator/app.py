@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import JSONResponse, Response
 from gdgan import __version__, catalog
 from gdgan.labels import LabelError
+from gdgan.memory import limit_malloc_arenas
 from gdgan.schemas import GenerateRequest, GeneratorModels, Health
 from gdgan.settings import get_settings
 from gdgan.store import StoreError, open_store
@@ -101,6 +102,7 @@ def readyz(store: Store) -> JSONResponse:
 
 def create_app() -> FastAPI:
     settings = get_settings()
+    limit_malloc_arenas(settings.generator_malloc_arenas)  # before the thread pools exist
     metrics = Metrics("generator")
 
     @asynccontextmanager

@@ -244,6 +244,25 @@ class DatasetDetail(DatasetSummary):
     splits: dict[str, dict[str, Any]] = Field(description="Counts per label in train/val/test (seed 0).")
 
 
+class DeletedArtifact(BaseModel):
+    id: str
+    kind: str = Field(description="Artifact kind; empty for the leftovers of an interrupted deletion.")
+    bytes: int
+    created: str = ""
+    run_id: str | None = Field(default=None, description="Checkpoints: the training run they belong to.")
+
+
+class DatasetDeletion(BaseModel):
+    root: str = Field(description="The dataset deleted (or that would be).")
+    dry_run: bool
+    artifacts: list[DeletedArtifact] = Field(
+        description="Everything removed, in deletion order: derived artifacts first, the dataset last."
+    )
+    counts: dict[str, int] = Field(description="Artifacts per kind.")
+    total_bytes: int
+    resumed: list[str] = Field(default_factory=list, description="Ids an interrupted deletion had left.")
+
+
 # --------------------------------------------------------------------------------------------
 # jobs
 class TrainRequest(_Strict):
@@ -253,6 +272,13 @@ class TrainRequest(_Strict):
     split_seed: int = Field(default=0, ge=0, le=SEED_MAX)
     overrides: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields to override.")
     stage1_model: ArtifactId | None = Field(default=None, description="Stage-1 model (model=stage2 only).")
+    nproc_per_node: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Data-parallel ranks (torchrun, DDP) on the trainer's machine; the global "
+        "batch_size must divide by it. 1 = one process.",
+    )
 
 
 class EvaluateRequest(_Strict):

@@ -53,10 +53,39 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("")
     s3_region: str = ""
     s3_secure: bool | None = Field(default=None, description="TLS; default from the endpoint scheme.")
+    # --- garbage collection (gdgan.store.governance; `gdgan store gc`) ----------------------------
+    gc_grace_s: float = Field(
+        default=24 * 3600.0,
+        ge=0,
+        description="A partial upload (files, no manifest) younger than this may still be in progress: "
+        "`gdgan store gc` leaves it.",
+    )
+    checkpoint_ttl_s: float = Field(
+        default=14 * 24 * 3600.0,
+        ge=0,
+        description="`gdgan store gc` removes training checkpoints older than this (a run not resumed "
+        "by then starts afresh); run records and finished-phase markers stay.",
+    )
 
     # --- coordination ----------------------------------------------------------------------------
     redis_url: str = "redis://127.0.0.1:6379/0"
-    job_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    job_ttl_s: int = Field(
+        default=7 * 24 * 3600,
+        gt=0,
+        description="Seconds a finished job's record, events and parts stay in Redis after it ends; a "
+        "queued or running job never expires (gdgan.jobs.records).",
+    )
+    job_events_ttl_s: int = Field(
+        default=3600,
+        gt=0,
+        description="Seconds a finished job's event stream is kept (at most GDGAN_JOB_TTL_S); only a "
+        "client resuming with Last-Event-ID reads it, and it is most of a finished job's Redis memory.",
+    )
+    job_events_maxlen: int = Field(
+        default=2000,
+        ge=10,
+        description="Events kept per job stream (approximate cap); older progress lines are trimmed.",
+    )
     visibility_timeout_s: int = Field(default=12 * 3600, gt=0, description="Redis redelivery window.")
     job_lease_s: float = Field(
         default=30.0, gt=0, description="A running job's owner lease; a redelivered task waits it out."
@@ -97,6 +126,12 @@ class Settings(BaseSettings):
     # --- compute ---------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
+    ddp_max_restarts: int = Field(
+        default=1,
+        ge=0,
+        description="A distributed training job's restarts of all ranks after one dies (each resumes "
+        "from the latest checkpoint); 0 = fail the job at once.",
+    )
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
     age_band_edges: str = Field(
         default="40,60",
@@ -150,6 +185,12 @@ class Settings(BaseSettings):
     model_cache_size: int = Field(default=4, ge=1)
     generate_alias_ttl_s: float = Field(
         default=2.0, ge=0, description="Seconds a 'latest' model alias stays resolved in the generator."
+    )
+    generator_malloc_arenas: int = Field(
+        default=2,
+        ge=0,
+        description="glibc malloc arenas of the generator process (as MALLOC_ARENA_MAX): fewer arenas "
+        "hold fewer freed blocks of the many request sizes; 0 = glibc's default (8 per core).",
     )
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
     import_dir: Path | None = Field(

@@ -71,12 +71,16 @@ def _svc(stack: Stack, name: str) -> Service:
 
 
 def _kill(stack: Stack, name: str) -> None:
-    """SIGKILL a service, Redis or the S3 server; the supervisor brings it back."""
+    """SIGKILL a service, Redis or the S3 server; the supervisor brings it back. ``redis:stop`` and
+    ``s3:stop`` send SIGTERM instead (an orderly stop: Redis flushes its append-only file and exits
+    0, the S3 server drains), then the supervisor restarts it the same way."""
+    name, _, how = name.partition(":")
+    sig = signal.SIGTERM if how == "stop" else signal.SIGKILL
     if name in ("redis", "s3"):
         srv = stack.redis if name == "redis" else stack.s3
         assert srv is not None and srv.proc is not None
         before = stack.server_restarts[name]
-        os.kill(srv.proc.pid, signal.SIGKILL)
+        os.kill(srv.proc.pid, sig)
         wait_for(lambda: stack.server_restarts[name] > before and srv.running, 90, f"{name} back")
         return
     svc = _svc(stack, name)
@@ -175,6 +179,8 @@ TRAIN_CELLS = [
     ("trainer-0", "stage2"),
     ("redis", "stage1"),
     ("s3", "stage2"),
+    ("redis:stop", "stage2"),
+    ("s3:stop", "stage1"),
     ("gateway", "stage1"),
 ]
 
@@ -243,6 +249,34 @@ def test_evaluation_survives_an_evaluator_kill_among_classifiers(
     assert all(s == "succeeded" for s in rec["parts"].values()), rec["parts"]
     reports = [x["id"] for x in api.get("/v1/reports").json()]
     assert len(reports) == reports_before + 1 and rec["result"]["report_id"] in reports
+    _no_half_visible_artifact(stack)
+
+
+def test_evaluation_survives_a_trainer_kill_in_the_gan_fan_out(
+    stack: Stack, api: httpx.Client, dataset: str
+) -> None:
+    """No models given: the evaluation trains a GDGAN on the split (a 'gan:' part, trainer queue);
+    the trainer is killed while that part runs. The part is redelivered and resumes its run (the
+    run id is the plan's), so exactly one model of each kind is trained and one report written."""
+    store = _store(stack)
+    reports_before = len(api.get("/v1/reports").json())
+    models_before = {m.id for m in store.list() if m.kind.startswith("gdgan")}
+    body = {"dataset_id": dataset, "repeats": 1, "preset": "tiny", "strategies": ["none", "gdgan"]}
+    job_id = api.post("/v1/jobs/evaluate", json=body).json()["job_id"]
+    wait_for(
+        lambda: _rec(api, job_id)["parts"].get("gan:gdgan:r0") == "running",
+        300,
+        "the GAN part",
+        interval=0.05,
+    )
+    _kill(stack, "trainer-0")
+    rec = _wait_end(api, job_id, 900)
+    assert rec["status"] == "succeeded", rec
+    assert all(s == "succeeded" for s in rec["parts"].values()), rec["parts"]
+    reports = [x["id"] for x in api.get("/v1/reports").json()]
+    assert len(reports) == reports_before + 1 and rec["result"]["report_id"] in reports
+    trained = sorted(m.kind for m in store.list() if m.kind.startswith("gdgan") and m.id not in models_before)
+    assert trained == ["gdgan", "gdgan-stage1", "gdgan-stage2"], trained  # no duplicate model
     _no_half_visible_artifact(stack)
 
 

@@ -97,8 +97,10 @@ def test_phantom_nih_folder_round_trip(nih_folder: tuple[Path, object], tmp_path
     out, rep = ingest_nih(root / "Data_Entry_2017.csv", root, 64, workers=2, resume_dir=tmp_path)
     assert rep.ingested == rep.rows == 60 and rep.skipped == 0
     assert rep.chunks_reused == 0
-    for k in ("image_index", "patient_id", "follow_up", "gender", "view", "findings"):
+    for k in ("image_index", "follow_up", "gender", "view", "findings"):
         assert np.array_equal(out.labels[k], ds.labels[k]), k  # type: ignore[attr-defined]
+    pid, raw = out.labels["patient_id"], ds.labels["patient_id"]  # type: ignore[attr-defined]
+    assert np.array_equal(pid[:, None] == pid[None, :], raw[:, None] == raw[None, :])  # salted hash
     ages = ds.labels["age"]  # type: ignore[attr-defined]
     assert np.array_equal(out.labels["age"], np.where(ages >= 0, ages, -1))
     # 64 -> 128 (bicubic, by the writer) -> 64 (ours): close to the original pixels.
@@ -282,9 +284,12 @@ def test_real_nih_sample(nih_sample: Path, tmp_path: Path) -> None:
     # Labels equal an independent read of the CSV.
     with open(csv_path, newline="") as fh:
         rows = {r["Image Index"]: r for r in csv.DictReader(fh)}
+    # patient ids are salted hashes: equal exactly where NIH's ids are equal, never the raw id
+    raw = np.array([int(rows[n]["Patient ID"]) for n in out.labels["image_index"]])
+    hashed = out.labels["patient_id"]
+    assert np.array_equal(raw[:, None] == raw[None, :], hashed[:, None] == hashed[None, :])
     for i in range(0, 970, 97):
         r = rows[out.labels["image_index"][i]]
-        assert out.labels["patient_id"][i] == int(r["Patient ID"])
         assert out.labels["age"][i] == int(r["Patient Age"])
         assert ("F" if g[i] else "M") == r["Patient Gender"]
         assert ("AP" if v[i] else "PA") == r["View Position"]

@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Query
 from gdgan.data.dataset import DATASET_KIND, LABELS_FILE, load_labels, split_counts
 from gdgan.labels import schema_of
 from gdgan.schemas import (
     DatasetCreated,
+    DatasetDeletion,
     DatasetDetail,
     DatasetRequest,
     DatasetSource,
@@ -21,9 +22,21 @@ from gdgan.schemas import (
 )
 from gdgan.settings import Settings
 from gdgan.store import ArtifactNotFound, ArtifactStore, Manifest, new_id
+from gdgan.store.governance import DatasetInUse, delete_with_lineage
 
 from services.common.http import field_error
-from services.gateway.deps import Authed, Caller, Jobs, Read, SettingsD, Store, Train, checked_id, create_job
+from services.gateway.deps import (
+    Admin,
+    Authed,
+    Caller,
+    Jobs,
+    Read,
+    SettingsD,
+    Store,
+    Train,
+    checked_id,
+    create_job,
+)
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"], dependencies=[Authed])
 
@@ -117,3 +130,36 @@ def show_dataset(dataset_id: str, store: Store) -> DatasetDetail:
     m = dataset_manifest(store, dataset_id)
     splits = _split_counts(store, m.id, m.files[LABELS_FILE].sha256)
     return DatasetDetail(**_summary(m).model_dump(), counts=m.meta.get("counts", {}), splits=splits)
+
+
+@router.delete(
+    "/{dataset_id}",
+    dependencies=[Admin],  # removes everyone's models and reports derived from the dataset
+    response_model=DatasetDeletion,
+    responses={
+        404: {"description": "unknown id, or not a dataset"},
+        409: {"description": "a queued or running job uses the dataset or something derived from it"},
+    },
+)
+def delete_dataset(
+    dataset_id: str,
+    store: Store,
+    jobs: Jobs,
+    dry_run: bool = Query(False, description="List what would be deleted; delete nothing."),
+) -> DatasetDeletion:
+    """The dataset and everything derived from it (models, checkpoints, synthetic sets, quality
+    artifacts, evaluation parts and reports), children first; rerun after an interruption."""
+    checked_id(dataset_id, "dataset")
+    try:
+        m = store.manifest(dataset_id)
+    except ArtifactNotFound:
+        m = None  # gone already, or an interrupted deletion to finish: the planner decides
+    if m is not None and m.kind != DATASET_KIND:
+        raise ArtifactNotFound(f"no dataset {dataset_id!r} (it is a {m.kind!r})")
+    active = [r for r in jobs.list(limit=10_000) if r.status in ("queued", "running")]
+    try:
+        plan = delete_with_lineage(store, dataset_id, active_jobs=active, dry_run=dry_run)
+    except DatasetInUse as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    _split_counts.cache_clear()
+    return DatasetDeletion(dry_run=dry_run, **plan.to_dict())

@@ -12,7 +12,7 @@ import redis.asyncio as aredis
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request, Response
 from gdgan import catalog
 from gdgan.jobs import heartbeat
-from gdgan.jobs.records import JobConflict, JobNotFound, JobStore, events_key
+from gdgan.jobs.records import JobConflict, JobNotFound, JobStore, events_key, record_key
 from gdgan.schemas import (
     TERMINAL,
     CancelResponse,
@@ -25,13 +25,14 @@ from gdgan.schemas import (
     JobType,
     TrainRequest,
 )
-from gdgan.settings import Settings
+from gdgan.settings import Settings, get_settings
 from gdgan.store import ArtifactStore
 from sse_starlette.sse import EventSourceResponse
 from starlette.background import BackgroundTask
 
 from services.common.http import field_error
 from services.gateway.deps import (
+    ARedis,
     Authed,
     Caller,
     Generate,
@@ -77,9 +78,13 @@ def create_train(req: TrainRequest, jobs: Jobs, store: Store, who: Caller) -> Jo
 
     dataset_manifest(store, req.dataset_id)
     try:
-        get_config(req.preset, req.overrides)
+        cfg = get_config(req.preset, req.overrides)
     except ConfigError as exc:
         raise field_error("overrides", str(exc)) from None
+    if cfg.batch_size % req.nproc_per_node:
+        raise field_error(
+            "nproc_per_node", f"the global batch_size {cfg.batch_size} must divide by {req.nproc_per_node}"
+        )
     if req.stage1_model:
         m = store.manifest(checked_id(req.stage1_model, "model"))
         if m.kind not in ("gdgan-stage1", "gdgan"):
@@ -178,11 +183,32 @@ def list_jobs(
 
 
 @router.get("/{job_id}", response_model=JobRecord, responses=NOT_FOUND, dependencies=[Read])
-def show_job(job_id: str, jobs: Jobs, settings: SettingsD) -> JobRecord:
+async def show_job(job_id: str, r: ARedis) -> Response:
     """The record, plus who runs it now and whether that worker still beats (``stalled``). Server
-    paths in it are shown relative to the import folder (or as ``<data_dir>/...``)."""
-    rec = heartbeat.annotate(jobs.r, _get_job(jobs, job_id))
-    return public_record(rec, settings, import_root(settings))
+    paths in it are shown relative to the import folder (or as ``<data_dir>/...``).
+
+    The hottest route (clients poll it), so it runs on the event loop with the shared async pool
+    instead of a threadpool thread: one pipelined round trip reads the record and the running-task
+    registry, a second (the workers' heartbeats) only while a worker holds the job. The record is
+    validated once and serialized once (a returned model would be validated again against
+    ``response_model``)."""
+    checked_id(job_id, "job")
+    async with r.pipeline(transaction=False) as pipe:
+        pipe.get(record_key(job_id))
+        pipe.hgetall(heartbeat.RUNNING)
+        raw, running = await pipe.execute()
+    if raw is None:
+        raise HTTPException(404, detail=str(JobNotFound(f"no job {job_id!r}")))
+    rec = JobRecord.model_validate_json(raw)
+    mine = [] if rec.terminal else heartbeat.job_entries(running, job_id)
+    if mine:
+        workers = sorted({e["worker"] for e in mine})
+        beats = await r.mget([heartbeat.worker_key(w) for w in workers])
+        last = {w: (json.loads(b) if b else None) for w, b in zip(workers, beats)}
+        rec = heartbeat.annotate_entries(rec, mine, last)
+    settings = get_settings()  # not SettingsD: a sync dependency costs a threadpool hop
+    rec = public_record(rec, settings, import_root(settings))
+    return Response(rec.model_dump_json(), media_type="application/json")
 
 
 @router.post(

@@ -8,6 +8,7 @@ from gdgan.cli import client, data, demo, serve, stack
 from gdgan.cli import evaluate as evaluate_cli
 from gdgan.cli import quality as quality_cli
 from gdgan.cli import report as report_cli
+from gdgan.cli import store as store_cli
 from gdgan.cli import train as train_cli
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(store_cli.app, name="store")
 app.add_typer(serve.app, name="serve")
 app.add_typer(serve.worker_app, name="worker")
 app.command("up")(stack.up)

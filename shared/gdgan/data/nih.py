@@ -604,6 +604,7 @@ def ingest_nih(
     keep_work: bool = False,
     chunk_size: int = CHUNK_SIZE,
     age_band: bool = False,
+    salt: str | None = None,
 ) -> tuple[ImageDataset, IngestReport]:
     """Read NIH ChestX-ray14 labels and images into an ImageDataset of ``size``² uint8 images.
 
@@ -613,6 +614,8 @@ def ingest_nih(
     ``resume_dir`` (default: ``<cache_dir>/ingest``) holds a work folder keyed by the CSV's hash
     and the size; finished chunks there are reused by a rerun, and the folder is removed after
     a successful ingest unless ``keep_work``. ``limit`` keeps only the first N usable rows.
+    NIH's patient ids are stored as salted hashes (``salt``, default GDGAN_PATIENT_ID_SALT or a
+    random one never stored), as every other adapter stores them: a split only needs equality.
     """
     from gdgan.data.dataset import OFFICIAL_SPLIT_COLUMN, SUPPORTED_SIZES, ImageDataset
 
@@ -665,6 +668,9 @@ def ingest_nih(
     )
     total = len(usable)
 
+    from gdgan.data.adapters.common import patient_hasher  # (it imports this module)
+
+    hash_id, how = patient_hasher(salt)
     idx = np.flatnonzero(keep)
     kept = [usable[i] for i in idx]
     report.ingested = len(kept)
@@ -672,7 +678,7 @@ def ingest_nih(
         raise NIHFormatError("no usable images:\n" + report.summary())
     labels: dict[str, np.ndarray] = {
         "image_index": np.array([r.image_index for r in kept], dtype=str),
-        "patient_id": np.array([r.patient_id for r in kept], dtype=np.int32),
+        "patient_id": np.array([hash_id(f"nih:{r.patient_id}") for r in kept], dtype=np.int32),
         "follow_up": np.array([r.follow_up for r in kept], dtype=np.int32),
         "age": np.array([r.age for r in kept], dtype=np.int16),
         "gender": np.array([r.gender for r in kept], dtype=np.uint8),
@@ -695,6 +701,7 @@ def ingest_nih(
         "official_lists": official is not None,
         "limit": limit,
         "resize": "pillow-lanczos(reducing_gap=3)",
+        "patient_id": how,
     }
     schema = NIH_SCHEMA
     if age_band:

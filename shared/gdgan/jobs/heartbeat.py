@@ -15,6 +15,12 @@ Redis layout (next to ``gdgan.jobs.records``):
                                  the task name, args, queue, worker and start time: enough to resend it
 - ``gdgan:job:<id>:redeliveries`` hash: redeliveries per task of the job
 - ``gdgan:reap:<field>:<task id>`` SET NX claim, so one reaper (of many workers) acts on a stalled task
+- ``gdgan:active:<queue>``       list: one element (the registry field) per task running from that
+                                 queue. It exists for autoscalers, which can read a list's length but
+                                 not a hash: KEDA scales a worker Deployment on queued + running
+                                 (``k8s/components/keda``), so a scale-down never takes the worker of
+                                 a running task for an idle one. Kept with the registry, atomically;
+                                 every reaper scan drops elements whose registry entry is gone.
 
 In each worker process a daemon thread (:class:`Monitor`) beats, scans the registry (the *reaper*:
 any live worker redelivers the tasks of a dead one), and watches the running task:
@@ -59,14 +65,46 @@ log = logging.getLogger("gdgan.jobs.heartbeat")
 
 WORKER_PREFIX = PREFIX + "worker:"
 RUNNING = PREFIX + "running"
+ACTIVE_PREFIX = PREFIX + "active:"
 SOFT_LIMIT_SIGNAL = signal.SIGUSR2
 
-# delete a registry field only when it still names the task that wrote it
-_UNREGISTER = (
-    "local cur = redis.call('hget', KEYS[1], ARGV[1]) "
-    "if cur and cjson.decode(cur)['task_id'] == ARGV[2] then return redis.call('hdel', KEYS[1], ARGV[1]) end "
-    "return 0"
-)
+# delete a registry field only when it still names the task that wrote it; with it, its element in
+# the active lists (KEYS[2..])
+_UNREGISTER = """
+local cur = redis.call('hget', KEYS[1], ARGV[1])
+if cur and cjson.decode(cur)['task_id'] == ARGV[2] then
+  for i = 2, #KEYS do redis.call('lrem', KEYS[i], 0, ARGV[1]) end
+  return redis.call('hdel', KEYS[1], ARGV[1])
+end
+return 0
+"""
+# drop the active-list elements with no registry entry (a worker that died between its two writes)
+_RECONCILE = """
+local n = 0
+for i = 2, #KEYS do
+  for _, f in ipairs(redis.call('lrange', KEYS[i], 0, -1)) do
+    if redis.call('hexists', KEYS[1], f) == 0 then n = n + redis.call('lrem', KEYS[i], 0, f) end
+  end
+end
+return n
+"""
+
+
+def active_key(queue: str) -> str:
+    """The list whose length is the number of tasks running from ``queue`` (for autoscalers)."""
+    return ACTIVE_PREFIX + queue
+
+
+def _active_keys() -> list[str]:
+    from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE
+
+    return [active_key(q) for q in (TRAIN_QUEUE, EVAL_QUEUE)]
+
+
+def _queue_of(entry: dict[str, Any]) -> str:
+    from gdgan.jobs.celery_app import TASK_ROUTES
+
+    return str(entry.get("queue") or TASK_ROUTES.get(entry["task"], {}).get("queue") or "")
 
 
 def worker_id(pid: int | None = None) -> str:
@@ -103,12 +141,25 @@ def register(r: redis.Redis, entry: dict[str, Any]) -> bool:
         owner = json.loads(cur).get("worker", "")
         if owner != entry["worker"] and r.exists(worker_key(owner)):
             return False
-    r.hset(RUNNING, f, json.dumps(entry))
+    pipe = r.pipeline()  # MULTI: the registry and the active list change together
+    pipe.hset(RUNNING, f, json.dumps(entry))
+    queue = _queue_of(entry)
+    if queue:
+        pipe.lrem(active_key(queue), 0, f)  # a takeover of the same task: still one element
+        pipe.rpush(active_key(queue), f)
+    pipe.execute()
     return True
 
 
 def unregister(r: redis.Redis, field_: str, task_id: str) -> None:
-    r.eval(_UNREGISTER, 1, RUNNING, field_, task_id)
+    keys = [RUNNING, *_active_keys()]
+    r.eval(_UNREGISTER, len(keys), *keys, field_, task_id)
+
+
+def reconcile_active(r: redis.Redis) -> int:
+    """Drop active-list elements whose task is no longer registered; returns how many."""
+    keys = [RUNNING, *_active_keys()]
+    return int(r.eval(_RECONCILE, len(keys), *keys))
 
 
 def mark_fault(r: redis.Redis, field_: str, task_id: str, fault: str) -> None:
@@ -141,16 +192,32 @@ def live_workers(r: redis.Redis) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 # the live view served with a job record
 def annotate(r: redis.Redis, rec: JobRecord, settings: Settings | None = None) -> JobRecord:
-    """Fill ``running_on`` and ``stalled`` from the registry and the heartbeats (read-only). A job is
-    stalled once its worker missed three heartbeats, before the reaper (which waits the full
-    GDGAN_WORKER_DEAD_AFTER_S) redelivers it."""
+    """Fill ``running_on`` and ``stalled`` from the registry and the heartbeats (read-only)."""
     if rec.terminal:
         return rec
-    s = settings or get_settings()
-    mine = [e for e in running_entries(r).values() if e.get("job_id") == rec.id]
+    mine = job_entries(r.hgetall(RUNNING), rec.id)
     if not mine:
         return rec
-    last = beats(r, {e["worker"] for e in mine})
+    return annotate_entries(rec, mine, beats(r, {e["worker"] for e in mine}), settings)
+
+
+def job_entries(running: dict[str, str], job_id: str) -> list[dict[str, Any]]:
+    """The registry entries (``HGETALL gdgan:running``) of one job."""
+    prefix = job_id + "|"
+    return [json.loads(v) for k, v in running.items() if k.startswith(prefix)]
+
+
+def annotate_entries(
+    rec: JobRecord,
+    mine: list[dict[str, Any]],
+    last: dict[str, dict[str, Any] | None],
+    settings: Settings | None = None,
+) -> JobRecord:
+    """The live view from already-read registry entries and heartbeats (``last``: worker -> beat),
+    so a caller with its own (async, pipelined) reads shares the rule. A job is stalled once its
+    worker missed three heartbeats, before the reaper (which waits the full
+    GDGAN_WORKER_DEAD_AFTER_S) redelivers it."""
+    s = settings or get_settings()
     now = time.time()
     for e in mine:
         hb = last.get(e["worker"])
@@ -177,6 +244,7 @@ def reap_once(r: redis.Redis, jobs: JobStore, settings: Settings | None = None) 
     """Redeliver (or fail) every registered task whose worker stopped beating; returns the fields acted
     on. Safe to run in many processes at once: each stalled task is claimed by exactly one."""
     s = settings or get_settings()
+    reconcile_active(r)
     entries = running_entries(r)
     if not entries:
         return []
@@ -215,8 +283,10 @@ def _redeliver(r: redis.Redis, jobs: JobStore, s: Settings, f: str, e: dict[str,
     fault = e.get("fault") or f"worker {who} stopped sending heartbeats (SIGKILL, OOM, host lost?)"
     where = f" part {part}" if part else ""
     rkey = f"{PREFIX}job:{job_id}:redeliveries"
-    n = int(r.hincrby(rkey, f, 1))
-    r.expire(rkey, int(s.job_ttl_s))
+    pipe = r.pipeline()
+    pipe.hincrby(rkey, f, 1)
+    jobs.follow_record(pipe, job_id, "redeliveries")  # kept as long as the job's record
+    n = int(pipe.execute()[0])
     if n > s.job_max_redeliveries:
         reason = (
             f"{fault}{where}; gave up after {n - 1} redeliveries (GDGAN_JOB_MAX_REDELIVERIES="
@@ -264,7 +334,7 @@ def start_reaper(settings: Settings | None = None) -> threading.Event:
 
     def loop() -> None:
         r = _client(s)
-        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s)
+        jobs = JobStore(r, s.job_ttl_s, s.job_lease_s, s.job_events_maxlen, s.job_events_ttl_s)
         while not done.wait(s.worker_heartbeat_s):
             try:
                 reap_once(r, jobs, s)
@@ -322,7 +392,13 @@ class Monitor(threading.Thread):
         self.wid = worker_id()
         self.started = time.time()
         self.r = _client(settings)
-        self.jobs = JobStore(self.r, settings.job_ttl_s, settings.job_lease_s)
+        self.jobs = JobStore(
+            self.r,
+            settings.job_ttl_s,
+            settings.job_lease_s,
+            settings.job_events_maxlen,
+            settings.job_events_ttl_s,
+        )
         self.main_id = threading.main_thread().ident or 0
         self.current: _Current | None = None
         self.lock = threading.Lock()

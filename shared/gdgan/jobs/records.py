@@ -1,6 +1,6 @@
 """Job records and progress events in Redis.
 
-Layout (all keys expire after GDGAN_JOB_TTL_S):
+Layout:
 
 - ``gdgan:job:<id>``         the record, one JSON document (``schemas.JobRecord``)
 - ``gdgan:jobs``             sorted set of job ids by creation time (listing)
@@ -14,6 +14,17 @@ Layout (all keys expire after GDGAN_JOB_TTL_S):
 - ``gdgan:job:<id>:parts``   fan-out results (evaluation), one hash field per part
 - ``gdgan:job:<id>:preview`` a training job's latest sample grid (phase, step, PNG), replaced
                              at each new one; a ``preview`` event announces it
+
+Retention (``GDGAN_JOB_TTL_S``, ``GDGAN_JOB_EVENTS_TTL_S``, ``GDGAN_JOB_EVENTS_MAXLEN``), so Redis
+does not grow with every job ever run: a queued or running job's keys never expire (a training run
+may last days; losing its record mid-run would orphan it). When the job ends, its record and every
+per-job key above get the TTL in the same transaction, and ``gdgan:jobs:expiry`` notes when, so the
+listing index is pruned too. A key written later (the terminal status event, a late part result)
+follows the record's TTL through one script, so nothing of a finished job outlives it. A finished
+job's event stream may go sooner (GDGAN_JOB_EVENTS_TTL_S): only a client resuming with Last-Event-ID
+reads it, and it is most of a finished job's memory. Event streams are capped (approximate MAXLEN,
+trimmed a whole node at a time, which is what keeps XADD O(1)); a late SSE client still gets the
+whole record first, so only old progress lines are lost.
 
 Updates are read-modify-write under WATCH, so a worker's progress write cannot undo a status
 change the gateway made at the same moment (e.g. queued -> cancelled).
@@ -34,7 +45,25 @@ from gdgan.schemas import TERMINAL, JobProgress, JobRecord, utcnow
 
 PREFIX = "gdgan:"
 INDEX = PREFIX + "jobs"
-STREAM_MAXLEN = 2000
+EXPIRY = PREFIX + "jobs:expiry"  # finished job ids, scored by when their record expires
+STREAM_MAXLEN = 2000  # default of GDGAN_JOB_EVENTS_MAXLEN
+# per-job keys that share the record's lifetime (``once:*`` claims carry their own TTL)
+SIBLINGS = ("events", "parts", "preview", "cancel", "redeliveries")
+PRUNE_BATCH = 500
+
+# KEYS[1] record, KEYS[2] sibling; ARGV[1] TTL in ms, ARGV[2] cap in ms (0: none). The sibling lives
+# as long as the record: no TTL while the job is active, the record's remaining TTL (at most the cap)
+# once it ended, the full TTL if the record is already gone (a zombie writer must not leave a key
+# behind forever).
+_FOLLOW = """
+local pttl = redis.call('pttl', KEYS[1])
+local cap = tonumber(ARGV[2])
+if pttl > 0 then
+  if cap > 0 and cap < pttl then pttl = cap end
+  return redis.call('pexpire', KEYS[2], pttl)
+elseif pttl == -2 then return redis.call('pexpire', KEYS[2], ARGV[1])
+else return redis.call('persist', KEYS[2]) end
+"""
 
 
 class JobNotFound(KeyError):
@@ -54,6 +83,11 @@ def _k(job_id: str, suffix: str = "") -> str:
     return f"{PREFIX}job:{job_id}{':' + suffix if suffix else ''}"
 
 
+def record_key(job_id: str) -> str:
+    """The record's key, for readers with their own (async) Redis client: the gateway's status route."""
+    return _k(job_id)
+
+
 def events_key(job_id: str) -> str:
     """The job's event stream, for readers with their own (async) Redis client: the gateway's SSE."""
     return _k(job_id, "events")
@@ -62,17 +96,53 @@ def events_key(job_id: str) -> str:
 class JobStore:
     """All job state lives here; gateway, workers and CLI share this one implementation."""
 
-    def __init__(self, client: redis.Redis, ttl_s: int, lease_s: float = 30.0) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_s: int,
+        lease_s: float = 30.0,
+        events_maxlen: int = STREAM_MAXLEN,
+        events_ttl_s: int | None = None,
+    ) -> None:
         self.r = client
         self.ttl_s = int(ttl_s)
         self.lease_s = float(lease_s)
+        self.events_maxlen = int(events_maxlen)
+        # a finished job's stream is read only by a client resuming with Last-Event-ID, and it is
+        # most of a finished job's memory (a stream node preallocates ~4 KB): it may go sooner
+        self.events_ttl_s = min(int(events_ttl_s or ttl_s), self.ttl_s)
+        self._follow = client.register_script(_FOLLOW)
 
     @classmethod
-    def from_url(cls, url: str, ttl_s: int, lease_s: float = 30.0, timeout_s: float = 5.0) -> JobStore:
+    def from_url(
+        cls,
+        url: str,
+        ttl_s: int,
+        lease_s: float = 30.0,
+        timeout_s: float = 5.0,
+        events_maxlen: int = STREAM_MAXLEN,
+        events_ttl_s: int | None = None,
+    ) -> JobStore:
         client = redis.Redis.from_url(
             url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s, decode_responses=True
         )
-        return cls(client, ttl_s, lease_s)
+        return cls(client, ttl_s, lease_s, events_maxlen, events_ttl_s)
+
+    def follow_record(self, pipe: Any, job_id: str, suffix: str) -> None:
+        """Queue on ``pipe`` the script that gives ``_k(job_id, suffix)`` the record's lifetime."""
+        cap = self.events_ttl_s * 1000 if suffix == "events" and self.events_ttl_s < self.ttl_s else 0
+        self._follow(keys=[_k(job_id), _k(job_id, suffix)], args=[self.ttl_s * 1000, cap], client=pipe)
+
+    def prune(self, now: float | None = None) -> int:
+        """Drop expired jobs from the listing index (records expire by themselves; an index entry
+        cannot). Called on every create, so the index stays as large as the retained jobs."""
+        due = self.r.zrangebyscore(EXPIRY, "-inf", now or time.time(), start=0, num=PRUNE_BATCH)
+        if due:
+            pipe = self.r.pipeline()
+            pipe.zrem(INDEX, *due)
+            pipe.zrem(EXPIRY, *due)
+            pipe.execute()
+        return len(due)
 
     # -- records ------------------------------------------------------------------------------
     def create(
@@ -81,9 +151,10 @@ class JobStore:
         """``owner``: the creating token's id (a hash, never the token), who may cancel it."""
         rec = JobRecord(id=job_id or new_job_id(job_type), type=job_type, params=params, owner=owner)
         pipe = self.r.pipeline()
-        pipe.set(_k(rec.id), rec.model_dump_json(), ex=self.ttl_s)
+        pipe.set(_k(rec.id), rec.model_dump_json())  # no TTL while queued or running
         pipe.zadd(INDEX, {rec.id: time.time()})
         pipe.execute()
+        self.prune()
         self.publish(rec.id, "status", {"status": rec.status})
         return rec
 
@@ -145,7 +216,14 @@ class JobStore:
                         return rec
                     new.updated = utcnow()
                     pipe.multi()
-                    pipe.set(key, new.model_dump_json(), ex=self.ttl_s)
+                    if new.terminal:  # the retention clock starts when the job ends
+                        pipe.set(key, new.model_dump_json(), ex=self.ttl_s)
+                        for suffix in SIBLINGS:
+                            ttl = self.events_ttl_s if suffix == "events" else self.ttl_s
+                            pipe.expire(_k(job_id, suffix), ttl)
+                        pipe.zadd(EXPIRY, {job_id: time.time() + self.ttl_s})
+                    else:  # SET without EX also clears a TTL
+                        pipe.set(key, new.model_dump_json())
                     pipe.execute()
                     return new
                 except redis.WatchError:
@@ -219,7 +297,10 @@ class JobStore:
         on the event stream; the image itself is fetched separately, so events stay small."""
         meta = {"phase": phase, "step": int(step)}
         blob = json.dumps({**meta, "png": base64.b64encode(png).decode()})
-        self.r.set(_k(job_id, "preview"), blob, ex=self.ttl_s)
+        pipe = self.r.pipeline()
+        pipe.set(_k(job_id, "preview"), blob)
+        self.follow_record(pipe, job_id, "preview")
+        pipe.execute()
         self.publish(job_id, "preview", meta)
 
     def get_preview(self, job_id: str) -> tuple[dict[str, Any], bytes] | None:
@@ -240,10 +321,10 @@ class JobStore:
 
     # -- events -------------------------------------------------------------------------------
     def publish(self, job_id: str, event: str, data: dict[str, Any]) -> str:
-        key = events_key(job_id)
+        fields = {"event": event, "data": json.dumps(data, default=str)}
         pipe = self.r.pipeline()
-        pipe.xadd(key, {"event": event, "data": json.dumps(data, default=str)}, maxlen=STREAM_MAXLEN)
-        pipe.expire(key, self.ttl_s)
+        pipe.xadd(events_key(job_id), fields, maxlen=self.events_maxlen, approximate=True)
+        self.follow_record(pipe, job_id, "events")
         eid, _ = pipe.execute()
         return str(eid)
 
@@ -271,7 +352,7 @@ class JobStore:
         rec = self.get(job_id)
         if rec.terminal:
             raise JobConflict(f"job {job_id!r} already {rec.status}")
-        self.r.set(_k(job_id, "cancel"), "1", ex=self.ttl_s)
+        self._flag(job_id)
 
         def fn(r: JobRecord) -> JobRecord | None:
             if r.terminal:
@@ -286,7 +367,13 @@ class JobStore:
 
     def flag_stop(self, job_id: str) -> None:
         """Raise the stop flag without a cancel request (a failed fan-out part stops its siblings)."""
-        self.r.set(_k(job_id, "cancel"), "1", ex=self.ttl_s)
+        self._flag(job_id)
+
+    def _flag(self, job_id: str) -> None:
+        pipe = self.r.pipeline()
+        pipe.set(_k(job_id, "cancel"), "1")
+        self.follow_record(pipe, job_id, "cancel")
+        pipe.execute()
 
     def cancel_requested(self, job_id: str) -> bool:
         return bool(self.r.exists(_k(job_id, "cancel")))
@@ -323,7 +410,7 @@ class JobStore:
         key = _k(job_id, "parts")
         pipe = self.r.pipeline()
         pipe.hset(key, part, json.dumps(result, default=str))
-        pipe.expire(key, self.ttl_s)
+        self.follow_record(pipe, job_id, "parts")
         pipe.hlen(key)
         return int(pipe.execute()[-1])
 

@@ -48,7 +48,13 @@ def job_store() -> JobStore:
     global _jobs
     if _jobs is None:
         s = get_settings()
-        _jobs = JobStore.from_url(s.redis_url, s.job_ttl_s, s.job_lease_s)
+        _jobs = JobStore.from_url(
+            s.redis_url,
+            s.job_ttl_s,
+            s.job_lease_s,
+            events_maxlen=s.job_events_maxlen,
+            events_ttl_s=s.job_events_ttl_s,
+        )
     return _jobs
 
 
@@ -362,6 +368,8 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         except redis.RedisError as exc:  # a preview is best effort, like progress; training goes on
             log.warning("preview write failed for %s: %s", ctx.job_id, exc)
 
+    if int(p.get("nproc_per_node") or 1) > 1:
+        return _train_distributed(ctx, preview)
     res = train(
         p["model"],
         ds,
@@ -380,6 +388,48 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     if res.model_id:
         result["model_id"] = res.model_id
     return res.status, result
+
+
+def _train_distributed(
+    ctx: JobContext, preview: Callable[[str, int, bytes], None]
+) -> tuple[str, dict[str, Any]]:
+    """The job's ranks under torchrun, supervised by this worker (:mod:`gdgan.training.launch`):
+    it keeps the lease and publishes rank 0's progress; cancel reaches every rank through a stop
+    file; a lost lease kills the rank group, so a job taken over elsewhere gets no more writes."""
+    from gdgan.training.launch import Launch, RankFailure, run_ranks
+
+    p = ctx.params
+    spec = {
+        "kind": p["model"],
+        "dataset_id": p["dataset_id"],
+        "preset": p.get("preset", "demo"),
+        "overrides": p.get("overrides") or None,
+        "split_seed": p.get("split_seed", 0),
+        "stage1_model": p.get("stage1_model"),
+        "run_id": ctx.job_id,
+    }
+    launch = Launch(
+        int(p["nproc_per_node"]), rdzv_id=ctx.job_id, max_restarts=get_settings().ddp_max_restarts
+    )
+    try:
+        res = run_ranks(
+            spec,
+            launch,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            preview=preview,
+            must_abort=ctx.progress.lease.lost.is_set,
+        )
+    except RankFailure as exc:  # the job record gets the one line; the worker log torchrun's report
+        log.error("job %s: torchrun's report:\n%s", ctx.job_id, exc.tail)
+        raise
+    result: dict[str, Any] = {
+        "model_ids": dict(res.get("model_ids") or {}),
+        "nproc_per_node": launch.nproc_per_node,
+    }
+    if res.get("id"):
+        result["model_id"] = res["id"]
+    return str(res["status"]), result
 
 
 @app.task(name="gdgan.train", bind=True)

@@ -204,6 +204,11 @@ class ArtifactStore(ABC):
     @abstractmethod
     def _delete_key(self, key: str) -> None: ...
 
+    @abstractmethod
+    def _key_stats(self, artifact_id: str) -> Iterator[tuple[str, int, datetime]]:
+        """(key, size, last modified) of every stored file of the artifact: garbage collection
+        needs the age of a partial upload, which has no manifest to say when it was made."""
+
     def _local_path(self, key: str) -> Path | None:
         """A path readers may open directly (local backend), else None."""
         return None

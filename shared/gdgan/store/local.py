@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gdgan.store.base import ArtifactStore, StoreUnavailable
@@ -71,6 +73,12 @@ class LocalStore(ArtifactStore):
         if base.is_dir():
             for p in base.iterdir():
                 yield f"artifacts/{artifact_id}/{p.name}"
+
+    def _key_stats(self, artifact_id: str) -> Iterator[tuple[str, int, datetime]]:
+        for key in self._list_keys(artifact_id):
+            with contextlib.suppress(FileNotFoundError):
+                st = self._path(key).stat()
+                yield key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)
 
     def _delete_key(self, key: str) -> None:
         path = self._path(key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlparse
@@ -124,6 +125,13 @@ class S3Store(ArtifactStore):
         objs = self._call(lambda: list(self.client.list_objects(self.bucket, prefix=base, recursive=True)))
         for o in objs:
             yield o.object_name[len(self.prefix) :]
+
+    def _key_stats(self, artifact_id: str) -> Iterator[tuple[str, int, datetime]]:
+        base = self._obj(f"artifacts/{artifact_id}/")
+        objs = self._call(lambda: list(self.client.list_objects(self.bucket, prefix=base, recursive=True)))
+        for o in objs:
+            when = o.last_modified or datetime.now(UTC)
+            yield o.object_name[len(self.prefix) :], int(o.size or 0), when
 
     def _delete_key(self, key: str) -> None:
         self._call(lambda: self.client.remove_object(self.bucket, self._obj(key)))
