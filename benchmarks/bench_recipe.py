@@ -40,7 +40,7 @@ from gdgan.data.dataset import ImageDataset
 from gdgan.data.phantom import PhantomConfig, make_phantom
 from gdgan.data.splits import patient_split
 from gdgan.labels import FINDINGS
-from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2, to_uint8
+from gdgan.models.gdgan import build_stage1, build_stage2, to_uint8
 from gdgan.store.local import LocalStore
 from gdgan.training.data import TrainData
 from gdgan.training.loop import run_phase
@@ -69,6 +69,12 @@ RECIPES: dict[str, tuple[str, dict[str, Any]]] = {
     # the demo preset itself (modern + conditional norms + class-balanced stage 2, 32 px)
     "demo": ("demo", {}),
     "demo-64": ("demo", {"size": 64}),
+    # issue 10, third wave: the previous demo preset (before the critic options) and one change
+    # at a time towards the current one (docs/notes/training.md, "Diversity and the finding")
+    "demo-v2": ("demo", {"mbstd": 0, "focus_weight": 1.0, "lambda_mse": 1.0}),
+    "demo-v2+mbstd": ("demo", {"mbstd": 4, "focus_weight": 1.0, "lambda_mse": 1.0}),
+    "demo-v2+weights": ("demo", {"mbstd": 0, "focus_weight": 5.0, "lambda_mse": 0.3}),
+    "demo+projection": ("demo", {"projection": True}),
     # gpu_bench.py: the paper's widths and schedule on a GPU, and the modern mode at those widths
     "paper-gpu": ("paper", {"epochs": None}),
     "modern-gpu": ("paper", {"epochs": None, **MODERN, "lr": 2e-4}),
@@ -80,10 +86,10 @@ def _config(name: str, extra: dict[str, Any]) -> TrainConfig:
     return get_config(preset, {**over, **extra})
 
 
-def _weights(cfg: TrainConfig) -> Any:
+def _weights(cfg: TrainConfig, findings: tuple[str, ...] | None = None) -> Any:
     from gdgan.training.api import _weights as w
 
-    return w(cfg)
+    return w(cfg, findings)
 
 
 def _recipe(cfg: TrainConfig) -> Recipe:
@@ -130,9 +136,9 @@ def run_recipe(
         torch.set_num_threads(1)
     cfg1 = _config(name, {"steps": 100_000, **extra, "checkpoint_every": 10**9})
     cfg2 = _config(name, {"steps": 100_000, **extra, "checkpoint_every": 10**9})
-    gan = GanConfig(
-        size=cfg1.size, nz=cfg1.nz, ngf=cfg1.ngf, ndf=cfg1.ndf, max_mult=cfg1.max_mult, cond=cfg1.g_cond
-    )
+    from gdgan.training.api import _gan
+
+    gan = _gan(cfg1)
     data = TrainData.from_dataset(ds, train_idx, cfg1.size, dev)
     store = LocalStore(Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-recipe-{os.getpid()}-{name}")
     clock = _Clock(dev)
@@ -184,7 +190,7 @@ def run_recipe(
     cpu_s1 = clock.now()
     state["stop"], state["next"] = False, cpu_s1 + every_s
     g1 = r1.ema
-    ph2 = Stage2Phase(G2, D2, g1, r1.D, cfg2.nz, _weights(cfg2), _recipe(cfg2))
+    ph2 = Stage2Phase(G2, D2, g1, r1.D, cfg2.nz, _weights(cfg2, tuple(FINDINGS)), _recipe(cfg2))
     if cfg2.focus_finding:
         data = data.with_focus(FINDINGS.index(cfg2.focus_finding), cfg2.focus_share)
     r2 = run_phase(

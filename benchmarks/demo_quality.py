@@ -10,6 +10,10 @@ prints each target beside the figure reached.
     python benchmarks/demo_quality.py --preset demo-paper --out bench-out/dq-paper
     python benchmarks/demo_quality.py --phantom-set label_noise=0.0             # phantom fields (JSON values)
     python benchmarks/demo_quality.py --smoke                                   # seconds
+    # reuse a store of an earlier run: its phantom and cached judge; resume a stopped stage 1
+    # (its run id) or train stage 2 only on a stored stage-1 model (a same-G1 comparison)
+    python benchmarks/demo_quality.py --store DIR --dataset DATASET_ID --resume RUN_ID
+    python benchmarks/demo_quality.py --store DIR --dataset DATASET_ID --stage1 MODEL_ID --set focus_weight=5
 
 Writes ``demo_quality.json`` and ``grid_stage2.png`` (rows = (gender, view), columns = seeds,
 each without then with Cardiomegaly from the same stage-1 image) to --out.
@@ -80,6 +84,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--phantom-set", action="append", default=[], help="PhantomConfig field=JSON value")
     ap.add_argument("--n-score", type=int, default=500, help="images per harness set")
     ap.add_argument("--out", type=Path, default=Path("bench-out/demo-quality"))
+    ap.add_argument("--store", type=Path, help="artifact store dir to use (default: a new temp dir)")
+    ap.add_argument("--dataset", help="a stored dataset of --store to reuse (and its cached judge)")
+    ap.add_argument("--resume", help="stage-1 run id to resume from its latest checkpoint")
+    ap.add_argument("--stage1", help="a stored stage-1 model: train stage 2 only on it")
     ap.add_argument("--smoke", action="store_true")
     a = ap.parse_args(argv)
     torch.set_num_threads(1)
@@ -89,16 +97,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         overrides |= {"steps": 3, "stage2_steps": 2, "ngf": 8, "ndf": 8, "batch_size": 8}
     cfg = get_config(a.preset, overrides)
     pkw = {k: json.loads(v) for k, v in (p.split("=", 1) for p in a.phantom_set)}
-    ds = make_phantom(PhantomConfig(n=a.n, size=64, seed=0, **pkw))
-    store = LocalStore(Path(tempfile.mkdtemp(prefix="gdgan-dq-")))
-    ds = load_dataset(store, ds.save(store).id)  # a stored dataset: models and judge name it
+    store = LocalStore(a.store or Path(tempfile.mkdtemp(prefix="gdgan-dq-")))
+    if a.dataset:
+        ds = load_dataset(store, a.dataset)
+        stored = store.manifest(a.dataset).config or {}
+        pkw = {k: v for k, v in stored.items() if k in pkw or k == "label_noise"}
+    else:
+        ds = make_phantom(PhantomConfig(n=a.n, size=64, seed=0, **pkw))
+        ds = load_dataset(store, ds.save(store).id)  # a stored dataset: models and judge name it
     cpu: dict[str, float] = {}
     wall: dict[str, float] = {}
-    ids: dict[str, str] = {}
+    ids: dict[str, str] = {"stage1": a.stage1} if a.stage1 else {}
     for stage in ("stage1", "stage2"):
+        if stage in ids:
+            continue
         t, w = time.process_time(), time.perf_counter()
         r = train(stage, ds, store=store, preset=a.preset, overrides=overrides, device="cpu",
-                  stage1_model=ids.get("stage1"))  # fmt: skip
+                  stage1_model=ids.get("stage1"), run_id=a.resume if stage == "stage1" else None)  # fmt: skip
         cpu[stage], wall[stage] = time.process_time() - t, time.perf_counter() - w
         ids[stage] = r.model_ids[stage]
         print(stage, f"{cpu[stage]:.0f} CPU-s", flush=True)
@@ -111,6 +126,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "overrides": overrides,
         "config": cfg.to_dict(),
         "phantom": {"n": a.n, **pkw},
+        "reused": {
+            "store": str(store.root),
+            "dataset": a.dataset,
+            "resumed_stage1_run": a.resume,
+            "stage1_model": a.stage1,
+        },
+        "model_ids": ids,
         "cpu_s": {k: round(v, 1) for k, v in cpu.items()} | {"both": round(sum(cpu.values()), 1)},
         "wall_s": {k: round(v, 1) for k, v in wall.items()},
         "score_cpu_s": round(score_cpu, 1),

@@ -51,19 +51,28 @@ class GanConfig:
     # conditioned scale and shift after every generator norm (conditional GroupNorm, as in
     # BigGAN), so the labels reach every resolution — the modern mode's stronger block
     cond: str = "input"
+    # critic options of the modern mode (both off = the paper's critic, same weight keys):
+    # minibatch standard deviation (ProGAN/StyleGAN) over groups of this many samples, one extra
+    # feature map at 4×4, so the critic can see a batch that lacks variety (0 = off)
+    mbstd: int = 0
+    # projection discriminator (Miyato & Koyama 2018): score += <embed(y), features>, so the
+    # realism score itself depends on the requested labels, beside the auxiliary heads
+    projection: bool = False
 
     def __post_init__(self) -> None:
         if self.size not in SUPPORTED_SIZES:
             raise ValueError(f"size must be one of {SUPPORTED_SIZES}, got {self.size}")
         if self.cond not in ("input", "norm"):
             raise ValueError(f"cond must be 'input' or 'norm', got {self.cond!r}")
+        if self.mbstd < 0:
+            raise ValueError(f"mbstd must be >= 0, got {self.mbstd}")
 
     @property
     def levels(self) -> int:
         """Number of ×2 resolution changes between 4×4 and S×S."""
         return int(math.log2(self.size)) - 2
 
-    def to_dict(self) -> dict[str, int | str]:
+    def to_dict(self) -> dict[str, int | str | bool]:
         return asdict(self)
 
 
@@ -138,8 +147,30 @@ class Generator(nn.Module):
         return torch.tanh(self.out(h))  # (B, 1, S, S)
 
 
+def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, C + 1, H, W): one extra map holding, for each sample, the mean over
+    (C, H, W) of the standard deviation (population, over its group) of every feature.
+
+    Groups are consecutive runs of ``g`` samples, ``g`` the largest divisor of B not above
+    ``group``: a generator that draws the same image for every z gives a map of zeros, which a
+    real batch never does, so the critic can punish a collapse it could not see per sample.
+    """
+    B, C, H, W = h.shape
+    g = max(d for d in range(1, min(group, B) + 1) if B % d == 0)
+    y = h.float().reshape(B // g, g, C, H, W)  # (groups, g, C, H, W)
+    std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt()  # (groups, C, H, W)
+    s = std.mean(dim=(1, 2, 3))  # (groups,)
+    s = s.repeat_interleave(g).to(h.dtype)[:, None, None, None].expand(B, 1, H, W)
+    return torch.cat([h, s], dim=1)
+
+
 class Critic(nn.Module):
-    """D1 / D2 / ACGAN critic: x (B, 1, S, S) -> (score (B,), logits (B, n_classes))."""
+    """D1 / D2 / ACGAN critic: (x (B, 1, S, S)[, y (B, n_classes)]) -> (score (B,), logits (B, n_classes)).
+
+    ``y`` is used only with ``cfg.projection`` (the requested or true labels of ``x``); the
+    auxiliary logits never depend on it. With ``cfg.mbstd`` the score of a sample depends on the
+    other samples of its group (a critic-only coupling: generators stay per-sample).
+    """
 
     def __init__(self, cfg: GanConfig, n_classes: int) -> None:
         super().__init__()
@@ -154,13 +185,23 @@ class Critic(nn.Module):
                 nn.LeakyReLU(0.2, inplace=True),
             ]
         self.trunk = nn.Sequential(*layers)
-        feat = widths[-1] * 16
+        feat = (widths[-1] + (1 if cfg.mbstd else 0)) * 16
         self.score = nn.Linear(feat, 1)  # no sigmoid: a WGAN critic is unbounded
         self.classify = nn.Linear(feat, n_classes)
+        # projection (cfg.projection only, so the paper's critic keeps its weight keys)
+        self.embed = nn.Linear(n_classes, feat, bias=False) if cfg.projection and n_classes else None
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.trunk(x).flatten(1)  # (B, C_last·16)
-        return self.score(h).squeeze(1), self.classify(h)  # (B,), (B, n_classes)
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)  # (B, C_last, 4, 4)
+        if self.cfg.mbstd:
+            h = minibatch_stddev(h, self.cfg.mbstd)  # (B, C_last + 1, 4, 4)
+        h = h.flatten(1)  # (B, feat)
+        score = self.score(h).squeeze(1)  # (B,)
+        if self.embed is not None:
+            if y is None:
+                raise ValueError("a projection critic needs the labels y of its images")
+            score = score + (self.embed(y.to(h.dtype)) * h).sum(1)  # + <embed(y), h>
+        return score, self.classify(h)  # (B,), (B, n_classes)
 
 
 class Refiner(nn.Module):

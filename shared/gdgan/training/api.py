@@ -69,13 +69,19 @@ class TrainResult:
         }
 
 
-def _weights(cfg: TrainConfig) -> LossWeights:
+def _weights(cfg: TrainConfig, findings: tuple[str, ...] | list[str] | None = None) -> LossWeights:
+    """The loss weights; with ``findings`` (stage 2's detail columns) ``focus_weight`` scales
+    the focus finding's column of the detail BCE (absent finding or weight 1: all columns 1)."""
+    cols = None
+    if findings is not None and cfg.focus_weight != 1.0 and cfg.focus_finding in findings:
+        cols = tuple(cfg.focus_weight if f == cfg.focus_finding else 1.0 for f in findings)
     return LossWeights(
         gp=cfg.gp_lambda,
         aux_real=cfg.aux_real,
         aux_fake=cfg.aux_fake,
         general=cfg.lambda_general,
         mse=cfg.lambda_mse,
+        detail_cols=cols,
     )
 
 
@@ -85,7 +91,14 @@ def _recipe(cfg: TrainConfig) -> Recipe:
 
 def _gan(cfg: TrainConfig) -> GanConfig:
     return GanConfig(
-        size=cfg.size, nz=cfg.nz, ngf=cfg.ngf, ndf=cfg.ndf, max_mult=cfg.max_mult, cond=cfg.g_cond
+        size=cfg.size,
+        nz=cfg.nz,
+        ngf=cfg.ngf,
+        ndf=cfg.ndf,
+        max_mult=cfg.max_mult,
+        cond=cfg.g_cond,
+        mbstd=cfg.mbstd,
+        projection=cfg.projection,
     )
 
 
@@ -309,7 +322,9 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
         raise ConfigError("the dataset has no detail findings: stage 2 has nothing to condition on")
     nf = ctx.schema.n_findings
     G2, D2 = _seeded_build(cfg.seed + SEED_OFFSET["stage2"], lambda g: build_stage2(g, nf), gan)
-    phase = Stage2Phase(G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg), _recipe(cfg))
+    phase = Stage2Phase(
+        G2.to(ctx.device), D2.to(ctx.device), G1, D1, cfg.nz, _weights(cfg, ctx.schema.findings), _recipe(cfg)
+    )
 
     def sampler_for(ema: torch.nn.Module) -> LoadedGenerator:
         return LoadedGenerator(

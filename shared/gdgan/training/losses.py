@@ -103,15 +103,20 @@ def gradient_penalty(
         return lam * ((norms - 1.0) ** 2).mean()
 
 
-def aux_bce(logits: Tensor, labels: Tensor, weight: float = 1.0) -> Tensor:
+def aux_bce(
+    logits: Tensor, labels: Tensor, weight: float = 1.0, col_weights: tuple[float, ...] | None = None
+) -> Tensor:
     """weight · mean BCE-with-logits of multi-hot ``labels`` (the auxiliary classifier term).
 
+    ``col_weights`` (one per label column, None = all 1) scales each column's terms before the
+    mean over (B, C): a finding that is one of 14 columns can be given more say.
     Zero when there are no label columns (an unconditional stage 1: data without general labels),
     where the mean over an empty tensor would be NaN.
     """
     if labels.shape[-1] == 0:
         return logits.sum() * 0.0
-    return weight * F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+    cw = None if col_weights is None else torch.tensor(col_weights, dtype=torch.float32, device=logits.device)
+    return weight * F.binary_cross_entropy_with_logits(logits.float(), labels.float(), weight=cw)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class LossWeights:
     aux_fake: float = 1.0
     general: float = 1.0  # stage 2: BCE of general labels through frozen D1
     mse: float = 1.0  # stage 2: MSE(x2, x1)
+    # stage 2: per-column weights of the detail BCE (D2 real and fake, G2); None = all 1
+    detail_cols: tuple[float, ...] | None = None
 
 
 def stage1_critic_loss(
@@ -170,7 +177,7 @@ def stage2_generator_loss(
     """G2: adversarial + BCE(detail via D2) + BCE(general via frozen D1) + λ_mse·MSE(x2, x1)."""
     parts = {
         adv_key(adv): generator_adv_loss(adv, d2_fake),
-        "cls_detail": aux_bce(detail_logits_fake, y_detail, w.aux_fake),
+        "cls_detail": aux_bce(detail_logits_fake, y_detail, w.aux_fake, w.detail_cols),
         "cls_general": aux_bce(general_logits_fake, y_general, w.general),
         "mse": w.mse * F.mse_loss(x2.float(), x1.float()),
     }
@@ -195,8 +202,8 @@ def stage2_critic_loss(
     parts = {
         adv_key(adv): critic_adv_loss(adv, d2_real, d2_fake),
         reg: gp,
-        "cls_real": aux_bce(detail_logits_real, y_detail_real, w.aux_real),
-        "cls_fake": aux_bce(detail_logits_fake, y_detail_fake, w.aux_fake),
+        "cls_real": aux_bce(detail_logits_real, y_detail_real, w.aux_real, w.detail_cols),
+        "cls_fake": aux_bce(detail_logits_fake, y_detail_fake, w.aux_fake, w.detail_cols),
         "cls_general": aux_bce(general_logits_fake, y_general_fake, w.general),
     }
     return sum(parts.values()), {k: v.detach() for k, v in parts.items()}  # type: ignore[return-value]

@@ -66,25 +66,28 @@ class _Game:
         self.recipe = recipe or Recipe()
         self.aug = DiffAugment(self.recipe.diffaug)
 
-    def score(self, D: nn.Module, *xs: Tensor, gen: torch.Generator) -> list[tuple[Tensor, Tensor]]:
-        """D on each of ``xs`` after one shared DiffAugment draw (identity when off)."""
+    def score(
+        self, D: nn.Module, *xs: Tensor, y: Tensor, gen: torch.Generator
+    ) -> list[tuple[Tensor, Tensor]]:
+        """D on each of ``xs`` after one shared DiffAugment draw (identity when off); ``y`` are
+        the labels of every x (a projection critic uses them, others ignore them)."""
         views = self.aug(*xs, generator=gen) if self.aug else xs
-        return [D(x) for x in views]
+        return [D(x, y) for x in views]
 
     def regulariser(
-        self, D: nn.Module, real: Tensor, fake: Tensor, gen: torch.Generator, gp_lambda: float
+        self, D: nn.Module, real: Tensor, fake: Tensor, y: Tensor, gen: torch.Generator, gp_lambda: float
     ) -> Tensor:
         r = self.recipe
         if r.loss == "wgan-gp":
             return L.gradient_penalty(
-                lambda x: self._aug_score(D, x, gen), real, fake, gp_lambda, generator=gen
+                lambda x: self._aug_score(D, x, y, gen), real, fake, gp_lambda, generator=gen
             )
         if r.r1_gamma > 0 and self.critic_iter % r.r1_every == 0:
-            return r.r1_every * L.r1_penalty(lambda x: self._aug_score(D, x, gen), real, r.r1_gamma)
+            return r.r1_every * L.r1_penalty(lambda x: self._aug_score(D, x, y, gen), real, r.r1_gamma)
         return real.new_zeros((), dtype=torch.float32)
 
-    def _aug_score(self, D: nn.Module, x: Tensor, gen: torch.Generator) -> Tensor:
-        return D(self.aug(x, generator=gen)[0] if self.aug else x)[0]
+    def _aug_score(self, D: nn.Module, x: Tensor, y: Tensor, gen: torch.Generator) -> Tensor:
+        return D(self.aug(x, generator=gen)[0] if self.aug else x, y)[0]
 
 
 @dataclass
@@ -121,8 +124,8 @@ class ConditionalPhase(_Game):
         y = self.labels(b)
         with torch.no_grad():
             x_fake = self.fake(y, gen)
-        (d_real, logit_real), (d_fake, logit_fake) = self.score(self.D, b.x, x_fake, gen=gen)
-        reg = self.regulariser(self.D, b.x, x_fake, gen, self.w.gp)
+        (d_real, logit_real), (d_fake, logit_fake) = self.score(self.D, b.x, x_fake, y=y, gen=gen)
+        reg = self.regulariser(self.D, b.x, x_fake, y, gen, self.w.gp)
         r = self.recipe
         return L.stage1_critic_loss(
             d_real, d_fake, reg, logit_real, logit_fake, y, y, self.w, r.loss, r.reg_name
@@ -130,7 +133,7 @@ class ConditionalPhase(_Game):
 
     def generator_loss(self, b: Batch, gen: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         y = self.labels(b)
-        ((d_fake, logit_fake),) = self.score(self.D, self.fake(y, gen), gen=gen)
+        ((d_fake, logit_fake),) = self.score(self.D, self.fake(y, gen), y=y, gen=gen)
         return L.stage1_generator_loss(d_fake, logit_fake, y, self.w, self.recipe.loss)
 
 
@@ -164,9 +167,9 @@ class Stage2Phase(_Game):
         x1 = self.stage1(b.general, gen)
         with torch.no_grad():
             x2 = self.G(x1, b.detail)
-            general_logits = self.D1(x2)[1]
-        (d_real, detail_real), (d_fake, detail_fake) = self.score(self.D, b.x, x2, gen=gen)
-        gp = self.regulariser(self.D, b.x, x2, gen, self.w.gp)
+            general_logits = self.D1(x2, b.general)[1]
+        (d_real, detail_real), (d_fake, detail_fake) = self.score(self.D, b.x, x2, y=b.detail, gen=gen)
+        gp = self.regulariser(self.D, b.x, x2, b.detail, gen, self.w.gp)
         return L.stage2_critic_loss(
             d_real,
             d_fake,
@@ -185,8 +188,8 @@ class Stage2Phase(_Game):
     def generator_loss(self, b: Batch, gen: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
         x1 = self.stage1(b.general, gen)
         x2 = self.G(x1, b.detail)
-        ((d_fake, detail_logits),) = self.score(self.D, x2, gen=gen)
-        general_logits = self.D1(x2)[1]  # gradients flow to x2, never into D1's frozen weights
+        ((d_fake, detail_logits),) = self.score(self.D, x2, y=b.detail, gen=gen)
+        general_logits = self.D1(x2, b.general)[1]  # gradients flow to x2, never into D1's frozen weights
         return L.stage2_generator_loss(
             d_fake, detail_logits, general_logits, b.detail, b.general, x2, x1, self.w, self.recipe.loss
         )
