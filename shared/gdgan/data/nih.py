@@ -64,6 +64,7 @@ MAX_EXAMPLES = 5  # examples kept per problem category in the report
 MAX_PLAUSIBLE_AGE = 120  # NIH has a few ages like 414: kept as unknown (-1), counted
 PIPELINE_VERSION = 1  # part of the work-folder key: bump when decoding changes
 IMAGE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\.png$", re.IGNORECASE)
+_LINE_RE = re.compile(r"line \d+")  # a redacted example keeps only its "line N"
 _AGE_RE = re.compile(r"^(\d{1,3})([YMDW]?)$", re.IGNORECASE)
 
 
@@ -131,8 +132,14 @@ class IngestReport:
     def images_per_s(self) -> float:
         return self.ingested / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, redact: bool = False) -> dict[str, Any]:
+        """The report as plain data; ``redact`` (for the stored manifest) keeps each example's
+        ``line N`` only, since examples quote source file names that embed patient ids."""
         d = asdict(self)
+        if redact:
+            for v in d.values():
+                if isinstance(v, dict) and isinstance(v.get("examples"), list):
+                    v["examples"] = [m.group(0) if (m := _LINE_RE.match(ex)) else "-" for ex in v["examples"]]
         d["skipped"] = self.skipped
         d["images_per_s"] = round(self.images_per_s, 1)
         d["elapsed_s"] = round(self.elapsed_s, 3)
@@ -668,7 +675,7 @@ def ingest_nih(
     )
     total = len(usable)
 
-    from gdgan.data.adapters.common import patient_hasher  # (it imports this module)
+    from gdgan.data.pseudonym import patient_hasher
 
     hash_id, how = patient_hasher(salt)
     idx = np.flatnonzero(keep)
@@ -723,9 +730,12 @@ def ingest_nih_to_store(
     artifact_id: str | None = None,
     progress: ProgressCallback | None = None,
     should_stop: StopFlag | None = None,
+    key_map: str | Path | None = None,
     **kwargs: Any,
 ) -> Manifest | None:
-    """:func:`ingest_nih`, then save the dataset artifact (report in ``meta.ingest``).
+    """:func:`ingest_nih`, then save the dataset artifact (report in ``meta.ingest``, redacted).
+
+    ``key_map``: a local CSV to receive the stored (hashed) image keys and their source file names.
 
     For jobs and the CLI: returns the manifest, or None when ``should_stop`` cancelled the
     ingest (finished chunks stay in the work folder, so a rerun resumes). ``kwargs`` go to
@@ -735,6 +745,7 @@ def ingest_nih_to_store(
         ds, report = ingest_nih(csv, images, size, progress=progress, should_stop=should_stop, **kwargs)
     except IngestCancelled:
         return None
+    meta = {"source": "nih", "ingest": report.to_dict(redact=True)}
     return ds.save(
-        store, config=ds.config, meta={"source": "nih", "ingest": report.to_dict()}, artifact_id=artifact_id
+        store, config=ds.config, meta=meta, artifact_id=artifact_id, salt=kwargs.get("salt"), key_map=key_map
     )
