@@ -236,6 +236,46 @@ def test_schemathesis_finds_no_server_errors(env: Env, service: str, tmp_path: P
     assert httpx.get(base + "/healthz", timeout=10).status_code == 200
 
 
+def test_schemathesis_stateful_links_find_no_server_errors(env: Env) -> None:
+    """Stateful fuzzing over the gateway's OpenAPI links (services/gateway/openapi_links.py): create
+    a dataset or a job, then show, cancel or delete what the answer named, with fuzzed bodies and
+    ids along the way. Bounded (a few short scenarios); no answer may be a 5xx."""
+    import hypothesis
+    import schemathesis
+    from hypothesis import HealthCheck, Phase
+
+    base = env.stack.cfg.gateway_url
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json", headers=AUTH)
+    seen: list[tuple[str, str, int]] = []
+
+    class Gateway(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:  # the token, over any generated Authorization
+            case.headers = {**(case.headers or {}), **AUTH}
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"timeout": 30}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            seen.append((case.method, case.path, response.status_code))
+            assert response.status_code < 500, (case.method, case.formatted_path, response.text[:500])
+
+    Gateway.run(
+        settings=hypothesis.settings(
+            max_examples=12,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    # the links were followed: a job or dataset id only an earlier answer could have named was found
+    followed = {(m, p) for m, p, code in seen if code < 300 and "{" in p}
+    assert ("GET", "/v1/jobs/{job_id}") in followed or ("GET", "/v1/datasets/{dataset_id}") in followed, seen
+    assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+
+
 # --------------------------------------------------------------------- backends down and back ---
 def test_redis_down_then_back(env: Env) -> None:
     env.redis.stop()
