@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 # (method, path, status) of the answer -> {link name: (method, path of the next call, {param: expr})}
 _JOB = {"job_id": "$response.body#/job_id"}
+_DATASET = {"dataset_id": "$response.body#/dataset_id"}
 _FOLLOW_JOB = {
     "ShowJob": ("get", "/v1/jobs/{job_id}", _JOB),
     "CancelJob": ("post", "/v1/jobs/{job_id}/cancel", _JOB),
@@ -23,8 +24,8 @@ _FOLLOW_JOB = {
 LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = {
     ("post", "/v1/datasets", "202"): {
         **_FOLLOW_JOB,
-        "ShowDataset": ("get", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/dataset_id"}),
-        "DeleteDataset": ("delete", "/v1/datasets/{dataset_id}", {"dataset_id": "$response.body#/dataset_id"}),
+        "ShowDataset": ("get", "/v1/datasets/{dataset_id}", _DATASET),
+        "DeleteDataset": ("delete", "/v1/datasets/{dataset_id}", _DATASET),
     },
     ("post", "/v1/jobs/train", "202"): _FOLLOW_JOB,
     ("post", "/v1/jobs/evaluate", "202"): _FOLLOW_JOB,
@@ -34,6 +35,7 @@ LINKS: dict[tuple[str, str, str], dict[str, tuple[str, str, dict[str, str]]]] = 
     },
     ("get", "/v1/jobs", "200"): {
         "ShowFirstJob": ("get", "/v1/jobs/{job_id}", {"job_id": "$response.body#/jobs/0/id"}),
+        "CancelFirstJob": ("post", "/v1/jobs/{job_id}/cancel", {"job_id": "$response.body#/jobs/0/id"}),
     },
 }
 

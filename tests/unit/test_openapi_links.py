@@ -22,6 +22,7 @@ def test_every_link_targets_an_operation_parameter_and_a_response_field() -> Non
     for (method, path, status), links in LINKS.items():
         response = schema["paths"][path][method]["responses"][status]
         body = response["content"]["application/json"]["schema"]
+        assert set(response["links"]) == set(links)
         for name, link in response["links"].items():
             target = ops[link["operationId"]]
             names = {p["name"] for p in target.get("parameters", []) if p["in"] == "path"}
