@@ -2,7 +2,7 @@
 
 Each ``read_*`` reads a source as its publisher ships it into a :class:`~.common.Source`
 (records with labels in the source's own schema); :func:`ingest_source` decodes it through the
-machinery NIH's adapter uses (:func:`gdgan.data.nih.decode_images`) into an ImageDataset that
+machinery NIH's adapter uses (:func:`gdgan.data.decode.decode_images`) into an ImageDataset that
 carries its label schema. ``SOURCES`` names the options each source takes and which of them are
 paths (the REST API checks those lie inside the import folder).
 """

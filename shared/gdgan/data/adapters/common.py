@@ -24,13 +24,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdgan.data.nih import (
-    CHUNK_SIZE,
-    PIPELINE_VERSION,
-    IngestReport,
-    NIHFormatError,
-    decode_images,
-)
+from gdgan.data.decode import CHUNK_SIZE, PIPELINE_VERSION, decode_images
+from gdgan.data.ingest_report import IngestReport
+from gdgan.data.nih import NIHFormatError
 from gdgan.data.pseudonym import patient_hasher
 from gdgan.labels import AGE_BAND, GENDERS, GENERAL_LABELS, VIEWS, LabelSchema
 from gdgan.progress import ProgressCallback, StopFlag
