@@ -11,11 +11,14 @@ plans, same classifier config):
   4.1 % Cardiomegaly; real NIH gave ``none`` 0.639, ``oversample`` 0.669);
 * ``phantom-demo``— the phantom at ``make demo`` size (6,000 images, NIH's label mix).
 
-Plus the *domain-feature distance* between phantom and real-sample images: a domain network
-(the `demo` preset's, the evaluation's own feature extractor when no ImageNet weights are
-used) is trained on half of the real sample; the Fréchet distance of its features between the
-other half and each phantom (this one, and the phantom at ``--baseline-ref``, loaded from git)
-is reported side by side, with the real-vs-real distance as the floor.
+Plus the *domain-feature distance* between phantom and real-sample images: ``--domain-nets``
+domain networks (the `demo` preset's, the evaluation's own feature extractor when no ImageNet
+weights are used), each trained on its own half of the real sample's patients; the Fréchet
+distance of their features between the other half and each phantom — this one (the frozen
+defaults), the opt-in ``look="nih_matched"``, the original phantom (``--baseline-ref``, one file
+loaded from git) and the previous frozen phantom (``--previous-ref``, that commit's package run
+in a subprocess) — is reported side by side, with the real-vs-real distance as the floor and
+the ratios to the original and previous phantoms.
 
 Run: ``python benchmarks/bench_calibration.py [--repeats 3] [--rows real,ref,demo,970]
 [--markdown] [--log FILE]``. Torch and BLAS are pinned to ``--threads`` (default 1): the
@@ -48,6 +51,10 @@ DEFAULT_NIH = ROOT.parent / "shared" / "data" / "nih_sample64"
 REFERENCE = {"n": 2896, "cardiomegaly": 0.041, "none": 0.639, "oversample": 0.669}
 PAPER = {"none": 0.807, "oversample": 0.808}
 DEMO_N = 6000
+THIS = "phantom (this, frozen defaults)"
+MATCHED = "phantom, look='nih_matched' (opt-in, not calibrated)"
+ORIGINAL = "original phantom (8c829cd)"
+PREVIOUS = "previous phantom (5ca1b2e, frozen 19:58 UTC)"
 # The issue's table, measured on main before this phantom (the first phantom).
 BEFORE = {"real": (0.53, 0.49), "phantom-970": (0.82, 0.93), "phantom-demo": (0.927, 0.966)}
 
@@ -169,15 +176,40 @@ def load_baseline(ref: str) -> ModuleType | None:
     return mod
 
 
+def phantom_images_at(ref: str, **cfg: object) -> np.ndarray | None:
+    """Phantom images drawn by the phantom package as it was at git ``ref`` (the whole
+    ``shared/`` tree of that commit, in a subprocess so it cannot mix with this one), or None."""
+    tmp = Path(tempfile.mkdtemp(prefix="phantom-at-"))
+    try:
+        tar = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref, "shared"], capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tmp)], input=tar, check=True)
+        out = tmp / "images.npy"
+        code = (
+            "import json, sys, numpy as np\n"
+            "from gdgan.data.phantom import PhantomConfig, make_phantom\n"
+            "ds = make_phantom(PhantomConfig(**json.loads(sys.argv[1])))\n"
+            "np.save(sys.argv[2], np.asarray(ds.images))\n"
+        )
+        env = {**os.environ, "PYTHONPATH": str(tmp / "shared")}
+        subprocess.run([sys.executable, "-c", code, json.dumps(cfg), str(out)], check=True, env=env)
+        return np.load(out)
+    except (subprocess.CalledProcessError, FileNotFoundError, OSError):
+        return None
+
+
 def domain_distance(
-    real: Data, phantoms: dict[str, Data], fid_images: int, log
+    real: Data, phantoms: dict[str, np.ndarray], fid_images: int, nets: int, log
 ) -> dict[str, dict[str, float]]:
     """Fréchet distances between held-out real images and each image set, in two feature spaces:
 
     * the *domain network* (the evaluation's own CXR feature extractor: the `demo` preset's
       classifier over joint (gender, view, Cardiomegaly) classes), trained here on the real
       sample's other patients for 20 full epochs, since the preset's step cap leaves a
-      ~400-image training set nearly untrained;
+      ~400-image training set nearly untrained. One network is fragile (it is trained on ~390
+      images), so ``nets`` networks are trained, each on its own patient half and seed (net 0 is
+      the original single one); distances are reported per network;
     * ImageNet Inception (the evaluation's FID network), on ``fid_images`` images per set.
     The real-vs-real distance (two disjoint patient halves) is the floor of each.
     """
@@ -188,38 +220,47 @@ def domain_distance(
     cfg = get_eval_preset("demo").domain_classifier.model_copy(
         update={"epochs": 20, "max_steps_per_epoch": 0}
     )
-    rng = np.random.default_rng(0)
     pats = np.unique(real.patient_id)
-    train_p = set(rng.permutation(pats)[: len(pats) // 2].tolist())
-    tr = np.array([p in train_p for p in real.patient_id])
-    te = np.flatnonzero(~tr)
-    val = np.flatnonzero(tr)[::5]
-    fit = np.setdiff1d(np.flatnonzero(tr), val)
-    net = train_domain_network(
-        real.images[fit],
-        real.gender[fit],
-        real.view[fit],
-        real.target[fit],
-        real.images[val],
-        real.gender[val],
-        real.view[val],
-        real.target[val],
-        "Cardiomegaly",
-        cfg,
-        seed=0,
-    )
-    sets = {"real, other patients (floor)": real.images[np.flatnonzero(tr)]}
-    for name, d in phantoms.items():
-        idx = np.random.default_rng(1).choice(len(d.images), size=min(len(d.images), len(te)), replace=False)
-        sets[name] = d.images[idx]
-    out: dict[str, dict[str, float]] = {"domain network": {}, "Inception (FID)": {}}
-    f_real = net.features(real.images[te])
-    for name, imgs in sets.items():
-        out["domain network"][name] = fid_from_features(net.features(imgs), f_real)
-        log(f"  domain-network distance {name}: {out['domain network'][name]:.4g}")
-    if fid_images > 1 and fid_network_status()["available"]:
-        sub = np.random.default_rng(2).choice(te, size=min(fid_images, len(te)), replace=False)
+    out: dict[str, dict[str, float]] = {}
+    te0: np.ndarray | None = None
+    for k in range(nets):
+        rng = np.random.default_rng(k)
+        train_p = set(rng.permutation(pats)[: len(pats) // 2].tolist())
+        tr = np.array([p in train_p for p in real.patient_id])
+        te = np.flatnonzero(~tr)
+        te0 = te if te0 is None else te0
+        val = np.flatnonzero(tr)[::5]
+        fit = np.setdiff1d(np.flatnonzero(tr), val)
+        net = train_domain_network(
+            real.images[fit],
+            real.gender[fit],
+            real.view[fit],
+            real.target[fit],
+            real.images[val],
+            real.gender[val],
+            real.view[val],
+            real.target[val],
+            "Cardiomegaly",
+            cfg,
+            seed=k,
+        )
+        sets = {"real, other patients (floor)": real.images[np.flatnonzero(tr)]}
+        for name, imgs in phantoms.items():
+            idx = np.random.default_rng(1).choice(len(imgs), size=min(len(imgs), len(te)), replace=False)
+            sets[name] = imgs[idx]
+        space = f"domain network {k}"
+        out[space] = {}
+        f_real = net.features(real.images[te])
+        for name, imgs in sets.items():
+            out[space][name] = fid_from_features(net.features(imgs), f_real)
+            log(f"  {space} distance {name}: {out[space][name]:.4g}")
+    if fid_images > 1 and te0 is not None and fid_network_status()["available"]:
+        out["Inception (FID)"] = {}
+        pats0 = set(real.patient_id[te0].tolist())
+        other = np.flatnonzero([p not in pats0 for p in real.patient_id])
+        sub = np.random.default_rng(2).choice(te0, size=min(fid_images, len(te0)), replace=False)
         f_ref = inception_features(real.images[sub])
+        sets = {"real, other patients (floor)": real.images[other], **phantoms}
         for name, imgs in sets.items():
             f = inception_features(imgs[:fid_images])
             out["Inception (FID)"][name] = fid_from_features(f, f_ref)
@@ -237,7 +278,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ap.add_argument("--rows", default="real,970,ref,demo,domain")
     ap.add_argument("--strategies", default="none,oversample")
     ap.add_argument("--nih", type=Path, default=Path(os.environ.get("NIH_SAMPLE_DIR") or DEFAULT_NIH))
-    ap.add_argument("--baseline-ref", default="8c829cd", help="git ref of the phantom to compare with")
+    ap.add_argument("--baseline-ref", default="8c829cd", help="git ref of the original phantom (one file)")
+    ap.add_argument(
+        "--previous-ref", default="5ca1b2e", help="git ref of the previous frozen phantom (a package)"
+    )
+    ap.add_argument("--domain-nets", type=int, default=3, help="domain networks, each on its own real half")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
         "--fid-images", type=int, default=120, help="images per set for the Inception FID (0: skip)"
@@ -315,14 +360,19 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             "prevalence": {"Cardiomegaly": float(real.target.mean())},
             "ap_fraction": float(real.view.mean()),
         }
-        cmp = {
-            "phantom (this)": sets.get("phantom-970")
-            or phantom_data("p", phantom, n=970, size=64, **mix, **over)
+        cmp: dict[str, np.ndarray] = {
+            THIS: sets["phantom-970"].images
+            if "phantom-970" in sets
+            else phantom_data("p", phantom, n=970, size=64, **mix, **over).images
         }
         base = load_baseline(args.baseline_ref)
         if base is not None:
-            cmp[f"phantom at {args.baseline_ref} (before)"] = phantom_data("b", base, n=970, size=64, **mix)
-        distances = domain_distance(real, cmp, args.fid_images, log)
+            cmp[ORIGINAL] = phantom_data("b", base, n=970, size=64, **mix).images
+        cmp[MATCHED] = phantom_data("m", phantom, n=970, size=64, look="nih_matched", **mix, **over).images
+        prev = phantom_images_at(args.previous_ref, n=970, size=64, **mix)
+        if prev is not None:
+            cmp[PREVIOUS] = prev
+        distances = domain_distance(real, cmp, args.fid_images, args.domain_nets, log)
 
     lines = ["| data | none AUC (per split) | oversample AUC (per split) |", "|---|---|---|"]
     for name, r in results.items():
@@ -344,11 +394,20 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 v = distances[sp].get(name)
                 vals.append("" if v is None else f"{v:.4g}")
             lines.append(f"| {name} | " + " | ".join(vals) + " |")
-        for sp in spaces:
-            d = distances[sp]
-            before = [v for k, v in d.items() if "before" in k]
-            if before and "phantom (this)" in d:
-                lines.append(f"\n{sp}: this phantom / before = {d['phantom (this)'] / before[0]:.2f}")
+        lines.append("")
+        for this in (THIS, MATCHED):
+            for ref_name in (ORIGINAL, PREVIOUS):
+                ratios = {
+                    sp: d[this] / d[ref_name] for sp, d in distances.items() if this in d and ref_name in d
+                }
+                if not ratios:
+                    continue
+                parts = [f"{sp} {r:.2f}" for sp, r in ratios.items()]
+                nets = [r for sp, r in ratios.items() if sp.startswith("domain network")]
+                if nets:
+                    gm = float(np.exp(np.mean(np.log(nets))))
+                    parts.append(f"geometric mean over the domain networks {gm:.2f}")
+                lines.append(f"- {this} / {ref_name}: " + "; ".join(parts))
     text = "\n".join(lines)
     print(text if args.markdown else text.replace("|", " "))
     out = {"auc": results, "domain_distance": distances, "repeats": args.repeats, "overrides": over}

@@ -56,16 +56,17 @@ def peak_rss_mb(pid: int) -> float:
 
 
 def serve(
-    root: Path, batching: bool, threads: int, max_batch: int = 64
+    root: Path, batching: bool, threads: int, max_batch: int = 64, device: str = "cpu", timeout: float = 30
 ) -> tuple[subprocess.Popen[bytes], str]:
     env = {
+        "GDGAN_DEVICE": device,
         "GDGAN_NUM_THREADS": str(threads),
         "GDGAN_LOG_LEVEL": "WARNING",
         "GDGAN_GENERATE_QUEUE_SIZE": "256",
         "GDGAN_GENERATE_MAX_BATCH": str(max_batch) if batching else "1",
         "GDGAN_GENERATE_MAX_WAIT_MS": "10" if batching else "0",
     }
-    return serve_generator(root, env, timeout=30)
+    return serve_generator(root, env, timeout=timeout)
 
 
 async def load(url: str, model: str, n: int, clients: int, per_client: int) -> dict[str, float]:

@@ -77,9 +77,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "phantom_vs_nih.png")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scale", type=int, default=2)
+    ap.add_argument("--look", default="calibrated", help="PhantomConfig.look (the default is the frozen one)")
     args = ap.parse_args()
 
-    ds = make_phantom(PhantomConfig(n=3000, size=64, seed=args.seed, prevalence={"Cardiomegaly": 0.25}))
+    ds = make_phantom(
+        PhantomConfig(n=3000, size=64, seed=args.seed, prevalence={"Cardiomegaly": 0.25}, look=args.look)
+    )
     lab = ds.labels
     card = lab["findings"][:, finding_index("Cardiomegaly")] == 1
     nih_rows = _nih_rows(args.nih) if args.nih.exists() else []

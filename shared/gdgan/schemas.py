@@ -272,6 +272,13 @@ class TrainRequest(_Strict):
     split_seed: int = Field(default=0, ge=0, le=SEED_MAX)
     overrides: dict[str, Any] = Field(default_factory=dict, description="TrainConfig fields to override.")
     stage1_model: ArtifactId | None = Field(default=None, description="Stage-1 model (model=stage2 only).")
+    nproc_per_node: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Data-parallel ranks (torchrun, DDP) on the trainer's machine; the global "
+        "batch_size must divide by it. 1 = one process.",
+    )
 
 
 class EvaluateRequest(_Strict):

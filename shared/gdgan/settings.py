@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     # --- compute ---------------------------------------------------------------------------------
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = library default.")
+    ddp_max_restarts: int = Field(
+        default=1,
+        ge=0,
+        description="A distributed training job's restarts of all ranks after one dies (each resumes "
+        "from the latest checkpoint); 0 = fail the job at once.",
+    )
     ingest_workers: int = Field(default=0, ge=0, description="NIH ingest decoder threads; 0 = CPU count.")
     age_band_edges: str = Field(
         default="40,60",

@@ -93,24 +93,36 @@ import json, sys, torch
 torch.set_num_threads(2)
 from gdgan.evaluation.assemble import assemble_report
 from gdgan.evaluation.plan import EvaluationPlan
+from gdgan.evaluation.sections import store_section
 from gdgan.store import open_store
 store = open_store()
 report = store.get_json(sys.argv[1], "report.json")
 ids = sorted({i for row in report["table2"]["rows"].values() for i in row["part_ids"]})
 parts = [{**store.get_json(i, "part.json"), "artifact_id": i} for i in ids]
-print(assemble_report(EvaluationPlan(**report["plan"]), parts, store))
+plan = EvaluationPlan(**report["plan"])
+if sys.argv[2] == "sections":
+    models = report["lineage"]["repeats"][0]["models"]
+    # the job queue's path: each section its own task; reversed here, so a section that leaned
+    # on what the other left behind (a random state) would show as different bytes
+    secs = {n: store_section(n, plan, store, models) for n in ("harness", "quality")}
+    print(assemble_report(plan, parts, store, sections=secs))
+else:
+    print(assemble_report(plan, parts, store))
 """
 
 
-def test_reassembly_from_stored_parts_gives_the_same_bytes(run: dict) -> None:
+@pytest.mark.parametrize("how", ["computed", "sections"])
+def test_reassembly_from_stored_parts_gives_the_same_bytes(run: dict, how: str) -> None:
     """A fresh process with another thread count re-assembles the report from the stored parts
     alone (no GAN-training results passed in): report.json and report.html are byte-equal, and
-    the run times live in timings.json instead."""
+    the run times live in timings.json instead. 'sections': the quality sections are first
+    stored as their own artifacts (what the job queue does, beside GAN training) and the report
+    only reads them: still the same bytes as the report that computed them itself."""
     from gdgan.store import open_store
 
     env = {**run["env"], "OMP_NUM_THREADS": "2"}
     proc = subprocess.run(
-        [sys.executable, "-c", REASSEMBLE, run["out"]["id"]],
+        [sys.executable, "-c", REASSEMBLE, run["out"]["id"], how],
         capture_output=True,
         text=True,
         env=env,
@@ -124,3 +136,51 @@ def test_reassembly_from_stored_parts_gives_the_same_bytes(run: dict) -> None:
         assert store.get_bytes(again, name) == store.get_bytes(run["out"]["id"], name), name
     timings = store.get_json(again, "timings.json")
     assert timings["seconds"] > 0 and "quality/seconds" in timings
+    if how == "sections":
+        assert sorted(m.meta["section"] for m in store.list("eval-section")) == ["harness", "quality"]
+
+
+def _report_tables(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gdgan.cli.main", "report", "tables", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_report_tables_markdown_quotes_the_stored_figures(run: dict, tmp_path: Path) -> None:
+    """``gdgan report tables ID --markdown --figures DIR``: every AUC mean, IS mean and harness
+    distance of report.json appears in the markdown, the PNGs are copied byte for byte and
+    linked, and the report folder on disk gives the same text as the id."""
+    from gdgan.store import open_store
+
+    rid = run["out"]["id"]
+    store = open_store(run["env"]["GDGAN_STORE_URL"])
+    report = store.get_json(rid, "report.json")
+    proc = _report_tables(
+        [rid, "--markdown", "--figures", str(tmp_path / "fig"), "--link-prefix", "img"], run["env"]
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    md = proc.stdout
+    rows = report["table2"]["rows"]
+    for s, row in rows.items():
+        assert f"{row['auc_mean']:.4f}" in md, s
+    for name, sc in report["quality"]["inception_score"]["domain"]["scores"].items():
+        assert f"{sc['mean']:.4f}" in md, name
+    h = report["quality"]["harness"]
+    assert h["available"]
+    for name, m in h["models"].items():
+        assert f"{m['distances']['relative_fd']:.2f}" in md and f"{m['distances']['recall']:.3f}" in md, name
+    assert md.count("\n| ") >= len(rows) + 3  # table rows, not prose
+    pngs = [n for n in store.manifest(rid).files if n.endswith(".png")]
+    assert "roc.png" in pngs
+    for name in pngs:
+        assert (tmp_path / "fig" / name).read_bytes() == store.get_bytes(rid, name), name
+        assert f"](img/{name})" in md, name
+    folder = Path(run["env"]["GDGAN_STORE_URL"].removeprefix("file://")) / "artifacts" / rid
+    again = _report_tables([str(folder), "--markdown"], run["env"])
+    assert again.returncode == 0 and again.stdout.rstrip() == md.split("\n\n![")[0].rstrip()
+    bad = _report_tables(["report-nope", "--markdown"], run["env"])
+    assert bad.returncode == 2 and "report-nope" in bad.stderr and "Traceback" not in bad.stderr

@@ -225,7 +225,7 @@ def test_evaluation_fans_out_and_assembles_report(
     events = list(sse(stack.cfg.gateway_url, job_id, timeout=900))
     assert events[-1][1].get("status") == "succeeded", events[-5:]
     rec = api.get(f"/v1/jobs/{job_id}").json()
-    expected = {"gan:gdgan:r0", "gan:acgan:r0"} | {
+    expected = {"gan:gdgan:r0", "gan:acgan:r0", "sec:quality", "sec:harness"} | {
         f"clf:{s}:r0" for s in ("none", "undersample", "oversample", "acgan", "gdgan")
     }
     assert expected <= set(rec["parts"]), rec["parts"]
@@ -236,6 +236,12 @@ def test_evaluation_fans_out_and_assembles_report(
     report_id = rec["result"]["report_id"]
     rep = api.get(f"/v1/reports/{report_id}").json()
     assert set(rep["table2"]["rows"]) == {"none", "undersample", "oversample", "acgan", "gdgan"}
+    # the quality sections were computed as their own parts, then read by the report task
+    assert "inception_score" in rep["quality"] and "harness" in rep["quality"]
+    parts_seen = [(i, d) for i, (e, d) in enumerate(events) if e == "part"]
+    sec_done = [i for i, d in parts_seen if d["part"].startswith("sec:") and d["status"] == "succeeded"]
+    rep_start = min(i for i, d in parts_seen if d["part"] == "report")
+    assert len(sec_done) == 2 and max(sec_done) < rep_start
     # make demo's 16 images come from the models the report names, whatever 'latest' is later
     from gdgan.cli.demo import report_models
 

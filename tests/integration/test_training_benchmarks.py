@@ -35,6 +35,17 @@ def test_benchmark_runs(script: str, args: list[str]) -> None:
         assert run["name"] == "paper-gpu" and run["config"]["loss"] == "wgan-gp"
         assert {p["stage"] for p in run["points"]} == {1, 2}
         assert all(0 <= p["acc_view"] <= 1 and p["rel_fd"] > 0 for p in run["points"])
+        # data parallel on the CPU (2 gloo ranks vs 1 process); without a GPU its rows say so
+        rows = {r["setup"]: r for r in out["ddp"]["rows"]}
+        assert rows["2 CPU ranks, DDP (gloo)"]["world"] == 2 and rows["1 CPU process"]["world"] == 1
+        assert all(rows[k]["images_per_s"] > 0 for k in ("2 CPU ranks, DDP (gloo)", "1 CPU process"))
+        assert rows["2 GPUs, DDP (NCCL)"]["images_per_s"] == "not measured"
+        # generator service at 16 clients, micro-batching on and off, n=1 and n=16
+        gen = out["generator"]
+        assert gen["clients"] == 16 and {(r["batching"], r["n"]) for r in gen["rows"]} == {
+            (b, n) for b in (True, False) for n in (1, 16)
+        }
+        assert all(r["images_per_s"] > 0 for r in gen["rows"])
     else:
         assert out["ours_images_per_s"] > 0 and out["naive_images_per_s"] > 0 and out["ratio"] > 0
 

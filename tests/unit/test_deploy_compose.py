@@ -383,6 +383,15 @@ def test_gpu_override_reserves_nvidia_gpus(compose_gpu: dict[str, Any]) -> None:
     assert service_env(services["gateway"])["GDGAN_DEVICE"] == "cpu"
 
 
+def test_gpu_override_gives_the_trainer_every_gpu(compose_gpu: dict[str, Any]) -> None:
+    """A job with nproc_per_node = the host's GPU count runs one DDP rank per GPU in one trainer."""
+    (dev,) = compose_gpu["services"]["trainer"]["deploy"]["resources"]["reservations"]["devices"]
+    assert dev["count"] == "all" and dev["driver"] == "nvidia"
+    for name in ("generator", "evaluator"):  # the others keep one GPU each
+        (d,) = compose_gpu["services"][name]["deploy"]["resources"]["reservations"]["devices"]
+        assert d["count"] == 1, name
+
+
 @pytest.mark.parametrize("name", ["generator", "trainer", "evaluator"])
 def test_torch_threads_match_the_cpu_limit(compose: dict[str, Any], name: str) -> None:
     """torch would start one thread per host core; inside a CPU limit that only causes throttling."""

@@ -376,3 +376,40 @@ def test_torch_threads_follow_the_cpu_limit(
     (e,) = [e for e in c["env"] if e["name"] == "GDGAN_NUM_THREADS"]
     assert e["valueFrom"]["resourceFieldRef"]["resource"] == "limits.cpu"
     assert cpu_cores(c["resources"]["limits"]["cpu"]) >= 1
+
+
+# --- multi-node training (gpu overlay) ------------------------------------------------------------
+def test_gpu_overlay_runs_a_multi_node_training_as_an_indexed_job(
+    built: dict[str, list[dict[str, Any]]],
+) -> None:
+    """Pod i of the Indexed Job is torchrun node i; pods meet at pod 0 through the headless
+    Service. What a schema cannot see: the rendezvous host is pod 0's DNS name under that
+    Service, the node count matches the Job's completions, the GPUs per pod match the ranks per
+    node, and the command is the real CLI's (it parses with these flags)."""
+    from gdgan.cli.main import app as cli
+
+    objs = built["gpu"]
+    job = find(objs, "Job", "train-ddp")
+    svc = find(objs, "Service", "train-ddp")
+    cm = find(objs, "ConfigMap", "train-ddp")["data"]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed" and spec["suspend"] is True
+    assert spec["completions"] == spec["parallelism"] == int(cm["DDP_NNODES"]) >= 2
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    pod = spec["template"]["spec"]
+    assert pod["subdomain"] == svc["metadata"]["name"]
+    (c,) = pod["containers"]
+    args = c["args"]
+    host, port = args[args.index("--rdzv-endpoint") + 1].split(":")
+    assert host == f"{job['metadata']['name']}-0.{svc['metadata']['name']}"
+    assert int(port) == svc["spec"]["ports"][0]["port"]
+    assert c["resources"]["limits"]["nvidia.com/gpu"] == int(cm["DDP_NPROC_PER_NODE"])
+    assert {"name": "GDGAN_DEVICE", "value": "cuda"} in c["env"]
+    # $(VAR) references resolve from the pod's env (kubelet expands them), and the CLI accepts them
+    env_names = set(cm) | {e["name"] for e in c["env"]}
+    filled = [re.sub(r"\$\((\w+)\)", lambda m: cm.get(m.group(1), "1"), a) for a in args]
+    assert all(m in env_names for a in args for m in re.findall(r"\$\((\w+)\)", a))
+    result = CliRunner().invoke(cli, [*filled[1:], "--help"])
+    assert result.exit_code == 0, result.output
+    assert args[:3] == ["gdgan", "train", "gdgan"] and "--resume" in args  # every node: the same run
+    assert "train-ddp" not in yaml.safe_dump_all(built["cpu"])

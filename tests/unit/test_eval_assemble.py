@@ -5,7 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gdgan.evaluation.assemble import fixed_threads, pop_timings
+from gdgan.evaluation.assemble import pop_timings
+from gdgan.evaluation.sections import fixed_threads
 
 
 def test_assemble_does_not_import_experiment() -> None:

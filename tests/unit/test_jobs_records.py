@@ -6,8 +6,9 @@ import threading
 import time
 
 import pytest
+from gdgan.jobs.eval_tasks import eval_parts, section_parts
 from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
-from gdgan.jobs.tasks import eval_parts, human_error
+from gdgan.jobs.tasks import human_error
 
 
 @pytest.fixture
@@ -109,9 +110,13 @@ def test_eval_parts_fan_out_shape() -> None:
 
     plan = EvaluationPlan(dataset_id="dataset-x", repeats=2, preset="tiny")
     gans, clfs = eval_parts(plan)
-    # one part per (GAN, split), every GDGAN (the longer) before any ACGAN: the trainers share
-    # the six parts instead of one trainer taking a whole third split alone
-    assert gans == ["gan:gdgan:r0", "gan:gdgan:r1", "gan:acgan:r0", "gan:acgan:r1"]
+    # one part per (GAN, split): split 0's first (the report's quality sections wait for them),
+    # then every other GDGAN (the longer) before any other ACGAN: the trainers share the parts
+    # instead of one trainer taking a whole third split alone
+    assert gans == ["gan:gdgan:r0", "gan:acgan:r0", "gan:gdgan:r1", "gan:acgan:r1"]
+    three = EvaluationPlan(dataset_id="dataset-x", repeats=3, preset="tiny")
+    assert eval_parts(three)[0][2:] == ["gan:gdgan:r1", "gan:gdgan:r2", "gan:acgan:r1", "gan:acgan:r2"]
+    assert section_parts() == ["sec:quality", "sec:harness"]
     assert len(clfs) == 10 and "clf:gdgan:r1" in clfs
     only_gdgan = EvaluationPlan(
         dataset_id="dataset-x", repeats=1, preset="tiny", strategies=["none", "gdgan"]
@@ -124,7 +129,7 @@ def test_eval_parts_fan_out_shape() -> None:
 
 
 def test_gan_parts_of_a_repeat_merge_for_classifiers_and_report() -> None:
-    from gdgan.jobs.tasks import _gan_ids, _gan_part
+    from gdgan.jobs.eval_tasks import _gan_ids, _gan_part
 
     assert _gan_part("gan:acgan:r12") == ("acgan", 12)
     results = {

@@ -16,11 +16,14 @@ from gdgan.data.phantom import (
     NIH_PREVALENCE,
     PhantomConfig,
     PhantomError,
+    _pixel_coords,
     make_phantom,
     phantom_labels,
     render_images,
     write_nih_format,
 )
+from gdgan.data.phantom import texture as film
+from gdgan.data.phantom.config import FLAT_SHIFT_SD, FLAT_ZOOM_SD, LOOKS
 from gdgan.labels import (
     FINDINGS,
     NIH_CARDIOMEGALY_BY_GROUP,
@@ -337,8 +340,104 @@ def test_texture_adds_local_structure_and_exposure_spread() -> None:
     # Exposure: brightness varies more between films than on the flat phantom.
     assert tex.mean(axis=(1, 2)).std() > 1.3 * flat.mean(axis=(1, 2)).std()
     # Collimation and side markers appear at their rates.
-    assert _binomial_ok(int((~np.isnan(p["collim"])).sum()), 200, 0.35)
-    assert _binomial_ok(int((~np.isnan(p["marker_x"])).sum()), 200, 0.6)
+    assert _binomial_ok(int((~np.isnan(p["collim"])).sum()), 200, film.COLLIMATION_RATE)
+    assert _binomial_ok(int((~np.isnan(p["marker_x"])).sum()), 200, LOOKS["calibrated"].marker_rate)
+
+
+def _clipped_normal(lo: float, hi: float, loc: float, scale: float) -> tuple[float, float]:
+    """Mean and SD of N(loc, scale) clipped (not truncated) to [lo, hi], in closed form."""
+    a, b = (lo - loc) / scale, (hi - loc) / scale
+    n = stats.norm
+    m1 = n.pdf(a) - n.pdf(b) + a * n.cdf(a) + b * n.sf(b)
+    m2 = n.cdf(b) - n.cdf(a) + a * n.pdf(a) - b * n.pdf(b) + a * a * n.cdf(a) + b * b * n.sf(b)
+    return loc + scale * m1, scale * float(np.sqrt(m2 - m1 * m1))
+
+
+@pytest.mark.parametrize("look", sorted(LOOKS))
+def test_framing_varies_as_set(look: str) -> None:
+    """The patient's shift and zoom on the film follow the clipped normals of the look (texture=1;
+    texture=0 keeps the first phantom's framing in every look). Checked against the clipped
+    normal's closed-form moments, 20k rows."""
+    lk = LOOKS[look]
+    for texture in (1.0, 0.0):
+        _, p = phantom_labels(PhantomConfig(n=20_000, size=64, seed=23, texture=texture, look=look))
+        pa = p["ap"] == 0
+        sd = lk.shift_sd if texture else FLAT_SHIFT_SD
+        _, ref_sd = _clipped_normal(-2.0 * sd, 2.0 * sd, 0.0, sd)
+        for key in ("shift_x", "shift_y"):
+            x = p[key][pa]
+            assert np.abs(x).max() <= 2.0 * sd + 1e-6
+            assert abs(x.std() - ref_sd) < 0.03 * ref_sd, (key, x.std(), ref_sd)
+        zm, zsd = 1.0 + lk.zoom_extra * texture, lk.zoom_sd if texture else FLAT_ZOOM_SD
+        z_mean, z_sd = _clipped_normal(*lk.zoom_clip, zm, zsd)
+        z = p["zoom"][pa]
+        assert abs(z.mean() - z_mean) < 5.0 * z_sd / np.sqrt(z.size), (z.mean(), z_mean)
+        assert abs(z.std() - z_sd) < 0.03 * z_sd, (z.std(), z_sd)
+
+
+def test_nih_matched_look_changes_the_film_only() -> None:
+    """The opt-in look changes framing and film (markers at its rate, a darker film) and
+    nothing in the labels or the ground truth but the framing columns."""
+    cfg = dict(n=3000, size=64, seed=31)
+    lab_c, _ = phantom_labels(PhantomConfig(**cfg))
+    lab_m, p_m = phantom_labels(PhantomConfig(look="nih_matched", **cfg))
+    for key in ("findings", "gender", "view", "patient_id", "gt_ctr", "gt_cardiomegaly", "label_flipped"):
+        np.testing.assert_array_equal(lab_c[key], lab_m[key])
+    assert not np.array_equal(lab_c["gt_thorax_width"], lab_m["gt_thorax_width"])  # zoom differs
+    lk = LOOKS["nih_matched"]
+    assert _binomial_ok(int((~np.isnan(p_m["marker_x"])).sum()), 3000, lk.marker_rate)
+    assert float(p_m["blur"][0]) == pytest.approx(lk.blur)
+    small = dict(n=200, size=64, seed=31)
+    dark = make_phantom(PhantomConfig(look="nih_matched", **small)).images.mean()
+    assert dark < make_phantom(PhantomConfig(**small)).images.mean() - 5.0
+
+
+# Per-image mean grey of the default phantom (n=24, 64 px, seed 0) at the freeze of these
+# defaults (commit 5ca1b2e, 2026-12-01 19:58 UTC). Speed work must leave the default images as
+# they are; a tolerance of 0.02 grey absorbs last-bit differences of float32 exp/log between CPUs
+# (a flipped pixel moves its image's mean by 1/4096) but not any change to the image model.
+FROZEN_MEANS = [
+    185.144,
+    137.572,
+    115.873,
+    89.473,
+    106.76,
+    107.434,
+    139.776,
+    138.976,
+    162.408,
+    105.786,
+    155.528,
+    113.011,
+    118.207,
+    91.239,
+    157.8,
+    193.863,
+    187.232,
+    154.845,
+    198.419,
+    145.046,
+    171.366,
+    159.041,
+    113.047,
+    129.538,
+]
+
+
+def test_frozen_default_images_unchanged() -> None:
+    means = make_phantom(PhantomConfig(n=24, size=64, seed=0)).images.astype(np.float64).mean(axis=(1, 2))
+    np.testing.assert_allclose(means, FROZEN_MEANS, atol=0.02)
+
+
+def test_interp_matrix_cache_returns_the_same_weights() -> None:
+    """The cached interpolation matrices are the ones built from scratch, and read-only."""
+    coords = _pixel_coords(64)
+    m = film._interp_matrix(coords, 14)
+    fresh = film._interp_matrix_cached.__wrapped__(coords.astype(np.float32).tobytes(), 14)
+    np.testing.assert_array_equal(m, fresh)
+    np.testing.assert_allclose(m.sum(axis=1), 1.0, rtol=1e-6)
+    with pytest.raises(ValueError):
+        m[0, 0] = 2.0
 
 
 def _measure_heart(img: np.ndarray, p: dict[str, np.ndarray], i: int, size: int) -> float:

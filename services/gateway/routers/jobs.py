@@ -78,9 +78,13 @@ def create_train(req: TrainRequest, jobs: Jobs, store: Store, who: Caller) -> Jo
 
     dataset_manifest(store, req.dataset_id)
     try:
-        get_config(req.preset, req.overrides)
+        cfg = get_config(req.preset, req.overrides)
     except ConfigError as exc:
         raise field_error("overrides", str(exc)) from None
+    if cfg.batch_size % req.nproc_per_node:
+        raise field_error(
+            "nproc_per_node", f"the global batch_size {cfg.batch_size} must divide by {req.nproc_per_node}"
+        )
     if req.stage1_model:
         m = store.manifest(checked_id(req.stage1_model, "model"))
         if m.kind not in ("gdgan-stage1", "gdgan"):

@@ -327,6 +327,9 @@ def train(
         list[str] | None, typer.Option("--set", help="Override a config field: key=value.")
     ] = None,
     stage1_model: Annotated[str | None, typer.Option(help="Stage-1 model for model=stage2.")] = None,
+    nproc_per_node: Annotated[
+        int, typer.Option("--nproc-per-node", min=1, help="DDP ranks on the trainer's machine (one per GPU).")
+    ] = 1,
     url: Url = None,
     wait: Wait = True,
     as_json: Json = False,
@@ -347,6 +350,8 @@ def train(
     }
     if stage1_model:
         body["stage1_model"] = stage1_model
+    if nproc_per_node > 1:
+        body["nproc_per_node"] = nproc_per_node
     _submit(url, "/v1/jobs/train", body, wait, as_json)
 
 

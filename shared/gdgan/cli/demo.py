@@ -216,7 +216,7 @@ def demo(
         (out / "grid.png").write_bytes(grid)
     except ClientError as exc:
         _die(str(exc))
-    print_tables(report)
+    print_tables(report, harness=False)
     print_quality(report)
     st = read_state(home) or {}
     store = str(st.get("store", ""))

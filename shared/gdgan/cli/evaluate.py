@@ -38,9 +38,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return (StoreError, SettingsError, ValueError, KeyError)
 
 
-def print_tables(report: dict[str, Any], console: Console = out) -> None:
+def print_tables(report: dict[str, Any], console: Console = out, harness: bool = True) -> None:
     """Tables 1 and 2 of the report as rich tables (ours next to the paper's); ``gdgan evaluate``,
-    ``gdgan reproduce`` and ``gdgan demo`` all print them through here."""
+    ``gdgan reproduce`` and ``gdgan demo`` all print them through here. ``harness=False``: not
+    the quality-harness tables (the demo prints them as one compact table of its own)."""
     from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, TABLE2_NOTE, table1_rows, table2_rows
 
     try:
@@ -70,11 +71,11 @@ def print_tables(report: dict[str, Any], console: Console = out) -> None:
         t2.add_row(*r)
     console.print(t2)
     console.print(TABLE2_NOTE, soft_wrap=True)
-    harness = (report.get("quality") or {}).get("harness") or {}
-    if harness.get("available"):
+    h = (report.get("quality") or {}).get("harness") or {}
+    if harness and h.get("available"):
         from gdgan.cli.quality import print_quality
 
-        print_quality(harness, console)
+        print_quality(h, console)
     if statement := (report.get("lineage") or {}).get("statement"):
         console.print(statement, soft_wrap=True)
 

@@ -7,6 +7,7 @@ import typer
 from gdgan.cli import client, data, demo, serve, stack
 from gdgan.cli import evaluate as evaluate_cli
 from gdgan.cli import quality as quality_cli
+from gdgan.cli import report as report_cli
 from gdgan.cli import store as store_cli
 from gdgan.cli import train as train_cli
 
@@ -31,6 +32,7 @@ app.command("sample")(train_cli.sample)
 app.command("evaluate")(evaluate_cli.evaluate)
 app.command("reproduce")(evaluate_cli.reproduce)
 app.command("quality")(quality_cli.quality)
+app.add_typer(report_cli.app, name="report")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,10 @@ Thin wrappers over :func:`gdgan.training.api.train` and
 one JSON object on stdout, and a one-line error with exit code 2 for bad input. Ctrl-C stops
 training at the next step with a checkpoint; ``--resume RUN_ID`` continues it with the
 arguments the run was started with (stored by :mod:`gdgan.training.runs`).
+
+``--nproc-per-node N`` (and ``--nnodes M --rdzv-endpoint HOST:PORT`` on several machines)
+re-runs the same command under ``torchrun``: N data-parallel ranks per node
+(:mod:`gdgan.training.distributed`); rank 0 draws the progress bar and prints the result.
 """
 
 from __future__ import annotations
@@ -82,6 +86,57 @@ class _Flags:
     stage1: str | None = None
 
 
+@dataclass
+class _Ranks:
+    """torchrun's flags of one ``gdgan train`` call (all 1 / None: one process)."""
+
+    nproc_per_node: int = 1
+    nnodes: int = 1
+    rdzv_endpoint: str | None = None
+    max_restarts: int = 0
+
+
+def _flag_args(kind: str, f: _Flags, as_json: bool, device: str | None) -> list[str]:
+    """The ``gdgan train KIND ...`` arguments every rank runs (without torchrun's flags)."""
+    args = ["train", kind]
+    for flag, val in (
+        ("--dataset", f.dataset),
+        ("--preset", f.preset),
+        ("--split-seed", f.split_seed),
+        ("--resume", f.resume),
+        ("--stage1", f.stage1),
+        ("--device", device),
+    ):
+        if val is not None:
+            args += [flag, str(val)]
+    for kv in f.sets:
+        args += ["--set", kv]
+    return args + (["--json"] if as_json else [])
+
+
+def _launch(kind: str, flags: _Flags, as_json: bool, device: str | None, ranks: _Ranks) -> None:
+    """Run this very command on ``ranks`` through torchrun and exit with its exit code."""
+    import subprocess
+
+    from gdgan.store import new_id
+    from gdgan.training.launch import Launch, torchrun_argv
+
+    if ranks.nnodes > 1 and not flags.resume:
+        fail("--resume RUN_ID is required with --nnodes > 1: every node must train the same run")
+    run_id = flags.resume or new_id("run")  # one id for every rank (and every restart)
+    try:
+        launch = Launch(ranks.nproc_per_node, ranks.nnodes, ranks.rdzv_endpoint, run_id, ranks.max_restarts)
+    except ValueError as exc:
+        fail(str(exc))
+        return
+    flags = _Flags(flags.dataset, flags.preset, flags.split_seed, flags.sets, run_id, flags.stage1)
+    argv = torchrun_argv(launch, "gdgan.cli.main", _flag_args(kind, flags, as_json, device))
+    rc = subprocess.call(argv)
+    if rc:
+        err.print(f"distributed run {run_id} ended with exit code {rc}; resume with --resume {run_id}")
+        raise typer.Exit(rc)
+
+
 def _resolve_args(store: Any, kind: str, f: _Flags) -> tuple[str, str, int, dict[str, str], str | None]:
     """(dataset, preset, split seed, overrides, stage 1): from the flags, and on ``--resume`` of a
     stored run from that run for every flag not given (a given flag that contradicts the run is
@@ -113,9 +168,15 @@ def _resolve_args(store: Any, kind: str, f: _Flags) -> tuple[str, str, int, dict
     )
 
 
-def _run(kind: str, flags: _Flags, as_json: bool, device: str | None) -> None:
+def _run(kind: str, flags: _Flags, as_json: bool, device: str | None, ranks: _Ranks | None = None) -> None:
     from gdgan.store import open_store
+    from gdgan.training import distributed as dd
     from gdgan.training.api import train
+
+    if ranks is not None and ranks.nproc_per_node * ranks.nnodes > 1 and not dd.from_env().enabled:
+        _launch(kind, flags, as_json, device, ranks)
+        return
+    main_rank = dd.from_env().is_main
 
     stop = {"flag": False}
 
@@ -133,7 +194,7 @@ def _run(kind: str, flags: _Flags, as_json: bool, device: str | None) -> None:
         dataset, preset, split_seed, overrides, stage1 = _resolve_args(store, kind, flags)
         old = signal.signal(signal.SIGINT, on_sigint)
         try:
-            with _progress_bar(not as_json or sys.stderr.isatty()) as bar:
+            with _progress_bar(main_rank and (not as_json or sys.stderr.isatty())) as bar:
                 result = train(
                     kind,
                     dataset,
@@ -151,6 +212,8 @@ def _run(kind: str, flags: _Flags, as_json: bool, device: str | None) -> None:
             signal.signal(signal.SIGINT, old)
     except _user_errors() as exc:
         fail(str(exc))
+        return
+    if not main_rank:  # rank 0 speaks for the run
         return
     if as_json:
         print(json.dumps(result.to_dict()))
@@ -181,6 +244,12 @@ RESUME = typer.Option(
 )
 JSON = typer.Option(False, "--json", help="Print one JSON object on stdout.")
 DEVICE = typer.Option(None, "--device", help="cpu | cuda (default: GDGAN_DEVICE / auto).")
+NPROC = typer.Option(
+    1, "--nproc-per-node", min=1, help="Data-parallel ranks on this machine (torchrun; one per GPU)."
+)
+NNODES = typer.Option(1, "--nnodes", min=1, help="Machines in the run (each runs this same command).")
+RDZV = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT where the nodes meet (c10d rendezvous).")
+RESTARTS = typer.Option(0, "--max-restarts", min=0, help="Restarts of all ranks after one fails (resumes).")
 
 
 @app.command("stage1")
@@ -192,9 +261,19 @@ def stage1_cmd(
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
+    nproc_per_node: int = NPROC,
+    nnodes: int = NNODES,
+    rdzv_endpoint: str | None = RDZV,
+    max_restarts: int = RESTARTS,
 ) -> None:
     """Train GDGAN stage 1: G1(z, gender/view) against D1."""
-    _run("stage1", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
+    _run(
+        "stage1",
+        _Flags(dataset, preset, split_seed, set_, resume),
+        json_,
+        device,
+        _Ranks(nproc_per_node, nnodes, rdzv_endpoint, max_restarts),
+    )
 
 
 @app.command("stage2")
@@ -209,9 +288,19 @@ def stage2_cmd(
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
+    nproc_per_node: int = NPROC,
+    nnodes: int = NNODES,
+    rdzv_endpoint: str | None = RDZV,
+    max_restarts: int = RESTARTS,
 ) -> None:
     """Train GDGAN stage 2 (G2/D2) on top of a frozen stage-1 model."""
-    _run("stage2", _Flags(dataset, preset, split_seed, set_, resume, stage1), json_, device)
+    _run(
+        "stage2",
+        _Flags(dataset, preset, split_seed, set_, resume, stage1),
+        json_,
+        device,
+        _Ranks(nproc_per_node, nnodes, rdzv_endpoint, max_restarts),
+    )
 
 
 @app.command("gdgan")
@@ -223,9 +312,19 @@ def gdgan_cmd(
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
+    nproc_per_node: int = NPROC,
+    nnodes: int = NNODES,
+    rdzv_endpoint: str | None = RDZV,
+    max_restarts: int = RESTARTS,
 ) -> None:
     """Train both GDGAN stages and write the bundle artifact."""
-    _run("gdgan", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
+    _run(
+        "gdgan",
+        _Flags(dataset, preset, split_seed, set_, resume),
+        json_,
+        device,
+        _Ranks(nproc_per_node, nnodes, rdzv_endpoint, max_restarts),
+    )
 
 
 @app.command("acgan")
@@ -237,9 +336,19 @@ def acgan_cmd(
     resume: str | None = RESUME,
     json_: bool = JSON,
     device: str | None = DEVICE,
+    nproc_per_node: int = NPROC,
+    nnodes: int = NNODES,
+    rdzv_endpoint: str | None = RDZV,
+    max_restarts: int = RESTARTS,
 ) -> None:
     """Train the one-stage ACGAN baseline (all labels)."""
-    _run("acgan", _Flags(dataset, preset, split_seed, set_, resume), json_, device)
+    _run(
+        "acgan",
+        _Flags(dataset, preset, split_seed, set_, resume),
+        json_,
+        device,
+        _Ranks(nproc_per_node, nnodes, rdzv_endpoint, max_restarts),
+    )
 
 
 def sample(

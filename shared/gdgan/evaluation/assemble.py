@@ -1,14 +1,13 @@
 """Assemble the report: aggregate the classifier parts (Table 2, Figure 3, paired comparisons),
-compute the image-quality section (Table 1 and friends) and store everything as one
-``report`` artifact (report.json, report.html, roc.json, roc.png, sample grids)."""
+add the image-quality sections (Table 1 and friends; :mod:`gdgan.evaluation.sections`, read back
+when the job queue computed them beforehand) and store everything as one ``report`` artifact
+(report.json, report.html, roc.json, roc.png, sample grids)."""
 
 from __future__ import annotations
 
 import json
 import platform
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,37 +18,19 @@ from gdgan.evaluation.auc import roc_auc
 from gdgan.evaluation.context import (
     EvaluationError,
     load_eval_dataset,
-    plan_device,
     plan_splits,
     target_column,
 )
 from gdgan.evaluation.lineage import check_lineage
 from gdgan.evaluation.paper import PAPER_REF, PAPER_TABLE1, PAPER_TABLE2
 from gdgan.evaluation.plan import EvaluationPlan
+from gdgan.evaluation.sections import SECTIONS, compute_section, load_section, split0_generators
 from gdgan.evaluation.stats import bootstrap_mean_auc_ci, mean_sd, paired_difference, t_interval
 from gdgan.progress import ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore, StoreError
 
 REPORT_KIND = "report"
 REPORT_SCHEMA_VERSION = 1
-# The report's networks (domain network, judge) are trained and run with this many intra-op
-# threads whatever the machine or GDGAN_NUM_THREADS: CPU kernels split their sums by thread, so
-# another thread count changes the last bits of every step, and over a training run those bits
-# grew into a different synthetic-image IS (ACGAN 1.0068 vs 1.0407 on re-assembly).
-REPORT_THREADS = 1
-
-
-@contextmanager
-def fixed_threads(n: int) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` inside the block, restored after."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 INTERVALS = {
@@ -154,10 +135,12 @@ def assemble_report(
     progress: ProgressCallback = no_progress,
     should_stop: StopFlag = never_stop,
     gans: list[dict[str, Any]] | None = None,
+    sections: dict[str, str] | None = None,
 ) -> str:
-    """Aggregate ``parts`` (run_classifier results), add the quality section, store the report."""
-    from gdgan.evaluation.harness_report import harness_section
-    from gdgan.evaluation.quality import compute_quality
+    """Aggregate ``parts`` (run_classifier results), add the quality sections, store the report.
+
+    ``sections``: {section name: ``eval-section`` artifact id} computed beforehand by the job
+    queue (:mod:`gdgan.evaluation.sections`); a section not given is computed here."""
     from gdgan.evaluation.report import render_html, roc_png
 
     t0 = time.perf_counter()
@@ -167,29 +150,20 @@ def assemble_report(
     target = target_column(plan, ds)
     classification = classification_summary(plan, parts, preset.bootstrap)
     lineage = _lineage(plan, store, parts, gans)
-    generators: dict[str, Any] = {}
     first = lineage["repeats"][0]["models"] if lineage["repeats"] else {}
-    if first:
-        from gdgan.training.sampling import load_generator
-
-        for kind in ("acgan", "gdgan"):
-            if first.get(kind):
-                generators[kind] = load_generator(store, first[kind], device=plan_device(plan))
-    with fixed_threads(REPORT_THREADS):
-        quality, files = compute_quality(
-            plan, preset, ds, splits[0], target, generators, progress, should_stop, device=plan_device(plan)
-        )
-        quality["harness"], harness_files = harness_section(
-            store,
-            ds,
-            splits[0],
-            generators,
-            plan.finding,
-            preset.harness_n,
-            preset.harness_judge,
-            plan.seed_for("harness"),
-            progress,
-        )
+    results: dict[str, tuple[dict[str, Any], dict[str, bytes]]] = {}
+    todo = [n for n in SECTIONS if not (sections or {}).get(n)]
+    for name in SECTIONS:
+        if name not in todo:
+            results[name] = load_section(store, (sections or {})[name], name, first)
+    if todo:
+        generators = split0_generators(plan, store, first)
+        for name in todo:
+            results[name] = compute_section(name, plan, store, generators, progress, should_stop)
+    quality, files = results["quality"]
+    quality = dict(quality)
+    files = dict(files)
+    quality["harness"], harness_files = results["harness"]
     files.update(harness_files)
     report = build_report(
         plan, ds, splits, target, classification, lineage, quality, created=_parts_created(store, parts)

@@ -33,6 +33,7 @@ TASK_ROUTES = {
     "gdgan.eval_gan": {"queue": TRAIN_QUEUE},
     "gdgan.evaluate": {"queue": EVAL_QUEUE},
     "gdgan.eval_classifier": {"queue": EVAL_QUEUE},
+    "gdgan.eval_section": {"queue": EVAL_QUEUE},
     "gdgan.eval_report": {"queue": EVAL_QUEUE},
     "gdgan.generate": {"queue": EVAL_QUEUE},
 }
@@ -49,7 +50,7 @@ def make_celery(settings: Settings | None = None) -> Celery:
         "gdgan",
         broker=s.redis_url,
         backend=s.redis_url,
-        include=["gdgan.jobs.tasks", "gdgan.jobs.heartbeat"],
+        include=["gdgan.jobs.tasks", "gdgan.jobs.eval_tasks", "gdgan.jobs.heartbeat"],
     )
     app.conf.update(
         task_serializer="json",

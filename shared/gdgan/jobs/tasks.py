@@ -14,11 +14,8 @@ same life cycle:
    no progress, no artifact commits, no outcome (``gdgan.jobs.lease``). Errors become a one-line,
    human-readable message in the record; the traceback goes only to the worker log.
 
-Evaluation fans out without Celery chords, which do not compose with the per-job idempotency
-above: one task per (GAN, split) training (queue ``train``) and per (strategy × repeat)
-classifier (queue ``eval``); a GAN part is one GAN of one split. Each part stores its result in
-the job's parts hash; a GAN part enqueues the classifier part that needs its model, and the
-part that completes the set enqueues the report task (exactly once, via SET NX).
+Evaluation's fan-out (a task per GAN, classifier and report section) is in
+``gdgan.jobs.eval_tasks``.
 """
 
 from __future__ import annotations
@@ -34,15 +31,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE, app, send
+from gdgan.jobs.celery_app import app
 from gdgan.jobs.lease import Lease
 from gdgan.jobs.records import JobNotFound, JobStore
 from gdgan.progress import Cancelled, Progress
 from gdgan.settings import get_settings
 
 log = logging.getLogger("gdgan.jobs")
-
-GAN_STRATEGIES = ("acgan", "gdgan")
 
 _jobs: JobStore | None = None
 # the lease of the job this worker process runs now (set by run_job; read by _store)
@@ -373,6 +368,8 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         except redis.RedisError as exc:  # a preview is best effort, like progress; training goes on
             log.warning("preview write failed for %s: %s", ctx.job_id, exc)
 
+    if int(p.get("nproc_per_node") or 1) > 1:
+        return _train_distributed(ctx, preview)
     res = train(
         p["model"],
         ds,
@@ -391,6 +388,48 @@ def _train_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
     if res.model_id:
         result["model_id"] = res.model_id
     return res.status, result
+
+
+def _train_distributed(
+    ctx: JobContext, preview: Callable[[str, int, bytes], None]
+) -> tuple[str, dict[str, Any]]:
+    """The job's ranks under torchrun, supervised by this worker (:mod:`gdgan.training.launch`):
+    it keeps the lease and publishes rank 0's progress; cancel reaches every rank through a stop
+    file; a lost lease kills the rank group, so a job taken over elsewhere gets no more writes."""
+    from gdgan.training.launch import Launch, RankFailure, run_ranks
+
+    p = ctx.params
+    spec = {
+        "kind": p["model"],
+        "dataset_id": p["dataset_id"],
+        "preset": p.get("preset", "demo"),
+        "overrides": p.get("overrides") or None,
+        "split_seed": p.get("split_seed", 0),
+        "stage1_model": p.get("stage1_model"),
+        "run_id": ctx.job_id,
+    }
+    launch = Launch(
+        int(p["nproc_per_node"]), rdzv_id=ctx.job_id, max_restarts=get_settings().ddp_max_restarts
+    )
+    try:
+        res = run_ranks(
+            spec,
+            launch,
+            progress=ctx.progress,
+            should_stop=ctx.should_stop,
+            preview=preview,
+            must_abort=ctx.progress.lease.lost.is_set,
+        )
+    except RankFailure as exc:  # the job record gets the one line; the worker log torchrun's report
+        log.error("job %s: torchrun's report:\n%s", ctx.job_id, exc.tail)
+        raise
+    result: dict[str, Any] = {
+        "model_ids": dict(res.get("model_ids") or {}),
+        "nproc_per_node": launch.nproc_per_node,
+    }
+    if res.get("id"):
+        result["model_id"] = res["id"]
+    return str(res["status"]), result
 
 
 @app.task(name="gdgan.train", bind=True)
@@ -434,176 +473,3 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
 @app.task(name="gdgan.generate", bind=True)
 def generate_task(self: Any, job_id: str) -> None:
     run_job(self, job_id, _generate_body)
-
-
-# --------------------------------------------------------------------------------------------
-# evaluation fan-out
-def _plan(params: dict[str, Any]):  # -> EvaluationPlan
-    from gdgan.evaluation.plan import EvaluationPlan
-
-    return EvaluationPlan.model_validate(params["plan"])
-
-
-def eval_parts(plan: Any) -> tuple[list[str], list[str]]:
-    """(GAN parts, classifier parts) of a plan: 'gan:gdgan:r0', 'clf:none:r0', ...
-
-    One GAN part per (GAN strategy, repeat): it trains that GAN on that split's training part
-    when the plan names no model, else only resolves and lineage-checks the given one. Every
-    GDGAN part comes before any ACGAN part (longest first): with a part per split *and* kind
-    the trainers share the work evenly, where one part per split left a trainer alone with
-    the last split while a core waited."""
-    kinds = [k for k in ("gdgan", "acgan") if k in plan.strategies]  # the longer first
-    gans = [f"gan:{k}:r{r}" for k in kinds for r in range(plan.repeats)] if plan.needs_gans() else []
-    clfs = [f"clf:{s}:r{r}" for r in range(plan.repeats) for s in plan.strategies]
-    return gans, clfs
-
-
-def _gan_part(part: str) -> tuple[str, int]:
-    """'gan:gdgan:r2' -> ('gdgan', 2)."""
-    _, kind, rtag = part.split(":")
-    return kind, int(rtag[1:])
-
-
-def _gan_ids(results: dict[str, Any], repeat: int) -> dict[str, Any]:
-    """The GAN parts of one repeat merged: {"repeat", "split_seed", "models", "lineage", ...}."""
-    out: dict[str, Any] = {"repeat": repeat, "models": {}, "lineage": {}, "trained_here": {}}
-    for kind in GAN_STRATEGIES:
-        res = results.get(f"gan:{kind}:r{repeat}")
-        if not res:
-            continue
-        for key, val in res.items():
-            if isinstance(val, dict):
-                out.setdefault(key, {}).update(val)
-            else:
-                out[key] = val
-    return out
-
-
-def _gan_queue(plan: Any, kind: str) -> str:
-    """GAN training belongs on the trainer (GPU); resolving given models is cheap work for 'eval'."""
-    given = plan.gdgan_model if kind == "gdgan" else plan.acgan_model
-    return EVAL_QUEUE if given else TRAIN_QUEUE
-
-
-def _evaluate_body(ctx: JobContext) -> None:
-    """Orchestrator: record the parts, enqueue every part that can start now."""
-    jobs = job_store()
-    plan = _plan(ctx.params)
-    gans, clfs = eval_parts(plan)
-    for name in gans + clfs:
-        if name not in jobs.get(ctx.job_id).parts:
-            jobs.set_part(ctx.job_id, name, "queued")
-    if not jobs.claim_once(ctx.job_id, "fanout"):
-        return None  # a redelivered orchestrator: the parts were sent already
-    for name in gans:
-        send("gdgan.eval_gan", ctx.job_id, name, queue=_gan_queue(plan, _gan_part(name)[0]))
-    for name in clfs:
-        strategy = name.split(":")[1]
-        if not (gans and strategy in GAN_STRATEGIES):
-            send("gdgan.eval_classifier", ctx.job_id, name)
-    ctx.progress(Progress("evaluate", 0, len(gans) + len(clfs), message="parts enqueued"))
-    return None
-
-
-@app.task(name="gdgan.evaluate", bind=True)
-def evaluate_task(self: Any, job_id: str) -> None:
-    run_job(self, job_id, _evaluate_body)
-
-
-def _part_done(ctx: JobContext, result: dict[str, Any]) -> None:
-    jobs = job_store()
-    if (lease := _LEASE.get()) is not None:
-        lease.fence()  # a part whose lease moved on must not publish a second result
-    jobs.put_part_result(ctx.job_id, ctx.part or "", result)
-    jobs.set_part(ctx.job_id, ctx.part or "", "succeeded")
-    rec = jobs.get(ctx.job_id)
-    total = len(rec.parts)
-    done = sum(1 for v in rec.parts.values() if v == "succeeded")
-    jobs.set_progress(
-        monotonic=True,
-        job_id=ctx.job_id,
-        progress={
-            "phase": "evaluate",
-            "step": done,
-            "total": total,
-            "fraction": done / max(1, total),
-            "message": f"{ctx.part} done",
-        },
-    )
-
-
-def _eval_gan_body(ctx: JobContext) -> None:
-    from gdgan.evaluation.experiment import train_split_gans
-
-    _threads()
-    jobs = job_store()
-    plan = _plan(ctx.params)
-    kind, repeat = _gan_part(ctx.part or "")
-    done = jobs.part_results(ctx.job_id).get(ctx.part or "")
-    if done is None:
-        ids = train_split_gans(plan, repeat, _store(), ctx.progress, ctx.should_stop, kinds=(kind,))
-        if ctx.should_stop():
-            raise Cancelled(f"{ctx.part} stopped")
-        _part_done(ctx, dict(ids))
-    if jobs.claim_once(ctx.job_id, f"after:{ctx.part}"):
-        send("gdgan.eval_classifier", ctx.job_id, f"clf:{kind}:r{repeat}")
-    return None
-
-
-@app.task(name="gdgan.eval_gan", bind=True)
-def eval_gan_task(self: Any, job_id: str, part: str) -> None:
-    run_job(self, job_id, _eval_gan_body, part=part)
-
-
-def _eval_classifier_body(ctx: JobContext) -> None:
-    from gdgan.evaluation.experiment import run_classifier
-
-    _threads()
-    jobs = job_store()
-    plan = _plan(ctx.params)
-    _, strategy, rtag = (ctx.part or "").split(":")
-    repeat = int(rtag[1:])
-    results = jobs.part_results(ctx.job_id)
-    if ctx.part not in results:
-        gan_ids = _gan_ids(results, repeat)
-        res = run_classifier(plan, repeat, strategy, gan_ids, _store(), ctx.progress, ctx.should_stop)
-        if ctx.should_stop():
-            raise Cancelled(f"{ctx.part} stopped")
-        _part_done(ctx, dict(res))
-    _maybe_report(ctx.job_id, plan)
-    return None
-
-
-def _maybe_report(job_id: str, plan: Any) -> None:
-    jobs = job_store()
-    _, clfs = eval_parts(plan)
-    results = jobs.part_results(job_id)
-    if all(c in results for c in clfs) and jobs.claim_once(job_id, "report"):
-        send("gdgan.eval_report", job_id)
-
-
-@app.task(name="gdgan.eval_classifier", bind=True)
-def eval_classifier_task(self: Any, job_id: str, part: str) -> None:
-    run_job(self, job_id, _eval_classifier_body, part=part)
-
-
-def _eval_report_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
-    from gdgan.evaluation.experiment import assemble_report
-
-    _threads()
-    jobs = job_store()
-    plan = _plan(ctx.params)
-    _, clfs = eval_parts(plan)
-    results = jobs.part_results(ctx.job_id)
-    parts = [results[c] for c in clfs]
-    gans = [_gan_ids(results, r) for r in range(plan.repeats)]
-    ctx.progress(Progress("report", 0, 1, message="assembling the report"))
-    report_id = assemble_report(
-        plan, parts, _store(), progress=ctx.progress, should_stop=ctx.should_stop, gans=gans
-    )
-    return "succeeded", {"report_id": report_id}
-
-
-@app.task(name="gdgan.eval_report", bind=True)
-def eval_report_task(self: Any, job_id: str) -> None:
-    run_job(self, job_id, _eval_report_body, part="report")

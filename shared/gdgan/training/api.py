@@ -28,6 +28,7 @@ from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.progress import PreviewCallback, ProgressCallback, StopFlag
 from gdgan.store import ArtifactStore, Manifest, new_id
 from gdgan.training import checkpoint as ck
+from gdgan.training import distributed as dd
 from gdgan.training.artifacts import SAMPLES_FILE, sample_grid, write_bundle, write_model
 from gdgan.training.data import TrainData, index_digest
 from gdgan.training.loop import PhaseRun, run_phase
@@ -128,12 +129,14 @@ class _Context:
         self._data: dict[tuple[int, bool], TrainData] = {}
         self.preview: PreviewCallback | None = None
         self.preview_every = 0
+        self.dist = dd.current()
 
     def data(self, cfg: TrainConfig) -> TrainData:
         cl = self.device.type == "cuda" and cfg.channels_last
         key = (cfg.size, cl)
         if key not in self._data:
-            self._data[key] = TrainData.from_dataset(self.ds, self.idx, cfg.size, self.device, cl)
+            part = dd.shard(self.idx, self.dist)  # each rank holds only its part
+            self._data[key] = TrainData.from_dataset(self.ds, part, cfg.size, self.device, cl)
         return self._data[key]
 
     def _on_step(self, name: str, cfg: TrainConfig, total: int, sampler_for: Any) -> Any:
@@ -160,9 +163,10 @@ class _Context:
                 log.warning(
                     "focus_finding %r: not a finding of this dataset; plain batches", cfg.focus_finding
                 )
-        total = cfg.total_steps(len(data), phase.name)
-        preview = self._on_step(phase.name, cfg, total, sampler_for) if sampler_for else None
-        curve = self.curve(phase.name, cfg, total, sampler_for) if sampler_for else None
+        total = cfg.total_steps(len(self.idx), phase.name)  # the whole split, not this rank's part
+        watch = sampler_for is not None and self.dist.is_main  # rank 0 speaks for the run
+        preview = self._on_step(phase.name, cfg, total, sampler_for) if watch else None
+        curve = self.curve(phase.name, cfg, total, sampler_for) if watch else None
         hooks = [h for h in (preview, curve) if h is not None]
 
         def on_step(step: int, ema: torch.nn.Module) -> None:
@@ -178,7 +182,7 @@ class _Context:
             run_id=self.run_id,
             device=self.device,
             seed_offset=SEED_OFFSET[phase.name],
-            progress=self.progress,
+            progress=self.progress if self.dist.is_main else None,
             should_stop=self.should_stop,
             state_extra={"data_digest": self.digest},
             on_step=on_step if hooks else None,
@@ -264,9 +268,10 @@ def _train_conditional(ctx: _Context, name: str, cfg: TrainConfig) -> tuple[str 
     run = ctx.run(phase, cfg, sampler_for)
     if run.status != "succeeded":
         return None, run
-    sampler = sampler_for(run.ema)
-    m = ctx.write(kind, run, cfg, sampler, [], {})
-    return m.id, run
+    model_id = dd.main_then_broadcast(
+        lambda: ctx.write(kind, run, cfg, sampler_for(run.ema), [], {}).id, ctx.dist
+    )
+    return model_id, run
 
 
 def _load_stage1(ctx: _Context, stage1_id: str) -> tuple[Manifest, torch.nn.Module, torch.nn.Module]:
@@ -314,9 +319,11 @@ def _train_stage2(ctx: _Context, cfg: TrainConfig, stage1_id: str) -> tuple[str 
     run = ctx.run(phase, cfg, sampler_for)
     if run.status != "succeeded":
         return None, run
-    sampler = sampler_for(run.ema)
-    m = ctx.write("gdgan-stage2", run, cfg, sampler, [s1.id], {"stage1": s1.id})
-    return m.id, run
+    model_id = dd.main_then_broadcast(
+        lambda: ctx.write("gdgan-stage2", run, cfg, sampler_for(run.ema), [s1.id], {"stage1": s1.id}).id,
+        ctx.dist,
+    )
+    return model_id, run
 
 
 def _resolve_dataset(store: ArtifactStore, dataset: ImageDataset | str) -> ImageDataset:
@@ -404,11 +411,16 @@ def train(
     from gdgan.settings import get_settings, resolve_device
 
     device = resolve_device(None if device is None else str(device))
+    dist, device = dd.setup(device)  # joins the torchrun process group when there is one
     if get_settings().num_threads:  # e.g. 1 on a shared machine, where OpenMP threads thrash
         torch.set_num_threads(get_settings().num_threads)
+    if dist.enabled and not run_id:
+        raise ConfigError("run_id: every rank of a distributed run must be given the same run id")
     run_id = run_id or new_id("run")
-    stage1_model = _check_run(
-        store, run_id, kind, ds, preset, overrides, split_seed, train_idx, idx, cfg, stage1_model
+    s1 = stage1_model
+    stage1_model = dd.main_then_broadcast(
+        lambda: _check_run(store, run_id, kind, ds, preset, overrides, split_seed, train_idx, idx, cfg, s1),
+        dist,
     )
     ctx = _Context(ds, idx, split_seed, store, run_id, torch.device(device), progress, should_stop)
     ctx.preview, ctx.preview_every = preview, preview_every
@@ -443,11 +455,15 @@ def train(
     if not record("stage2", s2_id, run2):
         return result
     assert s2_id is not None
-    bundle = ck.finished_model(store, ctx.run_id, "bundle")
-    if bundle is None:
+
+    def bundle_id() -> str:
+        done = ck.finished_model(store, ctx.run_id, "bundle")
+        if done is not None:
+            return done
         s1m, s2m = store.manifest(s1_id), store.manifest(s2_id)
         bm = write_bundle(store, s1m, s2m, store.get_bytes(s2_id, SAMPLES_FILE))
         ck.mark_done(store, ctx.run_id, "bundle", bm.id)
-        bundle = bm.id
-    record("gdgan", bundle, None)
+        return bm.id
+
+    record("gdgan", dd.main_then_broadcast(bundle_id, dist), None)
     return result

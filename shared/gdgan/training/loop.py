@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +27,12 @@ from torch import nn
 from gdgan.progress import Progress, ProgressCallback, StopFlag, never_stop, no_progress
 from gdgan.store import ArtifactStore
 from gdgan.training import checkpoint as ck
+from gdgan.training import distributed as dd
 from gdgan.training.data import TrainData
 from gdgan.training.phases import Batch
 from gdgan.training.presets import TrainConfig
 
+log = logging.getLogger(__name__)
 FINAL_LOSS_WINDOW = 20  # steps averaged into a manifest's "final losses"
 
 
@@ -109,6 +112,7 @@ def run_phase(
     """
     progress = progress or no_progress
     should_stop = should_stop or never_stop
+    dist = dd.current()  # several ranks under torchrun: see gdgan.training.distributed
     G, D = phase.G, phase.D
     if device.type == "cuda" and cfg.channels_last:
         G.to(memory_format=torch.channels_last)
@@ -116,7 +120,7 @@ def run_phase(
     ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=tuple(cfg.betas))
-    rows_gen, noise_gen = make_generators(cfg.seed + seed_offset, device)
+    rows_gen, noise_gen = make_generators(dd.rank_seed(cfg.seed + seed_offset, dist.rank), device)
     history: dict[str, list[float]] = {"step": []}
     start = 0
 
@@ -133,21 +137,24 @@ def run_phase(
         ck.load_module_tensors("ema", ema, tensors)
         ck.load_optimizer_tensors("opt_g", opt_g, tensors, state["opt_g"])
         ck.load_optimizer_tensors("opt_d", opt_d, tensors, state["opt_d"])
-        rows_gen.set_state(tensors["rng.rows"])
-        noise_gen.set_state(tensors["rng.noise"].to(noise_gen.get_state().device))
         history = state["history"]
         start = int(state["step"])
+        saved_world = int(state.get("world_size", 1))
+        if not dd.load_rng(tensors, saved_world, rows_gen, noise_gen, dist, cfg.seed + seed_offset, start):
+            log.warning("%s: resuming a %d-rank checkpoint on %d ranks", phase.name, saved_world, dist.world)
 
-    def save(step: int) -> str:
+    def save(step: int) -> str | None:
         tensors = {**ck.module_tensors("G", G), **ck.module_tensors("D", D), **ck.module_tensors("ema", ema)}
         tg, jg = ck.optimizer_tensors("opt_g", opt_g)
         td, jd = ck.optimizer_tensors("opt_d", opt_d)
         tensors.update(tg)
         tensors.update(td)
-        tensors["rng.rows"] = rows_gen.get_state()
-        tensors["rng.noise"] = noise_gen.get_state().cpu()
+        tensors.update(dd.rng_tensors(rows_gen, noise_gen, dist))  # collective: every rank calls save
+        if not dist.is_main:
+            return None
         state = {
             "step": step,
+            "world_size": dist.world,
             "phase": phase.name,
             "config": cfg.to_dict(),
             "opt_g": jg,
@@ -157,8 +164,11 @@ def run_phase(
         }
         return ck.save_checkpoint(store, run_id, phase.name, step, tensors, state)
 
-    G_fwd = torch.compile(G) if (cfg.compile and device.type == "cuda") else G
+    D_ddp = dd.wrap(D, dist)  # the critic step's; the generator step uses the raw critic
+    G_ddp = dd.wrap(G, dist)
+    G_fwd = torch.compile(G_ddp) if (cfg.compile and device.type == "cuda") else G_ddp
     phase.G = G_fwd
+    batch_size = dd.local_batch(cfg.batch_size, dist)  # cfg.batch_size is the global batch
     pending: list[tuple[int, torch.Tensor]] = []
     names: list[str] = []
 
@@ -181,18 +191,20 @@ def run_phase(
     G.train()
     D.train()
     while step < total:
-        if should_stop():
+        if dd.any_rank(should_stop(), dist, device):
             status = "cancelled"
             break
         for i in range(cfg.n_critic):
             phase.critic_iter = step * cfg.n_critic + i  # lazy R1 is keyed on it: resume-exact
-            b = Batch(*data.batch(cfg.batch_size, rows_gen))
+            b = Batch(*data.batch(batch_size, rows_gen))
+            phase.D = D_ddp
             with _autocast(device, cfg):
                 loss_d, parts_d = phase.critic_loss(b, noise_gen)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-        b = Batch(*data.batch(cfg.batch_size, rows_gen))
+        b = Batch(*data.batch(batch_size, rows_gen))
+        phase.D = D
         D.requires_grad_(False)
         with _autocast(device, cfg):
             loss_g, parts_g = phase.generator_loss(b, noise_gen)
@@ -207,7 +219,8 @@ def run_phase(
 
         if not names:
             names = [f"d_{k}" for k in parts_d] + [f"g_{k}" for k in parts_g]
-        pending.append((step, torch.stack([*parts_d.values(), *parts_g.values()]).float()))
+        parts = torch.stack([*parts_d.values(), *parts_g.values()]).float()
+        pending.append((step, dd.mean_over_ranks(parts, dist)))  # the global batch's losses
         if step % cfg.checkpoint_every == 0 and step < total:
             flush()
             ckpt_id = save(step)
@@ -223,7 +236,7 @@ def run_phase(
 
     flush()
     wall = time.perf_counter() - t0
-    phase.G = G
+    phase.G, phase.D = G, D
     if status == "cancelled":
         ckpt_id = save(step)
         progress(Progress(phase.name, step, total, {}, None, None, message="cancelled"))

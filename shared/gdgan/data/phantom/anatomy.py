@@ -11,6 +11,7 @@ from gdgan.data.phantom.findings import _add_findings
 from gdgan.data.phantom.texture import (
     Noise,
     _box_slices,
+    _clip01,
     _f32,
     _interp_matrix,
     _s,
@@ -79,7 +80,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
 
     # ---- body outline: neck, sloping shoulders, trunk ---------------------------------------------
     bw_trunk = tw + c("body_extra")
-    tt = np.clip((Y - (y_apex - A.shoulder_drop)) * (1.0 / A.shoulder_span), 0.0, 1.0)
+    tt = _clip01((Y - (y_apex - A.shoulder_drop)) * (1.0 / A.shoulder_span))
     bw = A.neck_half_width + (bw_trunk - A.neck_half_width) * (tt * (2.0 - tt))  # rounded shoulders
     body = _s((bw - AX) * inv_ew)
     rel = np.minimum(AX / bw, 1.0)
@@ -107,7 +108,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     t2 = t * t
     rx = AX * (1.0 / tw)
     rc = rx * rx + t2 * (A.apex_round + (1.0 - A.apex_round) * t2)  # < 1 inside the cage
-    depth = np.clip(1.0 - rc, 0.0, 1.0)
+    depth = _clip01(1.0 - rc)
     cage = np.minimum(depth * (tw * 0.5 * inv_ew), 1.0)
     cage_above = cage * above
 
@@ -147,7 +148,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     med_low = np.maximum(A.med_into_heart * 0.5 * heart_w, med_top)
     m0 = 0.015 + ash
     mb = box(m0 - med_low, hx + med_low, -big, big)
-    grow = np.clip((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)), 0.0, 1.0)
+    grow = _clip01((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)))
     grow = grow * (2.0 - grow)
     med_w = med_top + (med_low - med_top) * grow
     med_c = m0 + (hx - m0) * grow
@@ -178,7 +179,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # lung markings: vessels radiating from each hilum (spokes in the direction sin(angle) =
     # dy / r, broken up by the texture field), fading towards the periphery, plus hilar shadows
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
-    vessels = np.clip(spokes * 3.0 - 2.0 + 0.6 * texl, 0.0, 1.0)
+    vessels = _clip01(spokes * 3.0 - 2.0 + 0.6 * texl)
     marks_l = A.marking_base * np.maximum(texl, 0.0) + A.vessel * np.sqrt(hilar) * vessels
     marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
@@ -202,7 +203,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     ph = (Y[rb] - y_apex - curve) * (1.0 / spacing) + c("rib_phase")
     fr = np.abs(ph - np.floor(ph) - 0.5)
     rib_band = _s((A.rib_width - fr) * (spacing * inv_ew))
-    rib_zone = np.clip((1.12 - rc[rb]) * 4.0, 0.0, 1.0) * above[rb]
+    rib_zone = _clip01((1.12 - rc[rb]) * 4.0) * above[rb]
     D[rb] += A.rib * rib_band * rib_zone * body[rb] * (1.0 - A.rib_hidden * solid[rb])
 
     # clavicles: sternal end near the midline, lateral end higher on PA, nearly horizontal on AP
@@ -240,15 +241,15 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         _, brr, _ = box(-big, big, by_all - br_all, by_all + br_all)
         Xf, Yf = AX[fem, brr], Y[fem, brr]
         be = ((Xf - bx) / (br * 1.2)) ** 2 + ((Yf - by) / br) ** 2
-        breast = np.clip((1.0 - be) * 3.0, 0.0, 1.0) * np.clip((Yf - by + br) / (1.5 * br), 0.0, 1.0)
+        breast = _clip01((1.0 - be) * 3.0) * _clip01((Yf - by + br) / (1.5 * br))
         D[fem, brr] += (A.breast * pf["breast"][:, None, None]) * breast * body[fem, brr]
 
     # bowel gas and the gastric bubble under the left hemidiaphragm (image right)
-    D[abd] -= A.bowel_gas * np.clip(tex[abd] - 0.6, 0.0, 1.0) * below
+    D[abd] -= A.bowel_gas * _clip01(tex[abd] - 0.6) * below
     gx, gy = 0.42 * tw, dome_top_l + 0.11
     gb = box(gx - 0.10, gx + 0.10, gy - 0.06, gy + 0.06)
     gbd = ((X[gb] - gx) * (1.0 / 0.10)) ** 2 + ((Y[gb] - gy) * (1.0 / 0.06)) ** 2
-    D[gb] -= (A.gastric * c("bubble")) * np.clip(1.0 - gbd, 0.0, 1.0) * (1.0 - above[gb])
+    D[gb] -= (A.gastric * c("bubble")) * _clip01(1.0 - gbd) * (1.0 - above[gb])
 
     # ---- findings ------------------------------------------------------------------------------------
     _add_findings(D, p, X, Y, AX, tw, y_cp, rc, lung, cage_above, air_removed, marks, noise, xs, ys, inv_ew)

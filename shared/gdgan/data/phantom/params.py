@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdgan.data.phantom.config import ANATOMY, CARDIOMEGALY, PhantomConfig
+from gdgan.data.phantom.config import ANATOMY, CARDIOMEGALY, FLAT_SHIFT_SD, FLAT_ZOOM_SD, LOOKS, PhantomConfig
 from gdgan.data.phantom.confounders import draw_confounders
 from gdgan.data.phantom.labels import _draw_ctr
 from gdgan.data.phantom.texture import draw_film
@@ -59,10 +59,15 @@ def _draw_params(
         borderline=borderline,
         reader_sd=cfg.reader_ctr_sd,
     )
-    p["shift_x"] = np.clip(rng.normal(0.0, 0.03, n), -0.06, 0.06)
-    p["shift_y"] = np.clip(rng.normal(0.0, 0.03, n), -0.06, 0.06) + np.where(ap, 0.04, 0.0)
-    # NIH films are framed tighter than the first phantom's: the thorax fills most of the frame.
-    p["zoom"] = np.clip(rng.normal(1.0 + 0.08 * min(cfg.texture, 1.0), 0.04, n), 0.9, 1.2) * np.where(
+    t = min(cfg.texture, 1.0)
+    look = LOOKS[cfg.look]
+    sxy = FLAT_SHIFT_SD + (look.shift_sd - FLAT_SHIFT_SD) * t
+    p["shift_x"] = np.clip(rng.normal(0.0, sxy, n), -2.0 * sxy, 2.0 * sxy)
+    p["shift_y"] = np.clip(rng.normal(0.0, sxy, n), -2.0 * sxy, 2.0 * sxy) + np.where(ap, 0.04, 0.0)
+    # NIH films are framed tighter than the first phantom's (calibrated look: the thorax fills
+    # most of the frame), and less consistently (nih_matched look).
+    zsd = FLAT_ZOOM_SD + (look.zoom_sd - FLAT_ZOOM_SD) * t
+    p["zoom"] = np.clip(rng.normal(1.0 + look.zoom_extra * t, zsd, n), *look.zoom_clip) * np.where(
         ap, 0.97, 1.0
     )
     # AP (bedside, often supine): poorer inspiration -> shorter lungs, higher domes.

@@ -3,12 +3,13 @@ interpolated to the image, soft steps, bounding boxes, and the film's texture an
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from gdgan.data.phantom.config import COARSE_GRID, FINE_GRID, TEXTURE_GRID, PhantomConfig
+from gdgan.data.phantom.config import COARSE_GRID, FINE_GRID, LOOKS, TEXTURE_GRID, PhantomConfig
 
 # Exposure of real films (scaled by PhantomConfig.texture): per-image gamma of the film curve
 # (log-normal SD), window/level spread, heel-effect gradient across the film (grey levels per
@@ -18,10 +19,6 @@ CONTRAST_SD = 0.12
 BRIGHT_SD = 0.04
 HEEL_SD = 0.05
 COLLIMATION_RATE = 0.35
-MARKER_RATE = 0.6
-BLUR = 0.45
-WINDOW_SHIFT = 0.08
-LEVEL_SHIFT = -0.05
 
 
 def _f32(a: np.ndarray | float) -> np.ndarray:
@@ -32,20 +29,21 @@ def draw_film(cfg: PhantomConfig, ap: np.ndarray, rng: np.random.Generator) -> d
     """Per-image exposure and film-handling parameters (drawn for every image, any labels)."""
     n = ap.shape[0]
     t = cfg.texture
+    look = LOOKS[cfg.look]
     p: dict[str, np.ndarray] = {}
     p["tex_amp"] = np.full(n, t)
-    p["blur"] = np.full(n, BLUR * min(t, 1.0))  # the one non-local step of the renderer
+    p["blur"] = np.full(n, look.blur * min(t, 1.0))  # the one non-local step of the renderer
     p["gamma"] = np.exp(rng.normal(0.0, GAMMA_LOG_SD, n) * t)
     # NIH films are darker and more contrasted on average than the first phantom's look.
-    p["window"] = np.exp(rng.normal(0.0, CONTRAST_SD, n) * t) * (1.0 + WINDOW_SHIFT * t)
-    p["level"] = (rng.normal(0.0, BRIGHT_SD, n) + LEVEL_SHIFT) * t
+    p["window"] = np.exp(rng.normal(0.0, CONTRAST_SD, n) * t) * (1.0 + look.window_shift * t)
+    p["level"] = (rng.normal(0.0, BRIGHT_SD, n) + look.level_shift) * t
     p["heel_x"] = rng.normal(0.0, HEEL_SD, n) * t
     p["heel_y"] = rng.normal(0.0, HEEL_SD, n) * t
     collim = rng.random(n) < COLLIMATION_RATE * min(t, 1.0)
     p["collim"] = np.where(collim, rng.uniform(0.86, 1.05, n), np.nan)  # frame units from centre (x)
     p["collim_y"] = rng.uniform(0.88, 1.05, n)  # (y); beyond 1: no border on that axis
     p["collim_grey"] = np.where(rng.random(n) < 0.8, rng.uniform(0.0, 0.2, n), rng.uniform(0.8, 1.0, n))
-    marker = rng.random(n) < MARKER_RATE * min(t, 1.0)
+    marker = rng.random(n) < look.marker_rate * min(t, 1.0)
     p["marker_x"] = np.where(
         marker, np.where(rng.random(n) < 0.5, -1.0, 1.0) * rng.uniform(0.62, 0.85, n), np.nan
     )
@@ -123,7 +121,17 @@ def apply_film(
 # rendering
 # --------------------------------------------------------------------------------------------
 def _interp_matrix(coords: np.ndarray, g: int) -> np.ndarray:
-    """(len(coords), g) bilinear weights of a coarse grid spanning [-1.1, 1.1]."""
+    """(len(coords), g) bilinear weights of a coarse grid spanning [-1.1, 1.1].
+
+    Every chunk of a dataset asks for the same few matrices, so they are built once (cached by
+    the coordinates' bytes; read-only so a caller cannot corrupt the cache)."""
+    c = np.ascontiguousarray(coords, dtype=np.float32)
+    return _interp_matrix_cached(c.tobytes(), g)
+
+
+@functools.lru_cache(maxsize=64)
+def _interp_matrix_cached(coords_bytes: bytes, g: int) -> np.ndarray:
+    coords = np.frombuffer(coords_bytes, dtype=np.float32)
     t = (np.asarray(coords, dtype=np.float64) + 1.1) / 2.2 * (g - 1)
     i0 = np.clip(np.floor(t).astype(int), 0, g - 2)
     w1 = np.clip(t - i0, 0.0, 1.0)
@@ -131,6 +139,7 @@ def _interp_matrix(coords: np.ndarray, g: int) -> np.ndarray:
     rows = np.arange(len(t))
     m[rows, i0] = 1.0 - w1
     m[rows, i0 + 1] = w1
+    m.flags.writeable = False
     return m
 
 
@@ -139,9 +148,23 @@ def _upsample(coarse: np.ndarray, my: np.ndarray, mx: np.ndarray) -> np.ndarray:
     return np.matmul(np.matmul(my, coarse), mx.T)
 
 
+def _clip01(x: np.ndarray) -> np.ndarray:
+    """``np.clip(x, 0, 1)`` for a fresh temporary ``x``: in place through the array method (no
+    dispatch, no second temporary); same values."""
+    if isinstance(x, np.ndarray):
+        return x.clip(0.0, 1.0, out=x)
+    return np.clip(x, 0.0, 1.0)
+
+
 def _s(x: np.ndarray) -> np.ndarray:
-    """Soft step: 1 where x >= 0.5, 0 where x <= -0.5, linear between (x in pixels of edge)."""
-    return np.clip(x + 0.5, 0.0, 1.0)
+    """Soft step: 1 where x >= 0.5, 0 where x <= -0.5, linear between (x in pixels of edge).
+
+    The hottest helper (thousands of calls per dataset, mostly on small boxes): clipped in place
+    through the array method, which skips ``np.clip``'s dispatch and a temporary; same values."""
+    y = x + 0.5
+    if isinstance(y, np.ndarray):
+        return y.clip(0.0, 1.0, out=y)
+    return np.clip(y, 0.0, 1.0)
 
 
 @dataclass

@@ -1,0 +1,131 @@
+"""The demo's evaluation job on an idle machine: wall time and idle core-seconds of the task
+schedule, the old one beside the new one, from measured CPU seconds per task.
+
+Why a model: the only machine here is shared by eight engineers (load 5–17), so the demo's wall
+time measured here says little about ``make demo`` on an idle 2-core machine, while its CPU
+seconds per task do carry over. This replays the job system's queues exactly as
+``gdgan.jobs.eval_tasks`` fills them — FIFO queues ``train`` and ``eval``, one task at a time per
+worker (solo pool), a GAN part enqueuing its classifier, the report once every part is done —
+on ``--cores`` cores shared equally by the busy workers (each worker runs one torch thread,
+``gdgan up`` gives 2 trainers + 2 evaluators on 2 cores), and prints both schedules:
+
+- ``old``: GAN parts longest first (every GDGAN, then every ACGAN); the report task computes the
+  quality sections itself, on one thread, after the last classifier;
+- ``new``: split 0's GANs first; the two quality sections are parts of their own, enqueued on
+  ``eval`` once split 0's GANs exist; the report task only aggregates.
+
+    python benchmarks/demo_schedule.py                       # costs measured in the rehearsal
+    python benchmarks/demo_schedule.py --gdgan 300 --acgan 180     # e.g. a longer training preset
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Task:
+    name: str
+    queue: str
+    cpu: float  # CPU seconds on one core
+    after: list[str] = field(default_factory=list)  # enqueued once all of these are done
+
+
+def build(kind: str, repeats: int, costs: dict[str, float]) -> tuple[list[Task], list[str]]:
+    """The tasks and their initial queue order for schedule ``kind`` ('old' or 'new')."""
+    gd = [f"gan:gdgan:r{r}" for r in range(repeats)]
+    ac = [f"gan:acgan:r{r}" for r in range(repeats)]
+    gan_order = gd + ac if kind == "old" else [gd[0], ac[0], *gd[1:], *ac[1:]]
+    tasks = [Task(g, "train", costs["gdgan"]) for g in gd]
+    tasks += [Task(a, "train", costs["acgan"]) for a in ac]
+    clfs = []
+    for r in range(repeats):
+        for s in ("none", "undersample", "oversample", "acgan", "gdgan"):
+            dep = [f"gan:{s}:r{r}"] if s in ("acgan", "gdgan") else []
+            clfs.append(Task(f"clf:{s}:r{r}", "eval", costs["classifier"], dep))
+    tasks += clfs
+    if kind == "old":
+        report_cpu = costs["report"] + costs["quality"] + costs["harness"]
+        tasks.append(Task("report", "eval", report_cpu, [c.name for c in clfs]))
+    else:
+        secs = [
+            Task(f"sec:{n}", "eval", costs[n], ["gan:gdgan:r0", "gan:acgan:r0"])
+            for n in ("quality", "harness")
+        ]
+        tasks += secs
+        tasks.append(Task("report", "eval", costs["report"], [c.name for c in clfs] + [s.name for s in secs]))
+    first = gan_order + [c.name for c in clfs if not c.after]
+    return tasks, first
+
+
+def simulate(
+    tasks: list[Task], first: list[str], trainers: int, evaluators: int, cores: float
+) -> dict[str, float]:
+    """Wall seconds to the report's end and idle core-seconds, processor sharing among busy workers."""
+    by = {t.name: t for t in tasks}
+    queues: dict[str, list[str]] = {"train": [], "eval": []}
+    for n in first:
+        queues[by[n].queue].append(n)
+    enqueued = set(first)
+    workers = [["train", None, 0.0] for _ in range(trainers)] + [
+        ["eval", None, 0.0] for _ in range(evaluators)
+    ]
+    done: set[str] = set()
+    now, idle = 0.0, 0.0
+    while len(done) < len(tasks):
+        for w in workers:  # idle workers take the next task of their queue
+            if w[1] is None and queues[w[0]]:
+                w[1] = queues[w[0]].pop(0)
+                w[2] = by[w[1]].cpu
+        busy = [w for w in workers if w[1] is not None]
+        if not busy:
+            raise RuntimeError(f"deadlock: done {sorted(done)}")
+        rate = min(1.0, cores / len(busy))  # each worker runs one thread
+        dt = min(w[2] for w in busy) / rate
+        now += dt
+        idle += max(0.0, cores - len(busy) * rate) * dt
+        for w in busy:
+            w[2] -= dt * rate
+            if w[2] <= 1e-9:
+                done.add(w[1])
+                w[1] = None
+        for t in tasks:  # parts whose inputs are all done get enqueued (once)
+            if t.name not in enqueued and all(a in done for a in t.after):
+                queues[t.queue].append(t.name)
+                enqueued.add(t.name)
+    total_cpu = sum(t.cpu for t in tasks)
+    return {"wall_s": now, "idle_core_s": idle, "cpu_s": total_cpu, "bound_s": total_cpu / cores}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    # CPU seconds per task, measured in the rehearsal of 2026-12-01 (docs/notes/evaluation.md)
+    ap.add_argument("--gdgan", type=float, default=190.0, help="GDGAN stage 1 + 2, one split")
+    ap.add_argument("--acgan", type=float, default=110.0, help="ACGAN, one split")
+    ap.add_argument("--classifier", type=float, default=14.0, help="one classifier (strategy × split)")
+    ap.add_argument("--quality", type=float, default=101.0, help="report section: IS, FID/KID, fidelity, ...")
+    ap.add_argument("--harness", type=float, default=43.0, help="report section: the quality harness")
+    ap.add_argument("--report", type=float, default=9.0, help="report aggregation (bootstrap, HTML)")
+    ap.add_argument("--fixed", type=float, default=30.0, help="stack start, phantom, 16 images (serial)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--workers", type=int, default=2, help="trainers and evaluators each (gdgan demo)")
+    ap.add_argument("--cores", type=float, default=2.0)
+    a = ap.parse_args()
+    costs = {k: getattr(a, k) for k in ("gdgan", "acgan", "classifier", "quality", "harness", "report")}
+    print("| schedule | evaluation wall (s) | idle core-s | CPU s | CPU s / cores | demo wall (min) |")
+    print("|---|---|---|---|---|---|")
+    res = {}
+    for kind in ("old", "new"):
+        tasks, first = build(kind, a.repeats, costs)
+        r = simulate(tasks, first, a.workers, a.workers, a.cores)
+        res[kind] = r
+        print(
+            f"| {kind} | {r['wall_s']:.0f} | {r['idle_core_s']:.0f} | {r['cpu_s']:.0f} | "
+            f"{r['bound_s']:.0f} | {(r['wall_s'] + a.fixed) / 60:.1f} |"
+        )
+    print(f"\nnew / old wall: {res['new']['wall_s'] / res['old']['wall_s']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
