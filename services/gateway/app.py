@@ -15,6 +15,7 @@ from gdgan.settings import get_settings
 from services.common.auth import require
 from services.common.headers import SecurityHeaders
 from services.common.http import BodyLimitMiddleware, Metrics, install_error_handlers
+from services.gateway import openapi_links
 from services.gateway.deps import async_redis
 from services.gateway.quotas import QuotaExceeded
 from services.gateway.routers import datasets, generate, health, jobs, models
@@ -66,6 +67,7 @@ def create_app() -> FastAPI:
     Metrics("gateway").install(app, guard=None if settings.metrics_public else [require("admin")])
     for r in (health.router, datasets.router, jobs.router, models.router, generate.router):
         app.include_router(r)
+    openapi_links.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: every answer, a 413 or a 500 included
     if WEB_DIR.is_dir():

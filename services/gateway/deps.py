@@ -21,7 +21,8 @@ from services.common.auth import Principal, principal_dep, require
 from services.gateway.quotas import admit_job
 
 
-def settings_dep() -> Settings:
+async def settings_dep() -> Settings:
+    """Async because it does no I/O (a cached object): a sync dependency costs a threadpool hop."""
     return get_settings()
 
 

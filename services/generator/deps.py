@@ -14,19 +14,21 @@ from services.generator.batcher import Batcher
 from services.generator.models import ModelCache
 
 
-def settings_dep() -> Settings:
+# Async although none awaits: each only reads a cached object, and FastAPI would run a sync
+# dependency on a threadpool thread, a hop per request that costs more than the read.
+async def settings_dep() -> Settings:
     return get_settings()
 
 
-def store_dep(request: Request) -> ArtifactStore:
+async def store_dep(request: Request) -> ArtifactStore:
     return request.app.state.store
 
 
-def cache_dep(request: Request) -> ModelCache:
+async def cache_dep(request: Request) -> ModelCache:
     return request.app.state.cache
 
 
-def batcher_dep(request: Request) -> Batcher:
+async def batcher_dep(request: Request) -> Batcher:
     return request.app.state.batcher
 
 

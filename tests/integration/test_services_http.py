@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,51 @@ def test_schemathesis_finds_no_server_errors(env: Env, service: str, tmp_path: P
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert httpx.get(base + "/healthz", timeout=10).status_code == 200
+
+
+def test_schemathesis_stateful_links_find_no_server_errors(env: Env) -> None:
+    """Stateful fuzzing over the gateway's OpenAPI links (services/gateway/openapi_links.py): create
+    a dataset or a job, then show, cancel or delete what the answer named, with fuzzed bodies and
+    ids along the way. Bounded (20 scenarios of at most 6 steps); no answer may be a 5xx."""
+    import hypothesis
+    import schemathesis
+    from hypothesis import HealthCheck, Phase
+
+    base = env.stack.cfg.gateway_url
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json", headers=AUTH)
+    seen: list[tuple[str, str, int]] = []
+
+    # one real job up front, so the list links (GET /v1/jobs -> its first job) also hand on a real id
+    assert env.gw.post("/v1/datasets", json={"source": "phantom", "n": 100, "size": 32}).status_code == 202
+
+    class Gateway(schema.as_state_machine()):  # type: ignore[misc]
+        def before_call(self, case: Any) -> None:  # the token, over any generated Authorization
+            case.headers = {**(case.headers or {}), **AUTH}
+
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"timeout": 30}
+
+        def validate_response(self, response: Any, case: Any, **kwargs: Any) -> None:
+            seen.append((case.method, case.path, response.status_code))
+            assert response.status_code < 500, (case.method, case.formatted_path, response.text[:500])
+
+    Gateway.run(
+        settings=hypothesis.settings(
+            max_examples=20,
+            stateful_step_count=6,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    # the links were followed: ids that only an earlier answer could have named were found (a fuzzed
+    # id is 404), e.g. a job shown (200) or cancelled (202, or 409 once finished or cancelled)
+    followed = {(m, p) for m, p, code in seen if "{" in p and code in (200, 202, 409)}
+    assert ("GET", "/v1/jobs/{job_id}") in followed, Counter(seen).most_common()
+    assert ("POST", "/v1/jobs/{job_id}/cancel") in followed, Counter(seen).most_common()
     assert httpx.get(base + "/healthz", timeout=10).status_code == 200
 
 

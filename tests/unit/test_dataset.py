@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from gdgan.data.dataset import DatasetError, ImageDataset, load_dataset
+from gdgan.data.pseudonym import key_hasher
 from gdgan.labels import N_FINDINGS
 from gdgan.store import ArtifactStore
 
@@ -31,7 +32,7 @@ def make_dataset(n: int = 20, size: int = 32, seed: int = 0) -> ImageDataset:
 def test_save_load_round_trip(request: pytest.FixtureRequest, backend: str) -> None:
     store: ArtifactStore = request.getfixturevalue("local_store" if backend == "local" else "s3_store")
     ds = make_dataset()
-    m = ds.save(store, config={"source": "test"}, meta={"note": "x"})
+    m = ds.save(store, config={"source": "test"}, meta={"note": "x"}, salt="s")
     assert m.kind == "dataset" and ds.id == m.id
     assert m.meta["n"] == 20 and m.meta["size"] == 32 and m.meta["note"] == "x"
     assert m.meta["counts"]["images"] == 20
@@ -40,9 +41,14 @@ def test_save_load_round_trip(request: pytest.FixtureRequest, backend: str) -> N
     assert isinstance(back.images, np.memmap)  # memory-mapped, not read eagerly
     assert np.array_equal(np.asarray(back.images), ds.images)
     assert set(back.labels) == set(ds.labels)
+    # the source file keys are stored as salted hashes (they embed patient ids); the rest as is
+    h, _ = key_hasher("s")
+    assert back.labels["image_index"].tolist() == [h(k) for k in ds.labels["image_index"].tolist()]
+    assert ds.labels["image_index"][0] == "00000000_000.png"  # the dataset in memory keeps its keys
     for k, v in ds.labels.items():
-        assert np.array_equal(back.labels[k], v), k
-        assert back.labels[k].dtype == v.dtype, k
+        if k != "image_index":
+            assert np.array_equal(back.labels[k], v), k
+            assert back.labels[k].dtype == v.dtype, k
     eager = load_dataset(store, m.id, mmap=False)
     assert not isinstance(eager.images, np.memmap)
     assert np.array_equal(eager.images, ds.images)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from gdgan.data import nih, phantom
+from gdgan.data import decode, phantom
 from gdgan.data.nih import (
     REQUIRED_CSV_COLUMNS,
     DecodeError,
@@ -167,13 +167,13 @@ def test_resume_skips_finished_chunks(
     csv_path = root / "Data_Entry_2017.csv"
     full, _ = ingest_nih(csv_path, root, 64, workers=1, resume_dir=tmp_path / "ref", chunk_size=16)
     calls = {"n": 0}
-    real = nih.decode_gray
+    real = decode.decode_gray
 
     def counting(*a, **k):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         return real(*a, **k)
 
-    monkeypatch.setattr(nih, "decode_gray", counting)
+    monkeypatch.setattr(decode, "decode_gray", counting)
     work = tmp_path / "work"
     stops = iter([False, True])  # interrupt after the second chunk
     with pytest.raises(IngestCancelled, match="resume"):

@@ -192,6 +192,10 @@ def phantom(
     typer.echo(m.id)
 
 
+KEY_MAP_HELP = (
+    "Also write a local CSV mapping the stored (salted-hash) image keys to the source file names; "
+    "never written to the store. Keep it private: the names embed patient ids."
+)
 AGE_BAND_HELP = "Add the age band (edges GDGAN_AGE_BAND_EDGES, default 40,60) to the general labels."
 
 
@@ -217,6 +221,7 @@ def ingest_nih_cmd(
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
     as_json: bool = typer.Option(False, "--json", help=JSON_HELP),
     age_band: bool = typer.Option(False, "--age-band", help=AGE_BAND_HELP),
+    key_map: Path | None = typer.Option(None, "--write-key-map", help=KEY_MAP_HELP),
 ) -> None:
     """Ingest NIH ChestX-ray14 (CSV + PNGs) into a dataset artifact of SIZE² uint8 images.
 
@@ -234,7 +239,9 @@ def ingest_nih_cmd(
             progress=progress, resume_dir=resume_dir, limit=limit, age_band=age_band,
         )  # fmt: skip
 
-    _ingest_and_report("nih", "NIH", f"ingest {size}px", run, size, store, as_json, with_labels=False)
+    _ingest_and_report(
+        "nih", "NIH", f"ingest {size}px", run, size, store, as_json, with_labels=False, key_map=key_map
+    )
 
 
 def _ingest_and_report(
@@ -247,11 +254,14 @@ def _ingest_and_report(
     as_json: bool,
     *,
     with_labels: bool,
+    key_map: Path | None = None,
 ) -> None:
     """Shared tail of every ``ingest-*`` verb, so they all check --size, show progress, save, and
     report (tables or ``--json``) the same way; ``run(progress)`` returns ``(dataset, report)``.
 
     ``with_labels`` adds the label schema (the adapters' sources vary in it; NIH's is fixed).
+    The stored dataset holds hashed image keys and a redacted report (gdgan.data.pseudonym);
+    ``key_map`` asks for the local hash -> file name CSV.
     """
     from gdgan.data.dataset import SUPPORTED_SIZES
     from gdgan.progress import Progress as Prog
@@ -267,7 +277,8 @@ def _ingest_and_report(
                 update(p.step, p.total, p.images_per_s)  # type: ignore[call-arg]
 
             ds, report = run(on_progress)
-        m = ds.save(st, config=ds.config, meta={"source": source, "ingest": report.to_dict()})
+        meta = {"source": source, "ingest": report.to_dict(redact=True)}
+        m = ds.save(st, config=ds.config, meta=meta, key_map=key_map)
     labels = ds.schema.to_dict() if with_labels else None
     if as_json:
         out = {"id": m.id, "kind": m.kind, "source": source, "n": len(ds), "size": size, "store": st.url}

@@ -14,7 +14,15 @@ from typing import Any
 
 import typer
 
-from gdgan.cli.data import AGE_BAND_HELP, JSON_HELP, STORE_HELP, _ingest_and_report, app, fail
+from gdgan.cli.data import (
+    AGE_BAND_HELP,
+    JSON_HELP,
+    KEY_MAP_HELP,
+    STORE_HELP,
+    _ingest_and_report,
+    app,
+    fail,
+)
 
 SIZE_OPT = typer.Option(64, "--size", help="Target side in pixels (32, 64, 128 or 256).")
 WORKERS_OPT = typer.Option(
@@ -27,6 +35,7 @@ RESUME_OPT = typer.Option(
 STORE_OPT = typer.Option(None, "--store", help=STORE_HELP)
 JSON_OPT = typer.Option(False, "--json", help=JSON_HELP)
 AGE_BAND_OPT = typer.Option(False, "--age-band", help=AGE_BAND_HELP)
+KEY_MAP_OPT = typer.Option(None, "--write-key-map", help=KEY_MAP_HELP)
 UNCERTAINTY_OPT = typer.Option(
     "ones",
     "--uncertainty",
@@ -55,6 +64,7 @@ _COMMON_PARAMS = [
         ("store", str | None, STORE_OPT),
         ("as_json", bool, JSON_OPT),
         ("age_band", bool, AGE_BAND_OPT),
+        ("key_map", Path | None, KEY_MAP_OPT),
     )
 ]
 
@@ -71,7 +81,7 @@ def _ingest_verb(
         own = inspect.signature(build_opts, eval_str=True)
 
         def command(**kwargs: Any) -> None:
-            size, workers, limit, resume_dir, store, as_json, age_band = (
+            size, workers, limit, resume_dir, store, as_json, age_band, key_map = (
                 kwargs.pop(p.name) for p in _COMMON_PARAMS
             )
             options = build_opts(**kwargs)
@@ -84,8 +94,9 @@ def _ingest_verb(
                                      age_band=age_band)  # fmt: skip
 
             _ingest_and_report(
-                source, source, f"{source} {size}px", run, size, store, as_json, with_labels=True
-            )
+                source, source, f"{source} {size}px", run, size, store, as_json, with_labels=True,
+                key_map=key_map,
+            )  # fmt: skip
 
         command.__signature__ = own.replace(  # type: ignore[attr-defined]
             parameters=[*own.parameters.values(), *_COMMON_PARAMS], return_annotation=None

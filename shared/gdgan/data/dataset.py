@@ -25,7 +25,9 @@ SUPPORTED_SIZES = (32, 64, 128, 256)
 
 # Required label columns and their dtypes. Ground-truth columns (phantom) start with "gt_".
 REQUIRED_COLUMNS: dict[str, str] = {
-    "image_index": "U",  # file name in NIH's CSV, e.g. 00000001_000.png
+    # the source's file key (NIH 00000001_000.png) in memory; stored as a salted hash,
+    # k-<24 hex>.png (gdgan.data.pseudonym), since source file names embed patient ids
+    "image_index": "U",
     "patient_id": "i",
     "follow_up": "i",
     "age": "i",  # -1 where unknown
@@ -105,10 +107,21 @@ class ImageDataset:
         parents: list[str] | None = None,
         meta: dict[str, Any] | None = None,
         artifact_id: str | None = None,
+        *,
+        salt: str | None = None,
+        key_map: str | Path | None = None,
     ) -> Manifest:
-        """Write images and labels, then the manifest (with counts) last."""
+        """Write images and labels, then the manifest (with counts) last.
+
+        ``image_index`` is stored as a salted hash (``salt``, default GDGAN_PATIENT_ID_SALT), since
+        source file names embed patient ids; this dataset in memory keeps its source keys.
+        ``key_map`` names a local CSV (outside the store) to receive the hash -> source key rows.
+        """
+        from gdgan.data.pseudonym import pseudonymise_keys, write_key_map
+
         config = dict(config or self.config)
         config.setdefault("size", self.size)
+        labels, mapping, how = pseudonymise_keys(self.labels, salt)
         with (
             tempfile.TemporaryDirectory(prefix="gdgan-ds-") as tmp,
             store.writer(DATASET_KIND, artifact_id) as w,
@@ -117,7 +130,7 @@ class ImageDataset:
             np.save(img_path, np.ascontiguousarray(self.images))
             w.put_file(IMAGES_FILE, img_path)
             lab_path = Path(tmp) / LABELS_FILE
-            np.savez(lab_path, **self.labels)
+            np.savez(lab_path, **labels)
             w.put_file(LABELS_FILE, lab_path)
             m = w.commit(
                 config=config,
@@ -127,11 +140,14 @@ class ImageDataset:
                     "n": len(self),
                     "size": self.size,
                     SCHEMA_KEY: self.schema.to_dict(),
+                    "image_index": how,
                     **(meta or {}),
                 },
             )
         self.id = m.id
         self.config = config
+        if key_map is not None:
+            write_key_map(key_map, mapping, m.id)
         return m
 
 

@@ -2,7 +2,7 @@
 
 Each ``read_*`` reads a source as its publisher ships it into a :class:`~.common.Source`
 (records with labels in the source's own schema); :func:`ingest_source` decodes it through the
-machinery NIH's adapter uses (:func:`gdgan.data.nih.decode_images`) into an ImageDataset that
+machinery NIH's adapter uses (:func:`gdgan.data.decode.decode_images`) into an ImageDataset that
 carries its label schema. ``SOURCES`` names the options each source takes and which of them are
 paths (the REST API checks those lie inside the import folder).
 """
@@ -23,6 +23,8 @@ from gdgan.data.nih import IngestCancelled, IngestReport
 from gdgan.progress import ProgressCallback, StopFlag
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from gdgan.data.dataset import ImageDataset
     from gdgan.store import ArtifactStore, Manifest
 
@@ -99,17 +101,20 @@ def ingest_source_to_store(
     artifact_id: str | None = None,
     progress: ProgressCallback | None = None,
     should_stop: StopFlag | None = None,
+    key_map: str | Path | None = None,
     **kwargs: Any,
 ) -> Manifest | None:
-    """:func:`ingest_source`, then save the artifact (report in ``meta.ingest``); None if cancelled."""
+    """:func:`ingest_source`, then save the artifact (report in ``meta.ingest``, redacted); None if
+    cancelled. ``key_map``: a local CSV to receive the hashed image keys and their source paths."""
     try:
         ds, report = ingest_source(
             source, size, options, progress=progress, should_stop=should_stop, **kwargs
         )
     except IngestCancelled:
         return None
+    meta = {"source": source, "ingest": report.to_dict(redact=True)}
     return ds.save(
-        store, config=ds.config, meta={"source": source, "ingest": report.to_dict()}, artifact_id=artifact_id
+        store, config=ds.config, meta=meta, artifact_id=artifact_id, salt=kwargs.get("salt"), key_map=key_map
     )
 
 

@@ -13,11 +13,9 @@ from __future__ import annotations
 import csv
 import gzip
 import hashlib
-import hmac
 import io
 import json
 import os
-import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -26,13 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gdgan.data.nih import (
-    CHUNK_SIZE,
-    PIPELINE_VERSION,
-    IngestReport,
-    NIHFormatError,
-    decode_images,
-)
+from gdgan.data.decode import CHUNK_SIZE, PIPELINE_VERSION, decode_images
+from gdgan.data.ingest_report import IngestReport
+from gdgan.data.nih import NIHFormatError
+from gdgan.data.pseudonym import patient_hasher
 from gdgan.labels import AGE_BAND, GENDERS, GENERAL_LABELS, VIEWS, LabelSchema
 from gdgan.progress import ProgressCallback, StopFlag
 
@@ -53,7 +48,7 @@ class Record:
     """One image, its labels already in the schema's terms (codes 0/1, None = unknown)."""
 
     line: int  # CSV line, or position in a folder walk, for the report
-    key: str  # image_index kept in the dataset: the path as the source lists it
+    key: str  # the path as the source lists it; stored as a salted hash (gdgan.data.pseudonym)
     path: Path | None  # the file, None when it was not found
     patient: str  # the source's patient key; only its salted hash is stored
     findings: np.ndarray  # (F,) uint8 in the schema's order
@@ -179,25 +174,6 @@ def parse_age(text: str) -> int:
     except ValueError:
         return -1
     return v if 0 <= v <= 120 else -1
-
-
-def patient_hasher(salt: str | None = None) -> tuple[Any, str]:
-    """(raw key -> non-negative int32, how) — an HMAC-SHA256 of the key under a salt.
-
-    The salt is ``GDGAN_PATIENT_ID_SALT`` when set (stable ids across ingests) or a fresh random
-    one that is never stored, so a stored id cannot be traced back by hashing candidate ids.
-    """
-    if salt is None:
-        from gdgan.settings import get_settings
-
-        salt = get_settings().patient_id_salt.get_secret_value()
-    how = "hmac-sha256, salt from GDGAN_PATIENT_ID_SALT" if salt else "hmac-sha256, random salt not stored"
-    key = (salt or secrets.token_hex(32)).encode()
-
-    def h(raw: str) -> int:
-        return int.from_bytes(hmac.new(key, raw.encode(), hashlib.sha256).digest()[:4], "little") & 0x7FFFFFFF
-
-    return h, how
 
 
 def fill_from_dicom(records: Iterable[Record], report: IngestReport) -> dict[str, Any]:
