@@ -818,7 +818,7 @@ def test_new_dataset_form_offers_every_source_the_api_accepts(page, web_stack) -
     page.goto("/#/jobs")
     form = page.locator("#job-dataset-form")
     source = form.get_by_label("Source", exact=True)
-    page.wait_for_function("document.querySelectorAll('#ds-source option').length > 1")
+    page.wait_for_function("() => document.querySelectorAll('#ds-source option').length > 1")
     offered = source.evaluate("s => [...s.options].map(o => o.value)")
     assert offered == [s["source"] for s in api]
     assert {"phantom", "nih", "chexpert", "mimic", "padchest", "vindr", "csv", "folder"} <= set(offered)
@@ -834,12 +834,12 @@ def test_new_dataset_form_offers_every_source_the_api_accepts(page, web_stack) -
     form.get_by_label("Root", exact=True).fill("../../etc")
     form.get_by_label("Size", exact=True).select_option("32")
     page.get_by_role("button", name="Create dataset").click()
-    page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('import folder')")
+    page.wait_for_function("() => document.querySelector('#jobs-error').innerText.includes('import folder')")
     assert form.get_by_label("Root", exact=True).get_attribute("aria-invalid") == "true"
     before = {d["id"] for d in web_stack.api("/v1/datasets").json()}
     form.get_by_label("Root", exact=True).fill("tree")
     page.get_by_role("button", name="Create dataset").click()
-    page.wait_for_function("document.querySelector('#jobs-error').innerText.includes('Dataset started')")
+    page.wait_for_function("() => document.querySelector('#jobs-error').innerText.includes('Dataset started')")
     text = page.locator("#jobs-error").inner_text()
     dataset_id = re.search(r"dataset (dataset-[\w-]+)", text).group(1)  # type: ignore[union-attr]
     assert dataset_id not in before
