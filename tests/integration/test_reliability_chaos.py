@@ -314,7 +314,11 @@ def test_evaluation_survives_a_kill_in_the_gan_fan_out(
     store = _store(stack)
     reports_before = _report_ids(api)
     models_before = {m.id for m in store.list() if m.kind.startswith("gdgan")}
-    body = {"dataset_id": dataset, "repeats": 1, "preset": "tiny", "strategies": ["none", "gdgan"]}
+    # each cell a plan of its own: the split's GAN runs are keyed by the plan, so a second job with
+    # the same plan would find the first one's models instead of training (and the evaluator cell
+    # gets one more classifier part to hold while the GAN trains)
+    strategies = ["none", "gdgan"] if component == "trainer-0" else ["none", "undersample", "gdgan"]
+    body = {"dataset_id": dataset, "repeats": 1, "preset": "tiny", "strategies": strategies}
     job_id = api.post("/v1/jobs/evaluate", json=body).json()["job_id"]
     wait_for(
         lambda: _rec(api, job_id)["parts"].get("gan:gdgan:r0") == "running",
