@@ -145,13 +145,17 @@ def write_synthetic_set(
     config: dict[str, Any] | None = None,
     progress: ProgressCallback = no_progress,
     should_stop: StopFlag = never_stop,
+    artifact_id: str | None = None,
 ) -> Manifest:
     """Generate ``n`` images in chunks into a ``synthetic`` artifact (images.zip + labels.csv).
 
     Memory holds one chunk of images and the label rows, whatever ``n`` is: the zip grows in a
     temporary file and is uploaded from there. Raises :class:`Cancelled` when ``should_stop``
     says so (nothing is committed then). Without a seed one is drawn, so the stored set names the
-    seed that reproduces it."""
+    seed that reproduces it. ``artifact_id`` (a job's, :func:`gdgan.jobs.records.job_artifact_id`)
+    makes it idempotent: an artifact already committed under that id is returned, not redone."""
+    if artifact_id is not None and store.exists(artifact_id):
+        return store.manifest(artifact_id)
     if seed is None:
         seed = secrets.randbelow(2**31)
     with tempfile.TemporaryDirectory(prefix="gdgan-synthetic-") as tmp:
@@ -172,7 +176,7 @@ def write_synthetic_set(
                 )
                 w.add_batch(b)
                 progress(Progress("generate", w.count, n))
-        with store.writer(SYNTHETIC_KIND) as out:
+        with store.writer(SYNTHETIC_KIND, artifact_id) as out:
             out.put_file(ZIP_FILE, zip_path)
             out.put_bytes(LABELS_FILE, w.labels_csv())
             return out.commit(

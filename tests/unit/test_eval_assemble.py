@@ -5,8 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from gdgan.evaluation.assemble import pop_timings
+from gdgan.evaluation.assemble import REPORT_KIND, assemble_report, pop_timings
+from gdgan.evaluation.plan import EvaluationPlan
 from gdgan.evaluation.sections import fixed_threads
+from gdgan.jobs.records import job_artifact_id
+from gdgan.store import ArtifactStore
 
 
 def test_assemble_does_not_import_experiment() -> None:
@@ -42,3 +45,16 @@ def test_fixed_threads_restores_the_count() -> None:
     with fixed_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_a_redelivered_report_task_keeps_the_stored_report(local_store: ArtifactStore) -> None:
+    """The report part's worker died (or Redis went) after the commit, before the job recorded it:
+    the redelivered part, with the job's fixed id, keeps that report (nothing is assembled: the
+    plan's dataset does not even exist) instead of storing a second one."""
+    rid = job_artifact_id(REPORT_KIND, "job-evaluate-20261202-0123456789")
+    with local_store.writer(REPORT_KIND, rid) as w:
+        w.put_json("report.json", {"rows": {}})
+        w.commit(config={}, parents=[])
+    plan = EvaluationPlan(dataset_id="dataset-20261202-0000000000", repeats=1, strategies=["none"])
+    assert assemble_report(plan, [], local_store, artifact_id=rid) == rid
+    assert [m.id for m in local_store.list(REPORT_KIND)] == [rid]

@@ -22,6 +22,7 @@ from gdgan.imageset import (
     write_synthetic_set,
     zip_bytes,
 )
+from gdgan.jobs.records import job_artifact_id
 from gdgan.labels import encode_findings
 from gdgan.models.gdgan import GanConfig, build_stage1, build_stage2
 from gdgan.progress import Cancelled
@@ -160,3 +161,17 @@ def test_stop_flag_commits_nothing(gen: LoadedGenerator, local_store: ArtifactSt
     with pytest.raises(Cancelled, match="after 64 of 1000"):
         write_synthetic_set(local_store, gen, 1000, chunk=32, should_stop=lambda: next(calls) >= 2)
     assert local_store.list() == []
+
+
+def test_a_redelivered_job_finds_its_set_instead_of_writing_a_second(
+    gen: LoadedGenerator, local_store: ArtifactStore
+) -> None:
+    """The generate job's worker died (or Redis went) after the commit, before the job recorded
+    it: the redelivered task, with the job's fixed id, returns the stored set without generating."""
+    aid = job_artifact_id("synthetic", "job-generate-20261202-0123456789")
+    first = write_synthetic_set(local_store, gen, 3, seed=4, chunk=2, artifact_id=aid)
+    again = write_synthetic_set(
+        local_store, gen, 3, seed=4, chunk=2, artifact_id=aid, should_stop=lambda: True
+    )
+    assert first.id == again.id == aid and again.meta["seed"] == 4
+    assert [m.id for m in local_store.list("synthetic")] == [aid]

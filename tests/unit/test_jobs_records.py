@@ -7,8 +7,9 @@ import time
 
 import pytest
 from gdgan.jobs.eval_tasks import eval_parts, section_parts
-from gdgan.jobs.records import JobConflict, JobNotFound, JobStore
+from gdgan.jobs.records import JobConflict, JobNotFound, JobStore, job_artifact_id
 from gdgan.jobs.tasks import human_error
+from gdgan.store.base import validate_id
 
 
 @pytest.fixture
@@ -103,6 +104,18 @@ def test_parts_and_claim_once(jobs: JobStore) -> None:
     assert jobs.put_part_result(rec.id, "clf:none:r0", {"auc": 0.8}) == 1  # idempotent
     assert jobs.part_results(rec.id) == {"clf:none:r0": {"auc": 0.8}}
     assert jobs.claim_once(rec.id, "report") and not jobs.claim_once(rec.id, "report")
+
+
+def test_a_jobs_artifact_id_is_fixed_by_the_job() -> None:
+    """Every delivery of a job names its artifact alike (so a redelivery finds it), jobs and kinds
+    differ, and the id has a drawn id's shape: kind, the job's day, 10 hex."""
+    job = "job-generate-20261202-0123456789"
+    aid = job_artifact_id("synthetic", job)
+    assert aid == job_artifact_id("synthetic", job) and validate_id(aid) == aid
+    kind, day, tail = aid.rsplit("-", 2)
+    assert (kind, day, len(tail)) == ("synthetic", "20261202", 10) and int(tail, 16) >= 0
+    assert aid != job_artifact_id("synthetic", "job-generate-20261202-0123456780")
+    assert aid != job_artifact_id("report", job).replace("report", "synthetic")
 
 
 def test_eval_parts_fan_out_shape() -> None:

@@ -136,11 +136,16 @@ def assemble_report(
     should_stop: StopFlag = never_stop,
     gans: list[dict[str, Any]] | None = None,
     sections: dict[str, str] | None = None,
+    artifact_id: str | None = None,
 ) -> str:
     """Aggregate ``parts`` (run_classifier results), add the quality sections, store the report.
 
     ``sections``: {section name: ``eval-section`` artifact id} computed beforehand by the job
-    queue (:mod:`gdgan.evaluation.sections`); a section not given is computed here."""
+    queue (:mod:`gdgan.evaluation.sections`); a section not given is computed here.
+    ``artifact_id`` (a job's) makes it idempotent: a report already committed under that id is
+    kept, not assembled a second time."""
+    if artifact_id is not None and store.exists(artifact_id):
+        return artifact_id
     from gdgan.evaluation.report import render_html, roc_png
 
     t0 = time.perf_counter()
@@ -174,7 +179,7 @@ def assemble_report(
     roc_bytes = roc_png(classification, plan.finding)
     html = render_html(report, {**files, "roc.png": roc_bytes})
     parents = [plan.dataset_id, *sorted({v for pr in lineage["repeats"] for v in pr["models"].values()})]
-    with store.writer(REPORT_KIND) as w:
+    with store.writer(REPORT_KIND, artifact_id) as w:
         w.put_json("report.json", report)
         w.put_bytes("report.html", html.encode())
         w.put_json("roc.json", roc_json)

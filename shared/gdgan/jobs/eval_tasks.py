@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from gdgan.jobs.celery_app import EVAL_QUEUE, TRAIN_QUEUE, app, send
+from gdgan.jobs.records import job_artifact_id
 from gdgan.jobs.tasks import _LEASE, JobContext, _store, _threads, job_store, run_job
 from gdgan.progress import Cancelled, Progress
 
@@ -221,6 +222,7 @@ def eval_classifier_task(self: Any, job_id: str, part: str) -> None:
 
 
 def _eval_report_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
+    from gdgan.evaluation.assemble import REPORT_KIND
     from gdgan.evaluation.experiment import assemble_report
 
     _threads()
@@ -240,6 +242,7 @@ def _eval_report_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         should_stop=ctx.should_stop,
         gans=gans,
         sections=sections,
+        artifact_id=job_artifact_id(REPORT_KIND, ctx.job_id),  # redelivered: no second report
     )
     return "succeeded", {"report_id": report_id}
 

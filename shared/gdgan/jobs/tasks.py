@@ -33,7 +33,7 @@ from typing import Any
 import redis
 from gdgan.jobs.celery_app import app
 from gdgan.jobs.lease import Lease
-from gdgan.jobs.records import JobNotFound, JobStore
+from gdgan.jobs.records import JobNotFound, JobStore, job_artifact_id
 from gdgan.progress import Cancelled, Progress
 from gdgan.settings import get_settings
 
@@ -440,7 +440,7 @@ def train_task(self: Any, job_id: str) -> None:
 # --------------------------------------------------------------------------------------------
 # generate (large sets -> a 'synthetic' artifact)
 def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
-    from gdgan.imageset import ZIP_FILE, write_synthetic_set
+    from gdgan.imageset import SYNTHETIC_KIND, ZIP_FILE, write_synthetic_set
     from gdgan.training.sampling import load_generator
 
     _threads()
@@ -461,6 +461,7 @@ def _generate_body(ctx: JobContext) -> tuple[str, dict[str, Any]]:
         config=dict(p),
         progress=ctx.progress,
         should_stop=ctx.should_stop,
+        artifact_id=job_artifact_id(SYNTHETIC_KIND, ctx.job_id),  # redelivered: no second set
     )
     return "succeeded", {
         "artifact_id": m.id,
