@@ -839,7 +839,9 @@ def test_new_dataset_form_offers_every_source_the_api_accepts(page, web_stack) -
     before = {d["id"] for d in web_stack.api("/v1/datasets").json()}
     form.get_by_label("Root", exact=True).fill("tree")
     page.get_by_role("button", name="Create dataset").click()
-    page.wait_for_function("() => document.querySelector('#jobs-error').innerText.includes('Dataset started')")
+    page.wait_for_function(
+        "() => document.querySelector('#jobs-error').innerText.includes('Dataset started')"
+    )
     text = page.locator("#jobs-error").inner_text()
     dataset_id = re.search(r"dataset (dataset-[\w-]+)", text).group(1)  # type: ignore[union-attr]
     assert dataset_id not in before
