@@ -13,6 +13,18 @@ from gdgan.data.splits import Split
 from gdgan.progress import ProgressCallback, no_progress
 from gdgan.store import ArtifactStore
 
+# Column headers of the harness tables, shared by the HTML report and `gdgan report tables`.
+DISTANCE_HEADER = ["set (vs real test)", "FD", "relative FD", "KID", "precision", "recall"]
+GAN_TEST_HEADER = [
+    "images",
+    "gender acc.",
+    "view acc.",
+    "AUC paired",
+    "AUC independent",
+    "CTR>0.5 of +",
+    "CTR>0.5 of −",
+]
+
 SET_NAMES = {"acgan": "ACGAN", "gdgan": "GDGAN"}
 
 
@@ -167,19 +179,8 @@ def harness_html(h: dict[str, Any] | None, files: dict[str, bytes]) -> str:
         )
         + f". {h['n']} images per set.</p>"
     )
-    dist = _table(["set (vs real test)", "FD", "relative FD", "KID", "precision", "recall"], rows)
-    gan = _table(
-        [
-            "images",
-            "gender acc.",
-            "view acc.",
-            "AUC paired",
-            "AUC independent",
-            "CTR>0.5 of +",
-            "CTR>0.5 of −",
-        ],
-        gan_test_rows(h, _label),
-    )
+    dist = _table(DISTANCE_HEADER, rows)
+    gan = _table(GAN_TEST_HEADER, gan_test_rows(h, _label))
     curves = "".join(
         _img(files, f"quality_curve_{n}.png", f"{SET_NAMES.get(n, n)}: quality over training (EMA weights)")
         for n in ("gdgan", "acgan")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gdgan.evaluation.harness_report import distance_rows, gan_test_rows
+from gdgan.evaluation.harness_report import DISTANCE_HEADER, GAN_TEST_HEADER, distance_rows, gan_test_rows
 from gdgan.evaluation.report import TABLE1_HEADER, TABLE2_HEADER, TABLE2_NOTE, table1_rows, table2_rows
 
 # Figures of a report artifact worth putting in a document, in reading order, with captions.
@@ -26,17 +26,6 @@ FIGURES: tuple[tuple[str, str], ...] = (
     ("closest_gdgan.png", "Closest GDGAN / training pairs (memorisation audit)"),
     ("closest_acgan.png", "Closest ACGAN / training pairs (memorisation audit)"),
 )
-
-DISTANCE_HEADER = ["set (vs real test)", "FD", "relative FD", "KID", "precision", "recall"]
-GAN_TEST_HEADER = [
-    "images",
-    "gender acc.",
-    "view acc.",
-    "AUC paired",
-    "AUC independent",
-    "CTR>0.5 of +",
-    "CTR>0.5 of −",
-]
 
 
 def _cell(text: str) -> str:
