@@ -117,8 +117,11 @@ def phantom_data(name: str, module: ModuleType, **cfg: object) -> Data:
     )
 
 
-def evaluate(data: Data, repeats: int, strategies: tuple[str, ...], log) -> dict[str, list[float]]:
-    """AUC per split and strategy, as ``run_classifier`` computes it (same seeds and plans)."""
+def evaluate(
+    data: Data, repeats: int, strategies: tuple[str, ...], log, only: set[int] | None = None
+) -> dict[str, list[float]]:
+    """AUC per split and strategy, as ``run_classifier`` computes it (same seeds and plans);
+    ``only`` evaluates a subset of the splits (exploring: each split is the same as in a full run)."""
     from gdgan.data.splits import repeat_splits
     from gdgan.evaluation.auc import roc_auc
     from gdgan.evaluation.augment import plan_training_set
@@ -131,6 +134,8 @@ def evaluate(data: Data, repeats: int, strategies: tuple[str, ...], log) -> dict
     t = data.target
     out: dict[str, list[float]] = {s: [] for s in strategies}
     for r, split in enumerate(splits):
+        if only is not None and r not in only:
+            continue
         for s in strategies:
             t0 = time.process_time()
             ts = plan_training_set(
@@ -284,6 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     )
     ap.add_argument("--domain-nets", type=int, default=3, help="domain networks, each on its own real half")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--splits", default="", help="evaluate only these splits, e.g. 0,2 (exploring)")
     ap.add_argument(
         "--fid-images", type=int, default=120, help="images per set for the Inception FID (0: skip)"
     )
@@ -313,6 +319,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         k, v = kv.split("=", 1)
         over[k] = json.loads(v)
     rows = set(args.rows.split(","))
+    only = {int(k) for k in args.splits.split(",")} if args.splits else None
     strategies = tuple(args.strategies.split(","))
     real = load_nih_sample(args.nih)
     if real is None:
@@ -320,7 +327,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     results: dict[str, dict[str, list[float]]] = {}
     sets: dict[str, Data] = {}
     if "real" in rows and real is not None:
-        results["real NIH sample (970)"] = evaluate(real, args.repeats, strategies, log)
+        results["real NIH sample (970)"] = evaluate(real, args.repeats, strategies, log, only)
     if "970" in rows:
         n = len(real.images) if real is not None else 970
         rate = float(real.target.mean()) if real is not None else 0.068
@@ -349,10 +356,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             prevalence={"Cardiomegaly": REFERENCE["cardiomegaly"]},
             **over,
         )
-        results["phantom, reference counts (2,896, 4.1 %)"] = evaluate(d, args.repeats, strategies, log)
+        results["phantom, reference counts (2,896, 4.1 %)"] = evaluate(d, args.repeats, strategies, log, only)
     if "demo" in rows:
         d = phantom_data("phantom-demo", phantom, n=DEMO_N, size=64, seed=args.seed, **over)
-        results["phantom, make demo (6,000)"] = evaluate(d, args.repeats, strategies, log)
+        results["phantom, make demo (6,000)"] = evaluate(d, args.repeats, strategies, log, only)
 
     distances: dict[str, dict[str, float]] = {}
     if "domain" in rows and real is not None:
