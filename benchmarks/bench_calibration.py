@@ -15,10 +15,11 @@ Plus the *domain-feature distance* between phantom and real-sample images: ``--d
 domain networks (the `demo` preset's, the evaluation's own feature extractor when no ImageNet
 weights are used), each trained on its own half of the real sample's patients; the Fréchet
 distance of their features between the other half and each phantom — this one (the frozen
-defaults), the opt-in ``look="nih_matched"``, the original phantom (``--baseline-ref``, one file
-loaded from git) and the previous frozen phantom (``--previous-ref``, that commit's package run
-in a subprocess) — is reported side by side, with the real-vs-real distance as the floor and
-the ratios to the original and previous phantoms.
+defaults), the opt-in ``look="nih_matched"`` and ``look="radiograph"``, the original phantom
+(``--baseline-ref``, one file loaded from git) and the previous frozen phantom
+(``--previous-ref``, that commit's package run in a subprocess) — is reported side by side,
+with the real-vs-real distance as the floor and the ratios to the original and previous
+phantoms and to this one.
 
 Run: ``python benchmarks/bench_calibration.py [--repeats 3] [--rows real,ref,demo,970]
 [--markdown] [--log FILE]``. Torch and BLAS are pinned to ``--threads`` (default 1): the
@@ -53,6 +54,7 @@ PAPER = {"none": 0.807, "oversample": 0.808}
 DEMO_N = 6000
 THIS = "phantom (this, frozen defaults)"
 MATCHED = "phantom, look='nih_matched' (opt-in, not calibrated)"
+RADIOGRAPH = "phantom, look='radiograph' (opt-in)"
 ORIGINAL = "original phantom (8c829cd)"
 PREVIOUS = "previous phantom (5ca1b2e, frozen 19:58 UTC)"
 # The table, measured on main before this phantom (the first phantom).
@@ -376,6 +378,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         if base is not None:
             cmp[ORIGINAL] = phantom_data("b", base, n=970, size=64, **mix).images
         cmp[MATCHED] = phantom_data("m", phantom, n=970, size=64, look="nih_matched", **mix, **over).images
+        cmp[RADIOGRAPH] = phantom_data("g", phantom, n=970, size=64, look="radiograph", **mix, **over).images
         prev = phantom_images_at(args.previous_ref, n=970, size=64, **mix)
         if prev is not None:
             cmp[PREVIOUS] = prev
@@ -402,8 +405,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                 vals.append("" if v is None else f"{v:.4g}")
             lines.append(f"| {name} | " + " | ".join(vals) + " |")
         lines.append("")
-        for this in (THIS, MATCHED):
-            for ref_name in (ORIGINAL, PREVIOUS):
+        for this in (THIS, MATCHED, RADIOGRAPH):
+            for ref_name in (ORIGINAL, PREVIOUS, THIS):
+                if this == ref_name:
+                    continue
                 ratios = {
                     sp: d[this] / d[ref_name] for sp, d in distances.items() if this in d and ref_name in d
                 }

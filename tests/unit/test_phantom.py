@@ -392,6 +392,40 @@ def test_nih_matched_look_changes_the_film_only() -> None:
     assert dark < make_phantom(PhantomConfig(**small)).images.mean() - 5.0
 
 
+def test_radiograph_look_changes_the_film_only() -> None:
+    """The radiograph look keeps every label, finding, patient, truth and flip of the default look
+    for the same seed (only the framing columns differ), draws its lettered markers and arms at
+    their rates, and renders a film with more fine structure than the calibrated look's (no blur,
+    crisp ribs): more power above 0.25 cycles/pixel inside the chest."""
+    cfg = dict(n=3000, size=64, seed=31)
+    lab_c, p_c = phantom_labels(PhantomConfig(**cfg))
+    lab_r, p_r = phantom_labels(PhantomConfig(look="radiograph", **cfg))
+    for key in lab_c:
+        if key in ("gt_thorax_width", "gt_heart_width", "gt_shift_x", "gt_shift_y"):
+            continue  # the look's framing (zoom and shift spread)
+        np.testing.assert_array_equal(lab_c[key], lab_r[key], err_msg=key)
+    for key in p_c:
+        film = ("zoom", "shift_x", "shift_y", "tex_amp", "blur", "window", "level", "sharpen", "look")
+        film += ("arm_gap", "y_apex", "lung_len")  # arms; the look draws the lungs taller
+        if key not in film:
+            np.testing.assert_array_equal(p_c[key], p_r[key], err_msg=key)
+    lk = LOOKS["radiograph"]
+    assert _binomial_ok(int((~np.isnan(p_r["marker_x"])).sum()), 3000, lk.marker_rate)
+    assert _binomial_ok(int((~np.isnan(p_r["arm_gap"])).sum()), 3000, lk.arms_rate)
+    assert np.isnan(p_c["arm_gap"]).all()  # no arms in the older looks
+    small = dict(n=64, size=64, seed=31)
+    imgs = {look: make_phantom(PhantomConfig(look=look, **small)).images.astype(np.float64) for look in LOOKS}
+
+    def fine_power(x: np.ndarray) -> float:
+        chest = x[:, 12:44, 12:52]
+        f = np.abs(np.fft.fft2(chest - chest.mean(axis=(1, 2), keepdims=True))) ** 2
+        fy, fx = np.fft.fftfreq(chest.shape[1])[:, None], np.fft.fftfreq(chest.shape[2])[None, :]
+        return float(f[:, np.hypot(fy, fx) > 0.25].mean())
+
+    assert fine_power(imgs["radiograph"]) > 1.1 * fine_power(imgs["calibrated"])
+    assert not np.array_equal(imgs["radiograph"], imgs["calibrated"])
+
+
 # Per-image mean grey of the default phantom (n=24, 64 px, seed 0) at the freeze of these
 # defaults (commit 5ca1b2e, 2026-12-01 19:58 UTC). Speed work must leave the default images as
 # they are; a tolerance of 0.02 grey absorbs last-bit differences of float32 exp/log between CPUs
@@ -491,11 +525,15 @@ def _measure_heart(img: np.ndarray, p: dict[str, np.ndarray], i: int, size: int)
     return mrd + mld
 
 
+@pytest.mark.parametrize("look", sorted(LOOKS))
 @pytest.mark.parametrize("size", [128, 256])
-def test_rendered_heart_width_matches_ground_truth(size: int) -> None:
+def test_rendered_heart_width_matches_ground_truth(size: int, look: str) -> None:
     """The gt_heart_width column against the heart measured in the pixels (clinical extents,
-    independent of the renderer's formulas), and the CTR that measurement gives against gt_ctr."""
-    cfg = PhantomConfig(n=16, size=size, seed=4, prevalence={**ONLY_CM, "Cardiomegaly": 0.5}, **GEOMETRY_ONLY)
+    independent of the renderer's formulas), and the CTR that measurement gives against gt_ctr.
+    In every look: the radiograph look draws the heart by its borders instead of an ellipse."""
+    cfg = PhantomConfig(
+        n=16, size=size, seed=4, prevalence={**ONLY_CM, "Cardiomegaly": 0.5}, look=look, **GEOMETRY_ONLY
+    )
     lab, p = phantom_labels(cfg)
     # Upright, centred, noiseless films so the midline is the image centre; the gt widths were
     # computed for the drawn zoom, so they are rescaled to zoom 1.

@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdgan.data.phantom.config import ANATOMY, CARDIOMEGALY, FLAT_SHIFT_SD, FLAT_ZOOM_SD, LOOKS, PhantomConfig
+from gdgan.data.phantom.config import (
+    ANATOMY,
+    CARDIOMEGALY,
+    FLAT_SHIFT_SD,
+    FLAT_ZOOM_SD,
+    LOOKS,
+    RADIOGRAPH,
+    PhantomConfig,
+)
 from gdgan.data.phantom.confounders import draw_confounders
 from gdgan.data.phantom.labels import _draw_ctr
+from gdgan.data.phantom.radiograph import draw_look_extras
 from gdgan.data.phantom.texture import draw_film
 from gdgan.labels import finding_index
 
@@ -136,4 +145,10 @@ def _draw_params(
     p["hernia_r"] = nan_unless(her, rng.uniform(0.10, 0.15, n))
     p["emph"] = nan_unless(emph, np.ones(n))
     p.pop("heart_magnify")
+    p.update(draw_look_extras(cfg, n))
+    if look.radiograph:
+        # NIH films show the lungs taller and reaching higher than the first phantom drew them;
+        # changed after every draw (and every ground-truth position), so only the drawing moves
+        p["y_apex"] = p["y_apex"] - RADIOGRAPH.apex_up
+        p["lung_len"] = p["lung_len"] * RADIOGRAPH.lung_scale
     return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}
