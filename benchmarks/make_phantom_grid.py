@@ -56,10 +56,10 @@ def _pick_nih(
     return out
 
 
-def _findings_gallery(seed: int, scale: int, ncol: int) -> Image.Image:
+def _findings_gallery(seed: int, scale: int, ncol: int, look: str = "calibrated") -> Image.Image:
     """One chest rendered 15 times: no finding, then each of the 14 findings alone."""
     none = {name: 0.0 for name in FINDINGS}
-    cfg = PhantomConfig(n=64, size=64, seed=seed, prevalence=none, ap_fraction=0.0)
+    cfg = PhantomConfig(n=64, size=64, seed=seed, prevalence=none, ap_fraction=0.0, look=look)
     lab, _ = phantom_labels(cfg)
     i = int(np.flatnonzero(lab["gender"] == 0)[0])  # a man on a PA film
     tiles, caps = [make_phantom(cfg).images[i]], ["No Finding"]
@@ -104,7 +104,7 @@ def main() -> None:
                 tiles.append(img)
                 caps.append(f"NIH {g}/{v}{' CM' if cardio else ''}\n" if real else "(no NIH sample)\n")
     grid = labelled_grid(np.stack(tiles), caps, ncol=4 * PER_CELL, scale=args.scale, pad=3)
-    gallery = _findings_gallery(args.seed, args.scale, ncol=4 * PER_CELL)
+    gallery = _findings_gallery(args.seed, args.scale, ncol=4 * PER_CELL, look=args.look)
     # Title bands: which half is which, then the findings strip.
     title_h = 16
     canvas = Image.new("L", (grid.width, grid.height + 2 * title_h + gallery.height), 255)

@@ -83,11 +83,14 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
 
     # ---- body outline: neck, sloping shoulders, trunk ---------------------------------------------
     if rg:
-        # narrower neck, shoulders meeting the trunk lower (dark top corners), a waist below the
-        # domes (dark lower corners)
+        # narrower neck, shoulders meeting the trunk lower (dark top corners), flanks widest at
+        # mid-chest
         neck, drop, span = RG.neck_half_width, RG.shoulder_drop, RG.shoulder_span
-        bw_chest = tw + c("body_extra") * RG.body_extra_scale
-        bw_trunk = bw_chest - RG.waist * _clip01((Y - (y_cp - 0.25)) * 2.5)
+        flank = (Y - (y_apex + 0.55 * lung_len)) * (1.0 / lung_len)
+        flank *= flank
+        flank *= -RG.flank_curve
+        flank += 1.0
+        bw_trunk = (tw + c("body_extra") * RG.body_extra_scale) * flank
     else:
         neck, drop, span = A.neck_half_width, A.shoulder_drop, A.shoulder_span
         bw_trunk = tw + c("body_extra")
@@ -97,7 +100,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     rel = np.minimum(AX / bw, 1.0)
     D = body * (A.tissue + A.tissue_centre * (1.0 - rel * rel))
     if rg:  # thinner soft tissue over the shoulders than over the trunk
-        D *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - Y) * (1.0 / 0.4))
+        shb = box(-big, big, -big, y_apex + 0.3)
+        D[shb] *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - Y[shb]) * (1.0 / 0.4))
 
     # ---- diaphragm domes (right = image left, higher; atelectasis lifts its side) --------------------
     dome_h = c("dome_h")
@@ -115,7 +119,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     abd = box(-big, big, np.minimum(dome_top_l, dome_top_r), big)
     below = (1.0 - above[abd]) * body[abd]
     if rg:  # the abdomen's density fades beyond the rib cage (no dome line across the flanks)
-        D[abd] += RG.abdomen * below * _clip01((1.15 - AX[abd] / tw) * 4.0)
+        deep = RG.abdomen + RG.abdomen_low * _clip01((Y[abd] - y_cp) * 2.0)
+        D[abd] += deep * below * _clip01((1.15 - AX[abd] / tw) * 4.0)
     else:
         D[abd] += A.abdomen * below
 
@@ -168,7 +173,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # the upper mediastinum widens smoothly into the cardiac silhouette (no "ball on a stick")
     # (its centre drifts towards the heart's, so the left border runs knob -> ventricle smoothly;
     # it stays inside the heart's horizontal extent, so the CTR is still the ellipse's)
-    med_top = A.med_half_width
+    med_top = RG.med_half_width if rg else A.med_half_width
     med_low = np.maximum(A.med_into_heart * 0.5 * heart_w, med_top)
     m0 = 0.015 + ash
     if rg:  # a straight upper mediastinum; the heart's own borders take over below it
@@ -196,7 +201,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     trachea = _s((A.trachea_half_width - np.abs(X[trb] - t0[trb[0]])) * inv_ew) * _s(
         (y_car - Y[trb]) * inv_ew
     )
-    D[trb] -= A.trachea * trachea
+    D[trb] -= (RG.trachea if rg else A.trachea) * trachea
 
     # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
     # Evaluated inside the lung box only: ``lung`` is exactly 0 beyond |X| = tw, above the apex
@@ -212,7 +217,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
     vessels = _clip01(spokes * 3.0 - 2.0 + 0.6 * texl)
     mbase, vess = (RG.marking_base, RG.vessel) if rg else (A.marking_base, A.vessel)
-    marks_l = mbase * np.maximum(texl, 0.0) + vess * np.sqrt(hilar) * vessels
+    # (radiograph look: vessels taper off faster towards the periphery)
+    marks_l = mbase * np.maximum(texl, 0.0) + vess * (hilar if rg else np.sqrt(hilar)) * vessels
     marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
     marks = np.zeros_like(D)
@@ -243,14 +249,29 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     fr = np.abs(ph - np.floor(ph) - 0.5)
     rib_band = _s((rib_w - fr) * (spacing * inv_ew))
     rib_zone = _clip01((1.12 - rc[rb]) * 4.0) * above[rb]
-    if rg:
-        rib_zone *= 1.0 - RG.rib_low_fade * _clip01((Y[rb] - y_apex) * (1.0 / lung_len))
-    D[rb] += rib_d * rib_band * rib_zone * body[rb] * (1.0 - A.rib_hidden * solid[rb])
-    if rg:  # anterior ribs: fainter, sloping down towards the sternum
-        rib_zone *= body[rb] * (1.0 - A.rib_hidden * solid[rb])
-        pa = (Y[rb] - y_apex - lung_len * 0.32 * (1.0 - rxb)) * (1.6 / spacing) + c("rib_phase")
-        fa = np.abs(pa - np.floor(pa) - 0.5)
-        D[rb] += RG.anterior_rib * _s((0.22 - fa) * (spacing * inv_ew * 0.6)) * rib_zone
+    if rg:  # posterior ribs fading towards the bases, faint anterior ribs sloping down medially
+        yr = Y[rb] - y_apex
+        rib_zone *= body[rb]
+        hidden = solid[rb] * -A.rib_hidden
+        hidden += 1.0
+        rib_zone *= hidden
+        fade = _clip01(yr * (1.0 / lung_len))
+        fade *= -RG.rib_low_fade
+        fade += 1.0
+        rib_band *= fade
+        rib_band *= rib_d
+        pa = yr - lung_len * 0.32 * (1.0 - rxb)
+        pa *= 1.6 / spacing
+        pa += c("rib_phase")
+        pa -= np.floor(pa)
+        pa -= 0.5
+        fa = _s((0.22 - np.abs(pa)) * (spacing * inv_ew * 0.6))
+        fa *= RG.anterior_rib
+        rib_band += fa
+        rib_band *= rib_zone
+        D[rb] += rib_band
+    else:
+        D[rb] += rib_d * rib_band * rib_zone * body[rb] * (1.0 - A.rib_hidden * solid[rb])
 
     # clavicles: sternal end near the midline, lateral end higher on PA, nearly horizontal on AP
     slope = A.clavicle_slope_pa + (A.clavicle_slope_ap - A.clavicle_slope_pa) * ap
@@ -269,9 +290,20 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     if rg:
         clav *= body[cb]
     D[cb] += (RG.clavicle if rg else A.clavicle) * clav
-    if rg:
-        _add_arms(D, p, X, Y, AX, tw, y_apex, inv_ew)
-
+    if rg:  # arms beside the chest: a dark gap (axilla), then soft tissue with the humerus
+        # (drawn upright in film coordinates: a column profile times a row ramp, two cheap
+        # products instead of a rotated mask; the patient's tilt is at most ~6°)
+        arm_on = np.isfinite(p["arm_gap"])
+        if arm_on.any():
+            zm, sx, sy = c("zoom"), c("shift_x"), c("shift_y")
+            axf = np.abs((xs[None, None, :] - sx) / zm)  # (B, 1, W)
+            inner = tw + c("body_extra") * RG.body_extra_scale + np.nan_to_num(c("arm_gap"), nan=big)
+            aw = c("arm_w")
+            band = _s((axf - inner) * inv_ew) * _s((inner + aw - axf) * inv_ew)
+            bone = _clip01(1.0 - np.abs(axf - inner - 0.45 * aw) * (1.0 / 0.05))
+            band *= RG.arm + RG.humerus * bone
+            ramp = _clip01(((ys[None, :, None] - sy) / zm - (y_apex - 0.02)) * 8.0)  # (B, H, 1)
+            D += band * ramp
     # scapulae: lateral to the lungs on PA (rotated forward), over the upper lung fields on AP
     scx = tw * (A.scapula_x_pa + (A.scapula_x_ap - A.scapula_x_pa) * ap)
     scy = y_apex + A.scapula_y * lung_len
@@ -359,7 +391,7 @@ def _heart_borders(
     tr = np.where(Yh < y_r, (y_r - Yh) / h_r, (Yh - y_r) * (1.0 / RG.lv_low))
     xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
     # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
-    med = A.med_half_width
+    med = RG.med_half_width
     soft = inv_ew * np.float32(A.edge_px / RG.heart_edge)
     lv = _s((xl - Xh) * soft) * _s((Xh - (mid - med)) * inv_ew)
     ra = _s((Xh - xr) * soft) * _s(((mid + med) - Xh) * inv_ew)
@@ -367,33 +399,3 @@ def _heart_borders(
     solid[hb] = heart
     D[hb] += RG.heart_density * heart * above[hb]
     return hb
-
-
-def _add_arms(
-    D: np.ndarray,
-    p: dict[str, np.ndarray],
-    X: np.ndarray,
-    Y: np.ndarray,
-    AX: np.ndarray,
-    tw: np.ndarray,
-    y_apex: np.ndarray,
-    inv_ew: np.float32,
-) -> None:
-    """Arms beside the chest (radiograph look, the films drawn with them): beyond a dark gap
-    (the axilla), a band of soft tissue with the humerus in it, from the shoulder down."""
-    RG = RADIOGRAPH
-    idx = np.flatnonzero(~np.isnan(p["arm_gap"]))
-    if not idx.size:
-        return
-
-    def c(name: str) -> np.ndarray:
-        return p[name][idx][:, None, None]
-
-    inner = tw[idx] + c("body_extra") * RG.body_extra_scale + c("arm_gap")
-    w = c("arm_w")
-    axi, yi = AX[idx], Y[idx]
-    top = y_apex[idx] - 0.02
-    band = _s((axi - inner) * inv_ew) * _s((inner + w - axi) * inv_ew)
-    band *= _clip01((yi - top) * 8.0)
-    bone = _clip01(1.0 - np.abs(axi - inner - 0.45 * w) * (1.0 / 0.05))
-    D[idx] += band * (RG.arm + RG.humerus * bone)

@@ -172,19 +172,24 @@ class RadiographAnatomy:
     densities as there). Set by eye and by simple statistics (mean image, radial power) against
     the 970-image NIH sample at 64 px; see docs/notes/phantom.md."""
 
-    # body: a narrower neck, shoulders that meet the trunk lower (dark top corners), a trunk
-    # that tapers to the waist below the domes (dark lower corners)
-    neck_half_width: float = 0.30
-    shoulder_drop: float = 0.32
-    shoulder_span: float = 0.45
+    # body: a narrower neck, shoulders that meet the trunk lower (dark top corners), flanks
+    # widest at mid-chest
+    neck_half_width: float = 0.26
+    shoulder_drop: float = 0.25
+    shoulder_span: float = 0.40
+    flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
+    trachea: float = 0.06
     body_extra_scale: float = 0.6
+    dome_scale: float = 1.35  # higher-arched domes, deeper costophrenic angles
+    med_half_width: float = 0.11  # the upper mediastinum (the aortic knob bulges from it)
     abdomen: float = 0.10
+    abdomen_low: float = 0.10  # the abdomen gets denser further below the domes
     dome_round: float = 0.8  # medial flattening of the domes (1 = none)
     shoulder_thin: float = 0.15
     apex_t3: float = 0.5  # lung outline: rx² + t³·(a + (1 − a)·t²) < 1 (broad apices)
     lung_scale: float = 1.08
+    thorax_scale: float = 0.92  # narrower thorax on the film (the mean NIH image's lungs)
     apex_up: float = 0.05
-    waist: float = 0.12
     # arms beside the chest (on ``arms_rate`` of films): a gap, then a soft-tissue band with bone
     arm_gap: tuple[float, float] = (0.0, 0.08)
     arm_width: tuple[float, float] = (0.16, 0.30)
@@ -196,10 +201,10 @@ class RadiographAnatomy:
     heart_edge: float = 2.5  # the heart's borders are softer than bone edges (cardiac motion), pixels
     lv_low: float = 0.30  # the borders curve in below their widest points over this height
     arc_stretch: float = 1.15  # the arcs' parabolas start this much above their tops
-    heart_density: float = 0.03
-    heart_opacity: float = 0.85  # share of the lung air the heart displaces (retrocardiac lung)
+    heart_density: float = 0.04
+    heart_opacity: float = 0.88  # share of the lung air the heart displaces (retrocardiac lung)
     # bones: crisp posterior ribs, faint anterior ribs, clavicles, a visible spine
-    rib: float = 0.09
+    rib: float = 0.08
     rib_low_fade: float = 0.5  # posterior ribs fade towards the bases (more soft tissue there)
     rib_width: float = 0.30
     rib_rise: float = 0.12
@@ -207,15 +212,15 @@ class RadiographAnatomy:
     ribs_per_lung: float = 8.5
     anterior_rib: float = 0.035
     clavicle: float = 0.12
-    clavicle_slope: float = 0.18
+    clavicle_slope: float = 0.30
     clavicle_half_thick: float = 0.03
-    spine: float = 0.07
+    spine: float = 0.055
     pedicle: float = 0.03
     # lungs: vessels a little stronger, the blotchy texture weaker (``FilmLook.texture_gain``)
-    vessel: float = 0.09
+    vessel: float = 0.12
     marking_base: float = 0.012
     # burnt-in markers: letters, grey level
-    marker_grey: tuple[float, float] = (0.75, 1.0)
+    marker_grey: tuple[float, float] = (0.6, 0.95)
 
 
 RADIOGRAPH = RadiographAnatomy()
@@ -260,12 +265,12 @@ LOOKS = {
         zoom_clip=(0.85, 1.2),
         marker_rate=0.6,
         blur=0.25,
-        window_shift=0.0,
+        window_shift=-0.07,
         level_shift=0.0,
         radiograph=True,
         sharpen=0.0,
         texture_gain=0.4,
-        arms_rate=0.75,
+        arms_rate=0.9,
     ),
 }
 # Order of LOOKS is the look's index in the parameter table (``p["look"]``).

@@ -147,8 +147,12 @@ def _draw_params(
     p.pop("heart_magnify")
     p.update(draw_look_extras(cfg, n))
     if look.radiograph:
-        # NIH films show the lungs taller and reaching higher than the first phantom drew them;
-        # changed after every draw (and every ground-truth position), so only the drawing moves
+        # NIH films show the lungs taller, narrower and reaching higher, under higher-arched
+        # domes, than the first phantom drew them. Changed after every draw and every
+        # ground-truth position, so only the drawing moves (and the thorax and heart widths in
+        # pixels; the CTR is unchanged).
         p["y_apex"] = p["y_apex"] - RADIOGRAPH.apex_up
         p["lung_len"] = p["lung_len"] * RADIOGRAPH.lung_scale
+        p["tw"] = p["tw"] * RADIOGRAPH.thorax_scale
+        p["dome_h"] = p["dome_h"] * RADIOGRAPH.dome_scale
     return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}

@@ -26,7 +26,7 @@ _FONT = {
     "T": ("111", "010", "010", "010", "010"),
     "E": ("111", "100", "110", "100", "111"),
 }
-MARKER_WORDS = ("L", "R", "L", "R", "L", "R", "AP", "PA", "SUP", "PORT")
+MARKER_WORDS = ("L", "R") * 6 + ("AP", "PA", "SUP")
 
 
 def _glyph(word: str) -> np.ndarray:
