@@ -379,8 +379,8 @@ def _heart_borders(
     A, RG = ANATOMY, RADIOGRAPH
     right, left = hx - 0.5 * heart_w, hx + 0.5 * heart_w  # image-left (negative) and image-right extremes
     mid = 0.015 + ash
-    y_l = dome_top_l - A.heart_clear
-    y_r = dome_top_r - A.heart_clear
+    y_l = dome_top_l - RG.heart_clear
+    y_r = dome_top_r - RG.heart_clear
     h_l = RG.arc_stretch * np.maximum(y_l - (y_apex + RG.lv_top * lung_len), 0.1)
     h_r = RG.arc_stretch * np.maximum(y_r - (y_apex + RG.ra_top * lung_len), 0.1)
     low = np.maximum(y_l, y_r) + RG.lv_low

@@ -180,7 +180,7 @@ class RadiographAnatomy:
     flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
     trachea: float = 0.06
     body_extra_scale: float = 0.6
-    dome_scale: float = 1.35  # higher-arched domes, deeper costophrenic angles
+    dome_scale: float = 1.1  # higher-arched domes, deeper costophrenic angles
     med_half_width: float = 0.11  # the upper mediastinum (the aortic knob bulges from it)
     abdomen: float = 0.10
     abdomen_low: float = 0.10  # the abdomen gets denser further below the domes
@@ -196,13 +196,14 @@ class RadiographAnatomy:
     arm: float = 0.36
     humerus: float = 0.08
     # heart: anatomical borders (right atrium under the SVC, left ventricle under the knob)
-    ra_top: float = 0.58  # top of the right-atrial arc, fraction of the lung length
-    lv_top: float = 0.52  # top of the left-ventricular arc (below the knob)
+    ra_top: float = 0.52  # top of the right-atrial arc, fraction of the lung length
+    lv_top: float = 0.38  # top of the left-ventricular arc (below the knob)
+    heart_clear: float = 0.12  # widest points this far above their domes (lung lateral to the apex)
     heart_edge: float = 2.5  # the heart's borders are softer than bone edges (cardiac motion), pixels
     lv_low: float = 0.30  # the borders curve in below their widest points over this height
-    arc_stretch: float = 1.15  # the arcs' parabolas start this much above their tops
-    heart_density: float = 0.04
-    heart_opacity: float = 0.88  # share of the lung air the heart displaces (retrocardiac lung)
+    arc_stretch: float = 1.1  # the arcs' parabolas start this much above their tops
+    heart_density: float = 0.05
+    heart_opacity: float = 0.95  # share of the lung air the heart displaces (retrocardiac lung)
     # bones: crisp posterior ribs, faint anterior ribs, clavicles, a visible spine
     rib: float = 0.08
     rib_low_fade: float = 0.5  # posterior ribs fade towards the bases (more soft tissue there)
