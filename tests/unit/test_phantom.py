@@ -406,7 +406,7 @@ def test_radiograph_look_changes_the_film_only() -> None:
         np.testing.assert_array_equal(lab_c[key], lab_r[key], err_msg=key)
     for key in p_c:
         film = ("zoom", "shift_x", "shift_y", "tex_amp", "blur", "window", "level", "sharpen", "look")
-        film += ("arm_gap", "y_apex", "lung_len", "tw", "dome_h")  # arms; the lungs drawn
+        film += ("arm_gap", "y_apex", "lung_len", "tw", "dome_h", "contrast", "fog")  # the look draws
         if key not in film:
             np.testing.assert_array_equal(p_c[key], p_r[key], err_msg=key)
     lk = LOOKS["radiograph"]

@@ -148,7 +148,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # more of the heart lies to the patient's left (image right); rotation about the long axis
     # moves the heart and mediastinum off the spine
     ash = c("axial_shift")
-    hx = A.heart_left_shift * heart_w + ash
+    hx = (RG.heart_left_shift if rg else A.heart_left_shift) * heart_w + ash
     # The widest points of a tilted ellipse lie at different heights (clinically the CTR adds the
     # right and left extents measured at their own levels); the lower of the two sits
     # ``heart_clear`` above the left dome so the whole CTR stays visible, the rest of the heart
@@ -277,7 +277,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     slope = A.clavicle_slope_pa + (A.clavicle_slope_ap - A.clavicle_slope_pa) * ap
     if rg:
         slope = slope * (RG.clavicle_slope / A.clavicle_slope_pa)
-    cl0 = y_apex + A.clavicle_y - A.clavicle_ap_up * ap + slope * 0.10
+    cl0 = y_apex + (RG.clavicle_y if rg else A.clavicle_y) - A.clavicle_ap_up * ap + slope * 0.10
     cl_end = tw * A.clavicle_len
     th = RG.clavicle_half_thick if rg else A.clavicle_half_thick
     cb = box(-cl_end, cl_end, cl0 - slope * cl_end - th, cl0 - slope * 0.07 + th)

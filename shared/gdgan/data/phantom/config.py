@@ -181,7 +181,7 @@ class RadiographAnatomy:
     trachea: float = 0.06
     body_extra_scale: float = 0.6
     dome_scale: float = 1.1  # higher-arched domes, deeper costophrenic angles
-    med_half_width: float = 0.11  # the upper mediastinum (the aortic knob bulges from it)
+    med_half_width: float = 0.13  # the upper mediastinum (the aortic knob bulges from it)
     abdomen: float = 0.10
     abdomen_low: float = 0.10  # the abdomen gets denser further below the domes
     dome_round: float = 0.8  # medial flattening of the domes (1 = none)
@@ -196,8 +196,9 @@ class RadiographAnatomy:
     arm: float = 0.36
     humerus: float = 0.08
     # heart: anatomical borders (right atrium under the SVC, left ventricle under the knob)
-    ra_top: float = 0.52  # top of the right-atrial arc, fraction of the lung length
+    ra_top: float = 0.42  # top of the right-atrial arc, fraction of the lung length
     lv_top: float = 0.38  # top of the left-ventricular arc (below the knob)
+    heart_left_shift: float = 0.18  # two thirds of the heart's width left of the midline
     heart_clear: float = 0.12  # widest points this far above their domes (lung lateral to the apex)
     heart_edge: float = 2.5  # the heart's borders are softer than bone edges (cardiac motion), pixels
     lv_low: float = 0.30  # the borders curve in below their widest points over this height
@@ -208,18 +209,22 @@ class RadiographAnatomy:
     rib: float = 0.08
     rib_low_fade: float = 0.5  # posterior ribs fade towards the bases (more soft tissue there)
     rib_width: float = 0.30
-    rib_rise: float = 0.12
-    rib_droop: float = 0.35
+    rib_rise: float = -0.10
+    rib_droop: float = 0.50
     ribs_per_lung: float = 8.5
     anterior_rib: float = 0.035
-    clavicle: float = 0.12
+    clavicle: float = 0.16
     clavicle_slope: float = 0.30
+    clavicle_y: float = 0.25  # the clavicles cross the lung apices
     clavicle_half_thick: float = 0.03
-    spine: float = 0.055
+    spine: float = 0.07
     pedicle: float = 0.03
     # lungs: vessels a little stronger, the blotchy texture weaker (``FilmLook.texture_gain``)
     vessel: float = 0.12
     marking_base: float = 0.012
+    # bedside (AP) films: hazier (contrast × this, extra fog)
+    ap_contrast: float = 0.85
+    ap_fog: float = 0.0
     # burnt-in markers: letters, grey level
     marker_grey: tuple[float, float] = (0.6, 0.95)
 
@@ -262,7 +267,7 @@ LOOKS = {
     "radiograph": FilmLook(
         shift_sd=0.05,
         zoom_extra=0.0,
-        zoom_sd=0.07,
+        zoom_sd=0.1,
         zoom_clip=(0.85, 1.2),
         marker_rate=0.6,
         blur=0.25,
