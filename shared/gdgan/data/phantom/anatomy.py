@@ -219,7 +219,11 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     mbase, vess = (RG.marking_base, RG.vessel) if rg else (A.marking_base, A.vessel)
     # (radiograph look: vessels taper off faster towards the periphery)
     marks_l = mbase * np.maximum(texl, 0.0) + vess * (hilar if rg else np.sqrt(hilar)) * vessels
-    marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
+    if rg:  # compact, bright hila (pulmonary arteries and bronchi) where the vessels start
+        hil_c = 1.0 / (1.0 + hd2 * RG.hilum_falloff)
+        marks_l = c("mark_amp") * (marks_l + RG.marking_hilar * hil_c)
+    else:
+        marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
     marks = np.zeros_like(D)
     marks[lb] = marks_l
@@ -249,25 +253,16 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     fr = np.abs(ph - np.floor(ph) - 0.5)
     rib_band = _s((rib_w - fr) * (spacing * inv_ew))
     rib_zone = _clip01((1.12 - rc[rb]) * 4.0) * above[rb]
-    if rg:  # posterior ribs fading towards the bases, faint anterior ribs sloping down medially
-        yr = Y[rb] - y_apex
+    if rg:  # posterior ribs fading towards the bases (more soft tissue over them there)
+        fade = _clip01((Y[rb] - y_apex) * (1.0 / lung_len))
+        fade *= -RG.rib_low_fade
+        fade += 1.0
+        rib_zone *= fade
         rib_zone *= body[rb]
         hidden = solid[rb] * -A.rib_hidden
         hidden += 1.0
         rib_zone *= hidden
-        fade = _clip01(yr * (1.0 / lung_len))
-        fade *= -RG.rib_low_fade
-        fade += 1.0
-        rib_band *= fade
         rib_band *= rib_d
-        pa = yr - lung_len * 0.32 * (1.0 - rxb)
-        pa *= 1.6 / spacing
-        pa += c("rib_phase")
-        pa -= np.floor(pa)
-        pa -= 0.5
-        fa = _s((0.22 - np.abs(pa)) * (spacing * inv_ew * 0.6))
-        fa *= RG.anterior_rib
-        rib_band += fa
         rib_band *= rib_zone
         D[rb] += rib_band
     else:

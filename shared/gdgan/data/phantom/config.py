@@ -205,14 +205,13 @@ class RadiographAnatomy:
     arc_stretch: float = 1.1  # the arcs' parabolas start this much above their tops
     heart_density: float = 0.05
     heart_opacity: float = 0.95  # share of the lung air the heart displaces (retrocardiac lung)
-    # bones: crisp posterior ribs, faint anterior ribs, clavicles, a visible spine
+    # bones: crisp posterior ribs, clavicles, a visible spine
     rib: float = 0.08
     rib_low_fade: float = 0.5  # posterior ribs fade towards the bases (more soft tissue there)
-    rib_width: float = 0.30
+    rib_width: float = 0.25
     rib_rise: float = -0.10
     rib_droop: float = 0.50
-    ribs_per_lung: float = 8.5
-    anterior_rib: float = 0.035
+    ribs_per_lung: float = 7.5
     clavicle: float = 0.16
     clavicle_slope: float = 0.30
     clavicle_y: float = 0.25  # the clavicles cross the lung apices
@@ -220,8 +219,10 @@ class RadiographAnatomy:
     spine: float = 0.07
     pedicle: float = 0.03
     # lungs: vessels a little stronger, the blotchy texture weaker (``FilmLook.texture_gain``)
-    vessel: float = 0.12
+    vessel: float = 0.09
     marking_base: float = 0.012
+    marking_hilar: float = 0.20
+    hilum_falloff: float = 40.0
     # bedside (AP) films: hazier (contrast × this, extra fog)
     ap_contrast: float = 0.85
     ap_fog: float = 0.0
@@ -270,7 +271,7 @@ LOOKS = {
         zoom_sd=0.1,
         zoom_clip=(0.85, 1.2),
         marker_rate=0.6,
-        blur=0.25,
+        blur=0.0,
         window_shift=-0.07,
         level_shift=0.0,
         radiograph=True,
