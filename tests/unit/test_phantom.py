@@ -406,7 +406,7 @@ def test_radiograph_look_changes_the_film_only() -> None:
         np.testing.assert_array_equal(lab_c[key], lab_r[key], err_msg=key)
     for key in p_c:
         film = ("zoom", "shift_x", "shift_y", "tex_amp", "blur", "window", "level", "sharpen", "look")
-        film += ("arm_gap", "y_apex", "lung_len", "tw", "dome_h")  # arms; the lungs drawn
+        film += ("arm_gap", "y_apex", "lung_len", "tw", "dome_h", "contrast", "fog")  # the look draws
         if key not in film:
             np.testing.assert_array_equal(p_c[key], p_r[key], err_msg=key)
     lk = LOOKS["radiograph"]
@@ -608,8 +608,12 @@ def test_cardiomegaly_is_learnable_from_pixels_at_32px() -> None:
 
 
 # --- findings render ---------------------------------------------------------------------------------
-def _with_and_without(name: str, n: int = 24, size: int = 64) -> tuple[ImageDataset, ImageDataset]:
-    cfg = PhantomConfig(n=n, size=size, seed=31, prevalence={**ONLY_CM, "Cardiomegaly": 0.0, name: 1.0})
+def _with_and_without(
+    name: str, n: int = 24, size: int = 64, look: str = "calibrated"
+) -> tuple[ImageDataset, ImageDataset]:
+    cfg = PhantomConfig(
+        n=n, size=size, seed=31, prevalence={**ONLY_CM, "Cardiomegaly": 0.0, name: 1.0}, look=look
+    )
     with_ = make_phantom(cfg)
     none = np.zeros_like(with_.labels["findings"])
     without = make_phantom(cfg, findings=none)
@@ -623,9 +627,10 @@ def test_counterfactual_changes_only_the_finding() -> None:
     assert wo.labels["findings"].sum() == 0 and (w.labels["findings"][:, finding_index("Nodule")] == 1).all()
 
 
+@pytest.mark.parametrize("look", sorted(LOOKS))
 @pytest.mark.parametrize("name", [f for f in FINDINGS if f != "Cardiomegaly"])
-def test_every_finding_changes_the_image(name: str) -> None:
-    w, wo = _with_and_without(name, n=12)
+def test_every_finding_changes_the_image(name: str, look: str) -> None:
+    w, wo = _with_and_without(name, n=12, look=look)
     diff = np.abs(w.images.astype(np.int16) - wo.images.astype(np.int16))
     changed = (diff > 6).reshape(len(diff), -1).sum(axis=1)
     assert (changed >= 3).all(), (name, changed)

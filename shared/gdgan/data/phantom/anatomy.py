@@ -148,7 +148,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # more of the heart lies to the patient's left (image right); rotation about the long axis
     # moves the heart and mediastinum off the spine
     ash = c("axial_shift")
-    hx = A.heart_left_shift * heart_w + ash
+    hx = (RG.heart_left_shift if rg else A.heart_left_shift) * heart_w + ash
     # The widest points of a tilted ellipse lie at different heights (clinically the CTR adds the
     # right and left extents measured at their own levels); the lower of the two sits
     # ``heart_clear`` above the left dome so the whole CTR stays visible, the rest of the heart
@@ -219,7 +219,11 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     mbase, vess = (RG.marking_base, RG.vessel) if rg else (A.marking_base, A.vessel)
     # (radiograph look: vessels taper off faster towards the periphery)
     marks_l = mbase * np.maximum(texl, 0.0) + vess * (hilar if rg else np.sqrt(hilar)) * vessels
-    marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
+    if rg:  # compact, bright hila (pulmonary arteries and bronchi) where the vessels start
+        hil_c = 1.0 / (1.0 + hd2 * RG.hilum_falloff)
+        marks_l = c("mark_amp") * (marks_l + RG.marking_hilar * hil_c)
+    else:
+        marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
     marks = np.zeros_like(D)
     marks[lb] = marks_l
@@ -249,25 +253,16 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     fr = np.abs(ph - np.floor(ph) - 0.5)
     rib_band = _s((rib_w - fr) * (spacing * inv_ew))
     rib_zone = _clip01((1.12 - rc[rb]) * 4.0) * above[rb]
-    if rg:  # posterior ribs fading towards the bases, faint anterior ribs sloping down medially
-        yr = Y[rb] - y_apex
+    if rg:  # posterior ribs fading towards the bases (more soft tissue over them there)
+        fade = _clip01((Y[rb] - y_apex) * (1.0 / lung_len))
+        fade *= -RG.rib_low_fade
+        fade += 1.0
+        rib_zone *= fade
         rib_zone *= body[rb]
         hidden = solid[rb] * -A.rib_hidden
         hidden += 1.0
         rib_zone *= hidden
-        fade = _clip01(yr * (1.0 / lung_len))
-        fade *= -RG.rib_low_fade
-        fade += 1.0
-        rib_band *= fade
         rib_band *= rib_d
-        pa = yr - lung_len * 0.32 * (1.0 - rxb)
-        pa *= 1.6 / spacing
-        pa += c("rib_phase")
-        pa -= np.floor(pa)
-        pa -= 0.5
-        fa = _s((0.22 - np.abs(pa)) * (spacing * inv_ew * 0.6))
-        fa *= RG.anterior_rib
-        rib_band += fa
         rib_band *= rib_zone
         D[rb] += rib_band
     else:
@@ -277,7 +272,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     slope = A.clavicle_slope_pa + (A.clavicle_slope_ap - A.clavicle_slope_pa) * ap
     if rg:
         slope = slope * (RG.clavicle_slope / A.clavicle_slope_pa)
-    cl0 = y_apex + A.clavicle_y - A.clavicle_ap_up * ap + slope * 0.10
+    cl0 = y_apex + (RG.clavicle_y if rg else A.clavicle_y) - A.clavicle_ap_up * ap + slope * 0.10
     cl_end = tw * A.clavicle_len
     th = RG.clavicle_half_thick if rg else A.clavicle_half_thick
     cb = box(-cl_end, cl_end, cl0 - slope * cl_end - th, cl0 - slope * 0.07 + th)
@@ -379,8 +374,8 @@ def _heart_borders(
     A, RG = ANATOMY, RADIOGRAPH
     right, left = hx - 0.5 * heart_w, hx + 0.5 * heart_w  # image-left (negative) and image-right extremes
     mid = 0.015 + ash
-    y_l = dome_top_l - A.heart_clear
-    y_r = dome_top_r - A.heart_clear
+    y_l = dome_top_l - RG.heart_clear
+    y_r = dome_top_r - RG.heart_clear
     h_l = RG.arc_stretch * np.maximum(y_l - (y_apex + RG.lv_top * lung_len), 0.1)
     h_r = RG.arc_stretch * np.maximum(y_r - (y_apex + RG.ra_top * lung_len), 0.1)
     low = np.maximum(y_l, y_r) + RG.lv_low

@@ -180,8 +180,8 @@ class RadiographAnatomy:
     flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
     trachea: float = 0.06
     body_extra_scale: float = 0.6
-    dome_scale: float = 1.35  # higher-arched domes, deeper costophrenic angles
-    med_half_width: float = 0.11  # the upper mediastinum (the aortic knob bulges from it)
+    dome_scale: float = 1.1  # higher-arched domes, deeper costophrenic angles
+    med_half_width: float = 0.13  # the upper mediastinum (the aortic knob bulges from it)
     abdomen: float = 0.10
     abdomen_low: float = 0.10  # the abdomen gets denser further below the domes
     dome_round: float = 0.8  # medial flattening of the domes (1 = none)
@@ -196,29 +196,36 @@ class RadiographAnatomy:
     arm: float = 0.36
     humerus: float = 0.08
     # heart: anatomical borders (right atrium under the SVC, left ventricle under the knob)
-    ra_top: float = 0.58  # top of the right-atrial arc, fraction of the lung length
-    lv_top: float = 0.52  # top of the left-ventricular arc (below the knob)
+    ra_top: float = 0.42  # top of the right-atrial arc, fraction of the lung length
+    lv_top: float = 0.38  # top of the left-ventricular arc (below the knob)
+    heart_left_shift: float = 0.18  # two thirds of the heart's width left of the midline
+    heart_clear: float = 0.12  # widest points this far above their domes (lung lateral to the apex)
     heart_edge: float = 2.5  # the heart's borders are softer than bone edges (cardiac motion), pixels
     lv_low: float = 0.30  # the borders curve in below their widest points over this height
-    arc_stretch: float = 1.15  # the arcs' parabolas start this much above their tops
-    heart_density: float = 0.04
-    heart_opacity: float = 0.88  # share of the lung air the heart displaces (retrocardiac lung)
-    # bones: crisp posterior ribs, faint anterior ribs, clavicles, a visible spine
+    arc_stretch: float = 1.1  # the arcs' parabolas start this much above their tops
+    heart_density: float = 0.05
+    heart_opacity: float = 0.95  # share of the lung air the heart displaces (retrocardiac lung)
+    # bones: crisp posterior ribs, clavicles, a visible spine
     rib: float = 0.08
     rib_low_fade: float = 0.5  # posterior ribs fade towards the bases (more soft tissue there)
-    rib_width: float = 0.30
-    rib_rise: float = 0.12
-    rib_droop: float = 0.35
-    ribs_per_lung: float = 8.5
-    anterior_rib: float = 0.035
-    clavicle: float = 0.12
+    rib_width: float = 0.25
+    rib_rise: float = -0.10
+    rib_droop: float = 0.50
+    ribs_per_lung: float = 7.5
+    clavicle: float = 0.16
     clavicle_slope: float = 0.30
+    clavicle_y: float = 0.25  # the clavicles cross the lung apices
     clavicle_half_thick: float = 0.03
-    spine: float = 0.055
+    spine: float = 0.07
     pedicle: float = 0.03
     # lungs: vessels a little stronger, the blotchy texture weaker (``FilmLook.texture_gain``)
-    vessel: float = 0.12
+    vessel: float = 0.09
     marking_base: float = 0.012
+    marking_hilar: float = 0.20
+    hilum_falloff: float = 40.0
+    # bedside (AP) films: hazier (contrast × this, extra fog)
+    ap_contrast: float = 0.85
+    ap_fog: float = 0.0
     # burnt-in markers: letters, grey level
     marker_grey: tuple[float, float] = (0.6, 0.95)
 
@@ -261,10 +268,10 @@ LOOKS = {
     "radiograph": FilmLook(
         shift_sd=0.05,
         zoom_extra=0.0,
-        zoom_sd=0.07,
+        zoom_sd=0.1,
         zoom_clip=(0.85, 1.2),
         marker_rate=0.6,
-        blur=0.25,
+        blur=0.0,
         window_shift=-0.07,
         level_shift=0.0,
         radiograph=True,

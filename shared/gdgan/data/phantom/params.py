@@ -155,4 +155,7 @@ def _draw_params(
         p["lung_len"] = p["lung_len"] * RADIOGRAPH.lung_scale
         p["tw"] = p["tw"] * RADIOGRAPH.thorax_scale
         p["dome_h"] = p["dome_h"] * RADIOGRAPH.dome_scale
+        # bedside (AP) films are hazier than the first phantom drew them (scatter, soft tissue)
+        p["contrast"] = p["contrast"] * np.where(ap, RADIOGRAPH.ap_contrast, 1.0)
+        p["fog"] = p["fog"] + np.where(ap, RADIOGRAPH.ap_fog, 0.0)
     return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}
