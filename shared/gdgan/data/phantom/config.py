@@ -174,7 +174,7 @@ class RadiographAnatomy:
 
     # body: a narrower neck, shoulders that meet the trunk lower (dark top corners), flanks
     # widest at mid-chest
-    neck_half_width: float = 0.26
+    neck_half_width: float = 0.30
     shoulder_drop: float = 0.25
     shoulder_span: float = 0.40
     flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
