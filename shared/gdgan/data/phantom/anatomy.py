@@ -85,7 +85,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     if rg:
         # narrower neck, shoulders meeting the trunk lower (dark top corners), flanks widest at
         # mid-chest
-        neck, drop, span = RG.neck_half_width, RG.shoulder_drop, RG.shoulder_span
+        neck = RG.neck_half_width * c("neck_scale")
+        drop, span = RG.shoulder_drop - c("shoulder_shift"), RG.shoulder_span
         flank = (Y - (y_apex + 0.55 * lung_len)) * (1.0 / lung_len)
         flank *= flank
         flank *= -RG.flank_curve
