@@ -598,8 +598,11 @@ def test_gender_and_view_change_measurable_statistics() -> None:
     assert ctr[v == 1].mean() > ctr[v == 0].mean() * 1.05
 
 
-def test_cardiomegaly_is_learnable_from_pixels_at_32px() -> None:
-    ds = make_phantom(PhantomConfig(n=1600, size=32, seed=23, prevalence={**ONLY_CM, "Cardiomegaly": 0.5}))
+@pytest.mark.parametrize("look", sorted(LOOKS))
+def test_cardiomegaly_is_learnable_from_pixels_at_32px(look: str) -> None:
+    """The CTR cue survives every look (the radiograph look draws the heart by its borders)."""
+    cfg = PhantomConfig(n=1600, size=32, seed=23, prevalence={**ONLY_CM, "Cardiomegaly": 0.5}, look=look)
+    ds = make_phantom(cfg)
     x = _features(ds.images, k=16)
     y = ds.labels["findings"][:, CM]
     clf = LogisticRegression(max_iter=600, C=0.2).fit(x[:1100], y[:1100])

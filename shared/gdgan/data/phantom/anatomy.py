@@ -85,8 +85,12 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     if rg:
         # narrower neck, shoulders meeting the trunk lower (dark top corners), flanks widest at
         # mid-chest
-        neck, drop, span = RG.neck_half_width, RG.shoulder_drop, RG.shoulder_span
-        flank = (Y - (y_apex + 0.55 * lung_len)) * (1.0 / lung_len)
+        neck = RG.neck_half_width * c("neck_scale")
+        drop, span = RG.shoulder_drop - c("shoulder_shift"), RG.shoulder_span
+        # (a slow function of height: taken on the film's rows, un-tilted, (B, H, 1), to save
+        # full-size passes; the patient's tilt of at most ~6° moves it by well under a pixel)
+        y_rows = (ys[None, :, None] - c("shift_y")) / c("zoom")
+        flank = (y_rows - (y_apex + 0.55 * lung_len)) * (1.0 / lung_len)
         flank *= flank
         flank *= -RG.flank_curve
         flank += 1.0
@@ -119,7 +123,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     abd = box(-big, big, np.minimum(dome_top_l, dome_top_r), big)
     below = (1.0 - above[abd]) * body[abd]
     if rg:  # the abdomen's density fades beyond the rib cage (no dome line across the flanks)
-        deep = RG.abdomen + RG.abdomen_low * _clip01((Y[abd] - y_cp) * 2.0)
+        y_rows = (ys[None, abd[1], None] - c("shift_y")) / c("zoom")
+        deep = RG.abdomen + RG.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
         D[abd] += deep * below * _clip01((1.15 - AX[abd] / tw) * 4.0)
     else:
         D[abd] += A.abdomen * below

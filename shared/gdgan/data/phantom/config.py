@@ -174,9 +174,11 @@ class RadiographAnatomy:
 
     # body: a narrower neck, shoulders that meet the trunk lower (dark top corners), flanks
     # widest at mid-chest
-    neck_half_width: float = 0.26
+    neck_half_width: float = 0.30
     shoulder_drop: float = 0.25
     shoulder_span: float = 0.40
+    neck_scale: tuple[float, float] = (0.8, 1.25)  # per film
+    shoulder_shift: tuple[float, float] = (-0.12, 0.10)  # per film (frame units, + lower)
     flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
     trachea: float = 0.06
     body_extra_scale: float = 0.6
@@ -212,7 +214,7 @@ class RadiographAnatomy:
     rib_rise: float = -0.10
     rib_droop: float = 0.50
     ribs_per_lung: float = 7.5
-    clavicle: float = 0.16
+    clavicle: float = 0.13
     clavicle_slope: float = 0.30
     clavicle_y: float = 0.25  # the clavicles cross the lung apices
     clavicle_half_thick: float = 0.03

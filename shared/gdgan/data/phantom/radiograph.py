@@ -60,6 +60,9 @@ def draw_look_extras(cfg: PhantomConfig, n: int) -> dict[str, np.ndarray]:
         "arm_w": width,
         "marker_word": rng.integers(0, len(GLYPHS), n).astype(np.float64),
         "marker_grey": rng.uniform(*RADIOGRAPH.marker_grey, n),
+        # body habitus varies between films: neck width and where the shoulders meet the trunk
+        "neck_scale": rng.uniform(*RADIOGRAPH.neck_scale, n),
+        "shoulder_shift": rng.uniform(*RADIOGRAPH.shoulder_shift, n),
     }
 
 
