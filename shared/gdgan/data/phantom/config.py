@@ -181,7 +181,7 @@ class RadiographAnatomy:
     shoulder_shift: tuple[float, float] = (-0.12, 0.10)  # per film (frame units, + lower)
     flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
     trachea: float = 0.06
-    body_extra_scale: float = 0.6
+    body_extra_scale: float = 0.75
     dome_scale: float = 1.1  # higher-arched domes, deeper costophrenic angles
     med_half_width: float = 0.13  # the upper mediastinum (the aortic knob bulges from it)
     abdomen: float = 0.10
@@ -194,7 +194,7 @@ class RadiographAnatomy:
     apex_up: float = 0.05
     # arms beside the chest (on ``arms_rate`` of films): a gap, then a soft-tissue band with bone
     arm_gap: tuple[float, float] = (0.0, 0.08)
-    arm_width: tuple[float, float] = (0.16, 0.30)
+    arm_width: tuple[float, float] = (0.25, 0.45)
     arm: float = 0.36
     humerus: float = 0.08
     # heart: anatomical borders (right atrium under the SVC, left ventricle under the knob)
@@ -228,6 +228,7 @@ class RadiographAnatomy:
     # bedside (AP) films: hazier (contrast × this, extra fog)
     ap_contrast: float = 0.85
     ap_fog: float = 0.0
+    grain_scale: float = 1.0  # quantum noise of the film (downsampled NIH films carry little)
     # burnt-in markers: letters, grey level
     marker_grey: tuple[float, float] = (0.6, 0.95)
 
@@ -279,7 +280,7 @@ LOOKS = {
         radiograph=True,
         sharpen=0.0,
         texture_gain=0.4,
-        arms_rate=0.9,
+        arms_rate=1.0,
     ),
 }
 # Order of LOOKS is the look's index in the parameter table (``p["look"]``).

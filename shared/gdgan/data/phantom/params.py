@@ -158,4 +158,5 @@ def _draw_params(
         # bedside (AP) films are hazier than the first phantom drew them (scatter, soft tissue)
         p["contrast"] = p["contrast"] * np.where(ap, RADIOGRAPH.ap_contrast, 1.0)
         p["fog"] = p["fog"] + np.where(ap, RADIOGRAPH.ap_fog, 0.0)
+        p["grain"] = p["grain"] * RADIOGRAPH.grain_scale
     return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}
