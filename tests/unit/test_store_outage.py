@@ -8,9 +8,11 @@ clean up (the partial files have no manifest; ``gdgan store gc`` removes them).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,3 +130,76 @@ def test_a_backoff_as_long_as_the_hang_timeout_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"GDGAN_S3_RETRY_BACKOFF_MAX_S.*GDGAN_JOB_HANG_TIMEOUT_S"):
         load_settings({"GDGAN_S3_RETRY_BACKOFF_MAX_S": "10", "GDGAN_JOB_HANG_TIMEOUT_S": "10"})
     load_settings({"GDGAN_S3_RETRY_BACKOFF_MAX_S": "10", "GDGAN_JOB_HANG_TIMEOUT_S": "0"})  # hang check off
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the S3 server that, once armed, closes the connection after passing
+    ``cut_after`` bytes of an answer: a transfer cut off after its headers, as when the server dies
+    in the middle of a download (urllib3 has handed the response over; only the store can retry)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut_after: int | None = None
+        self.cuts = 0
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                with self.lock:
+                    limit = self.cut_after if answers else None
+                    if limit is not None and sent + len(data) > limit:
+                        self.cut_after, self.cuts = None, self.cuts + 1
+                        dst.sendall(data[: max(0, limit - sent)])
+                        break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for sock in (src, dst):  # shutdown, not only close: it wakes the other direction's recv
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_download_cut_off_mid_body_is_fetched_again(
+    server: SeaweedS3Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    proxy = CuttingProxy((server.host, server.port))
+    try:
+        policy = RetryPolicy(budget_s=30, backoff_s=0.2, backoff_max_s=1.0)
+        keys = (server.access_key, server.secret_key)
+        store = S3Store("outage", f"127.0.0.1:{proxy.port}", *keys, cache_dir=tmp_path / "c", retry=policy)
+        payload = os.urandom(3 << 20)
+        with store.writer("dataset") as w:
+            w.put_bytes("big.bin", payload)
+            m = w.commit()
+        store.manifest(m.id)  # (the manifest's answer is small: the cut below lands in the payload)
+        proxy.cut_after = 256 << 10  # past the headers, a quarter of a MiB into the body
+        with caplog.at_level(logging.WARNING, logger="gdgan.store"):
+            assert store.get_bytes(m.id, "big.bin") == payload  # sha256-verified by the store
+        assert proxy.cuts == 1
+        assert any("calling again" in r.getMessage() for r in caplog.records)
+        impatient = S3Store("outage", f"127.0.0.1:{proxy.port}", *keys, cache_dir=tmp_path / "d")
+        proxy.cut_after = 256 << 10
+        with pytest.raises(StoreUnavailable, match="unreachable"):
+            impatient.get_bytes(m.id, "big.bin")  # budget 0: the cut is the answer
+    finally:
+        proxy.close()
