@@ -28,7 +28,7 @@ async def settings_dep() -> Settings:
 
 @lru_cache(maxsize=1)
 def _store() -> ArtifactStore:
-    return open_store()
+    return open_store(service=True)
 
 
 def store_dep() -> ArtifactStore:

@@ -121,7 +121,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         description="Synthetic chest X-rays by label from stored GDGAN / ACGAN generators.",
     )
-    app.state.store = open_store()
+    app.state.store = open_store(service=True)
     app.state.cache = ModelCache(app.state.store, settings.model_cache_size, settings.generate_alias_ttl_s)
     app.state.batcher = Batcher(
         settings.generate_max_batch,

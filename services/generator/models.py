@@ -2,6 +2,10 @@
 
 Aliases ('gdgan', 'acgan') are re-resolved after GDGAN_GENERATE_ALIAS_TTL_S seconds, so a newly
 registered latest model is served without a restart; the old one ages out of the LRU.
+
+Concurrent first requests for one model share one load (a lock per model id). That lock exists only
+while a load of its model is in flight: kept for every id ever requested, the locks would grow
+without bound on a long-running service (every model ever trained, every unknown id tried).
 """
 
 from __future__ import annotations
@@ -15,6 +19,16 @@ from gdgan.store import ArtifactStore
 from gdgan.training.sampling import LoadedGenerator, load_generator
 
 
+class _Loading:
+    """One model's load in flight: its lock and how many requests wait for (or hold) it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+
+
 class ModelCache:
     def __init__(
         self, store: ArtifactStore, size: int, alias_ttl_s: float, device: str | None = None
@@ -26,7 +40,7 @@ class ModelCache:
         self._models: OrderedDict[str, LoadedGenerator] = OrderedDict()
         self._aliases: dict[str, tuple[float, str]] = {}
         self._lock = threading.Lock()
-        self._load_locks: dict[str, threading.Lock] = {}
+        self._loading: dict[str, _Loading] = {}
         self.loads = 0
 
     def resolve(self, ref: str) -> str:
@@ -45,19 +59,31 @@ class ModelCache:
             if model_id in self._models:
                 self._models.move_to_end(model_id)
                 return self._models[model_id]
-            lock = self._load_locks.setdefault(model_id, threading.Lock())
-        with lock:  # one load per model even under concurrent first requests
-            with self._lock:
-                if model_id in self._models:
-                    return self._models[model_id]
-            gen = load_generator(self.store, model_id, device=self.device)
-            with self._lock:
-                self._models[model_id] = gen
-                self.loads += 1
-                while len(self._models) > self.size:
-                    self._models.popitem(last=False)
-            return gen
+            loading = self._loading.setdefault(model_id, _Loading())
+            loading.users += 1
+        try:
+            with loading.lock:  # one load per model even under concurrent first requests
+                with self._lock:
+                    if model_id in self._models:
+                        return self._models[model_id]
+                gen = load_generator(self.store, model_id, device=self.device)
+                with self._lock:
+                    self._models[model_id] = gen
+                    self.loads += 1
+                    while len(self._models) > self.size:
+                        self._models.popitem(last=False)
+                return gen
+        finally:
+            with self._lock:  # the last one out drops the lock, whether the load worked or not
+                loading.users -= 1
+                if loading.users == 0:
+                    del self._loading[model_id]
 
     def loaded(self) -> list[str]:
         with self._lock:
             return list(self._models)
+
+    def loading(self) -> list[str]:
+        """Model ids with a load in flight (the only ones holding a lock)."""
+        with self._lock:
+            return list(self._loading)

@@ -53,6 +53,28 @@ class Settings(BaseSettings):
     s3_secret_key: SecretStr = SecretStr("")
     s3_region: str = ""
     s3_secure: bool | None = Field(default=None, description="TLS; default from the endpoint scheme.")
+    s3_retry_budget_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="How long one store call of a worker or the CLI waits for an S3 endpoint that refuses "
+        "connections, answers 5xx or cuts a transfer (a restart) before failing with StoreUnavailable. "
+        "0 = fail at the first error.",
+    )
+    s3_service_retry_budget_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="The same wait for the gateway and the generator: an HTTP request answers 503 + "
+        "Retry-After soon rather than holding its connection through an S3 restart.",
+    )
+    s3_retry_backoff_s: float = Field(
+        default=0.5, gt=0, description="First pause between S3 attempts; it doubles with each attempt."
+    )
+    s3_retry_backoff_max_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="Longest pause between S3 attempts. Keep it well under GDGAN_JOB_HANG_TIMEOUT_S: "
+        "a task asleep between attempts shows the same stack, like a hung one.",
+    )
     # --- garbage collection (gdgan.store.governance; `gdgan store gc`) ----------------------------
     gc_grace_s: float = Field(
         default=24 * 3600.0,
@@ -286,6 +308,12 @@ class Settings(BaseSettings):
             raise ValueError("GDGAN_S3_ENDPOINT is required when GDGAN_STORE_URL is s3://")
         if self.worker_dead_after_s <= self.worker_heartbeat_s:
             raise ValueError("GDGAN_WORKER_DEAD_AFTER_S must exceed GDGAN_WORKER_HEARTBEAT_S")
+        hang = self.job_hang_timeout_s
+        if hang and self.s3_retry_backoff_max_s >= hang:
+            raise ValueError(
+                "GDGAN_S3_RETRY_BACKOFF_MAX_S must be below GDGAN_JOB_HANG_TIMEOUT_S: a task pausing "
+                "between S3 attempts that long would be taken for a hung one"
+            )
         soft, hard = self.task_soft_time_limit_s, self.task_time_limit_s
         if soft and hard and hard <= soft:
             raise ValueError("GDGAN_TASK_TIME_LIMIT_S (hard) must exceed GDGAN_TASK_SOFT_TIME_LIMIT_S")

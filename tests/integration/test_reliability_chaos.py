@@ -14,8 +14,9 @@ Every cell asserts what issue 13 asks:
 - at most one checkpoint interval of training lost (training cells);
 - the job record and its event stream survive a Redis restart (checked in every job cell).
 
-A killed service (worker, gateway, generator) must cost only time: its jobs succeed. Redis or S3
-going away may fail a job, with a reason that names the fault.
+A killed service (worker, gateway, generator) must cost only time: its jobs succeed. So must an S3
+restart: store calls wait for the server within GDGAN_S3_RETRY_BUDGET_S (an outage longer than that
+is ``test_reliability_faults.py``'s). Redis going away may fail a job, with a reason that names it.
 
 Cost is bounded by sharing one stack and one pair of ``tiny`` models across the cells (see
 docs/notes/reliability.md for the measured time of each cell).
@@ -163,7 +164,6 @@ def _events(stack: Stack, job_id: str) -> list[tuple[str, dict]]:
         r.close()
 
 
-SERVERS = ("redis", "s3")
 FAULT_WORDS = ("redis", "connection", "s3", "store", "heartbeat")
 
 
@@ -171,16 +171,16 @@ def _kill_during(
     stack: Stack, api: httpx.Client, job_id: str, component: str, timeout: float = 900
 ) -> dict[str, Any]:
     """Kill ``component`` while the job runs and wait for the job's end. A killed service (worker,
-    gateway) costs nothing but time: the job succeeds. Redis or S3 going away may fail it, with a
-    reason naming the fault. Either way the record and every event stored before the kill survive
-    (Redis: its append-only file)."""
+    gateway) or a restarted S3 server costs nothing but time: the job succeeds. Redis going away
+    may fail it, with a reason naming the fault. Either way the record and every event stored
+    before the kill survive (Redis: its append-only file)."""
     before = _events(stack, job_id)
     _kill(stack, component)
     rec = _wait_end(api, job_id, timeout)
     print(f"chaos {component}: job {rec['status']} {rec.get('error') or ''}")  # for the matrix (-s)
-    if component.partition(":")[0] in SERVERS:
+    if component.partition(":")[0] == "redis":
         _ended_well(rec, FAULT_WORDS)
-    else:
+    else:  # a service restarted, or S3 back within GDGAN_S3_RETRY_BUDGET_S: only time is lost
         assert rec["status"] == "succeeded", rec
     after = _events(stack, job_id)
     assert [e for e, _ in after[: len(before)]] == [e for e, _ in before]

@@ -11,6 +11,10 @@ main thread's stack.
   event naming the hang; once S3 is thawed the job resumes from its checkpoint and succeeds.
 - A soft time limit interrupts a long task and its job fails with a reason that names the setting.
 - A worker frozen as a whole (SIGSTOP: no heartbeat at all) is killed and restarted by the supervisor.
+- A worker stopped with SIGTERM (Kubernetes scaling it down) checkpoints its training at the
+  current step, puts the job back in the queue and exits; the job resumes at that step.
+- The S3 server down for longer than ``GDGAN_S3_RETRY_BUDGET_S`` fails the job that needed it, with
+  a reason naming the store and the setting, and leaves no artifact visible.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ LIVENESS = {
     "GDGAN_WORKER_DEAD_AFTER_S": "5",
     "GDGAN_JOB_HANG_TIMEOUT_S": "4",
     "GDGAN_JOB_MAX_REDELIVERIES": "3",
+    # a store outage longer than 5 s fails the job (the chaos matrix has the shorter restarts);
+    # pauses between attempts stay under the 4 s hang timeout
+    "GDGAN_S3_RETRY_BUDGET_S": "5",
+    "GDGAN_S3_RETRY_BACKOFF_MAX_S": "1",
 }
 
 
@@ -188,3 +196,68 @@ def test_with_every_worker_gone_the_gateway_requeues_the_job(stack: Stack, datas
     final = wait_job(url, job_id, 300)
     assert final["status"] == "succeeded", final
     assert final["attempts"] == 2
+
+
+def test_a_store_outage_longer_than_the_budget_fails_the_job_naming_it(
+    stack: Stack, dataset: str, s3: SeaweedS3Server
+) -> None:
+    from gdgan.store.s3 import S3Store
+
+    url = stack.cfg.gateway_url
+    store = S3Store("gdgan", s3.endpoint, s3.access_key, s3.secret_key, cache_dir=stack.home / "verify")
+    before = {m.id for m in store.list()}
+    job_id = _train(stack, dataset, steps=400)
+    wait_for(lambda: _rec(stack, job_id)["progress"]["step"] >= 12, 300, "a checkpoint")
+    assert s3.proc is not None
+    os.kill(s3.proc.pid, signal.SIGKILL)  # not supervised here: it stays down until started below
+    s3.proc.wait(10)
+    s3._close_log()
+    s3.proc = None
+    try:
+        final = wait_job(url, job_id, 300)
+    finally:
+        s3.start(timeout=90)
+    assert final["status"] == "failed", final
+    assert "StoreUnavailable" in final["error"] and s3.endpoint in final["error"], final["error"]
+    assert "gave up after 5 s (GDGAN_S3_RETRY_BUDGET_S)" in final["error"], final["error"]
+    assert final["progress"]["step"] < 400
+    new = [m for m in store.list() if m.id not in before]
+    assert not [m.kind for m in new if m.kind.startswith("acgan")], new  # no model registered
+    for m in new:  # checkpoints of the steps before the outage: each complete
+        for name in m.files:
+            store.get_bytes(m.id, name)
+
+
+def test_a_worker_stopped_with_sigterm_checkpoints_and_its_job_resumes_there(
+    stack: Stack, dataset: str
+) -> None:
+    """What a pod deletion does (scale-down, rollout, node drain): SIGTERM, Celery's warm shutdown.
+    No periodic checkpoint falls inside this run (every 1000 steps), so resuming anywhere but at the
+    step the worker stopped means the shutdown wrote no checkpoint of its own."""
+    url = stack.cfg.gateway_url
+    trainer = _svc(stack, "trainer-0")
+    restarts = trainer.restarts
+    job_id = _train(stack, dataset, steps=200, every=1000)
+    events: list[tuple[str, dict]] = []
+    reader = threading.Thread(target=lambda: events.extend(sse(url, job_id, timeout=600)), daemon=True)
+    reader.start()
+    wait_for(lambda: _rec(stack, job_id)["progress"]["step"] >= 15, 300, "training under way")
+    assert trainer.proc is not None
+    os.kill(trainer.proc.pid, signal.SIGTERM)
+    trainer.proc.wait(120)  # it stops at its next step, not at the end of the run
+    assert trainer.proc.returncode == 0, trainer.proc.returncode  # a clean exit, not a kill
+    _restarted(stack, "trainer-0", restarts)
+    reader.join(600)
+    final = _rec(stack, job_id)
+    assert final["status"] == "succeeded", final
+    assert final["attempts"] == 2
+    names = [e for e, _ in events]
+    assert "requeued" in names and "stalled" not in names, names  # handed back, not reaped
+    (requeued,) = [d for e, d in events if e == "requeued"]
+    assert "shutting down (SIGTERM" in requeued["reason"], requeued
+    cut = names.index("requeued")
+    steps = [d["step"] for e, d in events if e == "progress" and "step" in d]
+    stopped = max(d["step"] for e, d in events[:cut] if e == "progress" and "step" in d)
+    resumed = [d["step"] for e, d in events[cut:] if e == "progress" and "step" in d]
+    assert stopped < 200 and resumed and resumed[0] >= stopped, (stopped, resumed[:3])
+    assert steps[-1] == 200

@@ -2,6 +2,9 @@
 array, the manifest with its ingest report) carries a raw patient identifier; ids and file keys
 are salted hashes, and the way back to the source files is an opt-in local CSV.
 
+The ingest report stored in the manifest keeps the last names of the CSV and image folder, never the
+server (or user) path they were read from.
+
 Before: the NIH ingest stored ``Patient ID`` verbatim, and every ingest kept the source file name
 as ``image_index`` (NIH ``<patient>_<nnn>.png``, CheXpert ``patientNNNNN/...``, MIMIC
 ``p10/p10000032/s5.../...``), so each row named its patient; the ingest report in the manifest
@@ -48,6 +51,12 @@ def _stored(store: LocalStore, m: Manifest) -> tuple[str, dict[str, np.ndarray]]
         return text, {k: z[k] for k in z.files}
 
 
+def _folders(source: Path) -> set[str]:
+    """The folder the data was read from, as given and resolved: a server or user path the stored
+    ingest report must not keep (it keeps the files' last names only)."""
+    return {str(source), str(source.resolve())}
+
+
 def _assert_clean(root: Path, text: str, labels: dict[str, np.ndarray], tokens: set[str]) -> None:
     """No token in the manifest, in any string cell, nor (UTF-8 or NumPy's UTF-32) in any stored file."""
     hits = {t for t in tokens if t in text}
@@ -77,7 +86,8 @@ def test_stored_nih_dataset_has_no_raw_patient_ids(nih_sample: Path, tmp_path: P
     # NIH's ids as its file names spell them (8 digits) and the file names themselves
     tokens = {f"{p:08d}" for p in raw_ids} | set(rows)
     assert not {f"{p:08d}" for p in raw_ids} & set(re.findall(r"\d{8}", text))
-    _assert_clean(tmp_path / "store", text, labels, tokens)
+    _assert_clean(tmp_path / "store", text, labels, tokens | _folders(nih_sample))
+    assert m.meta["ingest"]["csv_path"] == csv_path.name and m.meta["ingest"]["images_root"] == "images"
     assert all(HASHED_KEY_RE.match(k) for k in labels["image_index"].tolist())
     assert len(set(labels["image_index"].tolist())) == len(labels["image_index"])
 
@@ -116,7 +126,9 @@ def test_stored_adapter_dataset_has_no_raw_patient_ids(tmp_path: Path, source: s
     else:
         tokens = {f"1000{i:04d}" for i in (*range(6), 9)} | {f"5000{i:04d}" for i in range(6)}
         tokens |= {f"dcm{i:02d}-aa" for i in range(6)} | {"lat00-bb", "nolab-cc"}
-    _assert_clean(tmp_path / "store", text, labels, tokens)
+    _assert_clean(tmp_path / "store", text, labels, tokens | _folders(tmp_path / "src"))
+    report = m.meta["ingest"]
+    assert report["csv_path"] and "/" not in report["csv_path"] + report["images_root"], report
     assert all(HASHED_KEY_RE.match(k) for k in labels["image_index"].tolist())
     assert len(labels["image_index"]) >= 6
 

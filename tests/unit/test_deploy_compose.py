@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import pytest
 import yaml
+from deploy_rules import worker_grace_needed
 from gdgan.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from typer.testing import CliRunner
 
@@ -398,3 +399,13 @@ def test_torch_threads_match_the_cpu_limit(compose: dict[str, Any], name: str) -
     svc = compose["services"][name]
     limit = float(svc["deploy"]["resources"]["limits"]["cpus"])
     assert int(service_env(svc)["GDGAN_NUM_THREADS"]) == int(limit)
+
+
+def test_workers_have_the_time_to_checkpoint_when_stopped(compose: dict[str, Any]) -> None:
+    """`docker compose stop` / `down`: SIGTERM through tini (``init``), then SIGKILL after
+    ``stop_grace_period``, which must cover a step and a checkpoint write through an S3 restart."""
+    for name in ("trainer", "evaluator"):
+        svc = compose["services"][name]
+        grace = svc["stop_grace_period"]
+        seconds = int(grace[:-1]) * {"s": 1, "m": 60, "h": 3600}[grace[-1]]
+        assert svc["init"] is True and seconds >= worker_grace_needed(service_env(svc)), (name, grace)

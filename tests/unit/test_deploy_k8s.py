@@ -23,6 +23,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_rules import worker_grace_needed
 from gdgan.settings import ENV_PREFIX, Settings, SettingsError, load_settings
 from typer.testing import CliRunner
 
@@ -420,3 +421,18 @@ def test_gpu_overlay_runs_a_multi_node_training_as_an_indexed_job(
     assert result.exit_code == 0, result.output
     assert args[:3] == ["gdgan", "train", "gdgan"] and "--resume" in args  # every node: the same run
     assert "train-ddp" not in yaml.safe_dump_all(built["cpu"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_workers_have_the_time_to_checkpoint_when_scaled_down(
+    built: dict[str, list[dict[str, Any]]], overlay: str
+) -> None:
+    objs = built[overlay]
+    cms = [o for o in objs if o["kind"] == "ConfigMap"]
+    cm = next(o for o in cms if o["metadata"]["name"].startswith("gdgan-config"))
+    for app in ("trainer", "evaluator"):
+        spec = find(objs, "Deployment", app)["spec"]["template"]["spec"]
+        assert spec["terminationGracePeriodSeconds"] >= worker_grace_needed(cm["data"]), app
+        (c,) = spec["containers"]
+        assert "preStop" not in c.get("lifecycle", {}), f"{app}: SIGTERM itself is the warm shutdown"
+        assert c["args"][:2] == ["gdgan", "worker"], f"{app}: the worker must receive SIGTERM itself"

@@ -123,7 +123,7 @@ def test_every_queue_has_a_scaler_reading_its_worker_lists_on_the_services_redis
     url = urlparse(cm["data"]["GDGAN_REDIS_URL"])
     svc = find(objs, "Service", url.hostname or "")
     assert url.port in [p["port"] for p in svc["spec"]["ports"]]
-    address = f"{svc['metadata']['name']}.{NAMESPACE}.svc.cluster.local:{url.port}"
+    address = f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local:{url.port}"
     db = (url.path or "/0").lstrip("/") or "0"
 
     scaled: dict[str, str] = {}
@@ -158,3 +158,22 @@ def test_keda_operator_may_reach_redis(built: dict[str, list[dict[str, Any]]], o
     assert {p["port"] for p in rule["ports"]} <= ports
     (peer,) = rule["from"]
     assert peer["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "keda"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_redis_address_follows_the_overlays_namespace(tmp_path: Path, overlay: str) -> None:
+    """`kustomize edit set namespace team-x` in the overlay: every object moves, and the scalers
+    read the Redis of team-x, not the one a `gdgan` namespace would have (KEDA's operator resolves
+    the name from its own namespace, so a stale one points at another deployment or at nothing)."""
+    tree = tmp_path / "k8s"
+    shutil.copytree(K8S, tree)
+    kfile = tree / "overlays" / overlay / "kustomization.yaml"
+    doc = yaml.safe_load(kfile.read_text())
+    assert doc["namespace"] == NAMESPACE
+    doc["namespace"] = "team-x"
+    kfile.write_text(yaml.safe_dump(doc, sort_keys=False))
+    objs = build(tree / "overlays" / overlay)
+    assert {o["metadata"].get("namespace") for o in objs if o["kind"] != "Namespace"} == {"team-x"}
+    addresses = {t["metadata"]["address"] for so in scaled_objects(objs) for t in so["spec"]["triggers"]}
+    assert addresses == {"redis.team-x.svc.cluster.local:6379"}, addresses
+    assert f".{NAMESPACE}.svc" not in json.dumps(objs)

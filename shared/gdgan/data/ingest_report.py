@@ -1,15 +1,23 @@
 """What an ingest read, kept, skipped and why: the report every adapter fills and the dataset
 manifest keeps (``meta.ingest``, redacted: its examples quote source file names, which embed
-patient ids)."""
+patient ids, and its ``csv_path`` / ``images_root`` are folders of the server or of the user's
+machine, which a reader of the store has no business seeing: only their last names are kept)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 MAX_EXAMPLES = 5  # examples kept per problem category in the report
 _LINE_RE = re.compile(r"line \d+")  # a redacted example keeps only its "line N"
+
+
+def _last_names(paths: str) -> str:
+    """'/srv/imports/nih/Data_Entry_2017.csv' -> 'Data_Entry_2017.csv'; several (CheXpert's
+    train and valid CSVs, joined by ', ') each the same way."""
+    return ", ".join(PurePath(p).name for p in paths.split(", ")) if paths else paths
 
 
 # --------------------------------------------------------------------------------------------
@@ -66,9 +74,13 @@ class IngestReport:
 
     def to_dict(self, *, redact: bool = False) -> dict[str, Any]:
         """The report as plain data; ``redact`` (for the stored manifest) keeps each example's
-        ``line N`` only, since examples quote source file names that embed patient ids."""
+        ``line N`` only, since examples quote source file names that embed patient ids, and only
+        the last name of each path (``Data_Entry_2017.csv``, ``images``), as the dataset's config
+        does: the CLI's output and the job's own record still show where the data came from."""
         d = asdict(self)
         if redact:
+            d["csv_path"] = _last_names(self.csv_path)
+            d["images_root"] = _last_names(self.images_root)
             for v in d.values():
                 if isinstance(v, dict) and isinstance(v.get("examples"), list):
                     v["examples"] = [m.group(0) if (m := _LINE_RE.match(ex)) else "-" for ex in v["examples"]]

@@ -124,10 +124,15 @@ def run_classifier(
     store: ArtifactStore,
     progress: ProgressCallback = no_progress,
     should_stop: StopFlag = never_stop,
+    artifact_id: str | None = None,
 ) -> dict[str, Any]:
     """Build ``strategy``'s training set for split ``repeat``, train the classifier, score the
     test part. ``gan_ids``: ``train_split_gans``'s result (or {"models": {...}}). Stored as an
-    ``eval-part`` artifact; the returned dict (JSON-able) carries its id."""
+    ``eval-part`` artifact; the returned dict (JSON-able) carries its id. ``artifact_id`` (a job
+    part's, :func:`gdgan.jobs.records.job_artifact_id`) makes it idempotent: a part already
+    committed under that id is returned as stored, not trained and stored a second time."""
+    if artifact_id is not None and store.exists(artifact_id):
+        return {**store.get_json(artifact_id, PART_FILE), "artifact_id": artifact_id}
     if strategy not in plan.strategies:
         raise EvaluationError(f"strategy {strategy!r} is not in this plan ({', '.join(plan.strategies)})")
     ds = load_eval_dataset(store, plan.dataset_id)
@@ -217,7 +222,7 @@ def run_classifier(
         "classifier": {**tc.summary(), "config": preset.classifier.model_dump()},
     }
     parents = [plan.dataset_id] + ([model_id] if model_id else [])
-    with store.writer(PART_KIND) as w:
+    with store.writer(PART_KIND, artifact_id) as w:
         w.put_json(PART_FILE, result)
         m = w.commit(
             config={"plan": plan.model_dump()},

@@ -107,12 +107,18 @@ def store_section(
     models: dict[str, str],
     progress: ProgressCallback = no_progress,
     should_stop: StopFlag = never_stop,
+    artifact_id: str | None = None,
 ) -> str:
-    """Compute section ``name`` for split 0's ``models`` and store it; returns the artifact id."""
+    """Compute section ``name`` for split 0's ``models`` and store it; returns the artifact id.
+    ``artifact_id`` (a job part's) makes it idempotent: a section already committed under that id
+    (checked to be ``name`` of these ``models``) is kept, not computed and stored again."""
+    if artifact_id is not None and store.exists(artifact_id):
+        load_section(store, artifact_id, name, models)  # raises when it is another section
+        return artifact_id
     section, files = compute_section(
         name, plan, store, split0_generators(plan, store, models), progress, should_stop
     )
-    with store.writer(SECTION_KIND) as w:
+    with store.writer(SECTION_KIND, artifact_id) as w:
         # not put_json: its sorted keys would reorder the harness's models, and the report's
         # tables list them in the order the section was computed
         w.put_bytes(SECTION_FILE, json.dumps(section).encode())

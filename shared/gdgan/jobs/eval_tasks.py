@@ -22,6 +22,20 @@ from gdgan.progress import Cancelled, Progress
 GAN_STRATEGIES = ("acgan", "gdgan")
 
 
+def part_artifact_id(job_id: str, part: str) -> str:
+    """The ``eval-part`` id of a classifier part ('clf:none:r0'), fixed by the job and the part."""
+    from gdgan.evaluation.experiment import PART_KIND
+
+    return job_artifact_id(PART_KIND, job_id, part)
+
+
+def section_artifact_id(job_id: str, part: str) -> str:
+    """The ``eval-section`` id of a report-section part ('sec:quality'), fixed likewise."""
+    from gdgan.evaluation.sections import SECTION_KIND
+
+    return job_artifact_id(SECTION_KIND, job_id, part)
+
+
 def _plan(params: dict[str, Any]):  # -> EvaluationPlan
     from gdgan.evaluation.plan import EvaluationPlan
 
@@ -171,7 +185,15 @@ def _eval_section_body(ctx: JobContext) -> None:
     results = jobs.part_results(ctx.job_id)
     if ctx.part not in results:
         models = {k: str(v) for k, v in _gan_ids(results, 0).get("models", {}).items() if v}
-        sid = store_section(name, plan, _store(), models, ctx.progress, ctx.should_stop)
+        sid = store_section(
+            name,
+            plan,
+            _store(),
+            models,
+            ctx.progress,
+            ctx.should_stop,
+            artifact_id=section_artifact_id(ctx.job_id, ctx.part or ""),  # redelivered: no second one
+        )
         if ctx.should_stop():
             raise Cancelled(f"{ctx.part} stopped")
         _part_done(ctx, {"artifact_id": sid, "models": models})
@@ -200,7 +222,16 @@ def _eval_classifier_body(ctx: JobContext) -> None:
     results = jobs.part_results(ctx.job_id)
     if ctx.part not in results:
         gan_ids = _gan_ids(results, repeat)
-        res = run_classifier(plan, repeat, strategy, gan_ids, _store(), ctx.progress, ctx.should_stop)
+        res = run_classifier(
+            plan,
+            repeat,
+            strategy,
+            gan_ids,
+            _store(),
+            ctx.progress,
+            ctx.should_stop,
+            artifact_id=part_artifact_id(ctx.job_id, ctx.part or ""),  # redelivered: no second part
+        )
         if ctx.should_stop():
             raise Cancelled(f"{ctx.part} stopped")
         _part_done(ctx, dict(res))

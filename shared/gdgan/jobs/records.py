@@ -79,16 +79,17 @@ def new_job_id(job_type: str) -> str:
     return f"job-{job_type}-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(5)}"
 
 
-def job_artifact_id(kind: str, job_id: str) -> str:
-    """The id of the one ``kind`` artifact a job commits, fixed by the job rather than drawn at
-    commit time: a delivery that follows a commit whose outcome was never recorded (the worker
-    killed, or Redis gone, between the two) finds that artifact instead of storing a second one.
-    Same shape as a drawn id (``<kind>-<date>-<10 hex>``, the date the job's), unguessable
-    without the job id."""
+def job_artifact_id(kind: str, job_id: str, part: str | None = None) -> str:
+    """The id of the one ``kind`` artifact a job (or one ``part`` of its fan-out: a classifier, a
+    report section) commits, fixed by the job rather than drawn at commit time: a delivery that
+    follows a commit whose outcome was never recorded (the worker killed, or Redis gone, between
+    the two) finds that artifact instead of storing a second one. Same shape as a drawn id
+    (``<kind>-<date>-<10 hex>``, the date the job's), unguessable without the job id."""
     import hashlib
 
     day = next((p for p in job_id.split("-") if len(p) == 8 and p.isdigit()), f"{datetime.now(UTC):%Y%m%d}")
-    return f"{kind}-{day}-{hashlib.sha256(f'{kind}:{job_id}'.encode()).hexdigest()[:10]}"
+    key = f"{kind}:{job_id}" if part is None else f"{kind}:{job_id}:{part}"
+    return f"{kind}-{day}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
 def _k(job_id: str, suffix: str = "") -> str:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from gdgan.jobs import drain
 from gdgan.jobs.celery_app import app
 from gdgan.jobs.lease import Lease
 from gdgan.jobs.records import JobNotFound, JobStore, job_artifact_id
@@ -151,6 +152,26 @@ def _hand_over(task: Any, jobs: JobStore, lease_key: str) -> None:
     raise task.retry(countdown=0, max_retries=None)
 
 
+def _draining(jobs: JobStore, job_id: str) -> bool:
+    """The body stopped because this worker shuts down, not because a user cancelled the job."""
+    return drain.requested() and not jobs.cancel_requested(job_id)
+
+
+def _requeue(task: Any, jobs: JobStore, job_id: str, part: str | None) -> None:
+    """This worker shuts down (SIGTERM): the task stopped at a step and checkpointed; the job goes
+    back to the queue and the task is sent again, to resume there (``gdgan.jobs.drain``)."""
+    why = drain.reason()
+    where = f" part {part}" if part else ""
+    log.warning("job %s%s: %s; checkpointed, requeued", job_id, where, why)
+    jobs.publish(job_id, "requeued", {"part": part, "reason": why})
+    if part:
+        jobs.set_part(job_id, part, "queued")
+    else:
+        jobs.set_progress(job_id, {"message": f"{why}: checkpointed and requeued"})
+        jobs.set_status(job_id, "queued", allowed_from={"running"})
+    raise task.retry(countdown=0, max_retries=None)
+
+
 def _overall_eta(elapsed_s: float, fraction: float, phase_eta_s: float | None) -> float | None:
     """The whole job's ETA, extrapolated from its own pace: a phase's ETA ignores the phases
     still to come. Before 2 % of the job the pace means little, so the phase's ETA stands."""
@@ -167,7 +188,7 @@ def _make_stop(jobs: JobStore, job_id: str, lease: Lease) -> Callable[[], bool]:
     state = {"t": 0.0, "v": False}
 
     def should_stop() -> bool:
-        if lease.lost.is_set():
+        if lease.lost.is_set() or drain.requested():
             return True
         now = time.monotonic()
         if not state["v"] and now - state["t"] >= 0.1:
@@ -235,6 +256,8 @@ def run_job(
                 log.warning("job %s%s: lease lost (%s)", job_id, where, exc)
                 _hand_over(task, jobs, lease_key)
                 return
+            if isinstance(exc, Cancelled) and _draining(jobs, job_id):
+                _requeue(task, jobs, job_id, part)
             if isinstance(exc, Cancelled) or ctx.should_stop():
                 log.info("job %s%s cancelled: %s", job_id, where, exc)
                 if part:
@@ -254,6 +277,8 @@ def run_job(
             _hand_over(task, jobs, lease_key)
             return
         status, result = outcome
+        if status == "cancelled" and _draining(jobs, job_id):
+            _requeue(task, jobs, job_id, part)
         if part:
             jobs.set_part(job_id, part, status)
         jobs.set_status(job_id, status, result=result)

@@ -34,8 +34,15 @@ __all__ = [
 ]
 
 
-def open_store(url: str | None = None, settings: Settings | None = None) -> ArtifactStore:
-    """Open the store at ``url`` (default: the settings' store URL)."""
+def open_store(
+    url: str | None = None, settings: Settings | None = None, service: bool = False
+) -> ArtifactStore:
+    """Open the store at ``url`` (default: the settings' store URL).
+
+    An S3 store waits out an endpoint that restarts for ``GDGAN_S3_RETRY_BUDGET_S`` per call;
+    ``service`` (the gateway, the generator) uses ``GDGAN_S3_SERVICE_RETRY_BUDGET_S`` instead, so an
+    HTTP request answers 503 + Retry-After rather than holding its connection through the restart.
+    """
     s = settings or get_settings()
     url = url or s.resolved_store_url
     parsed = urlparse(url)
@@ -44,7 +51,7 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Arti
 
         return LocalStore(Path(unquote(parsed.path)), cache_dir=s.cache_dir)
     if parsed.scheme == "s3":
-        from gdgan.store.s3 import S3Store
+        from gdgan.store.s3 import RetryPolicy, S3Store
 
         if not s.s3_endpoint:
             raise StoreUnavailable("GDGAN_S3_ENDPOINT must be set for an s3:// store")
@@ -57,5 +64,11 @@ def open_store(url: str | None = None, settings: Settings | None = None) -> Arti
             secure=s.s3_secure,
             region=s.s3_region or None,
             cache_dir=s.cache_dir,
+            retry=RetryPolicy(
+                budget_s=s.s3_service_retry_budget_s if service else s.s3_retry_budget_s,
+                backoff_s=s.s3_retry_backoff_s,
+                backoff_max_s=s.s3_retry_backoff_max_s,
+                setting="GDGAN_S3_SERVICE_RETRY_BUDGET_S" if service else "GDGAN_S3_RETRY_BUDGET_S",
+            ),
         )
     raise StoreError(f"unsupported store URL {url!r}: use file:///path or s3://bucket")

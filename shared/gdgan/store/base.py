@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import re
 import secrets
 import shutil
@@ -29,6 +30,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 KIND_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 MANIFEST = "manifest.json"
 CHUNK = 1 << 20
+log = logging.getLogger("gdgan.store")
 
 
 class StoreError(RuntimeError):
@@ -107,7 +109,10 @@ class Manifest(BaseModel):
 class ArtifactWriter:
     """Collects payload files of one artifact; ``commit`` writes the manifest last.
 
-    Used as a context manager: leaving the block by an exception deletes what was written.
+    Used as a context manager: leaving the block by an exception deletes what was written, unless
+    the exception is the store itself being unreachable: each delete would wait out the retry budget
+    again, and the files, having no manifest, are invisible anyway (``gdgan store gc`` removes them
+    after ``GDGAN_GC_GRACE_S``).
     """
 
     def __init__(self, store: ArtifactStore, kind: str, artifact_id: str | None = None) -> None:
@@ -164,8 +169,12 @@ class ArtifactWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None and self.committed is None:
-            self.abort()
+        if exc_type is None or self.committed is not None:
+            return
+        if isinstance(exc, StoreUnavailable):
+            log.warning("store unreachable: %d partial file(s) of %s left for gc", len(self.files), self.id)
+            return
+        self.abort()
 
 
 class ArtifactStore(ABC):

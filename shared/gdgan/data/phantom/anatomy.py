@@ -105,7 +105,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     D = body * (A.tissue + A.tissue_centre * (1.0 - rel * rel))
     if rg:  # thinner soft tissue over the shoulders than over the trunk
         shb = box(-big, big, -big, y_apex + 0.3)
-        D[shb] *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - Y[shb]) * (1.0 / 0.4))
+        y_rows = (ys[None, shb[1], None] - c("shift_y")) / c("zoom")  # (B, h, 1), un-tilted
+        D[shb] *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - y_rows) * (1.0 / 0.4))
 
     # ---- diaphragm domes (right = image left, higher; atelectasis lifts its side) --------------------
     dome_h = c("dome_h")
@@ -123,9 +124,14 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     abd = box(-big, big, np.minimum(dome_top_l, dome_top_r), big)
     below = (1.0 - above[abd]) * body[abd]
     if rg:  # the abdomen's density fades beyond the rib cage (no dome line across the flanks)
+        # (both slow profiles taken on the film's rows and columns, un-tilted: cheap (B, h, 1)
+        # and (B, 1, w) factors instead of full-size passes)
         y_rows = (ys[None, abd[1], None] - c("shift_y")) / c("zoom")
+        x_cols = np.abs(xs[None, None, abd[2]] - c("shift_x")) / c("zoom")
         deep = RG.abdomen + RG.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
-        D[abd] += deep * below * _clip01((1.15 - AX[abd] / tw) * 4.0)
+        belly = below * deep
+        belly *= _clip01((1.15 - x_cols / tw) * 4.0)
+        D[abd] += belly
     else:
         D[abd] += A.abdomen * below
 
@@ -259,7 +265,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     rib_band = _s((rib_w - fr) * (spacing * inv_ew))
     rib_zone = _clip01((1.12 - rc[rb]) * 4.0) * above[rb]
     if rg:  # posterior ribs fading towards the bases (more soft tissue over them there)
-        fade = _clip01((Y[rb] - y_apex) * (1.0 / lung_len))
+        y_rows = (ys[None, rb[1], None] - c("shift_y")) / c("zoom")  # (B, h, 1), un-tilted
+        fade = _clip01((y_rows - y_apex) * (1.0 / lung_len))
         fade *= -RG.rib_low_fade
         fade += 1.0
         rib_zone *= fade
@@ -386,9 +393,11 @@ def _heart_borders(
     low = np.maximum(y_l, y_r) + RG.lv_low
     hb = box(right, left, np.minimum(y_l - h_l, y_r - h_r), low)
     Xh, Yh = X[hb], Y[hb]
-    tl = np.where(Yh < y_l, (y_l - Yh) / h_l, (Yh - y_l) * (1.0 / RG.lv_low))
+    # distance from the widest point along the arc: above it over h, below it over lv_low (the
+    # other branch is negative, so the larger of the two is the one that applies)
+    tl = np.maximum((y_l - Yh) / h_l, (Yh - y_l) * (1.0 / RG.lv_low))
     xl = mid + (left - mid) * _clip01(1.0 - tl * tl)
-    tr = np.where(Yh < y_r, (y_r - Yh) / h_r, (Yh - y_r) * (1.0 / RG.lv_low))
+    tr = np.maximum((y_r - Yh) / h_r, (Yh - y_r) * (1.0 / RG.lv_low))
     xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
     # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
     med = RG.med_half_width

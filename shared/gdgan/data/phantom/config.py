@@ -190,7 +190,9 @@ class RadiographAnatomy:
     shoulder_thin: float = 0.15
     apex_t3: float = 0.5  # lung outline: rx² + t³·(a + (1 − a)·t²) < 1 (broad apices)
     lung_scale: float = 1.08
-    thorax_scale: float = 0.92  # narrower thorax on the film (the mean NIH image's lungs)
+    thorax_scale: float = (
+        1.0  # thorax width on the film (0.92 matched the mean NIH image better but made the heart smaller)
+    )
     apex_up: float = 0.05
     # arms beside the chest (on ``arms_rate`` of films): a gap, then a soft-tissue band with bone
     arm_gap: tuple[float, float] = (0.0, 0.08)
@@ -271,7 +273,7 @@ LOOKS = {
     "radiograph": FilmLook(
         shift_sd=0.05,
         zoom_extra=0.0,
-        zoom_sd=0.1,
+        zoom_sd=0.05,
         zoom_clip=(0.85, 1.2),
         marker_rate=0.6,
         blur=0.0,
