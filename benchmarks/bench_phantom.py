@@ -31,6 +31,7 @@ from gdgan.data.phantom import (  # noqa: E402
     phantom_labels,
     render,
 )
+from gdgan.data.phantom.config import DEFAULT_LOOK  # noqa: E402
 
 BASELINE_REF = "8c829cd"
 
@@ -51,7 +52,7 @@ def _to_u8(img: np.ndarray) -> np.ndarray:
 
 
 def bench(
-    n: int, size: int, naive_images: int, repeats: int, look: str = "calibrated"
+    n: int, size: int, naive_images: int, repeats: int, look: str = DEFAULT_LOOK
 ) -> list[tuple[str, float, str]]:
     cfg = PhantomConfig(n=n, size=size, seed=0, look=look)
     make_phantom(PhantomConfig(n=64, size=size, seed=1, look=look))  # warm caches / imports
@@ -138,7 +139,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="32,64,128,256", help="also report make_phantom's rate at these sizes")
     ap.add_argument("--markdown", action="store_true", help="print markdown tables (for docs/notes)")
     ap.add_argument(
-        "--look", default="calibrated", help="PhantomConfig.look to time (default: the frozen one)"
+        "--look", default=DEFAULT_LOOK, help="PhantomConfig.look to time (default: the frozen default)"
     )
     args = ap.parse_args()
 

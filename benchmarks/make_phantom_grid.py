@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from gdgan.data.phantom import PhantomConfig, make_phantom, phantom_labels
+from gdgan.data.phantom.config import DEFAULT_LOOK
 from gdgan.imaging import labelled_grid, read_png
 from gdgan.labels import FINDINGS, finding_index
 from PIL import Image, ImageDraw, ImageFont
@@ -77,7 +78,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "phantom_vs_nih.png")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scale", type=int, default=2)
-    ap.add_argument("--look", default="calibrated", help="PhantomConfig.look (the default is the frozen one)")
+    ap.add_argument(
+        "--look", default=DEFAULT_LOOK, help="PhantomConfig.look (default: the frozen default look)"
+    )
     args = ap.parse_args()
 
     ds = make_phantom(
