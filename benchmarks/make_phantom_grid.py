@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from gdgan.data.phantom import PhantomConfig, make_phantom, phantom_labels
+from gdgan.data.phantom.config import DEFAULT_LOOK
 from gdgan.imaging import labelled_grid, read_png
 from gdgan.labels import FINDINGS, finding_index
 from PIL import Image, ImageDraw, ImageFont
@@ -56,10 +57,10 @@ def _pick_nih(
     return out
 
 
-def _findings_gallery(seed: int, scale: int, ncol: int) -> Image.Image:
+def _findings_gallery(seed: int, scale: int, ncol: int, look: str = "calibrated") -> Image.Image:
     """One chest rendered 15 times: no finding, then each of the 14 findings alone."""
     none = {name: 0.0 for name in FINDINGS}
-    cfg = PhantomConfig(n=64, size=64, seed=seed, prevalence=none, ap_fraction=0.0)
+    cfg = PhantomConfig(n=64, size=64, seed=seed, prevalence=none, ap_fraction=0.0, look=look)
     lab, _ = phantom_labels(cfg)
     i = int(np.flatnonzero(lab["gender"] == 0)[0])  # a man on a PA film
     tiles, caps = [make_phantom(cfg).images[i]], ["No Finding"]
@@ -77,7 +78,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "phantom_vs_nih.png")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--scale", type=int, default=2)
-    ap.add_argument("--look", default="calibrated", help="PhantomConfig.look (the default is the frozen one)")
+    ap.add_argument(
+        "--look", default=DEFAULT_LOOK, help="PhantomConfig.look (default: the frozen default look)"
+    )
     args = ap.parse_args()
 
     ds = make_phantom(
@@ -104,7 +107,7 @@ def main() -> None:
                 tiles.append(img)
                 caps.append(f"NIH {g}/{v}{' CM' if cardio else ''}\n" if real else "(no NIH sample)\n")
     grid = labelled_grid(np.stack(tiles), caps, ncol=4 * PER_CELL, scale=args.scale, pad=3)
-    gallery = _findings_gallery(args.seed, args.scale, ncol=4 * PER_CELL)
+    gallery = _findings_gallery(args.seed, args.scale, ncol=4 * PER_CELL, look=args.look)
     # Title bands: which half is which, then the findings strip.
     title_h = 16
     canvas = Image.new("L", (grid.width, grid.height + 2 * title_h + gallery.height), 255)

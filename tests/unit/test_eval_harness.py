@@ -18,9 +18,12 @@ from gdgan.labels import FINDINGS
 from gdgan.store.local import LocalStore
 
 CARDIO = FINDINGS.index("Cardiomegaly")
-# Stated held-out figures of the tiny judge on a 1,500-image 32-px phantom (measured with the
-# calibrated phantom of issue 11: gender 0.86, view 0.93, Cardiomegaly AUC 0.94, CTR MAE 0.023).
-MIN_HEAD_ACCURACY = 0.8
+# Stated held-out figures of the tiny judge on a 1,500-image 32-px phantom (304 test images):
+# on the default radiograph look (frozen 2026-12-02) gender 0.80, view 0.96, Cardiomegaly AUC 0.93,
+# CTR MAE 0.023; on the calibrated look of issue 11 gender 0.86, view 0.93, AUC 0.94, MAE 0.023. The
+# radiograph look's gender cue is subtler at 32 px, so the head floor sits two binomial SEs (2 × 0.023)
+# below 0.80; chance is ~0.56.
+MIN_HEAD_ACCURACY = 0.75
 MIN_FINDING_AUC = 0.9
 MAX_CTR_MAE = 0.03
 

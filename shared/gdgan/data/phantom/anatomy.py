@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdgan.data.phantom.config import ANATOMY, FINE_GRID, TEXTURE_GRID
+from gdgan.data.phantom.config import ANATOMY, FINE_GRID, RADIOGRAPH, TEXTURE_GRID
 from gdgan.data.phantom.confounders import add_devices
 from gdgan.data.phantom.findings import _add_findings
+from gdgan.data.phantom.radiograph import look_of
 from gdgan.data.phantom.texture import (
     Noise,
     _box_slices,
@@ -31,6 +32,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     beyond their edge. Returns float32 (B, len(ys), len(xs)) in [0, 1].
     """
     A = ANATOMY
+    RG = RADIOGRAPH
+    rg = look_of(p).radiograph  # the radiograph look's anatomy (every other look: as frozen)
     ew = np.float32(2.0 / size)  # one pixel in frame units
     inv_ew = np.float32(1.0) / (ew * A.edge_px)
     margin = 3.0 * float(ew)
@@ -79,12 +82,31 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     big = 4.0  # beyond the frame, in patient-frame units (for boxes open on a side)
 
     # ---- body outline: neck, sloping shoulders, trunk ---------------------------------------------
-    bw_trunk = tw + c("body_extra")
-    tt = _clip01((Y - (y_apex - A.shoulder_drop)) * (1.0 / A.shoulder_span))
-    bw = A.neck_half_width + (bw_trunk - A.neck_half_width) * (tt * (2.0 - tt))  # rounded shoulders
+    if rg:
+        # narrower neck, shoulders meeting the trunk lower (dark top corners), flanks widest at
+        # mid-chest
+        neck = RG.neck_half_width * c("neck_scale")
+        drop, span = RG.shoulder_drop - c("shoulder_shift"), RG.shoulder_span
+        # (a slow function of height: taken on the film's rows, un-tilted, (B, H, 1), to save
+        # full-size passes; the patient's tilt of at most ~6° moves it by well under a pixel)
+        y_rows = (ys[None, :, None] - c("shift_y")) / c("zoom")
+        flank = (y_rows - (y_apex + 0.55 * lung_len)) * (1.0 / lung_len)
+        flank *= flank
+        flank *= -RG.flank_curve
+        flank += 1.0
+        bw_trunk = (tw + c("body_extra") * RG.body_extra_scale) * flank
+    else:
+        neck, drop, span = A.neck_half_width, A.shoulder_drop, A.shoulder_span
+        bw_trunk = tw + c("body_extra")
+    tt = _clip01((Y - (y_apex - drop)) * (1.0 / span))
+    bw = neck + (bw_trunk - neck) * (tt * (2.0 - tt))  # rounded shoulders
     body = _s((bw - AX) * inv_ew)
     rel = np.minimum(AX / bw, 1.0)
     D = body * (A.tissue + A.tissue_centre * (1.0 - rel * rel))
+    if rg:  # thinner soft tissue over the shoulders than over the trunk
+        shb = box(-big, big, -big, y_apex + 0.3)
+        y_rows = (ys[None, shb[1], None] - c("shift_y")) / c("zoom")  # (B, h, 1), un-tilted
+        D[shb] *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - y_rows) * (1.0 / 0.4))
 
     # ---- diaphragm domes (right = image left, higher; atelectasis lifts its side) --------------------
     dome_h = c("dome_h")
@@ -96,18 +118,31 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     dome_top = dome_top_l + (dome_top_r - dome_top_l) * leftf
     xdc = A.dome_peak * tw
     q = (AX - xdc) * (1.0 / (tw - xdc))
-    q = np.maximum(q, q * A.dome_medial_flat)  # flatter medially (q < 0)
+    q = np.maximum(q, q * (RG.dome_round if rg else A.dome_medial_flat))  # flatter medially (q < 0)
     y_dome = dome_top + (y_cp - dome_top) * (q * q)
     above = _s((y_dome - Y) * inv_ew)
     abd = box(-big, big, np.minimum(dome_top_l, dome_top_r), big)
     below = (1.0 - above[abd]) * body[abd]
-    D[abd] += A.abdomen * below
+    if rg:  # the abdomen's density fades beyond the rib cage (no dome line across the flanks)
+        # (both slow profiles taken on the film's rows and columns, un-tilted: cheap (B, h, 1)
+        # and (B, 1, w) factors instead of full-size passes)
+        y_rows = (ys[None, abd[1], None] - c("shift_y")) / c("zoom")
+        x_cols = np.abs(xs[None, None, abd[2]] - c("shift_x")) / c("zoom")
+        deep = RG.abdomen + RG.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
+        belly = below * deep
+        belly *= _clip01((1.15 - x_cols / tw) * 4.0)
+        D[abd] += belly
+    else:
+        D[abd] += A.abdomen * below
 
     # ---- lungs inside the rib cage ---------------------------------------------------------------------
     t = np.maximum((y_cp - Y) * (1.0 / lung_len), 0.0)
     t2 = t * t
     rx = AX * (1.0 / tw)
-    rc = rx * rx + t2 * (A.apex_round + (1.0 - A.apex_round) * t2)  # < 1 inside the cage
+    if rg:  # broad apices: the lung keeps its width higher up
+        rc = rx * rx + t2 * t * (RG.apex_t3 + (1.0 - RG.apex_t3) * t2)
+    else:
+        rc = rx * rx + t2 * (A.apex_round + (1.0 - A.apex_round) * t2)  # < 1 inside the cage
     depth = _clip01(1.0 - rc)
     cage = np.minimum(depth * (tw * 0.5 * inv_ew), 1.0)
     cage_above = cage * above
@@ -124,7 +159,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # more of the heart lies to the patient's left (image right); rotation about the long axis
     # moves the heart and mediastinum off the spine
     ash = c("axial_shift")
-    hx = A.heart_left_shift * heart_w + ash
+    hx = (RG.heart_left_shift if rg else A.heart_left_shift) * heart_w + ash
     # The widest points of a tilted ellipse lie at different heights (clinically the CTR adds the
     # right and left extents measured at their own levels); the lower of the two sits
     # ``heart_clear`` above the left dome so the whole CTR stays visible, the rest of the heart
@@ -132,40 +167,52 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     dy_ext = (a * a - b * b) * sphi * cphi / (0.5 * heart_w)
     hy = dome_top_l - np.abs(dy_ext) - A.heart_clear
     solid = np.zeros_like(D)
-    hb = box(hx - 0.5 * heart_w, hx + 0.5 * heart_w, hy - vert, hy + vert)
-    dx, dy = X[hb] - hx, Y[hb] - hy
-    u = (dx * cphi + dy * sphi) / a
-    v = (dy * cphi - dx * sphi) / b
-    heart = _s((1.0 - np.sqrt(u * u + v * v)) * (b * inv_ew))
-    solid[hb] = heart
-    D[hb] += A.heart_density * heart * above[hb]
+    if rg:
+        hb = _heart_borders(
+            X, Y, above, D, solid, heart_w, hx, ash, y_apex, lung_len, dome_top_l, dome_top_r, box, inv_ew
+        )
+    else:
+        hb = box(hx - 0.5 * heart_w, hx + 0.5 * heart_w, hy - vert, hy + vert)
+        dx, dy = X[hb] - hx, Y[hb] - hy
+        u = (dx * cphi + dy * sphi) / a
+        v = (dy * cphi - dx * sphi) / b
+        heart = _s((1.0 - np.sqrt(u * u + v * v)) * (b * inv_ew))
+        solid[hb] = heart
+        D[hb] += A.heart_density * heart * above[hb]
 
     # ---- mediastinum, trachea, aortic knob ----------------------------------------------------------------
     # the upper mediastinum widens smoothly into the cardiac silhouette (no "ball on a stick")
     # (its centre drifts towards the heart's, so the left border runs knob -> ventricle smoothly;
     # it stays inside the heart's horizontal extent, so the CTR is still the ellipse's)
-    med_top = A.med_half_width
+    med_top = RG.med_half_width if rg else A.med_half_width
     med_low = np.maximum(A.med_into_heart * 0.5 * heart_w, med_top)
     m0 = 0.015 + ash
-    mb = box(m0 - med_low, hx + med_low, -big, big)
-    grow = _clip01((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)))
-    grow = grow * (2.0 - grow)
-    med_w = med_top + (med_low - med_top) * grow
-    med_c = m0 + (hx - m0) * grow
-    med = _s((med_w - np.abs(X[mb] - med_c)) * inv_ew)
+    if rg:  # a straight upper mediastinum; the heart's own borders take over below it
+        mb = box(m0 - med_top, m0 + med_top, -big, big)
+        med = _s((med_top - np.abs(X[mb] - m0)) * inv_ew)
+    else:
+        mb = box(m0 - med_low, hx + med_low, -big, big)
+        grow = _clip01((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)))
+        grow = grow * (2.0 - grow)
+        med_w = med_top + (med_low - med_top) * grow
+        med_c = m0 + (hx - m0) * grow
+        med = _s((med_w - np.abs(X[mb] - med_c)) * inv_ew)
     np.maximum(solid[mb], med, out=solid[mb])
     kx, ky = A.knob_x * tw + ash, y_apex + A.knob_y * lung_len
     kb = box(kx - A.knob_r, kx + A.knob_r, ky - A.knob_r, ky + A.knob_r)
     knob = _s((A.knob_r - np.sqrt((X[kb] - kx) ** 2 + (Y[kb] - ky) ** 2)) * inv_ew)
     np.maximum(solid[kb], knob, out=solid[kb])
-    lung = cage_above * (1.0 - solid)
+    if rg:
+        lung = cage_above * (1.0 - solid * RG.heart_opacity)
+    else:
+        lung = cage_above * (1.0 - solid)
     y_car = y_apex + A.carina * lung_len
     t0 = 0.01 + ash
     trb = box(t0 - A.trachea_half_width, t0 + A.trachea_half_width, -big, y_car)
     trachea = _s((A.trachea_half_width - np.abs(X[trb] - t0[trb[0]])) * inv_ew) * _s(
         (y_car - Y[trb]) * inv_ew
     )
-    D[trb] -= A.trachea * trachea
+    D[trb] -= (RG.trachea if rg else A.trachea) * trachea
 
     # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
     # Evaluated inside the lung box only: ``lung`` is exactly 0 beyond |X| = tw, above the apex
@@ -180,8 +227,14 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # dy / r, broken up by the texture field), fading towards the periphery, plus hilar shadows
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
     vessels = _clip01(spokes * 3.0 - 2.0 + 0.6 * texl)
-    marks_l = A.marking_base * np.maximum(texl, 0.0) + A.vessel * np.sqrt(hilar) * vessels
-    marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
+    mbase, vess = (RG.marking_base, RG.vessel) if rg else (A.marking_base, A.vessel)
+    # (radiograph look: vessels taper off faster towards the periphery)
+    marks_l = mbase * np.maximum(texl, 0.0) + vess * (hilar if rg else np.sqrt(hilar)) * vessels
+    if rg:  # compact, bright hila (pulmonary arteries and bronchi) where the vessels start
+        hil_c = 1.0 / (1.0 + hd2 * RG.hilum_falloff)
+        marks_l = c("mark_amp") * (marks_l + RG.marking_hilar * hil_c)
+    else:
+        marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
     air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
     marks = np.zeros_like(D)
     marks[lb] = marks_l
@@ -194,23 +247,46 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     sb = box(-sw, sw, -big, big)
     vph = (Y[sb] - y_apex) * (1.0 / (A.vertebra * lung_len))
     vmod = 0.6 + 0.8 * np.abs(vph - np.floor(vph) - 0.5)  # vertebral bodies and discs
-    D[sb] += A.spine * _s((sw - AX[sb]) * inv_ew) * vmod * body[sb]
+    D[sb] += (RG.spine if rg else A.spine) * _s((sw - AX[sb]) * inv_ew) * vmod * body[sb]
+    if rg:  # pedicles: paired bright ovals at the spine's edges, one per vertebra
+        ped = _s((0.5 - np.abs(vph - np.floor(vph) - 0.5) * 2.6) * 2.0) * _s(
+            (0.022 - np.abs(AX[sb] - 0.75 * sw)) * inv_ew
+        )
+        D[sb] += RG.pedicle * ped * body[sb]
 
     rb = box(-big, big, y_apex - 0.05 * lung_len, y_cp)
-    spacing = lung_len * (1.0 / A.ribs_per_lung)
+    spacing = lung_len * (1.0 / (RG.ribs_per_lung if rg else A.ribs_per_lung))
     rxb = rx[rb]
-    curve = lung_len * (rxb * (A.rib_rise + A.rib_droop * rxb))  # posterior ribs: up, then down laterally
+    rib_d, rib_w, droop = (RG.rib, RG.rib_width, RG.rib_droop) if rg else (A.rib, A.rib_width, A.rib_droop)
+    rise = RG.rib_rise if rg else A.rib_rise
+    curve = lung_len * (rxb * (rise + droop * rxb))  # posterior ribs: up, then down laterally
     ph = (Y[rb] - y_apex - curve) * (1.0 / spacing) + c("rib_phase")
     fr = np.abs(ph - np.floor(ph) - 0.5)
-    rib_band = _s((A.rib_width - fr) * (spacing * inv_ew))
+    rib_band = _s((rib_w - fr) * (spacing * inv_ew))
     rib_zone = _clip01((1.12 - rc[rb]) * 4.0) * above[rb]
-    D[rb] += A.rib * rib_band * rib_zone * body[rb] * (1.0 - A.rib_hidden * solid[rb])
+    if rg:  # posterior ribs fading towards the bases (more soft tissue over them there)
+        y_rows = (ys[None, rb[1], None] - c("shift_y")) / c("zoom")  # (B, h, 1), un-tilted
+        fade = _clip01((y_rows - y_apex) * (1.0 / lung_len))
+        fade *= -RG.rib_low_fade
+        fade += 1.0
+        rib_zone *= fade
+        rib_zone *= body[rb]
+        hidden = solid[rb] * -A.rib_hidden
+        hidden += 1.0
+        rib_zone *= hidden
+        rib_band *= rib_d
+        rib_band *= rib_zone
+        D[rb] += rib_band
+    else:
+        D[rb] += rib_d * rib_band * rib_zone * body[rb] * (1.0 - A.rib_hidden * solid[rb])
 
     # clavicles: sternal end near the midline, lateral end higher on PA, nearly horizontal on AP
     slope = A.clavicle_slope_pa + (A.clavicle_slope_ap - A.clavicle_slope_pa) * ap
-    cl0 = y_apex + A.clavicle_y - A.clavicle_ap_up * ap + slope * 0.10
+    if rg:
+        slope = slope * (RG.clavicle_slope / A.clavicle_slope_pa)
+    cl0 = y_apex + (RG.clavicle_y if rg else A.clavicle_y) - A.clavicle_ap_up * ap + slope * 0.10
     cl_end = tw * A.clavicle_len
-    th = A.clavicle_half_thick
+    th = RG.clavicle_half_thick if rg else A.clavicle_half_thick
     cb = box(-cl_end, cl_end, cl0 - slope * cl_end - th, cl0 - slope * 0.07 + th)
     axc = AX[cb]
     clav = (
@@ -218,8 +294,23 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         * _s((axc - 0.07) * inv_ew)
         * _s((cl_end - axc) * inv_ew)
     )
-    D[cb] += A.clavicle * clav
-
+    if rg:
+        clav *= body[cb]
+    D[cb] += (RG.clavicle if rg else A.clavicle) * clav
+    if rg:  # arms beside the chest: a dark gap (axilla), then soft tissue with the humerus
+        # (drawn upright in film coordinates: a column profile times a row ramp, two cheap
+        # products instead of a rotated mask; the patient's tilt is at most ~6°)
+        arm_on = np.isfinite(p["arm_gap"])
+        if arm_on.any():
+            zm, sx, sy = c("zoom"), c("shift_x"), c("shift_y")
+            axf = np.abs((xs[None, None, :] - sx) / zm)  # (B, 1, W)
+            inner = tw + c("body_extra") * RG.body_extra_scale + np.nan_to_num(c("arm_gap"), nan=big)
+            aw = c("arm_w")
+            band = _s((axf - inner) * inv_ew) * _s((inner + aw - axf) * inv_ew)
+            bone = _clip01(1.0 - np.abs(axf - inner - 0.45 * aw) * (1.0 / 0.05))
+            band *= RG.arm + RG.humerus * bone
+            ramp = _clip01(((ys[None, :, None] - sy) / zm - (y_apex - 0.02)) * 8.0)  # (B, H, 1)
+            D += band * ramp
     # scapulae: lateral to the lungs on PA (rotated forward), over the upper lung fields on AP
     scx = tw * (A.scapula_x_pa + (A.scapula_x_ap - A.scapula_x_pa) * ap)
     scy = y_apex + A.scapula_y * lung_len
@@ -266,3 +357,54 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
 
     # ---- film: response curve, window/level, heel effect, gamma, grain, collimation, markers -------------
     return apply_film(D, p, xs, ys, noise, inv_ew)
+
+
+def _heart_borders(
+    X: np.ndarray,
+    Y: np.ndarray,
+    above: np.ndarray,
+    D: np.ndarray,
+    solid: np.ndarray,
+    heart_w: np.ndarray,
+    hx: np.ndarray,
+    ash: np.ndarray,
+    y_apex: np.ndarray,
+    lung_len: np.ndarray,
+    dome_top_l: np.ndarray,
+    dome_top_r: np.ndarray,
+    box,
+    inv_ew: np.float32,
+) -> tuple[slice, slice, slice]:
+    """The radiograph look's heart: the cardiac silhouette drawn by its two borders instead of an
+    ellipse. The right border is the right atrium, an arc bulging from under the superior vena
+    cava to its widest point just above the right dome; the left border is the left ventricle,
+    an arc from under the aortic knob (the mediastinum between them makes the concave waist) to
+    its widest point just above the left dome, then curving into the apex. The widest points
+    are exactly the ellipse's (``hx`` ± ``heart_w`` / 2), so the film's CTR is ``gt_ctr`` as
+    before. Adds the heart's density to ``D`` and its mask to ``solid`` (in place); returns the
+    box it drew in."""
+    A, RG = ANATOMY, RADIOGRAPH
+    right, left = hx - 0.5 * heart_w, hx + 0.5 * heart_w  # image-left (negative) and image-right extremes
+    mid = 0.015 + ash
+    y_l = dome_top_l - RG.heart_clear
+    y_r = dome_top_r - RG.heart_clear
+    h_l = RG.arc_stretch * np.maximum(y_l - (y_apex + RG.lv_top * lung_len), 0.1)
+    h_r = RG.arc_stretch * np.maximum(y_r - (y_apex + RG.ra_top * lung_len), 0.1)
+    low = np.maximum(y_l, y_r) + RG.lv_low
+    hb = box(right, left, np.minimum(y_l - h_l, y_r - h_r), low)
+    Xh, Yh = X[hb], Y[hb]
+    # distance from the widest point along the arc: above it over h, below it over lv_low (the
+    # other branch is negative, so the larger of the two is the one that applies)
+    tl = np.maximum((y_l - Yh) / h_l, (Yh - y_l) * (1.0 / RG.lv_low))
+    xl = mid + (left - mid) * _clip01(1.0 - tl * tl)
+    tr = np.maximum((y_r - Yh) / h_r, (Yh - y_r) * (1.0 / RG.lv_low))
+    xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
+    # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
+    med = RG.med_half_width
+    soft = inv_ew * np.float32(A.edge_px / RG.heart_edge)
+    lv = _s((xl - Xh) * soft) * _s((Xh - (mid - med)) * inv_ew)
+    ra = _s((Xh - xr) * soft) * _s(((mid + med) - Xh) * inv_ew)
+    heart = np.maximum(lv, ra)
+    solid[hb] = heart
+    D[hb] += RG.heart_density * heart * above[hb]
+    return hb

@@ -167,11 +167,84 @@ ANATOMY = Anatomy()
 
 
 @dataclass(frozen=True)
+class RadiographAnatomy:
+    """What the ``radiograph`` look draws differently from :class:`Anatomy` (frame units and
+    densities as there). Set by eye and by simple statistics (mean image, radial power) against
+    the 970-image NIH sample at 64 px; see docs/notes/phantom.md."""
+
+    # body: a narrower neck, shoulders that meet the trunk lower (dark top corners), flanks
+    # widest at mid-chest
+    neck_half_width: float = 0.30
+    shoulder_drop: float = 0.25
+    shoulder_span: float = 0.40
+    neck_scale: tuple[float, float] = (0.8, 1.25)  # per film
+    shoulder_shift: tuple[float, float] = (-0.12, 0.10)  # per film (frame units, + lower)
+    flank_curve: float = 0.08  # the trunk is widest at mid-chest, narrower above and below
+    trachea: float = 0.06
+    body_extra_scale: float = 0.75
+    dome_scale: float = 1.1  # higher-arched domes, deeper costophrenic angles
+    med_half_width: float = 0.13  # the upper mediastinum (the aortic knob bulges from it)
+    abdomen: float = 0.10
+    abdomen_low: float = 0.10  # the abdomen gets denser further below the domes
+    dome_round: float = 0.8  # medial flattening of the domes (1 = none)
+    shoulder_thin: float = 0.15
+    apex_t3: float = 0.5  # lung outline: rx² + t³·(a + (1 − a)·t²) < 1 (broad apices)
+    lung_scale: float = 1.08
+    thorax_scale: float = (
+        1.0  # thorax width on the film (0.92 matched the mean NIH image better but made the heart smaller)
+    )
+    apex_up: float = 0.05
+    # arms beside the chest (on ``arms_rate`` of films): a gap, then a soft-tissue band with bone
+    arm_gap: tuple[float, float] = (0.0, 0.08)
+    arm_width: tuple[float, float] = (0.25, 0.45)
+    arm: float = 0.36
+    humerus: float = 0.08
+    # heart: anatomical borders (right atrium under the SVC, left ventricle under the knob)
+    ra_top: float = 0.42  # top of the right-atrial arc, fraction of the lung length
+    lv_top: float = 0.38  # top of the left-ventricular arc (below the knob)
+    heart_left_shift: float = 0.18  # two thirds of the heart's width left of the midline
+    heart_clear: float = 0.12  # widest points this far above their domes (lung lateral to the apex)
+    heart_edge: float = 2.5  # the heart's borders are softer than bone edges (cardiac motion), pixels
+    lv_low: float = 0.30  # the borders curve in below their widest points over this height
+    arc_stretch: float = 1.1  # the arcs' parabolas start this much above their tops
+    heart_density: float = 0.05
+    heart_opacity: float = 0.95  # share of the lung air the heart displaces (retrocardiac lung)
+    # bones: crisp posterior ribs, clavicles, a visible spine
+    rib: float = 0.08
+    rib_low_fade: float = 0.5  # posterior ribs fade towards the bases (more soft tissue there)
+    rib_width: float = 0.25
+    rib_rise: float = -0.10
+    rib_droop: float = 0.50
+    ribs_per_lung: float = 7.5
+    clavicle: float = 0.13
+    clavicle_slope: float = 0.30
+    clavicle_y: float = 0.25  # the clavicles cross the lung apices
+    clavicle_half_thick: float = 0.03
+    spine: float = 0.07
+    pedicle: float = 0.03
+    # lungs: vessels a little stronger, the blotchy texture weaker (``FilmLook.texture_gain``)
+    vessel: float = 0.09
+    marking_base: float = 0.012
+    marking_hilar: float = 0.20
+    hilum_falloff: float = 40.0
+    # bedside (AP) films: hazier (contrast × this, extra fog)
+    ap_contrast: float = 0.85
+    ap_fog: float = 0.0
+    grain_scale: float = 1.0  # quantum noise of the film (downsampled NIH films carry little)
+    # burnt-in markers: letters, grey level
+    marker_grey: tuple[float, float] = (0.6, 0.95)
+
+
+RADIOGRAPH = RadiographAnatomy()
+
+
+@dataclass(frozen=True)
 class FilmLook:
     """Framing and film settings that set how the phantom *looks* next to NIH films (at
     ``texture`` = 1; ``texture`` = 0 is the first phantom's flat look in every case).
 
-    ``calibrated`` is the frozen default the difficulty was calibrated on. ``nih_matched`` moves
+    ``radiograph`` is the default (frozen in the fourth wave, difficulty calibrated on it);
+    ``calibrated`` is the previous default (frozen 2026-12-01), kept byte for byte. ``nih_matched`` moves
     the look towards the 970-image NIH sample (wider framing spread, no zoom-in, darker and less
     contrasted films, softer edges, fewer side markers): it halves the domain-feature distance
     on two of three domain networks but makes Cardiomegaly much harder for the `demo`
@@ -187,12 +260,37 @@ class FilmLook:
     blur: float  # weight of the film's 1-2-1 blur
     window_shift: float  # relative change of the film's window (contrast)
     level_shift: float  # change of the film's level (brightness)
+    # ---- the radiograph look's renderer (anatomy and film switches; off in the older looks,
+    # whose images stay byte-identical). Anatomy switches apply at any ``texture``.
+    radiograph: bool = False  # heart borders, arms, dark corners, lettered markers, sharpening
+    sharpen: float = 0.0  # unsharp-mask gain of the film (digital films are edge-enhanced)
+    texture_gain: float = 1.0  # scale of the smooth soft-tissue and lung texture fields
+    arms_rate: float = 0.0  # films with the arms in the field beside the chest
 
 
 LOOKS = {
     "calibrated": FilmLook(0.03, 0.08, 0.04, (0.9, 1.2), 0.6, 0.45, 0.08, -0.05),
     "nih_matched": FilmLook(0.06, 0.0, 0.08, (0.85, 1.25), 0.3, 0.8, -0.06, -0.02),
+    "radiograph": FilmLook(
+        shift_sd=0.05,
+        zoom_extra=0.0,
+        zoom_sd=0.05,
+        zoom_clip=(0.85, 1.2),
+        marker_rate=0.6,
+        blur=0.0,
+        window_shift=-0.07,
+        level_shift=0.0,
+        radiograph=True,
+        sharpen=0.0,
+        texture_gain=0.4,
+        arms_rate=1.0,
+    ),
 }
+# The default look, frozen in the fourth wave: the difficulty (the label model below, unchanged)
+# was calibrated on it against the mean of three phantom draws (docs/notes/phantom.md).
+DEFAULT_LOOK = "radiograph"
+# Order of LOOKS is the look's index in the parameter table (``p["look"]``).
+LOOK_NAMES = tuple(LOOKS)
 # Framing of the first phantom (texture = 0), which every look starts from.
 FLAT_SHIFT_SD = 0.03
 FLAT_ZOOM_SD = 0.04
@@ -293,10 +391,13 @@ class PhantomConfig(BaseModel):
         description="Scale of film realism: soft-tissue and lung texture, exposure (gamma, window, heel "
         "effect), collimation and markers. 0 = the flat look of the first phantom.",
     )
-    look: Literal["calibrated", "nih_matched"] = Field(
-        default="calibrated",
-        description="Framing and film settings (config.LOOKS): 'calibrated' is the frozen default the "
-        "difficulty was calibrated on; 'nih_matched' looks closer to the NIH sample but is not calibrated.",
+    look: Literal["calibrated", "nih_matched", "radiograph"] = Field(
+        default=DEFAULT_LOOK,
+        description="Framing and film settings (config.LOOKS): 'radiograph' (the default, frozen in the "
+        "fourth wave) draws a sharper film with crisp ribs, clavicles, spine, a heart with anatomical "
+        "borders, arms and dark corners; 'calibrated' is the previous default (frozen 2026-12-01), kept "
+        "byte for byte; 'nih_matched' looks closer to the NIH sample by the domain network but is not "
+        "calibrated (docs/notes/phantom.md).",
     )
 
     @field_validator("prevalence")

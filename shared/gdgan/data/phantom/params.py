@@ -5,9 +5,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdgan.data.phantom.config import ANATOMY, CARDIOMEGALY, FLAT_SHIFT_SD, FLAT_ZOOM_SD, LOOKS, PhantomConfig
+from gdgan.data.phantom.config import (
+    ANATOMY,
+    CARDIOMEGALY,
+    FLAT_SHIFT_SD,
+    FLAT_ZOOM_SD,
+    LOOKS,
+    RADIOGRAPH,
+    PhantomConfig,
+)
 from gdgan.data.phantom.confounders import draw_confounders
 from gdgan.data.phantom.labels import _draw_ctr
+from gdgan.data.phantom.radiograph import draw_look_extras
 from gdgan.data.phantom.texture import draw_film
 from gdgan.labels import finding_index
 
@@ -136,4 +145,18 @@ def _draw_params(
     p["hernia_r"] = nan_unless(her, rng.uniform(0.10, 0.15, n))
     p["emph"] = nan_unless(emph, np.ones(n))
     p.pop("heart_magnify")
+    p.update(draw_look_extras(cfg, n))
+    if look.radiograph:
+        # NIH films show the lungs taller, narrower and reaching higher, under higher-arched
+        # domes, than the first phantom drew them. Changed after every draw and every
+        # ground-truth position, so only the drawing moves (and the thorax and heart widths in
+        # pixels; the CTR is unchanged).
+        p["y_apex"] = p["y_apex"] - RADIOGRAPH.apex_up
+        p["lung_len"] = p["lung_len"] * RADIOGRAPH.lung_scale
+        p["tw"] = p["tw"] * RADIOGRAPH.thorax_scale
+        p["dome_h"] = p["dome_h"] * RADIOGRAPH.dome_scale
+        # bedside (AP) films are hazier than the first phantom drew them (scatter, soft tissue)
+        p["contrast"] = p["contrast"] * np.where(ap, RADIOGRAPH.ap_contrast, 1.0)
+        p["fog"] = p["fog"] + np.where(ap, RADIOGRAPH.ap_fog, 0.0)
+        p["grain"] = p["grain"] * RADIOGRAPH.grain_scale
     return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}

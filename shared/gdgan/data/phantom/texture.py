@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gdgan.data.phantom.config import COARSE_GRID, FINE_GRID, LOOKS, TEXTURE_GRID, PhantomConfig
+from gdgan.data.phantom.radiograph import look_of, sharpen, stamp_markers
 
 # Exposure of real films (scaled by PhantomConfig.texture): per-image gamma of the film curve
 # (log-normal SD), window/level spread, heel-effect gradient across the film (grey levels per
@@ -31,7 +32,8 @@ def draw_film(cfg: PhantomConfig, ap: np.ndarray, rng: np.random.Generator) -> d
     t = cfg.texture
     look = LOOKS[cfg.look]
     p: dict[str, np.ndarray] = {}
-    p["tex_amp"] = np.full(n, t)
+    p["tex_amp"] = np.full(n, t * look.texture_gain)
+    p["sharpen"] = np.full(n, look.sharpen * min(t, 1.0))
     p["blur"] = np.full(n, look.blur * min(t, 1.0))  # the one non-local step of the renderer
     p["gamma"] = np.exp(rng.normal(0.0, GAMMA_LOG_SD, n) * t)
     # NIH films are darker and more contrasted on average than the first phantom's look.
@@ -95,6 +97,10 @@ def apply_film(
     w = float(p["blur"][0]) if len(img) else 0.0
     if w > 0:
         img = _blur121(_blur121(img, 1, w), 2, w)
+    # digital films are edge-enhanced (radiograph look)
+    gain = float(p["sharpen"][0]) if len(img) and "sharpen" in p else 0.0
+    if gain > 0:
+        img = sharpen(img, gain, _blur121)
     img += c("grain") * noise.grain
     # collimation: the film outside the collimated field is blank (dark or bright), per axis
     idx = np.flatnonzero(~np.isnan(p["collim"]))
@@ -105,9 +111,12 @@ def apply_film(
         inside = inside * _s((lim_y - np.abs(ys[None, :, None])) * inv_ew)
         grey = p["collim_grey"][idx][:, None, None]
         img[idx] = img[idx] * inside + grey * (1.0 - inside)
-    # side marker: a small bright burnt-in block near a top corner
+    # side marker: a small bright burnt-in block near a top corner (letters in the radiograph look)
     idx = np.flatnonzero(~np.isnan(p["marker_x"]))
-    if idx.size:
+    if idx.size and look_of(p).radiograph:
+        if img.shape[1] == img.shape[2] == len(xs) == len(ys):  # whole films only
+            stamp_markers(img, p, len(xs))
+    elif idx.size:
         mx = p["marker_x"][idx][:, None, None]
         my = p["marker_y"][idx][:, None, None]
         block = _s((0.05 - np.abs(xs[None, None, :] - mx)) * inv_ew) * _s(
