@@ -45,8 +45,13 @@ def _general_acc(stage1: dict[str, float] | None) -> float:
 
 def test_tiny_gdgan_beats_untrained_g1_and_stage2_goes_the_right_way(tmp_path: Path) -> None:
     torch.set_num_threads(1)
+    # The calibrated look (the defaults until the fourth wave): these figures measure whether the
+    # tiny GAN learns in 600 steps, not the phantom. On the radiograph default the 600-step G1 is
+    # not yet readable for view (judge: gender 0.675, view 0.52 vs 0.50 untrained; mean 0.5975).
     ds = make_phantom(
-        PhantomConfig(n=1000, size=32, seed=0, prevalence={"Cardiomegaly": 0.3}, label_noise=0.0)
+        PhantomConfig(
+            n=1000, size=32, seed=0, prevalence={"Cardiomegaly": 0.3}, label_noise=0.0, look="calibrated"
+        )
     )
     split = patient_split(ds.labels["patient_id"], 0)
     store = LocalStore(tmp_path / "store")
