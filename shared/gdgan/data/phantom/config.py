@@ -266,6 +266,9 @@ class FilmLook:
     sharpen: float = 0.0  # unsharp-mask gain of the film (digital films are edge-enhanced)
     texture_gain: float = 1.0  # scale of the smooth soft-tissue and lung texture fields
     arms_rate: float = 0.0  # films with the arms in the field beside the chest
+    # ---- the film look (fifth wave): soft tissue, graded densities and per-film exposure drawn
+    # from the NIH sample's spread (film_look.py); off in every other look.
+    film: bool = False
 
 
 LOOKS = {
@@ -284,6 +287,21 @@ LOOKS = {
         sharpen=0.0,
         texture_gain=0.4,
         arms_rate=1.0,
+    ),
+    "film": FilmLook(
+        shift_sd=0.05,
+        zoom_extra=0.05,
+        zoom_sd=0.05,
+        zoom_clip=(0.85, 1.25),
+        marker_rate=0.6,
+        blur=0.5,
+        window_shift=-0.05,
+        level_shift=-0.03,
+        radiograph=True,
+        sharpen=0.0,
+        texture_gain=0.4,
+        arms_rate=1.0,
+        film=True,
     ),
 }
 # The default look, frozen in the fourth wave: the difficulty (the label model below, unchanged)
@@ -391,7 +409,7 @@ class PhantomConfig(BaseModel):
         description="Scale of film realism: soft-tissue and lung texture, exposure (gamma, window, heel "
         "effect), collimation and markers. 0 = the flat look of the first phantom.",
     )
-    look: Literal["calibrated", "nih_matched", "radiograph"] = Field(
+    look: Literal["calibrated", "nih_matched", "radiograph", "film"] = Field(
         default=DEFAULT_LOOK,
         description="Framing and film settings (config.LOOKS): 'radiograph' (the default, frozen in the "
         "fourth wave) draws a sharper film with crisp ribs, clavicles, spine, a heart with anatomical "

@@ -1,0 +1,103 @@
+"""The ``film`` look (fifth wave): what a reader sees on a real chest film at a glance and the
+radiograph look still drew flat — soft-tissue edges that fade out, graded densities (a heart
+thinner at its borders than at its centre, lungs brighter towards the bases and the periphery,
+an abdomen denser than the heart, with a liver and bowel gas), humeral heads in the top corners,
+branching vessels from the hila, and films that differ in exposure the way the NIH sample's do.
+
+Every switch here is gated on ``FilmLook.film`` (the other looks stay byte for byte); the look's
+own draws come from a random stream of their own, so every label, finding, patient and
+ground-truth column is the same as in the radiograph look for the same seed. The CTR stays
+exact: the heart's silhouette keeps its widest points, only its density inside is graded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gdgan.data.phantom.config import PhantomConfig
+from gdgan.data.phantom.texture import _clip01
+
+
+@dataclass(frozen=True)
+class FilmAnatomy:
+    """Densities and shapes of the film look (frame units and densities as in ``Anatomy``)."""
+
+    body_soft: float = 0.35  # the body outline's edge ramp is 1 / this times the anatomy's
+    body_fade: float = 5.0  # tissue thickness ramps up over the outer 1 / this of the half-width
+    heart_rim: float = 0.02  # the heart's own density at its border...
+    heart_centre: float = 0.08  # ...and at its centre (radiograph look: 0.05 flat)
+    abdomen: float = 0.09
+    abdomen_low: float = 0.08
+    liver: float = 0.35  # the liver under the right dome: abdomen density × (1 + this)
+    bowel_gas: float = 0.10
+    air_rim: float = 0.30  # lung air at the cage edge relative to the middle (Anatomy: 0.35)
+    air_base_fade: float = 0.30  # lung air lost towards the bases (soft tissue over them)
+    vessel_ridge: float = 0.08  # branching vessels: ridges of the fine noise field near the hila
+    ridge_width: float = 5.0  # 1 / |field| where a ridge fades out
+    rib_scale: float = 0.85  # posterior ribs of lower contrast than the radiograph look's
+    med_soft: float = 0.5  # the upper mediastinum's edge ramp is 1 / this times the anatomy's
+    humeral: float = 0.22  # humeral heads in the top corners
+    humeral_r: float = 0.15
+    humeral_x: float = 0.14  # the heads' centres lie this far lateral to the lungs
+    cage_soft: float = 0.6  # the lung outline's edge ramp is 1 / this times the anatomy's
+    arm_scale: float = 0.6  # the arms' density relative to the radiograph look's
+    arm_soft: float = 0.4  # the arms' edge ramp is 1 / this times the anatomy's
+
+
+FILM = FilmAnatomy()
+
+
+def draw_film_look(cfg: PhantomConfig, ap: np.ndarray) -> dict[str, np.ndarray]:
+    """The film look's own per-image draws (a stream of its own: labels and the other looks'
+    draws stay as they are)."""
+    n = ap.shape[0]
+    rng = np.random.default_rng([cfg.seed, 0xF11, 0x5]) if cfg.look == "film" else None
+    if rng is None:
+        return {}
+    return {"humeral_dy": rng.uniform(-0.06, 0.06, n)}
+
+
+def body_tissue(body: np.ndarray, rel: np.ndarray, tissue: float, centre: float) -> np.ndarray:
+    """Soft-tissue attenuation of the trunk: thickest in the middle, fading to nothing at the
+    skin (a body is round, so its projected thickness falls off towards its outline)."""
+    thick = _clip01((1.0 - rel) * FILM.body_fade)
+    thick *= tissue + centre * (1.0 - rel * rel)
+    thick *= body
+    return thick
+
+
+def heart_profile(heart: np.ndarray, Xh: np.ndarray, hx: np.ndarray, heart_w: np.ndarray) -> np.ndarray:
+    """The heart's own density, graded: ``heart_centre`` at its centre, ``heart_rim`` at its
+    borders (a heart is thicker in the middle; a flat cut-out of one tone is what gives a
+    phantom away). The silhouette against the lung is not changed, so neither is the CTR."""
+    u = (Xh - hx) * (2.0 / heart_w)
+    g = _clip01(1.0 - u * u)
+    np.sqrt(g, out=g)
+    g *= FILM.heart_centre - FILM.heart_rim
+    g += FILM.heart_rim
+    g *= heart
+    return g
+
+
+def air_rows(y_rows: np.ndarray, y_apex: np.ndarray, lung_len: np.ndarray) -> np.ndarray:
+    """Share of the lung air kept on each film row (B, h, 1): less towards the bases, where
+    breasts, pectorals and the domes overlap the lung."""
+    t = _clip01((y_rows - y_apex) * (1.0 / lung_len))
+    t *= t
+    t *= -FILM.air_base_fade
+    t += 1.0
+    return t
+
+
+def vessel_ridges(fine: np.ndarray, hilar: np.ndarray) -> np.ndarray:
+    """Branching vessels: the ridges (zero crossings) of a smooth noise field are a network of
+    thin lines; weighted towards the hila they read as vessels fanning out into the lungs."""
+    r = np.abs(fine)
+    r *= -FILM.ridge_width
+    r += 1.0
+    r = _clip01(r)
+    r *= hilar
+    r *= FILM.vessel_ridge
+    return r
