@@ -365,6 +365,8 @@ def test_framing_varies_as_set(look: str) -> None:
         sd = lk.shift_sd if texture else FLAT_SHIFT_SD
         _, ref_sd = _clipped_normal(-2.0 * sd, 2.0 * sd, 0.0, sd)
         for key in ("shift_x", "shift_y"):
+            if key == "shift_y" and lk.film and texture:
+                continue  # plus the film look's own vertical shift (test_phantom_film.py)
             x = p[key][pa]
             assert np.abs(x).max() <= 2.0 * sd + 1e-6
             assert abs(x.std() - ref_sd) < 0.03 * ref_sd, (key, x.std(), ref_sd)

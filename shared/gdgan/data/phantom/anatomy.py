@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from gdgan.data.phantom.config import ANATOMY, FINE_GRID, RADIOGRAPH, TEXTURE_GRID
 from gdgan.data.phantom import film_look
+from gdgan.data.phantom.config import ANATOMY, FINE_GRID, RADIOGRAPH, TEXTURE_GRID
 from gdgan.data.phantom.confounders import add_devices
 from gdgan.data.phantom.film_look import FILM
 from gdgan.data.phantom.findings import _add_findings
@@ -90,6 +90,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         # mid-chest
         neck = RG.neck_half_width * c("neck_scale")
         drop, span = RG.shoulder_drop - c("shoulder_shift"), RG.shoulder_span
+        if fl:  # shoulders higher: the shoulder girdle fills the film's top corners
+            drop = drop - FILM.shoulder_up
         # (a slow function of height: taken on the film's rows, un-tilted, (B, H, 1), to save
         # full-size passes; the patient's tilt of at most ~6° moves it by well under a pixel)
         y_rows = (ys[None, :, None] - c("shift_y")) / c("zoom")
@@ -97,7 +99,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         flank *= flank
         flank *= -RG.flank_curve
         flank += 1.0
-        bw_trunk = (tw + c("body_extra") * RG.body_extra_scale) * flank
+        extra_scale = FILM.body_extra_scale if fl else RG.body_extra_scale
+        bw_trunk = (tw + c("body_extra") * extra_scale) * flank
     else:
         neck, drop, span = A.neck_half_width, A.shoulder_drop, A.shoulder_span
         bw_trunk = tw + c("body_extra")
@@ -115,6 +118,9 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         shb = box(-big, big, -big, y_apex + 0.3)
         y_rows = (ys[None, shb[1], None] - c("shift_y")) / c("zoom")  # (B, h, 1), un-tilted
         D[shb] *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - y_rows) * (1.0 / 0.4))
+
+    # smooth noise field (lung markings, bowel gas; the film look's abdomen)
+    tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
 
     # ---- diaphragm domes (right = image left, higher; atelectasis lifts its side) --------------------
     dome_h = c("dome_h")
@@ -144,6 +150,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
             deep = RG.abdomen + RG.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
         belly = below * deep
         belly *= _clip01((1.15 - x_cols / tw) * 4.0)
+        if fl:  # bowel contents: the abdomen is mottled, not one flat tone
+            belly *= 1.0 + FILM.abdomen_mottle * tex[abd]
         D[abd] += belly
     else:
         D[abd] += A.abdomen * below
@@ -230,7 +238,6 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
     # Evaluated inside the lung box only: ``lung`` is exactly 0 beyond |X| = tw, above the apex
     # and below the costophrenic angles (the domes never drop below them).
-    tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
     lb = box(-tw, tw, y_apex, y_cp)
     texl = tex[lb]
     hdy = Y[lb] - (y_apex + A.hilum_y * lung_len)
@@ -241,6 +248,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
     vessels = _clip01(spokes * 3.0 - 2.0 + 0.6 * texl)
     mbase, vess = (RG.marking_base, RG.vessel) if rg else (A.marking_base, A.vessel)
+    if fl:
+        vess = FILM.vessel
     # (radiograph look: vessels taper off faster towards the periphery)
     marks_l = mbase * np.maximum(texl, 0.0) + vess * (hilar if rg else np.sqrt(hilar)) * vessels
     if rg:  # compact, bright hila (pulmonary arteries and bronchi) where the vessels start
@@ -326,7 +335,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         if arm_on.any():
             zm, sx, sy = c("zoom"), c("shift_x"), c("shift_y")
             axf = np.abs((xs[None, None, :] - sx) / zm)  # (B, 1, W)
-            inner = tw + c("body_extra") * RG.body_extra_scale + np.nan_to_num(c("arm_gap"), nan=big)
+            inner = tw + c("body_extra") * extra_scale + np.nan_to_num(c("arm_gap"), nan=big)
             aw = c("arm_w")
             aew = inv_ew * np.float32(FILM.arm_soft) if fl else inv_ew  # softer arms on the film look
             band = _s((axf - inner) * aew) * _s((inner + aw - axf) * aew)
@@ -419,17 +428,24 @@ def _heart_borders(
     y_r = dome_top_r - RG.heart_clear
     h_l = RG.arc_stretch * np.maximum(y_l - (y_apex + RG.lv_top * lung_len), 0.1)
     h_r = RG.arc_stretch * np.maximum(y_r - (y_apex + RG.ra_top * lung_len), 0.1)
-    low = np.maximum(y_l, y_r) + RG.lv_low
+    lv_low = FILM.heart_low if fl else RG.lv_low  # the film look's heart sits on the domes
+    low = np.maximum(y_l, y_r) + lv_low
     hb = box(right, left, np.minimum(y_l - h_l, y_r - h_r), low)
     Xh, Yh = X[hb], Y[hb]
     # distance from the widest point along the arc: above it over h, below it over lv_low (the
     # other branch is negative, so the larger of the two is the one that applies)
-    tl = np.maximum((y_l - Yh) / h_l, (Yh - y_l) * (1.0 / RG.lv_low))
-    xl = mid + (left - mid) * _clip01(1.0 - tl * tl)
-    tr = np.maximum((y_r - Yh) / h_r, (Yh - y_r) * (1.0 / RG.lv_low))
-    xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
-    # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
+    tl = np.maximum((y_l - Yh) / h_l, (Yh - y_l) * (1.0 / lv_low))
+    tr = np.maximum((y_r - Yh) / h_r, (Yh - y_r) * (1.0 / lv_low))
     med = RG.med_half_width
+    if fl:  # the borders rise into the mediastinum's edges, not its midline: the silhouette widens
+        # smoothly from the great vessels (no bulb on a stalk); the widest points are unchanged
+        base_l, base_r = mid + FILM.heart_base * med, mid - FILM.heart_base * med
+        xl = base_l + (left - base_l) * _clip01(1.0 - tl * tl)
+        xr = base_r + (right - base_r) * _clip01(1.0 - tr * tr)
+    else:
+        xl = mid + (left - mid) * _clip01(1.0 - tl * tl)
+        xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
+    # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
     soft = inv_ew * np.float32(A.edge_px / RG.heart_edge)
     lv = _s((xl - Xh) * soft) * _s((Xh - (mid - med)) * inv_ew)
     ra = _s((Xh - xr) * soft) * _s(((mid + med) - Xh) * inv_ew)
@@ -452,20 +468,28 @@ def _humeral_heads(
     y_apex: np.ndarray,
     inv_ew: np.float32,
 ) -> None:
-    """The film look's humeral heads: a round bone at the top of each arm (in place, upright in
-    film coordinates like the arms), where NIH films show the shoulder joints in the corners."""
+    """The film look's shoulders on films with the arms in the field: a rounded mass of soft
+    tissue at the top of each arm with the humeral head in it (in place, upright in film
+    coordinates like the arms), where NIH films show the shoulder joints in the top corners."""
     zm, sx, sy = p["zoom"][:, None, None], p["shift_x"][:, None, None], p["shift_y"][:, None, None]
-    r = FILM.humeral_r
-    cy = y_apex + 0.02 + p["humeral_dy"][:, None, None]
-    lo = float(((cy - r) * zm + sy).min())
-    hi = float(((cy + r) * zm + sy).max())
+    on = np.isfinite(p["arm_gap"])[:, None, None]
+    r, rs = FILM.humeral_r, FILM.shoulder_r
+    cy = y_apex + FILM.humeral_y + p["humeral_dy"][:, None, None]
+    lo = float(((cy - rs) * zm + sy).min())
+    hi = float(((cy + rs) * zm + sy).max())
     rows = slice(int(np.searchsorted(ys, lo)), int(np.searchsorted(ys, hi, side="right")))
     if rows.stop <= rows.start:
         return
     axf = np.abs((xs[None, None, :] - sx) / zm)  # (B, 1, W)
     yf = (ys[None, rows, None] - sy) / zm  # (B, h, 1)
-    cx = tw + FILM.humeral_x
-    d2 = ((axf - cx) * (1.0 / r)) ** 2 + ((yf - cy) * (1.0 / r)) ** 2
-    ball = _clip01((1.0 - d2) * (r * 0.5 * inv_ew))
-    ball *= FILM.humeral
-    D[:, rows] += ball
+    dx, dy = axf - (tw + FILM.humeral_x), yf - cy
+    d2 = (dx * (1.0 / rs)) ** 2 + (dy * (1.0 / rs)) ** 2
+    mass = _clip01(1.0 - d2)
+    np.sqrt(mass, out=mass)  # a round limb: projected thickness
+    mass *= FILM.shoulder
+    d2 = (dx * (1.0 / r)) ** 2 + (dy * (1.0 / r)) ** 2
+    head = _clip01((1.0 - d2) * (r * 0.5 * inv_ew))
+    head *= FILM.humeral
+    mass += head
+    mass *= on
+    D[:, rows] += mass

@@ -299,8 +299,8 @@ LOOKS = {
         level_shift=-0.03,
         radiograph=True,
         sharpen=0.0,
-        texture_gain=0.4,
-        arms_rate=1.0,
+        texture_gain=0.6,
+        arms_rate=0.6,
         film=True,
     ),
 }

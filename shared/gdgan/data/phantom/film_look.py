@@ -24,39 +24,78 @@ from gdgan.data.phantom.texture import _clip01
 class FilmAnatomy:
     """Densities and shapes of the film look (frame units and densities as in ``Anatomy``)."""
 
-    body_soft: float = 0.35  # the body outline's edge ramp is 1 / this times the anatomy's
-    body_fade: float = 5.0  # tissue thickness ramps up over the outer 1 / this of the half-width
+    body_soft: float = 0.25  # the body outline's edge ramp is 1 / this times the anatomy's
+    body_extra_scale: float = 0.55  # less soft tissue lateral to the ribs (radiograph look: 0.75)
+    body_fade: float = 3.5  # tissue thickness ramps up over the outer 1 / this of the half-width
     heart_rim: float = 0.02  # the heart's own density at its border...
     heart_centre: float = 0.08  # ...and at its centre (radiograph look: 0.05 flat)
+    heart_base: float = 1.0  # the heart's borders rise into the mediastinum's edges (× its half-width)
+    heart_low: float = 0.6  # the borders curve in below their widest points over this height
     abdomen: float = 0.09
     abdomen_low: float = 0.08
+    abdomen_mottle: float = 0.25  # the abdomen's density × (1 + this × the smooth noise field)
     liver: float = 0.35  # the liver under the right dome: abdomen density × (1 + this)
     bowel_gas: float = 0.10
     air_rim: float = 0.30  # lung air at the cage edge relative to the middle (Anatomy: 0.35)
     air_base_fade: float = 0.30  # lung air lost towards the bases (soft tissue over them)
+    vessel: float = 0.14  # vessels radiating from the hila (radiograph look: 0.09)
     vessel_ridge: float = 0.08  # branching vessels: ridges of the fine noise field near the hila
     ridge_width: float = 5.0  # 1 / |field| where a ridge fades out
     rib_scale: float = 0.85  # posterior ribs of lower contrast than the radiograph look's
     med_soft: float = 0.5  # the upper mediastinum's edge ramp is 1 / this times the anatomy's
-    humeral: float = 0.22  # humeral heads in the top corners
-    humeral_r: float = 0.15
-    humeral_x: float = 0.14  # the heads' centres lie this far lateral to the lungs
+    humeral: float = 0.10  # humeral heads in the top corners
+    humeral_r: float = 0.13
+    shoulder: float = 0.30  # soft tissue of the shoulder around the humeral head
+    shoulder_r: float = 0.30
+    humeral_y: float = -0.02  # ...and this far below the lung apex
+    shoulder_up: float = 0.12  # shoulders meet the trunk this much higher than the radiograph look's
+    humeral_x: float = 0.16  # the heads' centres lie this far lateral to the lungs
     cage_soft: float = 0.6  # the lung outline's edge ramp is 1 / this times the anatomy's
-    arm_scale: float = 0.6  # the arms' density relative to the radiograph look's
+    arm_scale: float = 0.45  # the arms' density relative to the radiograph look's
+    # exposure and framing fitted to the 970-image NIH sample (per view; docs/notes/phantom.md)
+    level_pa: float = 0.10
+    level_ap: float = -0.07
+    window_pa: float = 0.94
+    window_ap: float = 1.17
+    shift_y_mean: float = -0.08
+    shift_y_sd: float = 0.06
     arm_soft: float = 0.4  # the arms' edge ramp is 1 / this times the anatomy's
 
 
 FILM = FilmAnatomy()
+
+# Per-image grey statistics of the 970-image NIH sample at 64 px (``NIH_SAMPLE_DIR``, measured
+# 2026-12-02): view -> (mean of the per-image mean grey, SD of it, mean of the per-image grey
+# SD, SD of it). The film look's per-view level and window (``FilmAnatomy.level_*``,
+# ``window_*``) were fitted to the first and third; the spreads follow from the film's own
+# exposure draws (texture.py) and are checked against the second and fourth.
+NIH_SAMPLE_GREY = {"PA": (133.3, 24.7, 61.0, 11.0), "AP": (132.3, 19.8, 53.7, 7.2)}
 
 
 def draw_film_look(cfg: PhantomConfig, ap: np.ndarray) -> dict[str, np.ndarray]:
     """The film look's own per-image draws (a stream of its own: labels and the other looks'
     draws stay as they are)."""
     n = ap.shape[0]
-    rng = np.random.default_rng([cfg.seed, 0xF11, 0x5]) if cfg.look == "film" else None
-    if rng is None:
-        return {}
-    return {"humeral_dy": rng.uniform(-0.06, 0.06, n)}
+    rng = np.random.default_rng([cfg.seed, 0xF11, 0x5])
+    t = min(cfg.texture, 1.0)
+    # the patient sits higher on the film and less steadily in height (NIH's lung fields: the
+    # dark-pixel centroid 24.7 ± 5.3 px of 64 on PA films vs 26.6 ± 2.8 on the radiograph look)
+    dy = np.clip(rng.normal(0.0, FILM.shift_y_sd, n), -2.0 * FILM.shift_y_sd, 2.0 * FILM.shift_y_sd)
+    return {
+        "humeral_dy": rng.uniform(-0.06, 0.06, n),
+        "shift_y_film": (FILM.shift_y_mean + dy) * t,
+        # exposure per view, fitted to the sample's per-image grey mean and SD (docs/notes/phantom.md)
+        "level_film": np.where(ap, FILM.level_ap, FILM.level_pa) * t,
+        "window_film": 1.0 + (np.where(ap, FILM.window_ap, FILM.window_pa) - 1.0) * t,
+    }
+
+
+def apply_film_look(p: dict[str, np.ndarray], extra: dict[str, np.ndarray]) -> None:
+    """Fold the film look's draws into the parameter table (in place)."""
+    p["shift_y"] = p["shift_y"] + extra.pop("shift_y_film")
+    p["level"] = p["level"] + extra.pop("level_film")
+    p["window"] = p["window"] * extra.pop("window_film")
+    p.update(extra)
 
 
 def body_tissue(body: np.ndarray, rel: np.ndarray, tissue: float, centre: float) -> np.ndarray:
