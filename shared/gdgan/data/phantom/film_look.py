@@ -57,7 +57,7 @@ class FilmAnatomy:
     level_ap: float = -0.07
     window_pa: float = 0.94
     window_ap: float = 1.17
-    shift_y_mean: float = -0.08
+    shift_y_mean: float = 0.0
     shift_y_sd: float = 0.06
     arm_soft: float = 0.4  # the arms' edge ramp is 1 / this times the anatomy's
 
@@ -78,8 +78,8 @@ def draw_film_look(cfg: PhantomConfig, ap: np.ndarray) -> dict[str, np.ndarray]:
     n = ap.shape[0]
     rng = np.random.default_rng([cfg.seed, 0xF11, 0x5])
     t = min(cfg.texture, 1.0)
-    # the patient sits higher on the film and less steadily in height (NIH's lung fields: the
-    # dark-pixel centroid 24.7 ± 5.3 px of 64 on PA films vs 26.6 ± 2.8 on the radiograph look)
+    # the patient sits less steadily in height on the film (the NIH sample's darkest quarter of
+    # pixels has its centroid at row 24.7 ± 5.3 of 64 on PA films, the radiograph look's 26.6 ± 2.8)
     dy = np.clip(rng.normal(0.0, FILM.shift_y_sd, n), -2.0 * FILM.shift_y_sd, 2.0 * FILM.shift_y_sd)
     return {
         "humeral_dy": rng.uniform(-0.06, 0.06, n),
