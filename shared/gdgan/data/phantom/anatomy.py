@@ -224,7 +224,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     knob = _s((A.knob_r - np.sqrt((X[kb] - kx) ** 2 + (Y[kb] - ky) ** 2)) * inv_ew)
     np.maximum(solid[kb], knob, out=solid[kb])
     if rg:
-        lung = cage_above * (1.0 - solid * RG.heart_opacity)
+        lung = cage_above * (1.0 - solid * (FILM.heart_opacity if fl else RG.heart_opacity))
     else:
         lung = cage_above * (1.0 - solid)
     y_car = y_apex + A.carina * lung_len

@@ -30,6 +30,7 @@ class FilmAnatomy:
     heart_rim: float = 0.02  # the heart's own density at its border...
     heart_centre: float = 0.08  # ...and at its centre (radiograph look: 0.05 flat)
     heart_base: float = 1.0  # the heart's borders rise into the mediastinum's edges (× its half-width)
+    heart_opacity: float = 0.85  # share of the lung air the heart displaces (retrocardiac lung shows)
     heart_low: float = 0.6  # the borders curve in below their widest points over this height
     abdomen: float = 0.09
     abdomen_low: float = 0.08
