@@ -39,10 +39,10 @@ class FilmAnatomy:
     bowel_gas: float = 0.10
     air_rim: float = 0.30  # lung air at the cage edge relative to the middle (Anatomy: 0.35)
     air_base_fade: float = 0.30  # lung air lost towards the bases (soft tissue over them)
-    vessel: float = 0.18  # vessels radiating from the hila (radiograph look: 0.09)
+    vessel: float = 0.14  # vessels radiating from the hila (radiograph look: 0.09)
     vessel_ridge: float = 0.08  # branching vessels: ridges of the fine noise field near the hila
     ridge_width: float = 5.0  # 1 / |field| where a ridge fades out
-    rib_scale: float = 1.15  # posterior ribs of lower contrast than the radiograph look's
+    rib_scale: float = 1.15  # posterior ribs × this of the radiograph look's (the film's blur softens them)
     med_soft: float = 0.5  # the upper mediastinum's edge ramp is 1 / this times the anatomy's
     humeral: float = 0.10  # humeral heads in the top corners
     humeral_r: float = 0.13
