@@ -83,7 +83,9 @@ def worker(phase: str, steps: int, warmup: int, data_file: str) -> dict[str, flo
 
         def run(n: int) -> float:
             t0 = time.process_time()
-            run_phase(ph, data, cfg, total=n, store=store, run_id=uuid.uuid4().hex, device=torch.device("cpu"))
+            run_phase(
+                ph, data, cfg, total=n, store=store, run_id=uuid.uuid4().hex, device=torch.device("cpu")
+            )
             return time.process_time() - t0
 
         run(warmup)
@@ -148,24 +150,39 @@ def main() -> None:
                     res = _measure(paths[version], phase, a, data)
                     got[phase][version].append(res["ms_per_step"])
                     loads.append(res["load1"])
-                    print(f"round {r} {phase:6s} {version:6s} {res['ms_per_step']:6.2f} ms/step "
-                          f"(load {res['load1']:.2f})", file=sys.stderr)
+                    print(
+                        f"round {r} {phase:6s} {version:6s} {res['ms_per_step']:6.2f} ms/step "
+                        f"(load {res['load1']:.2f})",
+                        file=sys.stderr,
+                    )
     from gdgan.training.presets import get_config
 
     cfg = get_config("demo")
     steps = {"stage1": cfg.steps, "stage2": cfg.stage2_steps or cfg.steps, "acgan": cfg.steps}
-    print(f"\nCPU ms per step, demo preset, 1 thread, median of {a.rounds} "
-          f"(load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores)\n")
+    print(
+        f"\nCPU ms per step, demo preset, 1 thread, median of {a.rounds} "
+        f"(load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores)\n"
+    )
     print("| phase | before | after | after / before | training CPU-s per task before → after |")
     print("|---|---|---|---|---|")
-    summary: dict[str, object] = {"before_rev": a.before, "rounds": a.rounds, "steps": a.steps,
-                                  "load1_min": min(loads), "load1_max": max(loads)}
+    summary: dict[str, object] = {
+        "before_rev": a.before,
+        "rounds": a.rounds,
+        "steps": a.steps,
+        "load1_min": min(loads),
+        "load1_max": max(loads),
+    }
     for phase in phases:
         b, f = statistics.median(got[phase]["before"]), statistics.median(got[phase]["after"])
         sb, sf = steps[phase] * b / 1000, steps[phase] * f / 1000
         print(f"| {phase} | {b:.1f} | {f:.1f} | {f / b:.2f} | {sb:.0f} → {sf:.0f} |")
-        summary[phase] = {"before_ms": round(b, 2), "after_ms": round(f, 2), "ratio": round(f / b, 3),
-                          "runs_before": got[phase]["before"], "runs_after": got[phase]["after"]}
+        summary[phase] = {
+            "before_ms": round(b, 2),
+            "after_ms": round(f, 2),
+            "ratio": round(f / b, 3),
+            "runs_before": got[phase]["before"],
+            "runs_after": got[phase]["after"],
+        }
     print(json.dumps(summary))
 
 
