@@ -6,7 +6,7 @@ as each demo worker runs. This script measures it for the three phases with two 
 ``shared/gdgan`` side by side in one run:
 
 - ``before``: the library at ``--before`` (a git revision, extracted with ``git archive``);
-- ``after``: the library of this working tree.
+- ``after``: the library of this working tree (or at ``--after``).
 
 Each measurement is a fresh process (``--worker``) that builds the phase exactly as
 :mod:`gdgan.training.api` does (random-init frozen G1/D1 for stage 2: a step's cost does not
@@ -125,6 +125,7 @@ def _measure(pythonpath: Path, phase: str, a: argparse.Namespace, data: Path) ->
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--before", default=DEFAULT_BEFORE, help="git revision of the 'before' library")
+    ap.add_argument("--after", default="", help="git revision of the 'after' library (default: this tree)")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--warmup", type=int, default=10)
@@ -138,7 +139,10 @@ def main() -> None:
         return
     phases = [p for p in a.phases.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="gdgan-bench-step-") as tmp:
-        paths = {"before": _extract(a.before, Path(tmp) / "before"), "after": REPO / "shared"}
+        paths = {
+            "before": _extract(a.before, Path(tmp) / "before"),
+            "after": _extract(a.after, Path(tmp) / "after") if a.after else REPO / "shared",
+        }
         data = Path(tmp) / "demo_data.npz"
         _write_data(data, a.n, 0)
         got: dict[str, dict[str, list[float]]] = {p: {"before": [], "after": []} for p in phases}

@@ -33,11 +33,21 @@ class Task:
 
 
 def build(kind: str, repeats: int, costs: dict[str, float]) -> tuple[list[Task], list[str]]:
-    """The tasks and their initial queue order for schedule ``kind`` ('old' or 'new')."""
+    """The tasks and their initial queue order for schedule ``kind`` ('old', 'new' or 'split').
+
+    ``split``: as ``new``, but a GDGAN is two parts, stage 1 (``gan:gdgan1:rK``, at fan-out)
+    and stage 2 + bundle (``gan:gdgan:rK``, enqueued at the tail of ``train`` when its stage 1
+    is stored), so the last task of a trainer is a short one."""
     gd = [f"gan:gdgan:r{r}" for r in range(repeats)]
     ac = [f"gan:acgan:r{r}" for r in range(repeats)]
-    gan_order = gd + ac if kind == "old" else [gd[0], ac[0], *gd[1:], *ac[1:]]
-    tasks = [Task(g, "train", costs["gdgan"]) for g in gd]
+    if kind == "split":
+        s1 = [f"gan:gdgan1:r{r}" for r in range(repeats)]
+        gan_order = [s1[0], ac[0], *s1[1:], *ac[1:]]
+        tasks = [Task(g, "train", costs["stage1"]) for g in s1]
+        tasks += [Task(g, "train", costs["stage2"], [s]) for g, s in zip(gd, s1, strict=True)]
+    else:
+        gan_order = gd + ac if kind == "old" else [gd[0], ac[0], *gd[1:], *ac[1:]]
+        tasks = [Task(g, "train", costs["stage1"] + costs["stage2"]) for g in gd]
     tasks += [Task(a, "train", costs["acgan"]) for a in ac]
     clfs = []
     for r in range(repeats):
@@ -98,11 +108,22 @@ def simulate(
     return {"wall_s": now, "idle_core_s": idle, "cpu_s": total_cpu, "bound_s": total_cpu / cores}
 
 
+# Training CPU seconds per task on one thread: steps × ms/step of the demo preset
+# (benchmarks/bench_train_step.py, median, load 0.2-3) + ~1.5 s of setup and artifact writing
+# (train() at 10 steps). "before" = main at fd06075, "after" = the training-speed changes.
+TRAIN_COSTS = {
+    "before": {"stage1": 3000 * 0.0385 + 1.5, "stage2": 1200 * 0.092 + 1.5, "acgan": 3000 * 0.039 + 1.5},
+    "after": {"stage1": 3000 * 0.0300 + 1.5, "stage2": 1200 * 0.080 + 1.5, "acgan": 3000 * 0.030 + 1.5},
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--stage1", type=float, help="GDGAN stage 1, one split (default: --costs)")
+    ap.add_argument("--stage2", type=float, help="GDGAN stage 2 + bundle, one split")
+    ap.add_argument("--acgan", type=float, help="ACGAN, one split")
+    ap.add_argument("--costs", choices=tuple(TRAIN_COSTS), help="only these training costs (default: both)")
     # CPU seconds per task, measured in the rehearsal of 2026-12-01 (docs/notes/evaluation.md)
-    ap.add_argument("--gdgan", type=float, default=190.0, help="GDGAN stage 1 + 2, one split")
-    ap.add_argument("--acgan", type=float, default=110.0, help="ACGAN, one split")
     ap.add_argument("--classifier", type=float, default=14.0, help="one classifier (strategy × split)")
     ap.add_argument("--quality", type=float, default=101.0, help="report section: IS, FID/KID, fidelity, ...")
     ap.add_argument("--harness", type=float, default=43.0, help="report section: the quality harness")
@@ -112,19 +133,32 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="trainers and evaluators each (gdgan demo)")
     ap.add_argument("--cores", type=float, default=2.0)
     a = ap.parse_args()
-    costs = {k: getattr(a, k) for k in ("gdgan", "acgan", "classifier", "quality", "harness", "report")}
-    print("| schedule | evaluation wall (s) | idle core-s | CPU s | CPU s / cores | demo wall (min) |")
-    print("|---|---|---|---|---|---|")
+    evals = {k: getattr(a, k) for k in ("classifier", "quality", "harness", "report")}
+    print(
+        "| training costs | schedule | evaluation wall (s) | idle core-s | CPU s | CPU s / cores "
+        "| demo wall (min) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     res = {}
-    for kind in ("old", "new"):
-        tasks, first = build(kind, a.repeats, costs)
-        r = simulate(tasks, first, a.workers, a.workers, a.cores)
-        res[kind] = r
-        print(
-            f"| {kind} | {r['wall_s']:.0f} | {r['idle_core_s']:.0f} | {r['cpu_s']:.0f} | "
-            f"{r['bound_s']:.0f} | {(r['wall_s'] + a.fixed) / 60:.1f} |"
-        )
-    print(f"\nnew / old wall: {res['new']['wall_s'] / res['old']['wall_s']:.3f}")
+    for costs_name in (a.costs,) if a.costs else tuple(TRAIN_COSTS):
+        train = dict(TRAIN_COSTS[costs_name])
+        train.update({k: getattr(a, k) for k in train if getattr(a, k) is not None})
+        for kind in ("old", "new", "split"):
+            tasks, first = build(kind, a.repeats, {**train, **evals})
+            r = simulate(tasks, first, a.workers, a.workers, a.cores)
+            res[costs_name, kind] = r
+            print(
+                f"| {costs_name} ({train['stage1']:.0f} + {train['stage2']:.0f} / {train['acgan']:.0f}) "
+                f"| {kind} | {r['wall_s']:.0f} | {r['idle_core_s']:.0f} | {r['cpu_s']:.0f} | "
+                f"{r['bound_s']:.0f} | {(r['wall_s'] + a.fixed) / 60:.1f} |"
+            )
+    for costs_name in (a.costs,) if a.costs else tuple(TRAIN_COSTS):
+        new, split = res[costs_name, "new"]["wall_s"], res[costs_name, "split"]["wall_s"]
+        print(f"\n{costs_name}: split / new wall {split / new:.3f}", end="")
+    if not a.costs:
+        ratio = res["after", "new"]["wall_s"] / res["before", "new"]["wall_s"]
+        print(f"\nnew schedule, after / before training costs: {ratio:.3f}")
+    print()
 
 
 if __name__ == "__main__":
