@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 from gdgan.models.gdgan import Critic, GanConfig, ImageConvTranspose2d, Refiner, minibatch_stddev
-from gdgan.training.diffaugment import DiffAugment
+from gdgan.training.diffaugment import DiffAugment, translate
 from gdgan.training.loop import ema_update, make_adam, use_fused
 from gdgan.training.losses import LossWeights
 from gdgan.training.phases import ConditionalPhase, Recipe
@@ -155,3 +155,25 @@ def test_one_critic_call_on_real_and_fake_scores_as_two(batch: int, mbstd: int, 
         ref_score, ref_logits = d(view, y)
         torch.testing.assert_close(score, ref_score, rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(logits, ref_logits, rtol=1e-4, atol=1e-5)
+
+
+def test_translation_gradient_is_the_inverse_shift() -> None:
+    """d(sum(out · w))/dx for out[b, :, i, j] = x[b, :, i - dy, j - dx]: the upstream grad moved
+    back by (dy, dx), zero where a pixel was shifted out of the image (written in NumPy)."""
+    rng = np.random.default_rng(6)
+    x = torch.from_numpy(rng.normal(size=(5, 2, 8, 8))).requires_grad_(True)
+    dy, dx = torch.tensor([0, 2, -3, 1, -1]), torch.tensor([1, -2, 0, 3, -1])
+    out = translate(x, dy, dx, fill=-1.0, max_shift=3)
+    w = rng.normal(size=out.shape)
+    (out * torch.from_numpy(w)).sum().backward()
+    ref = np.zeros(x.shape)
+    for b in range(5):
+        for p in range(8):
+            for q in range(8):
+                i, j = p + int(dy[b]), q + int(dx[b])
+                if 0 <= i < 8 and 0 <= j < 8:
+                    ref[b, :, p, q] = w[b, :, i, j]
+    assert x.grad is not None
+    np.testing.assert_array_equal(x.grad.numpy(), ref)
+    cl = torch.randn(3, 4, 8, 8).contiguous(memory_format=torch.channels_last)
+    assert translate(cl, dy[:3], dx[:3], max_shift=3).is_contiguous(memory_format=torch.channels_last)
