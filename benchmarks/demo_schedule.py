@@ -12,16 +12,27 @@ on ``--cores`` cores shared equally by the busy workers (each worker runs one to
 - ``old``: GAN parts longest first (every GDGAN, then every ACGAN); the report task computes the
   quality sections itself, on one thread, after the last classifier;
 - ``new``: split 0's GANs first; the two quality sections are parts of their own, enqueued on
-  ``eval`` once split 0's GANs exist; the report task only aggregates.
+  ``eval`` once split 0's GANs exist; the report task only aggregates;
+- ``split`` (now ``gdgan.jobs.eval_tasks``): as ``new``, with each GDGAN as two trainer parts,
+  stage 1 at fan-out and stage 2 + bundle enqueued (at the queue's tail) when stage 1 is stored.
 
-    python benchmarks/demo_schedule.py                       # costs measured in the rehearsal
-    python benchmarks/demo_schedule.py --gdgan 300 --acgan 180     # e.g. a longer training preset
+Each schedule runs with the training costs before and after the training-speed changes
+(``TRAIN_COSTS``, or ``--bench`` with the JSON line of ``benchmarks/bench_train_step.py``); the
+modelled demo walls are also scaled to one real ``make demo`` (``--measured``), since the model
+leaves out what the real stack adds.
+
+    python benchmarks/demo_schedule.py                               # the figures in the notes
+    python benchmarks/demo_schedule.py --bench step.json             # costs from a new benchmark
+    python benchmarks/demo_schedule.py --costs after --stage1 150    # e.g. a longer stage 1
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 
 @dataclass
@@ -109,12 +120,32 @@ def simulate(
 
 
 # Training CPU seconds per task on one thread: steps × ms/step of the demo preset
-# (benchmarks/bench_train_step.py, median, load 0.2-3) + ~1.5 s of setup and artifact writing
-# (train() at 10 steps). "before" = main at fd06075, "after" = the training-speed changes.
+# (benchmarks/bench_train_step.py, median of 3 interleaved rounds, 2026-12-02, load average
+# 2.8-5.1: under load a step costs somewhat more CPU than idle) + SETUP_S of data setup and
+# artifact writing (train() at 10 steps: 1.4-1.8 CPU-s). "before" = main at fd06075, "after" =
+# the training-speed changes.
+SETUP_S = 1.5
 TRAIN_COSTS = {
-    "before": {"stage1": 3000 * 0.0385 + 1.5, "stage2": 1200 * 0.092 + 1.5, "acgan": 3000 * 0.039 + 1.5},
-    "after": {"stage1": 3000 * 0.0300 + 1.5, "stage2": 1200 * 0.080 + 1.5, "acgan": 3000 * 0.030 + 1.5},
+    "before": {
+        "stage1": 3000 * 0.0383 + SETUP_S,
+        "stage2": 1200 * 0.0956 + SETUP_S,
+        "acgan": 3000 * 0.0392 + SETUP_S,
+    },
+    "after": {
+        "stage1": 3000 * 0.0338 + SETUP_S,
+        "stage2": 1200 * 0.0805 + SETUP_S,
+        "acgan": 3000 * 0.0302 + SETUP_S,
+    },
 }
+
+
+def costs_from_bench(bench: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Training CPU seconds per task, before and after, from bench_train_step's figures."""
+    steps = {"stage1": 3000, "stage2": 1200, "acgan": 3000}  # the demo preset
+    return {
+        v: {k: n * bench[k][f"{v}_ms"] / 1000 + SETUP_S for k, n in steps.items()}
+        for v in ("before", "after")
+    }
 
 
 def main() -> None:
@@ -123,17 +154,27 @@ def main() -> None:
     ap.add_argument("--stage2", type=float, help="GDGAN stage 2 + bundle, one split")
     ap.add_argument("--acgan", type=float, help="ACGAN, one split")
     ap.add_argument("--costs", choices=tuple(TRAIN_COSTS), help="only these training costs (default: both)")
+    ap.add_argument("--bench", help="the JSON line of benchmarks/bench_train_step.py: its ms/step figures")
     # CPU seconds per task, measured in the rehearsal of 2026-12-01 (docs/notes/evaluation.md)
     ap.add_argument("--classifier", type=float, default=14.0, help="one classifier (strategy × split)")
     ap.add_argument("--quality", type=float, default=101.0, help="report section: IS, FID/KID, fidelity, ...")
     ap.add_argument("--harness", type=float, default=43.0, help="report section: the quality harness")
     ap.add_argument("--report", type=float, default=9.0, help="report aggregation (bootstrap, HTML)")
     ap.add_argument("--fixed", type=float, default=30.0, help="stack start, phantom, 16 images (serial)")
+    ap.add_argument(
+        "--measured",
+        type=float,
+        default=932.0,
+        help="a real make demo's wall seconds with the 'before' costs and the 'new' schedule "
+        "(2026-12-02 03:26, idle VM): scales every modelled demo wall to it (0 = off)",
+    )
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--workers", type=int, default=2, help="trainers and evaluators each (gdgan demo)")
     ap.add_argument("--cores", type=float, default=2.0)
     a = ap.parse_args()
     evals = {k: getattr(a, k) for k in ("classifier", "quality", "harness", "report")}
+    if a.bench:
+        TRAIN_COSTS.update(costs_from_bench(json.loads(Path(a.bench).read_text().strip().splitlines()[-1])))
     print(
         "| training costs | schedule | evaluation wall (s) | idle core-s | CPU s | CPU s / cores "
         "| demo wall (min) |"
@@ -158,6 +199,13 @@ def main() -> None:
     if not a.costs:
         ratio = res["after", "new"]["wall_s"] / res["before", "new"]["wall_s"]
         print(f"\nnew schedule, after / before training costs: {ratio:.3f}")
+        if a.measured:
+            # the model leaves out what a real stack adds (4 processes on 2 cores, Celery, Redis,
+            # heartbeats, the evaluators' own threads): scale by the one real run it reproduces
+            scale = a.measured / (res["before", "new"]["wall_s"] + a.fixed)
+            print(f"\nscaled to the measured {a.measured:.0f} s (x{scale:.3f}):")
+            for (costs_name, kind), r in res.items():
+                print(f"  {costs_name:6s} {kind:5s} {(r['wall_s'] + a.fixed) * scale:5.0f} s")
     print()
 
 
