@@ -120,21 +120,21 @@ def simulate(
 
 
 # Training CPU seconds per task on one thread: steps × ms/step of the demo preset
-# (benchmarks/bench_train_step.py, median of 3 interleaved rounds, 2026-12-02, load average
-# 2.8-5.1: under load a step costs somewhat more CPU than idle) + SETUP_S of data setup and
+# (benchmarks/bench_train_step.py, median of 3 interleaved rounds, 2026-12-02 04:52, load
+# average 1.9-3.9: under load a step costs somewhat more CPU than idle) + SETUP_S of data setup and
 # artifact writing (train() at 10 steps: 1.4-1.8 CPU-s). "before" = main at fd06075, "after" =
 # the training-speed changes.
 SETUP_S = 1.5
 TRAIN_COSTS = {
     "before": {
-        "stage1": 3000 * 0.0383 + SETUP_S,
-        "stage2": 1200 * 0.0956 + SETUP_S,
-        "acgan": 3000 * 0.0392 + SETUP_S,
+        "stage1": 3000 * 0.0405 + SETUP_S,
+        "stage2": 1200 * 0.0994 + SETUP_S,
+        "acgan": 3000 * 0.0399 + SETUP_S,
     },
     "after": {
-        "stage1": 3000 * 0.0338 + SETUP_S,
-        "stage2": 1200 * 0.0805 + SETUP_S,
-        "acgan": 3000 * 0.0302 + SETUP_S,
+        "stage1": 3000 * 0.0346 + SETUP_S,
+        "stage2": 1200 * 0.0824 + SETUP_S,
+        "acgan": 3000 * 0.0332 + SETUP_S,
     },
 }
 
