@@ -17,6 +17,7 @@ figures, as CPU time per step still rises somewhat under load (caches, frequency
 
     python benchmarks/bench_train_step.py                    # 3 rounds, 150 steps each
     python benchmarks/bench_train_step.py --rounds 1 --steps 40   # a quick look
+    python benchmarks/bench_train_step.py --losses 5              # same seeds: same losses?
 
 Prints a markdown table (median ms/step per phase and version, the ratio) and one JSON line
 with the figures and the demo tasks' predicted training CPU-seconds
@@ -88,6 +89,9 @@ def worker(phase: str, steps: int, warmup: int, data_file: str) -> dict[str, flo
             )
             return time.process_time() - t0
 
+        if warmup == 0:  # --losses: the same seeds in both versions, no warm-up
+            r = run_phase(ph, data, cfg, total=steps, store=store, run_id="x", device=torch.device("cpu"))
+            return {k: v for k, v in r.history.items() if k != "step"}
         run(warmup)
         cpu = run(steps)
     return {"ms_per_step": 1000.0 * cpu / steps, "load1": os.getloadavg()[0]}
@@ -131,6 +135,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--n", type=int, default=4000, help="phantom training images")
     ap.add_argument("--phases", default=",".join(PHASES))
+    ap.add_argument(
+        "--losses",
+        type=int,
+        default=0,
+        help="instead of timing: train N steps from the same seeds in both versions and print "
+        "the largest relative difference of the logged losses (rounding only)",
+    )
     ap.add_argument("--worker", choices=PHASES, help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -145,6 +156,19 @@ def main() -> None:
         }
         data = Path(tmp) / "demo_data.npz"
         _write_data(data, a.n, 0)
+        if a.losses:
+            a.steps, a.warmup = a.losses, 0
+            for phase in phases:
+                old, new = (_measure(paths[v], phase, a, data) for v in ("before", "after"))
+                first = max(abs(old[k][0] - new[k][0]) / max(abs(old[k][0]), 1e-6) for k in old)
+                worst = max(
+                    abs(x - y) / max(abs(x), 1e-6) for k in old for x, y in zip(old[k], new[k], strict=True)
+                )
+                print(
+                    f"{phase}: losses, largest relative difference: step 1 {first:.1e}, "
+                    f"{a.losses} steps {worst:.1e}"
+                )
+            return
         got: dict[str, dict[str, list[float]]] = {p: {"before": [], "after": []} for p in phases}
         loads: list[float] = [os.getloadavg()[0]]
         for r in range(a.rounds):
