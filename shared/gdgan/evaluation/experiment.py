@@ -66,10 +66,13 @@ def train_split_gans(
     progress: ProgressCallback = no_progress,
     should_stop: StopFlag = never_stop,
     kinds: tuple[str, ...] = ("gdgan", "acgan"),
+    stage1_only: bool = False,
 ) -> dict[str, Any]:
     """Model ids of the GANs for repeat ``repeat``: given ones, or trained on that split's
     training part only. Includes the lineage check of each. ``kinds`` limits it to some GANs
-    (the job queue trains each (kind, split) as its own task, so both trainers stay busy)."""
+    (the job queue trains each (kind, split) as its own task, so both trainers stay busy);
+    ``stage1_only`` trains a GDGAN's stage 1 only (its own task; the models then hold the
+    stage-1 model, and the same call without it resumes the run with stage 2)."""
     ds = load_eval_dataset(store, plan.dataset_id)
     split = plan_splits(plan, ds)[repeat]
     preset = plan.eval_preset()
@@ -105,6 +108,7 @@ def train_split_gans(
                 progress=_prefixed(progress, f"{kind} r{repeat}"),
                 should_stop=should_stop,
                 device=plan_device(plan),
+                stop_after="stage1" if stage1_only and kind == "gdgan" else None,
             )
             if res.status != "succeeded" or not res.model_id:
                 raise EvaluationCancelled(f"{kind} training for repeat {repeat} was cancelled")

@@ -3,10 +3,14 @@
 Evaluation fans out without Celery chords, which do not compose with the per-job idempotency
 of ``run_job``: one task per (GAN, split) training (queue ``train``) and per (strategy × repeat)
 classifier (queue ``eval``); a GAN part is one GAN of one split. Each part stores its result in
-the job's parts hash; a GAN part enqueues the classifier part that needs its model. The report's
-two heavy sections (``sec:quality``, ``sec:harness``; :mod:`gdgan.evaluation.sections`) are
-parts too, enqueued on ``eval`` once split 0's GANs exist, so they run beside the remaining GAN
-training instead of alone at the end; the part that completes the set enqueues the report task
+the job's parts hash; a GAN part enqueues the classifier part that needs its model. A GDGAN
+trained here is two parts: its stage 1 (``gan:gdgan1:rK``, at fan-out) enqueues its stage 2 and
+bundle (``gan:gdgan:rK``, the part whose result is the model), so the trainers' queue holds
+pieces of 1.5–2 minutes and the job does not end on one trainer finishing a whole GDGAN while
+the other core waits. The report's two heavy sections (``sec:quality``, ``sec:harness``;
+:mod:`gdgan.evaluation.sections`) are parts too, enqueued on ``eval`` once split 0's GANs exist,
+so they run beside the remaining GAN training instead of alone at the end; the part that
+completes the set enqueues the report task
 (exactly once, via SET NX), which then only aggregates.
 """
 
@@ -20,6 +24,7 @@ from gdgan.jobs.tasks import _LEASE, JobContext, _store, _threads, job_store, ru
 from gdgan.progress import Cancelled, Progress
 
 GAN_STRATEGIES = ("acgan", "gdgan")
+STAGE1 = "gdgan1"  # the part kind of a GDGAN's stage 1 ('gan:gdgan1:r0')
 
 
 def part_artifact_id(job_id: str, part: str) -> str:
@@ -60,6 +65,25 @@ def eval_parts(plan: Any) -> tuple[list[str], list[str]]:
     return gans, clfs
 
 
+def stage1_parts(plan: Any) -> list[str]:
+    """The GDGAN stage-1 parts ('gan:gdgan1:rK'), one per split whose GDGAN is trained here."""
+    if "gdgan" not in plan.strategies or plan.gdgan_model or not plan.needs_gans():
+        return []
+    return [f"gan:{STAGE1}:r{r}" for r in range(plan.repeats)]
+
+
+def fanout_gans(plan: Any) -> list[str]:
+    """The GAN parts the orchestrator sends, in order: :func:`eval_parts`' order, each GDGAN
+    trained here replaced by its stage-1 part (its stage 2 is sent when stage 1 is stored)."""
+    split = set(stage1_parts(plan))
+    out = []
+    for g in eval_parts(plan)[0]:
+        kind, r = _gan_part(g)
+        s1 = f"gan:{STAGE1}:r{r}"
+        out.append(s1 if kind == "gdgan" and s1 in split else g)
+    return out
+
+
 def section_parts() -> list[str]:
     """The report's quality sections as parts: 'sec:quality', 'sec:harness'."""
     from gdgan.evaluation.sections import SECTIONS
@@ -90,7 +114,7 @@ def _gan_ids(results: dict[str, Any], repeat: int) -> dict[str, Any]:
 
 def _gan_queue(plan: Any, kind: str) -> str:
     """GAN training belongs on the trainer (GPU); resolving given models is cheap work for 'eval'."""
-    given = plan.gdgan_model if kind == "gdgan" else plan.acgan_model
+    given = plan.acgan_model if kind == "acgan" else plan.gdgan_model  # 'gdgan' or its 'gdgan1'
     return EVAL_QUEUE if given else TRAIN_QUEUE
 
 
@@ -100,12 +124,13 @@ def _evaluate_body(ctx: JobContext) -> None:
     plan = _plan(ctx.params)
     gans, clfs = eval_parts(plan)
     secs = section_parts()
-    for name in gans + clfs + secs:
+    s1 = stage1_parts(plan)
+    for name in s1 + gans + clfs + secs:
         if name not in jobs.get(ctx.job_id).parts:
             jobs.set_part(ctx.job_id, name, "queued")
     if not jobs.claim_once(ctx.job_id, "fanout"):
         return None  # a redelivered orchestrator: the parts were sent already
-    for name in gans:
+    for name in fanout_gans(plan):
         send("gdgan.eval_gan", ctx.job_id, name, queue=_gan_queue(plan, _gan_part(name)[0]))
     for name in clfs:
         strategy = name.split(":")[1]
@@ -113,7 +138,8 @@ def _evaluate_body(ctx: JobContext) -> None:
             send("gdgan.eval_classifier", ctx.job_id, name)
     if not gans:
         _maybe_sections(ctx.job_id, plan)
-    ctx.progress(Progress("evaluate", 0, len(gans) + len(clfs) + len(secs), message="parts enqueued"))
+    total = len(s1) + len(gans) + len(clfs) + len(secs)
+    ctx.progress(Progress("evaluate", 0, total, message="parts enqueued"))
     return None
 
 
@@ -152,6 +178,17 @@ def _eval_gan_body(ctx: JobContext) -> None:
     plan = _plan(ctx.params)
     kind, repeat = _gan_part(ctx.part or "")
     done = jobs.part_results(ctx.job_id).get(ctx.part or "")
+    if kind == STAGE1:
+        if done is None:
+            ids = train_split_gans(
+                plan, repeat, _store(), ctx.progress, ctx.should_stop, kinds=("gdgan",), stage1_only=True
+            )
+            if ctx.should_stop():
+                raise Cancelled(f"{ctx.part} stopped")
+            _part_done(ctx, dict(ids))
+        if jobs.claim_once(ctx.job_id, f"after:{ctx.part}"):  # redelivered: stage 2 sent once
+            send("gdgan.eval_gan", ctx.job_id, f"gan:gdgan:r{repeat}", queue=_gan_queue(plan, "gdgan"))
+        return None
     if done is None:
         ids = train_split_gans(plan, repeat, _store(), ctx.progress, ctx.should_stop, kinds=(kind,))
         if ctx.should_stop():

@@ -109,6 +109,30 @@ class CondShift(nn.Module):
         return h * (1.0 + gamma) + beta
 
 
+class ImageConvTranspose2d(nn.ConvTranspose2d):
+    """The generator's last layer (to one image channel), same weights and math as its parent.
+
+    On the CPU, oneDNN's transposed convolution to a single output channel is ~4x slower than
+    PyTorch's own im2col kernel (``slow_conv_transpose2d``: 1.0 vs 0.27 ms forward at the demo's
+    32 px, batch 32; ``benchmarks/bench_train_step.py``), so that kernel runs there; elsewhere
+    (CUDA, autocast) the parent's. Both compute the same sums; they differ by rounding only.
+    """
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if x.device.type != "cpu" or output_size is not None or torch.is_autocast_enabled("cpu"):
+            return super().forward(x, output_size)
+        return torch.ops.aten.slow_conv_transpose2d(
+            x,
+            self.weight,
+            list(self.kernel_size),
+            self.bias,
+            list(self.stride),
+            list(self.padding),
+            list(self.output_padding),
+            list(self.dilation),
+        )
+
+
 class Generator(nn.Module):
     """G1 (and the ACGAN generator): (z (B, nz), y (B, n_labels)) -> x (B, 1, S, S) in [-1, 1]."""
 
@@ -127,7 +151,7 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
         self.blocks = nn.Sequential(*blocks)
-        self.out = nn.ConvTranspose2d(widths[-1], 1, 4, 2, 1)
+        self.out = ImageConvTranspose2d(widths[-1], 1, 4, 2, 1)
         # conditional norms (cond="norm" only, so paper-mode weights keep their keys)
         self.cond = nn.ModuleList(CondShift(n_labels, w) for w in widths) if cfg.cond == "norm" else None
 
@@ -147,6 +171,11 @@ class Generator(nn.Module):
         return torch.tanh(self.out(h))  # (B, 1, S, S)
 
 
+def mbstd_group_size(batch: int, group: int) -> int:
+    """The group size minibatch stddev uses for a batch: the largest divisor of it <= ``group``."""
+    return max(d for d in range(1, min(group, batch) + 1) if batch % d == 0)
+
+
 def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, C + 1, H, W): one extra map holding, for each sample, the mean over
     (C, H, W) of the standard deviation (population, over its group) of every feature.
@@ -156,10 +185,14 @@ def minibatch_stddev(h: torch.Tensor, group: int) -> torch.Tensor:
     real batch never does, so the critic can punish a collapse it could not see per sample.
     """
     B, C, H, W = h.shape
-    g = max(d for d in range(1, min(group, B) + 1) if B % d == 0)
-    y = h.float().reshape(B // g, g, C, H, W)  # (groups, g, C, H, W)
-    std = (y.var(dim=1, unbiased=False) + 1e-8).sqrt()  # (groups, C, H, W)
-    s = std.mean(dim=(1, 2, 3))  # (groups,)
+    g = mbstd_group_size(B, group)
+    # the population variance written out: Tensor.var over a middle dim of a tiny tensor takes
+    # a slow strided Welford kernel on CPU (~1 ms per critic call at the demo's 32 px, forward
+    # and backward ~4x this form; tests/unit/test_models.py checks it against NumPy)
+    y = h.float().reshape(B // g, g, C * H * W)  # (groups, g, C·H·W)
+    dev = y - y.mean(dim=1, keepdim=True)
+    std = (dev.square().mean(dim=1) + 1e-8).sqrt()  # (groups, C·H·W)
+    s = std.mean(dim=1)  # (groups,)
     s = s.repeat_interleave(g).to(h.dtype)[:, None, None, None].expand(B, 1, H, W)
     return torch.cat([h, s], dim=1)
 
@@ -190,6 +223,15 @@ class Critic(nn.Module):
         self.classify = nn.Linear(feat, n_classes)
         # projection (cfg.projection only, so the paper's critic keeps its weight keys)
         self.embed = nn.Linear(n_classes, feat, bias=False) if cfg.projection and n_classes else None
+
+    def stacks_exactly(self, batch: int, parts: int) -> bool:
+        """Whether scoring ``parts`` batches of ``batch`` images as one concatenated batch gives each
+        image the score it gets in its own batch (up to rounding). Every layer is per sample
+        except minibatch stddev, whose groups must then stay inside each part: true when the
+        group size of the joint batch equals that of one part (which divides ``batch``)."""
+        if not self.cfg.mbstd:
+            return True
+        return mbstd_group_size(batch * parts, self.cfg.mbstd) == mbstd_group_size(batch, self.cfg.mbstd)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.trunk(x)  # (B, C_last, 4, 4)
@@ -254,7 +296,13 @@ class Refiner(nn.Module):
             if k > 0:
                 h = torch.cat([h, skips.pop()], dim=1)
             h = up(h)  # doubles resolution
-        delta = self.out(torch.cat([h, skips.pop()], dim=1))  # (B, 1, S, S)
+        h = torch.cat([h, skips.pop()], dim=1)  # (B, 2·w[0], S, S)
+        if h.device.type == "cpu":
+            # oneDNN's 3×3 convolution to one channel is ~2x faster on channels-last input (the
+            # demo's stage-2 step: 6.2 -> 3.6 ms forward + backward); a one-channel output has
+            # the same memory layout either way, and the sums are the same
+            h = h.contiguous(memory_format=torch.channels_last)
+        delta = self.out(h)  # (B, 1, S, S)
         return logit_residual(x1, delta)
 
 

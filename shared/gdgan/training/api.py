@@ -403,13 +403,24 @@ def train(
     device: str | torch.device | None = None,
     preview: PreviewCallback | None = None,
     preview_every: int = 0,
+    stop_after: str | None = None,
 ) -> TrainResult:
     """Train ``kind`` on ``dataset`` (object or dataset id); see the module docstring.
 
     ``preview(phase, step, png)``: every ``preview_every`` steps (and at a phase's last step) the
-    sample grid of the model so far, so a person can watch it learn (0 = never)."""
+    sample grid of the model so far, so a person can watch it learn (0 = never).
+
+    ``stop_after="stage1"`` (kind ``gdgan`` only): return once stage 1 is stored (``model_id`` =
+    the stage-1 model). The same call without it, same ``run_id``, then skips the finished
+    stage 1 and trains stage 2 and the bundle — what an uninterrupted call gives, bit for bit on
+    CPU (both load G1 from the stored artifact). The evaluation runs the two halves as separate
+    tasks so the trainers' queue holds shorter pieces (docs/notes/evaluation.md)."""
     if kind not in KINDS:
         raise ConfigError(f"unknown training kind {kind!r}; expected one of {', '.join(KINDS)}")
+    if stop_after is not None and not (kind == "gdgan" and stop_after == "stage1"):
+        raise ConfigError(
+            f"stop_after: only 'stage1' of kind 'gdgan' can be trained alone, got {stop_after!r}"
+        )
     if kind == "stage2" and not stage1_model:
         raise ConfigError("stage2 training needs stage1_model (a gdgan-stage1 or gdgan model id)")
     cfg = get_config(preset, overrides)
@@ -463,7 +474,7 @@ def train(
         return result
     # gdgan: stage 1 -> stage 2 -> bundle
     s1_id, run1 = _train_conditional(ctx, "stage1", cfg)
-    if not record("stage1", s1_id, run1):
+    if not record("stage1", s1_id, run1) or stop_after == "stage1":
         return result
     assert s1_id is not None
     s2_id, run2 = _train_stage2(ctx, cfg, s1_id)
