@@ -15,12 +15,11 @@ Plus the *domain-feature distance* between phantom and real-sample images: ``--d
 domain networks (the `demo` preset's, the evaluation's own feature extractor when no ImageNet
 weights are used), each trained on its own half of the real sample's patients; the Fréchet
 distance of their features between the other half and each phantom — this one (the frozen
-defaults, ``look="radiograph"`` since the fourth wave), the other looks (``nih_matched``,
-opt-in), the original phantom (``--baseline-ref``, one file loaded from git) and the previous
-defaults (``--previous-ref``, the ``calibrated`` look, that commit's package run in a
-subprocess) — is reported side by side,
-with the real-vs-real distance as the floor and the ratios to the original and previous
-phantoms and to this one.
+defaults, ``look="film"`` since the fifth wave), the other looks (``nih_matched``,
+opt-in; ``radiograph``, the fourth wave's defaults), the original phantom (``--baseline-ref``,
+one file loaded from git) and the previous defaults (``--previous-ref``, the ``calibrated`` look,
+that commit's package run in a subprocess) — is reported side by side, with the real-vs-real
+distance as the floor and the ratios to the original and previous phantoms and to this one.
 
 Run: ``python benchmarks/bench_calibration.py [--repeats 3] [--rows real,ref,demo,970]
 [--draws 3] [--markdown] [--log FILE]``. ``--draws N`` repeats the ref and demo rows on N phantom
@@ -60,7 +59,7 @@ DEMO_CFG: dict[str, object] = {"n": DEMO_N}
 THIS = "phantom (this, frozen defaults)"
 # Looks shown beside the defaults (a look that is the default is shown once, as THIS).
 MATCHED = "phantom, look='nih_matched' (opt-in, not calibrated)"
-RADIOGRAPH = "phantom, look='radiograph' (opt-in)"
+RADIOGRAPH = "phantom, look='radiograph' (fourth wave's default, frozen 2026-12-02 02:58 UTC)"
 ORIGINAL = "original phantom (8c829cd)"
 PREVIOUS = "previous defaults, look='calibrated' (5ca1b2e, frozen 2026-12-01 19:58 UTC)"
 # The table, measured on main before this phantom (the first phantom).

@@ -31,7 +31,7 @@ from gdgan.data.phantom import (  # noqa: E402
     phantom_labels,
     render,
 )
-from gdgan.data.phantom.config import DEFAULT_LOOK  # noqa: E402
+from gdgan.data.phantom.config import DEFAULT_LOOK, LOOKS  # noqa: E402
 
 BASELINE_REF = "8c829cd"
 
@@ -80,7 +80,7 @@ def bench(
     # The radiograph look's lettered markers are stamped on whole films and its edge enhancement
     # is non-local too, so both are off on both sides as well.
     one = [{**p, "blur": np.zeros_like(p["blur"])} for p in one]
-    if look == "radiograph":
+    if LOOKS[look].radiograph:  # the radiograph look and the film look built on it
         one = [
             {**p, "sharpen": np.zeros_like(p["sharpen"]), "marker_x": np.full_like(p["marker_x"], np.nan)}
             for p in one

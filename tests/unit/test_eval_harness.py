@@ -19,8 +19,9 @@ from gdgan.store.local import LocalStore
 
 CARDIO = FINDINGS.index("Cardiomegaly")
 # Stated held-out figures of the tiny judge on a 1,500-image 32-px phantom (304 test images):
-# on the default radiograph look (frozen 2026-12-02) gender 0.80, view 0.96, Cardiomegaly AUC 0.93,
-# CTR MAE 0.023; on the calibrated look of issue 11 gender 0.86, view 0.93, AUC 0.94, MAE 0.023. The
+# on the default film look (frozen in the fifth wave) gender 0.84, view 0.91, Cardiomegaly AUC 0.92,
+# CTR MAE 0.026; on the radiograph look (the fourth wave's default) gender 0.80, view 0.96, AUC 0.93,
+# MAE 0.023; on the calibrated look of issue 11 gender 0.86, view 0.93, AUC 0.94, MAE 0.023. The
 # radiograph look's gender cue is subtler at 32 px, so the head floor sits two binomial SEs (2 × 0.023)
 # below 0.80; chance is ~0.56.
 MIN_HEAD_ACCURACY = 0.75
@@ -134,9 +135,13 @@ def test_noise_generator_is_far_and_unlabelled(phantom: tuple[ImageDataset, Spli
     q = score_generators(judge, None, None, Noise(ds, split.test), ds=ds, split=split, n=100, seed=0)
     d = q.models["acgan"]["distances"]
     # measured: relative FD 50, recall 0.04, precision 0.52 against the real sets' 0.97 (k-NN
-    # precision is lenient where a few real outliers have wide balls)
-    assert d["relative_fd"] > 10 and d["recall"] < 0.1
-    assert d["precision"] < q.reference["precision"] - 0.3
+    # precision is lenient where a few real outliers have wide balls) on the calibrated look;
+    # radiograph look 176-185 / 0.0 / 0.12-0.19; film look (the default since the fifth wave: softer
+    # films, so the tiny judge's features carry less fine detail and noise lands nearer; the judge's
+    # float order with 1 / 2 / 4 torch threads moves it) 16-35 / 0.10-0.20 / 0.47-0.71 against
+    # 0.97-0.98
+    assert d["relative_fd"] > 10 and d["recall"] < 0.3
+    assert d["precision"] < q.reference["precision"] - 0.2
 
 
 def test_judge_is_cached_in_the_store(phantom: tuple[ImageDataset, Split], local_store: LocalStore) -> None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from gdgan.data.phantom import film_look
 from gdgan.data.phantom.config import ANATOMY, FINE_GRID, RADIOGRAPH, TEXTURE_GRID
 from gdgan.data.phantom.confounders import add_devices
+from gdgan.data.phantom.film_look import FILM
 from gdgan.data.phantom.findings import _add_findings
 from gdgan.data.phantom.radiograph import look_of
 from gdgan.data.phantom.texture import (
@@ -34,6 +36,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     A = ANATOMY
     RG = RADIOGRAPH
     rg = look_of(p).radiograph  # the radiograph look's anatomy (every other look: as frozen)
+    fl = look_of(p).film  # the film look's graded densities (film_look.py) on top of it
     ew = np.float32(2.0 / size)  # one pixel in frame units
     inv_ew = np.float32(1.0) / (ew * A.edge_px)
     margin = 3.0 * float(ew)
@@ -87,6 +90,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         # mid-chest
         neck = RG.neck_half_width * c("neck_scale")
         drop, span = RG.shoulder_drop - c("shoulder_shift"), RG.shoulder_span
+        if fl:  # shoulders higher: the shoulder girdle fills the film's top corners
+            drop = drop - FILM.shoulder_up
         # (a slow function of height: taken on the film's rows, un-tilted, (B, H, 1), to save
         # full-size passes; the patient's tilt of at most ~6° moves it by well under a pixel)
         y_rows = (ys[None, :, None] - c("shift_y")) / c("zoom")
@@ -94,19 +99,28 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         flank *= flank
         flank *= -RG.flank_curve
         flank += 1.0
-        bw_trunk = (tw + c("body_extra") * RG.body_extra_scale) * flank
+        extra_scale = FILM.body_extra_scale if fl else RG.body_extra_scale
+        bw_trunk = (tw + c("body_extra") * extra_scale) * flank
     else:
         neck, drop, span = A.neck_half_width, A.shoulder_drop, A.shoulder_span
         bw_trunk = tw + c("body_extra")
     tt = _clip01((Y - (y_apex - drop)) * (1.0 / span))
     bw = neck + (bw_trunk - neck) * (tt * (2.0 - tt))  # rounded shoulders
-    body = _s((bw - AX) * inv_ew)
-    rel = np.minimum(AX / bw, 1.0)
-    D = body * (A.tissue + A.tissue_centre * (1.0 - rel * rel))
+    if fl:  # a round body: soft outline, tissue fading out towards the skin
+        body = _s((bw - AX) * (inv_ew * np.float32(FILM.body_soft)))
+        rel = np.minimum(AX / bw, 1.0)
+        D = film_look.body_tissue(body, rel, A.tissue, A.tissue_centre)
+    else:
+        body = _s((bw - AX) * inv_ew)
+        rel = np.minimum(AX / bw, 1.0)
+        D = body * (A.tissue + A.tissue_centre * (1.0 - rel * rel))
     if rg:  # thinner soft tissue over the shoulders than over the trunk
         shb = box(-big, big, -big, y_apex + 0.3)
         y_rows = (ys[None, shb[1], None] - c("shift_y")) / c("zoom")  # (B, h, 1), un-tilted
         D[shb] *= 1.0 - RG.shoulder_thin * _clip01((y_apex + 0.3 - y_rows) * (1.0 / 0.4))
+
+    # smooth noise field (lung markings, bowel gas; the film look's abdomen)
+    tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
 
     # ---- diaphragm domes (right = image left, higher; atelectasis lifts its side) --------------------
     dome_h = c("dome_h")
@@ -128,9 +142,16 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         # and (B, 1, w) factors instead of full-size passes)
         y_rows = (ys[None, abd[1], None] - c("shift_y")) / c("zoom")
         x_cols = np.abs(xs[None, None, abd[2]] - c("shift_x")) / c("zoom")
-        deep = RG.abdomen + RG.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
+        if fl:  # denser than the heart, densest low down and under the right dome (liver)
+            deep = FILM.abdomen + FILM.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
+            xr = (xs[None, None, abd[2]] - c("shift_x")) / c("zoom")
+            deep = deep * (1.0 + FILM.liver * _clip01(0.5 - xr * 4.0))
+        else:
+            deep = RG.abdomen + RG.abdomen_low * _clip01((y_rows - y_cp) * 2.0)
         belly = below * deep
         belly *= _clip01((1.15 - x_cols / tw) * 4.0)
+        if fl:  # bowel contents: the abdomen is mottled, not one flat tone
+            belly *= 1.0 + FILM.abdomen_mottle * tex[abd]
         D[abd] += belly
     else:
         D[abd] += A.abdomen * below
@@ -144,7 +165,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     else:
         rc = rx * rx + t2 * (A.apex_round + (1.0 - A.apex_round) * t2)  # < 1 inside the cage
     depth = _clip01(1.0 - rc)
-    cage = np.minimum(depth * (tw * 0.5 * inv_ew), 1.0)
+    cage = np.minimum(depth * (tw * 0.5 * inv_ew * (FILM.cage_soft if fl else 1.0)), 1.0)
     cage_above = cage * above
 
     # ---- heart (rotated ellipse; horizontal extent = CTR × thoracic width) ----------------------------
@@ -169,7 +190,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     solid = np.zeros_like(D)
     if rg:
         hb = _heart_borders(
-            X, Y, above, D, solid, heart_w, hx, ash, y_apex, lung_len, dome_top_l, dome_top_r, box, inv_ew
+            X, Y, above, D, solid, heart_w, hx, ash, y_apex, lung_len, dome_top_l, dome_top_r, box, inv_ew, fl
         )
     else:
         hb = box(hx - 0.5 * heart_w, hx + 0.5 * heart_w, hy - vert, hy + vert)
@@ -189,7 +210,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     m0 = 0.015 + ash
     if rg:  # a straight upper mediastinum; the heart's own borders take over below it
         mb = box(m0 - med_top, m0 + med_top, -big, big)
-        med = _s((med_top - np.abs(X[mb] - m0)) * inv_ew)
+        med = _s((med_top - np.abs(X[mb] - m0)) * (inv_ew * np.float32(FILM.med_soft) if fl else inv_ew))
     else:
         mb = box(m0 - med_low, hx + med_low, -big, big)
         grow = _clip01((Y[mb] - (hy - A.med_grow_start * vert)) * (1.0 / (A.med_grow_span * vert)))
@@ -203,7 +224,7 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     knob = _s((A.knob_r - np.sqrt((X[kb] - kx) ** 2 + (Y[kb] - ky) ** 2)) * inv_ew)
     np.maximum(solid[kb], knob, out=solid[kb])
     if rg:
-        lung = cage_above * (1.0 - solid * RG.heart_opacity)
+        lung = cage_above * (1.0 - solid * (FILM.heart_opacity if fl else RG.heart_opacity))
     else:
         lung = cage_above * (1.0 - solid)
     y_car = y_apex + A.carina * lung_len
@@ -217,7 +238,6 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # ---- lung density: air, thicker in the middle of each lung, hilar vessels ------------------------
     # Evaluated inside the lung box only: ``lung`` is exactly 0 beyond |X| = tw, above the apex
     # and below the costophrenic angles (the domes never drop below them).
-    tex = _upsample(noise.texture, _interp_matrix(ys, TEXTURE_GRID), _interp_matrix(xs, TEXTURE_GRID))
     lb = box(-tw, tw, y_apex, y_cp)
     texl = tex[lb]
     hdy = Y[lb] - (y_apex + A.hilum_y * lung_len)
@@ -228,6 +248,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     spokes = np.cos(hdy * (A.vessel_spokes / np.sqrt(hd2 + 1e-4)) + c("vessel_phase"))
     vessels = _clip01(spokes * 3.0 - 2.0 + 0.6 * texl)
     mbase, vess = (RG.marking_base, RG.vessel) if rg else (A.marking_base, A.vessel)
+    if fl:
+        vess = FILM.vessel
     # (radiograph look: vessels taper off faster towards the periphery)
     marks_l = mbase * np.maximum(texl, 0.0) + vess * (hilar if rg else np.sqrt(hilar)) * vessels
     if rg:  # compact, bright hila (pulmonary arteries and bronchi) where the vessels start
@@ -235,7 +257,14 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         marks_l = c("mark_amp") * (marks_l + RG.marking_hilar * hil_c)
     else:
         marks_l = c("mark_amp") * (marks_l + A.marking_hilar * hilar)
-    air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
+    if fl:  # lungs brighter towards the periphery and the bases; vessels branching from the hila
+        fine = _upsample(noise.fine, _interp_matrix(ys, FINE_GRID), _interp_matrix(xs, FINE_GRID))
+        marks_l += c("mark_amp") * film_look.vessel_ridges(fine[lb], hilar)
+        y_rows = (ys[None, lb[1], None] - c("shift_y")) / c("zoom")
+        air = c("air") * (FILM.air_rim + (1.0 - FILM.air_rim) * np.sqrt(depth[lb]))
+        air *= film_look.air_rows(y_rows, y_apex, lung_len)
+    else:
+        air = c("air") * (A.air_rim + (1.0 - A.air_rim) * np.sqrt(depth[lb]))
     marks = np.zeros_like(D)
     marks[lb] = marks_l
     air_removed = np.zeros_like(D)
@@ -258,6 +287,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     spacing = lung_len * (1.0 / (RG.ribs_per_lung if rg else A.ribs_per_lung))
     rxb = rx[rb]
     rib_d, rib_w, droop = (RG.rib, RG.rib_width, RG.rib_droop) if rg else (A.rib, A.rib_width, A.rib_droop)
+    if fl:
+        rib_d = RG.rib * FILM.rib_scale
     rise = RG.rib_rise if rg else A.rib_rise
     curve = lung_len * (rxb * (rise + droop * rxb))  # posterior ribs: up, then down laterally
     ph = (Y[rb] - y_apex - curve) * (1.0 / spacing) + c("rib_phase")
@@ -304,13 +335,16 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         if arm_on.any():
             zm, sx, sy = c("zoom"), c("shift_x"), c("shift_y")
             axf = np.abs((xs[None, None, :] - sx) / zm)  # (B, 1, W)
-            inner = tw + c("body_extra") * RG.body_extra_scale + np.nan_to_num(c("arm_gap"), nan=big)
+            inner = tw + c("body_extra") * extra_scale + np.nan_to_num(c("arm_gap"), nan=big)
             aw = c("arm_w")
-            band = _s((axf - inner) * inv_ew) * _s((inner + aw - axf) * inv_ew)
+            aew = inv_ew * np.float32(FILM.arm_soft) if fl else inv_ew  # softer arms on the film look
+            band = _s((axf - inner) * aew) * _s((inner + aw - axf) * aew)
             bone = _clip01(1.0 - np.abs(axf - inner - 0.45 * aw) * (1.0 / 0.05))
-            band *= RG.arm + RG.humerus * bone
+            band *= (RG.arm + RG.humerus * bone) * (FILM.arm_scale if fl else 1.0)
             ramp = _clip01(((ys[None, :, None] - sy) / zm - (y_apex - 0.02)) * 8.0)  # (B, H, 1)
             D += band * ramp
+            if fl:  # humeral heads at the top of the arms, in the film's top corners
+                _humeral_heads(D, p, xs, ys, tw, y_apex, inv_ew)
     # scapulae: lateral to the lungs on PA (rotated forward), over the upper lung fields on AP
     scx = tw * (A.scapula_x_pa + (A.scapula_x_ap - A.scapula_x_pa) * ap)
     scy = y_apex + A.scapula_y * lung_len
@@ -336,6 +370,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
         D[fem, brr] += (A.breast * pf["breast"][:, None, None]) * breast * body[fem, brr]
 
     # bowel gas and the gastric bubble under the left hemidiaphragm (image right)
+    if fl:
+        D[abd] -= FILM.bowel_gas * _clip01(fine[abd] - 1.0) * below
     D[abd] -= A.bowel_gas * _clip01(tex[abd] - 0.6) * below
     gx, gy = 0.42 * tw, dome_top_l + 0.11
     gb = box(gx - 0.10, gx + 0.10, gy - 0.06, gy + 0.06)
@@ -351,7 +387,8 @@ def render(p: dict[str, np.ndarray], xs: np.ndarray, ys: np.ndarray, noise: Nois
     # ---- film realism: soft-tissue mottling and fine lung texture (two scales of smooth noise) ----------
     amp = float(p["tex_amp"][0]) if len(p["tex_amp"]) else 0.0
     if amp > 0:
-        fine = _upsample(noise.fine, _interp_matrix(ys, FINE_GRID), _interp_matrix(xs, FINE_GRID))
+        if not fl:
+            fine = _upsample(noise.fine, _interp_matrix(ys, FINE_GRID), _interp_matrix(xs, FINE_GRID))
         D += (amp * A.soft_tissue_texture) * (0.6 * tex + 0.4 * fine) * body
         D += (amp * A.lung_texture) * fine * lung
 
@@ -374,6 +411,7 @@ def _heart_borders(
     dome_top_r: np.ndarray,
     box,
     inv_ew: np.float32,
+    fl: bool = False,
 ) -> tuple[slice, slice, slice]:
     """The radiograph look's heart: the cardiac silhouette drawn by its two borders instead of an
     ellipse. The right border is the right atrium, an arc bulging from under the superior vena
@@ -390,21 +428,68 @@ def _heart_borders(
     y_r = dome_top_r - RG.heart_clear
     h_l = RG.arc_stretch * np.maximum(y_l - (y_apex + RG.lv_top * lung_len), 0.1)
     h_r = RG.arc_stretch * np.maximum(y_r - (y_apex + RG.ra_top * lung_len), 0.1)
-    low = np.maximum(y_l, y_r) + RG.lv_low
+    lv_low = FILM.heart_low if fl else RG.lv_low  # the film look's heart sits on the domes
+    low = np.maximum(y_l, y_r) + lv_low
     hb = box(right, left, np.minimum(y_l - h_l, y_r - h_r), low)
     Xh, Yh = X[hb], Y[hb]
     # distance from the widest point along the arc: above it over h, below it over lv_low (the
     # other branch is negative, so the larger of the two is the one that applies)
-    tl = np.maximum((y_l - Yh) / h_l, (Yh - y_l) * (1.0 / RG.lv_low))
-    xl = mid + (left - mid) * _clip01(1.0 - tl * tl)
-    tr = np.maximum((y_r - Yh) / h_r, (Yh - y_r) * (1.0 / RG.lv_low))
-    xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
-    # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
+    tl = np.maximum((y_l - Yh) / h_l, (Yh - y_l) * (1.0 / lv_low))
+    tr = np.maximum((y_r - Yh) / h_r, (Yh - y_r) * (1.0 / lv_low))
     med = RG.med_half_width
+    if fl:  # the borders rise into the mediastinum's edges, not its midline: the silhouette widens
+        # smoothly from the great vessels (no bulb on a stalk); the widest points are unchanged
+        base_l, base_r = mid + FILM.heart_base * med, mid - FILM.heart_base * med
+        xl = base_l + (left - base_l) * _clip01(1.0 - tl * tl)
+        xr = base_r + (right - base_r) * _clip01(1.0 - tr * tr)
+    else:
+        xl = mid + (left - mid) * _clip01(1.0 - tl * tl)
+        xr = mid + (right - mid) * _clip01(1.0 - tr * tr)
+    # parabolic arcs: each chamber's border leaves the mediastinum (the LV's at the knob) at an angle
     soft = inv_ew * np.float32(A.edge_px / RG.heart_edge)
     lv = _s((xl - Xh) * soft) * _s((Xh - (mid - med)) * inv_ew)
     ra = _s((Xh - xr) * soft) * _s(((mid + med) - Xh) * inv_ew)
     heart = np.maximum(lv, ra)
     solid[hb] = heart
-    D[hb] += RG.heart_density * heart * above[hb]
+    if fl:  # thicker at its centre than at its borders: graded inside, the silhouette (and so
+        # the CTR) unchanged
+        D[hb] += film_look.heart_profile(heart, Xh, hx, heart_w) * above[hb]
+    else:
+        D[hb] += RG.heart_density * heart * above[hb]
     return hb
+
+
+def _humeral_heads(
+    D: np.ndarray,
+    p: dict[str, np.ndarray],
+    xs: np.ndarray,
+    ys: np.ndarray,
+    tw: np.ndarray,
+    y_apex: np.ndarray,
+    inv_ew: np.float32,
+) -> None:
+    """The film look's shoulders on films with the arms in the field: a rounded mass of soft
+    tissue at the top of each arm with the humeral head in it (in place, upright in film
+    coordinates like the arms), where NIH films show the shoulder joints in the top corners."""
+    zm, sx, sy = p["zoom"][:, None, None], p["shift_x"][:, None, None], p["shift_y"][:, None, None]
+    on = np.isfinite(p["arm_gap"])[:, None, None]
+    r, rs = FILM.humeral_r, FILM.shoulder_r
+    cy = y_apex + FILM.humeral_y + p["humeral_dy"][:, None, None]
+    lo = float(((cy - rs) * zm + sy).min())
+    hi = float(((cy + rs) * zm + sy).max())
+    rows = slice(int(np.searchsorted(ys, lo)), int(np.searchsorted(ys, hi, side="right")))
+    if rows.stop <= rows.start:
+        return
+    axf = np.abs((xs[None, None, :] - sx) / zm)  # (B, 1, W)
+    yf = (ys[None, rows, None] - sy) / zm  # (B, h, 1)
+    dx, dy = axf - (tw + FILM.humeral_x), yf - cy
+    d2 = (dx * (1.0 / rs)) ** 2 + (dy * (1.0 / rs)) ** 2
+    mass = _clip01(1.0 - d2)
+    np.sqrt(mass, out=mass)  # a round limb: projected thickness
+    mass *= FILM.shoulder
+    d2 = (dx * (1.0 / r)) ** 2 + (dy * (1.0 / r)) ** 2
+    head = _clip01((1.0 - d2) * (r * 0.5 * inv_ew))
+    head *= FILM.humeral
+    mass += head
+    mass *= on
+    D[:, rows] += mass

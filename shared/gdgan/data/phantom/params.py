@@ -15,6 +15,7 @@ from gdgan.data.phantom.config import (
     PhantomConfig,
 )
 from gdgan.data.phantom.confounders import draw_confounders
+from gdgan.data.phantom.film_look import apply_film_look, draw_film_look
 from gdgan.data.phantom.labels import _draw_ctr
 from gdgan.data.phantom.radiograph import draw_look_extras
 from gdgan.data.phantom.texture import draw_film
@@ -159,4 +160,6 @@ def _draw_params(
         p["contrast"] = p["contrast"] * np.where(ap, RADIOGRAPH.ap_contrast, 1.0)
         p["fog"] = p["fog"] + np.where(ap, RADIOGRAPH.ap_fog, 0.0)
         p["grain"] = p["grain"] * RADIOGRAPH.grain_scale
+    if look.film:
+        apply_film_look(p, draw_film_look(cfg, ap))
     return {k: np.asarray(v).astype(np.float32) for k, v in p.items()}
