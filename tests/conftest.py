@@ -125,3 +125,25 @@ def s3_env(s3_server: SeaweedS3Server, s3_bucket: str, monkeypatch: pytest.Monke
         monkeypatch.setenv(k, v)
     get_settings.cache_clear()
     return env
+
+
+@pytest.fixture
+def task_env(redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # -> (JobStore, ArtifactStore)
+    """This process set up as a worker running task bodies inline: real Redis, a file store in
+    tmp_path, one CPU thread; the job store is rebuilt from these settings."""
+    from gdgan.jobs import tasks
+    from gdgan.store import open_store
+
+    for k, v in {
+        "GDGAN_REDIS_URL": redis_url,
+        "GDGAN_STORE_URL": (tmp_path / "store").as_uri(),
+        "GDGAN_DATA_DIR": str(tmp_path / "data"),
+        "GDGAN_CACHE_DIR": str(tmp_path / "cache"),
+        "GDGAN_DEVICE": "cpu",
+        "GDGAN_NUM_THREADS": "1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    get_settings.cache_clear()
+    monkeypatch.setattr(tasks, "_jobs", None)
+    yield tasks.job_store(), open_store()
+    get_settings.cache_clear()

@@ -6,8 +6,6 @@ trained on a phantom; the task bodies the Celery workers run."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,27 +16,12 @@ from gdgan.evaluation.sections import SECTION_FILE, SECTION_KIND
 from gdgan.jobs import eval_tasks, tasks
 from gdgan.jobs.records import JobStore
 from gdgan.progress import no_progress
-from gdgan.settings import get_settings
-from gdgan.store import ArtifactStore, open_store
+from gdgan.store import ArtifactStore
 
 
 @pytest.fixture
-def env(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[JobStore, ArtifactStore]]:
-    for k, v in {
-        "GDGAN_REDIS_URL": redis_url,
-        "GDGAN_STORE_URL": (tmp_path / "store").as_uri(),
-        "GDGAN_DATA_DIR": str(tmp_path / "data"),
-        "GDGAN_CACHE_DIR": str(tmp_path / "cache"),
-        "GDGAN_DEVICE": "cpu",
-        "GDGAN_NUM_THREADS": "1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    get_settings.cache_clear()
-    monkeypatch.setattr(tasks, "_jobs", None)
-    yield tasks.job_store(), open_store()
-    get_settings.cache_clear()
+def env(task_env: tuple[JobStore, ArtifactStore]) -> tuple[JobStore, ArtifactStore]:
+    return task_env
 
 
 def _job(jobs: JobStore, store: ArtifactStore, strategies: list[str]) -> tuple[str, dict[str, Any]]:

@@ -7,7 +7,6 @@ real tiny training on a phantom; the task bodies the Celery workers run."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,22 +71,10 @@ def test_training_in_two_halves_gives_the_uninterrupted_model(tmp_path: Path) ->
 
 @pytest.fixture
 def env(
-    redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[tuple[JobStore, ArtifactStore, redis.Redis]]:
-    for k, v in {
-        "GDGAN_REDIS_URL": redis_url,
-        "GDGAN_STORE_URL": (tmp_path / "store").as_uri(),
-        "GDGAN_DATA_DIR": str(tmp_path / "data"),
-        "GDGAN_CACHE_DIR": str(tmp_path / "cache"),
-        "GDGAN_DEVICE": "cpu",
-        "GDGAN_NUM_THREADS": "1",
-    }.items():
-        monkeypatch.setenv(k, v)
-    get_settings.cache_clear()
-    monkeypatch.setattr(tasks, "_jobs", None)
+    task_env: tuple[JobStore, ArtifactStore], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> tuple[JobStore, ArtifactStore, redis.Redis]:
     monkeypatch.setattr(celery_app, "app", celery_app.make_celery(get_settings()))  # this test's broker
-    yield tasks.job_store(), open_store(), redis.Redis.from_url(redis_url)
-    get_settings.cache_clear()
+    return (*task_env, redis.Redis.from_url(redis_url))
 
 
 def _queued_parts(r: redis.Redis, queue: str) -> list[str]:
